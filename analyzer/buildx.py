@@ -1,0 +1,210 @@
+"""Run `docker buildx build --progress=rawjson` and hand its stderr over line by line.
+
+python-on-whales is not used to run the build: its streaming build merges
+stdout and stderr (stdout may carry an image tarball with `--output -`), only
+raises after the stream ends, holds the whole stderr in memory, cannot pass
+flags it does not know (`--no-cache-filter`, `--call`, `--annotation` ...),
+and gives no handle on the process to forward Ctrl-C. So buildx runs as a
+plain subprocess here: stdin and stdout stay the user's, stderr is ours.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from analyzer.errors import EngineError
+
+# `docker buildx build` flags that take a value; anything else starting with
+# "-" is a switch. Only needed to tell the context PATH from flag values.
+VALUE_FLAGS = {
+    "--add-host", "--allow", "--annotation", "--attest", "--build-arg",
+    "--build-context", "--builder", "--cache-from", "--cache-to", "--call",
+    "--cgroup-parent", "-f", "--file", "--iidfile", "--label", "--metadata-file",
+    "--network", "--no-cache-filter", "-o", "--output", "--platform", "--progress",
+    "--provenance", "--sbom", "--secret", "--shm-size", "--ssh", "-t", "--tag",
+    "--target", "--ulimit", "--policy", "--source-policy-file",
+}
+
+
+@dataclass
+class BuildArgs:
+    """What cachewhy needs to know of the user's buildx arguments."""
+
+    argv: list[str]  # passed to buildx unchanged (but for --progress)
+    context: str | None = None
+    dockerfile: str | None = None  # -f as given
+    target: str | None = None
+    platforms: list[str] = field(default_factory=list)
+    build_args: dict[str, str | None] = field(default_factory=dict)
+    no_cache: bool = False
+    no_cache_filter: list[str] = field(default_factory=list)
+    cache_from: list[str] = field(default_factory=list)
+    cache_to: list[str] = field(default_factory=list)
+    metadata_file: str | None = None
+    builder: str | None = None
+    progress: str | None = None  # the user's --progress, which cachewhy replaces
+
+    @property
+    def context_dir(self) -> Path | None:
+        """The local context folder, or None for `-`, URLs and git contexts."""
+        c = self.context
+        if c is None or c == "-" or "://" in c or c.startswith("git@"):
+            return None
+        return Path(c)
+
+    def dockerfile_path(self) -> Path | None:
+        if self.dockerfile == "-":
+            return None
+        if self.dockerfile:
+            p = Path(self.dockerfile)
+            return p if p.is_absolute() else Path.cwd() / p
+        ctx = self.context_dir
+        return ctx / "Dockerfile" if ctx is not None else None
+
+
+def parse_args(argv: list[str]) -> BuildArgs:
+    """Read the user's `docker buildx build` arguments without changing them."""
+    out = BuildArgs(argv=[])
+    positional: list[str] = []
+    i = 0
+    while i < len(argv):
+        tok = argv[i]
+        if tok == "--":
+            positional.extend(argv[i + 1:])
+            out.argv.extend(argv[i:])
+            break
+        if tok.startswith("-") and tok != "-":
+            name, eq, value = tok.partition("=")
+            takes_value = name in VALUE_FLAGS
+            if takes_value and not eq:
+                if i + 1 >= len(argv):
+                    out.argv.append(tok)  # buildx will say what is missing
+                    i += 1
+                    continue
+                value = argv[i + 1]
+                i += 2
+            else:
+                i += 1
+            if name == "--progress":
+                out.progress = value
+                continue
+            out.argv.extend([tok] if eq or not takes_value else [tok, value])
+            _note(out, name, value)
+            continue
+        positional.append(tok)
+        out.argv.append(tok)
+        i += 1
+    if positional:
+        out.context = positional[-1]
+    return out
+
+
+def _note(out: BuildArgs, name: str, value: str) -> None:
+    if name in ("-f", "--file"):
+        out.dockerfile = value
+    elif name == "--target":
+        out.target = value
+    elif name == "--platform":
+        out.platforms.extend(p.strip() for p in value.split(",") if p.strip())
+    elif name == "--build-arg":
+        key, eq, val = value.partition("=")
+        # `--build-arg NAME` takes the value from the environment, as buildx does
+        out.build_args[key] = val if eq else os.environ.get(key)
+    elif name == "--no-cache":
+        out.no_cache = True
+    elif name == "--no-cache-filter":
+        out.no_cache_filter.extend(v for v in value.split(",") if v)
+    elif name == "--cache-from":
+        out.cache_from.append(value)
+    elif name == "--cache-to":
+        out.cache_to.append(value)
+    elif name == "--metadata-file":
+        out.metadata_file = value
+    elif name == "--builder":
+        out.builder = value
+
+
+def docker_command() -> list[str]:
+    """The docker CLI to call: CACHEWHY_DOCKER (words) or `docker` on PATH."""
+    custom = os.environ.get("CACHEWHY_DOCKER")
+    if custom:
+        return custom.split()
+    exe = shutil.which("docker")
+    if exe is None:
+        raise EngineError("docker: command not found (install the Docker CLI with the buildx plugin, "
+                          "or run scripts/engine.sh up)")
+    return [exe]
+
+
+@dataclass
+class RunResult:
+    returncode: int
+    started: float
+    ended: float
+    metadata_path: Path | None  # where buildx wrote --metadata-file, if it did
+    interrupted: str | None = None  # "SIGINT", "SIGTERM" when the user stopped it
+    command: list[str] = field(default_factory=list)
+
+
+def run_build(args: BuildArgs, on_line: Callable[[str], None], on_start: Callable[[], None] | None = None,
+              workdir: Path | None = None) -> RunResult:
+    """Run buildx, calling `on_line` for each stderr line as it arrives.
+
+    Provenance is asked for (BUILDX_METADATA_PROVENANCE=max into a metadata
+    file) unless the user set their own: it maps vertices to Dockerfile lines.
+    Ctrl-C and SIGTERM are forwarded so buildx cancels the build cleanly; the
+    lines seen until it exits are still handed over.
+    """
+    env = dict(os.environ)
+    meta_path: Path | None
+    extra: list[str] = []
+    if args.metadata_file:
+        meta_path = Path(args.metadata_file)
+    else:
+        tmp = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="cachewhy-"))
+        meta_path = tmp / "metadata.json"
+        extra = ["--metadata-file", str(meta_path)]
+        # our own file: ask for full provenance (the user's file stays as they asked)
+        env.setdefault("BUILDX_METADATA_PROVENANCE", "max")
+    cmd = [*docker_command(), "buildx", "build", "--progress=rawjson", *extra, *args.argv]
+    started = time.time()
+    try:
+        proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, env=env)
+    except OSError as exc:
+        raise EngineError(f"cannot run {cmd[0]}: {exc.strerror or exc}") from exc
+
+    stopped: list[str] = []
+
+    def forward(signum: int, _frame: object) -> None:
+        stopped.append(signal.Signals(signum).name)
+        if len(stopped) > 3:  # the user insists: stop waiting for buildx
+            proc.kill()
+        elif proc.poll() is None:
+            proc.send_signal(signum)
+
+    old = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        if on_start is not None:
+            on_start()
+        assert proc.stderr is not None
+        for raw in proc.stderr:
+            on_line(raw.decode("utf-8", errors="replace"))
+        rc = proc.wait()
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+    if rc < 0:  # killed by a signal: report it the way a shell would
+        rc = 128 + (-rc)
+    return RunResult(
+        returncode=rc, started=started, ended=time.time(),
+        metadata_path=meta_path if meta_path.is_file() else None,
+        interrupted=stopped[0] if stopped else None, command=cmd,
+    )

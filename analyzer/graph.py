@@ -1,0 +1,253 @@
+"""The build graph: one node per vertex digest, edges from its inputs.
+
+Each node carries what a user asks of a step: its Dockerfile instruction and
+line, its stage, how long it took and its status. The status tells real
+rebuilt steps apart from sources (the build context, a base image) and
+internal bookkeeping vertices, whose `cached` flag says nothing about the
+cache (a FROM of a locally resolved image reports `cached: false` on every
+warm build; the build context is never `cached`).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Iterable
+
+from analyzer import dockerfile as dfmod
+from analyzer.events import BuildEvents, Vertex, parse_time
+
+if TYPE_CHECKING:
+    import networkx as nx
+
+
+class Status(str, enum.Enum):
+    CACHED = "cached"
+    REBUILT = "rebuilt"
+    SOURCE = "source"  # brings inputs in: build context, base image, remote file
+    INTERNAL = "internal"  # BuildKit/buildx bookkeeping: definition, exporter
+    FAILED = "failed"
+    CANCELED = "canceled"  # stopped because another step failed, or Ctrl-C
+    SKIPPED = "skipped"  # announced, never started: not needed or never reached
+    RUNNING = "running"  # started, never completed: the stream ended mid-step
+
+
+#: Statuses of Dockerfile steps whose cache BuildKit consulted.
+CACHEABLE = (Status.CACHED, Status.REBUILT)
+
+_SOURCE_PREFIXES = ("[internal] load build context", "[internal] load metadata for")
+
+
+@dataclass
+class Step:
+    """One vertex of the build, as cachewhy understands it."""
+
+    digest: str
+    name: str
+    status: Status
+    inputs: list[str]
+    keyword: str | None = None  # FROM, RUN, COPY, ADD, WORKDIR for Dockerfile steps
+    stage: str | None = None
+    index: int | None = None  # i of "[stage i/M]"
+    total: int | None = None
+    line: int | None = None  # 1-based first Dockerfile line
+    end_line: int | None = None
+    instruction: str | None = None  # as written in the Dockerfile when known
+    started: float | None = None  # POSIX seconds
+    completed: float | None = None
+    duration_s: float | None = None
+    cached: bool = False
+    error: str | None = None
+    log_tail: str | None = None  # last lines of output, for failed steps
+    platform: str | None = None
+
+    @property
+    def is_step(self) -> bool:
+        """A Dockerfile instruction that BuildKit could take from the cache."""
+        return self.keyword is not None and self.keyword != "FROM"
+
+    @property
+    def label(self) -> str:
+        return self.instruction or self.name
+
+
+@dataclass
+class BuildGraph:
+    """The DAG and the steps in a stable, Dockerfile-first order."""
+
+    dag: "nx.DiGraph"
+    steps: dict[str, Step]
+    missing_inputs: set[str] = field(default_factory=set)  # named by inputs, never announced
+
+    def ordered(self) -> list[Step]:
+        """Steps in Dockerfile order; vertices without a line after, by start."""
+        def key(s: Step) -> tuple:
+            return (
+                s.line is None,
+                s.line or 0,
+                0 if s.keyword == "FROM" else 1,
+                s.started if s.started is not None else float("inf"),
+                s.name,
+            )
+        return sorted(self.steps.values(), key=key)
+
+    def nearest_steps(self, digest: str) -> set[str]:
+        """The first Dockerfile step (not FROM) met on each input edge of a vertex,
+        looking through sources and internal vertices."""
+        out: set[str] = set()
+        seen: set[str] = set()
+        todo = list(self.dag.predecessors(digest))
+        while todo:
+            d = todo.pop()
+            if d in seen:
+                continue
+            seen.add(d)
+            step = self.steps.get(d)
+            if step is not None and step.is_step:
+                out.add(d)
+            else:
+                todo.extend(self.dag.predecessors(d))
+        return out
+
+    def summary(self) -> "Summary":
+        cached = rebuilt = failed = 0
+        rebuilt_time = 0.0
+        for s in self.steps.values():
+            if not s.is_step:
+                continue
+            if s.status is Status.CACHED:
+                cached += 1
+            elif s.status is Status.REBUILT:
+                rebuilt += 1
+                rebuilt_time += s.duration_s or 0.0
+            elif s.status is Status.FAILED:
+                failed += 1
+        starts = [s.started for s in self.steps.values() if s.started is not None]
+        ends = [s.completed for s in self.steps.values() if s.completed is not None]
+        wall = (max(ends) - min(starts)) if starts and ends else None
+        return Summary(cached, rebuilt, failed, rebuilt_time, wall)
+
+
+@dataclass(frozen=True)
+class Summary:
+    cached: int
+    rebuilt: int
+    failed: int
+    rebuilt_time_s: float
+    wall_s: float | None
+
+    @property
+    def hit_ratio(self) -> float | None:
+        total = self.cached + self.rebuilt
+        return self.cached / total if total else None
+
+
+def vertex_status(v: Vertex) -> Status:
+    """Status of a Dockerfile step vertex from its folded updates."""
+    if v.error:
+        return Status.CANCELED if v.error.rstrip().endswith("context canceled") else Status.FAILED
+    if v.cached:
+        return Status.CACHED
+    if v.completed:
+        return Status.REBUILT
+    if v.started:
+        return Status.RUNNING
+    return Status.SKIPPED
+
+
+def _other_status(v: Vertex) -> Status:
+    """Status of a vertex that is not a cacheable Dockerfile step."""
+    if v.error:
+        return Status.CANCELED if v.error.rstrip().endswith("context canceled") else Status.FAILED
+    if v.name.startswith(_SOURCE_PREFIXES):
+        return Status.SOURCE
+    return Status.INTERNAL
+
+
+def build_graph(
+    events: BuildEvents,
+    dockerfile: dfmod.Dockerfile | None = None,
+    locations: dict[str, tuple[int, int]] | None = None,
+) -> BuildGraph:
+    """Turn folded events into the build graph.
+
+    `locations` maps vertex digests to Dockerfile line ranges (from
+    provenance); without it, lines come from matching vertex names against
+    the parsed Dockerfile.
+    """
+    import networkx as nx  # noqa: PLC0415 - heavy; imported while buildx runs
+
+    dag = nx.DiGraph()
+    steps: dict[str, Step] = {}
+    for v in events.vertices.values():
+        steps[v.digest] = _make_step(v, events, dockerfile, locations)
+    missing: set[str] = set()
+    for digest, step in steps.items():
+        dag.add_node(digest)
+    for digest, step in steps.items():
+        for inp in step.inputs:
+            if inp in steps:
+                if inp != digest:
+                    dag.add_edge(inp, digest)
+            else:
+                missing.add(inp)
+    for digest, step in steps.items():
+        dag.nodes[digest].update(
+            name=step.name, stage=step.stage, index=step.index, line=step.line,
+            instruction=step.instruction, status=step.status.value, cached=step.cached,
+            started=step.started, completed=step.completed, error=step.error,
+        )
+    return BuildGraph(dag, steps, missing)
+
+
+def _make_step(
+    v: Vertex,
+    events: BuildEvents,
+    dockerfile: dfmod.Dockerfile | None,
+    locations: dict[str, tuple[int, int]] | None,
+) -> Step:
+    vname = dfmod.parse_vertex_name(v.name)
+    started = parse_time(v.started)
+    completed = parse_time(v.completed)
+    step = Step(
+        digest=v.digest, name=v.name, status=Status.INTERNAL, inputs=list(v.inputs),
+        started=started, completed=completed, duration_s=v.duration_s(),
+        cached=bool(v.cached), error=v.error,
+    )
+    if vname is None:
+        step.status = _other_status(v)
+    else:
+        step.keyword = vname.keyword
+        step.stage = vname.stage
+        step.index = vname.index
+        step.total = vname.total
+        step.platform = vname.platform
+        step.instruction = vname.text
+        step.status = Status.SOURCE if vname.keyword == "FROM" else vertex_status(v)
+        if vname.keyword == "FROM" and v.error:
+            step.status = _other_status(v)
+        ins = dfmod.locate(dockerfile, vname) if dockerfile is not None else None
+        if ins is not None:
+            step.line, step.end_line = ins.line, ins.end_line
+            step.instruction = ins.text
+            if step.stage is None and ins.stage is not None:
+                step.stage = dockerfile.stages[ins.stage].name
+    if locations and v.digest in locations:
+        step.line, step.end_line = locations[v.digest]
+        if dockerfile is not None:
+            ins = dockerfile.instruction_at(step.line)
+            if ins is not None:
+                step.instruction = ins.text
+    if step.status in (Status.FAILED, Status.CANCELED) or step.status is Status.RUNNING:
+        log = events.logs.get(v.digest)
+        if log is not None:
+            step.log_tail = "\n".join(log.text().rstrip("\n").splitlines()[-20:])
+    return step
+
+
+def stage_names(steps: Iterable[Step]) -> list[str]:
+    seen: list[str] = []
+    for s in steps:
+        if s.stage and s.stage not in seen:
+            seen.append(s.stage)
+    return seen

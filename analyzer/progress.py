@@ -1,0 +1,129 @@
+"""Live progress while buildx runs, on stderr.
+
+On a terminal: a small block redrawn in place (running steps with their
+elapsed time, and a count line). Elsewhere (CI logs): one line per Dockerfile
+step as it finishes. Steps are shown with the Dockerfile's own text, never
+the vertex name, which carries expanded build-arg values.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TextIO
+
+from analyzer import dockerfile as dfmod
+from analyzer.events import BuildEvents, Vertex, parse_time
+from analyzer.graph import Status, vertex_status
+
+_REDRAW_EVERY_S = 0.12
+_MAX_RUNNING_SHOWN = 5
+
+
+class Progress:
+    def __init__(self, mode: str, dockerfile: dfmod.Dockerfile | None, stream: TextIO | None = None,
+                 width: int = 100) -> None:
+        self.stream = stream or sys.stderr
+        if mode == "auto":
+            mode = "tty" if self.stream.isatty() else "plain"
+        self.mode = mode
+        self.dockerfile = dockerfile
+        self.width = width
+        self._labels: dict[str, str | None] = {}
+        self._done: set[str] = set()
+        self._drawn = 0
+        self._last_draw = 0.0
+        self._t0 = time.time()
+
+    # -- labels ---------------------------------------------------------
+    def label(self, v: Vertex) -> str | None:
+        """`Dockerfile:7 COPY . /app`, or None for vertices that are not steps."""
+        if v.digest in self._labels:
+            return self._labels[v.digest]
+        vname = dfmod.parse_vertex_name(v.name)
+        text = None
+        if vname is not None and vname.keyword != "FROM":
+            ins = dfmod.locate(self.dockerfile, vname) if self.dockerfile is not None else None
+            if ins is not None:
+                text = f"{ins.line:>3} {ins.text}"
+            else:
+                stage = f"{vname.stage} " if vname.stage else ""
+                text = f"[{stage}{vname.index}/{vname.total}] {vname.keyword}"
+        self._labels[v.digest] = text
+        return text
+
+    # -- events ---------------------------------------------------------
+    def message(self, line: str) -> None:
+        """A plain-text line from buildx (warnings, the error epilogue): shown as is."""
+        if self.mode == "none":
+            return
+        self._clear()
+        self.stream.write(line if line.endswith("\n") else line + "\n")
+        self.stream.flush()
+
+    def update(self, events: BuildEvents, changed: list[str]) -> None:
+        if self.mode == "none":
+            return
+        if self.mode == "plain":
+            for d in changed:
+                self._plain_line(events.vertices[d])
+            return
+        now = time.time()
+        if now - self._last_draw >= _REDRAW_EVERY_S:
+            self._draw(events, now)
+
+    def finish(self, events: BuildEvents) -> None:
+        if self.mode == "tty":
+            self._clear()
+
+    # -- plain ------------------------------------------------------------
+    def _plain_line(self, v: Vertex) -> None:
+        if v.digest in self._done:
+            return
+        status = vertex_status(v)
+        if status in (Status.RUNNING, Status.SKIPPED):
+            return
+        label = self.label(v)
+        if label is None:
+            return
+        self._done.add(v.digest)
+        dur = v.duration_s()
+        took = f"{dur:6.1f}s" if dur is not None and status is not Status.CACHED else " " * 7
+        self.stream.write(f"cachewhy: {status.value:<8} {took} {label}"[: self.width] + "\n")
+        self.stream.flush()
+
+    # -- terminal -----------------------------------------------------------
+    def _draw(self, events: BuildEvents, now: float) -> None:
+        running: list[tuple[float, str]] = []
+        counts = {Status.CACHED: 0, Status.REBUILT: 0, Status.FAILED: 0}
+        for v in events.vertices.values():
+            label = self.label(v)
+            if label is None:
+                continue
+            status = vertex_status(v)
+            if status in counts:
+                counts[status] += 1
+            elif status is Status.RUNNING:
+                started = parse_time(v.started) or now
+                running.append((started, label))
+        running.sort()
+        lines = [f"  \u25b8 {now - t:6.1f}s {label}"[: self.width] for t, label in running[:_MAX_RUNNING_SHOWN]]
+        if len(running) > _MAX_RUNNING_SHOWN:
+            lines.append(f"    \u2026 and {len(running) - _MAX_RUNNING_SHOWN} more running")
+        lines.append(
+            f"cachewhy: {counts[Status.CACHED]} cached, {counts[Status.REBUILT]} rebuilt, "
+            f"{len(running)} running"
+            + (f", {counts[Status.FAILED]} failed" if counts[Status.FAILED] else "")
+            + f"  {now - self._t0:.1f}s"
+        )
+        self._clear()
+        self.stream.write("\n".join(lines) + "\n")
+        self.stream.flush()
+        self._drawn = len(lines)
+        self._last_draw = now
+
+    def _clear(self) -> None:
+        if self._drawn:
+            # cursor up over the block, then clear to the end of the screen
+            self.stream.write(f"\x1b[{self._drawn}F\x1b[J")
+            self._drawn = 0
