@@ -6,8 +6,10 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import tempfile
 import traceback
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from analyzer import __version__
 from analyzer.errors import CachewhyError, UsageError
@@ -98,7 +100,7 @@ def parse_build_options(argv: list[str]) -> BuildOptions:
 
 
 def cmd_build(argv: list[str], debug: bool) -> int:
-    if any(a in ("-h", "--help") for a in argv[:1]) or argv in (["-h"], ["--help"]):
+    if any(a in ("-h", "--help") for a in argv[: argv.index("--") if "--" in argv else len(argv)]):
         sys.stdout.write(BUILD_USAGE)
         return 0
     opts = parse_build_options(argv)
@@ -132,18 +134,19 @@ def cmd_build(argv: list[str], debug: bool) -> int:
     def on_start() -> None:
         import networkx  # noqa: F401, PLC0415 - import while buildx starts up
 
-    result = buildx.run_build(args, on_line, on_start=on_start)
-    progress.finish(events)
-    rc = result.returncode
-    if result.interrupted:
-        sys.stderr.write(f"cachewhy: build stopped by {result.interrupted}; showing what was seen\n")
-    try:
-        _report_build(events, df, df_path, result, width)
-    except Exception as exc:  # the build's result must survive any analysis bug
-        if debug:
-            traceback.print_exc()
-        sys.stderr.write(f"cachewhy: internal error while analysing the build: {exc!r} "
-                         f"(run with --debug for the traceback); the build's exit code is kept\n")
+    with tempfile.TemporaryDirectory(prefix="cachewhy-") as workdir:
+        result = buildx.run_build(args, on_line, on_start=on_start, workdir=Path(workdir))
+        progress.finish(events)
+        rc = result.returncode
+        if result.interrupted:
+            sys.stderr.write(f"cachewhy: build stopped by {result.interrupted}; showing what was seen\n")
+        try:
+            _report_build(events, df, df_path, result, width)
+        except Exception as exc:  # the build's result must survive any analysis bug
+            if debug:
+                traceback.print_exc()
+            sys.stderr.write(f"cachewhy: internal error while analysing the build: {exc!r} "
+                             f"(run with --debug for the traceback); the build's exit code is kept\n")
     return rc
 
 
@@ -153,7 +156,17 @@ def _report_build(events, df, df_path, result, width: int) -> None:  # type: ign
 
     if not events.vertices:
         return  # buildx refused the arguments or could not start: its message says why
-    graph = build_graph(events, df)
+    locations = None
+    if result.metadata_path is not None:
+        from analyzer import dockerfile as dfmod  # noqa: PLC0415
+        from analyzer.provenance import load_metadata  # noqa: PLC0415
+
+        prov = load_metadata(result.metadata_path).primary()
+        if prov is not None:
+            locations = prov.vertex_lines()
+            if df is None and prov.dockerfile_text is not None:
+                df = dfmod.parse(prov.dockerfile_text)
+    graph = build_graph(events, df, locations)
     colour = sys.stderr.isatty() and "NO_COLOR" not in os.environ
     name = df_path.name if df_path is not None else "Dockerfile"
     sys.stderr.write("\n" + text.step_table(graph, width=width, colour=colour, dockerfile_name=name) + "\n")

@@ -60,6 +60,9 @@ class Step:
     error: str | None = None
     log_tail: str | None = None  # last lines of output, for failed steps
     platform: str | None = None
+    # further places of the same vertex: (line, end_line, stage, instruction),
+    # e.g. a base image that two stages start from
+    other_locations: list[tuple[int, int, str | None, str]] = field(default_factory=list)
 
     @property
     def is_step(self) -> bool:
@@ -167,7 +170,7 @@ def _other_status(v: Vertex) -> Status:
 def build_graph(
     events: BuildEvents,
     dockerfile: dfmod.Dockerfile | None = None,
-    locations: dict[str, tuple[int, int]] | None = None,
+    locations: dict[str, list[tuple[int, int]]] | None = None,
 ) -> BuildGraph:
     """Turn folded events into the build graph.
 
@@ -181,6 +184,8 @@ def build_graph(
     steps: dict[str, Step] = {}
     for v in events.vertices.values():
         steps[v.digest] = _make_step(v, events, dockerfile, locations)
+    if dockerfile is not None and not locations:
+        _add_shared_froms(steps, dockerfile)
     missing: set[str] = set()
     for digest, step in steps.items():
         dag.add_node(digest)
@@ -200,11 +205,27 @@ def build_graph(
     return BuildGraph(dag, steps, missing)
 
 
+def _add_shared_froms(steps: dict[str, Step], dockerfile: dfmod.Dockerfile) -> None:
+    """BuildKit merges identical base images into one vertex named after one
+    stage; give it the FROM lines of the other built stages that share it."""
+    built = {s.stage for s in steps.values() if s.stage}
+    for step in steps.values():
+        if step.keyword != "FROM" or step.stage is None or step.line is None:
+            continue
+        stage = dockerfile.stage_by_name(step.stage)
+        if stage is None:
+            continue
+        for other in dockerfile.shared_from(stage):
+            if other.index != stage.index and other.name in built:
+                ins = other.instructions[0]
+                step.other_locations.append((ins.line, ins.end_line, other.name, ins.text))
+
+
 def _make_step(
     v: Vertex,
     events: BuildEvents,
     dockerfile: dfmod.Dockerfile | None,
-    locations: dict[str, tuple[int, int]] | None,
+    locations: dict[str, list[tuple[int, int]]] | None,
 ) -> Step:
     vname = dfmod.parse_vertex_name(v.name)
     started = parse_time(v.started)
@@ -233,11 +254,17 @@ def _make_step(
             if step.stage is None and ins.stage is not None:
                 step.stage = dockerfile.stages[ins.stage].name
     if locations and v.digest in locations:
-        step.line, step.end_line = locations[v.digest]
+        (step.line, step.end_line), *others = locations[v.digest]
         if dockerfile is not None:
             ins = dockerfile.instruction_at(step.line)
             if ins is not None:
                 step.instruction = ins.text
+                if ins.stage is not None:
+                    step.stage = dockerfile.stages[ins.stage].name
+        for start, end in others:
+            ins = dockerfile.instruction_at(start) if dockerfile is not None else None
+            stage = dockerfile.stages[ins.stage].name if ins is not None and ins.stage is not None else None
+            step.other_locations.append((start, end, stage, ins.text if ins is not None else step.name))
     if step.status in (Status.FAILED, Status.CANCELED) or step.status is Status.RUNNING:
         log = events.logs.get(v.digest)
         if log is not None:

@@ -54,9 +54,8 @@ class Progress:
 
     # -- events ---------------------------------------------------------
     def message(self, line: str) -> None:
-        """A plain-text line from buildx (warnings, the error epilogue): shown as is."""
-        if self.mode == "none":
-            return
+        """A plain-text line from buildx (warnings, the error epilogue): always
+        shown as is, whatever the progress mode, as buildx would show it."""
         self._clear()
         self.stream.write(line if line.endswith("\n") else line + "\n")
         self.stream.flush()

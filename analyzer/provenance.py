@@ -45,13 +45,15 @@ class Provenance:
     materials: list[tuple[str, dict[str, str]]] = field(default_factory=list)  # (uri, {alg: digest})
     secrets: list[str] = field(default_factory=list)  # secret ids only
 
-    def vertex_lines(self, source_index: int = 0) -> dict[str, tuple[int, int]]:
-        """Vertex digest -> (first, last) Dockerfile line, for the given source file."""
-        out: dict[str, tuple[int, int]] = {}
+    def vertex_lines(self, source_index: int = 0) -> dict[str, list[tuple[int, int]]]:
+        """Vertex digest -> its (first, last) Dockerfile line ranges in the given
+        source file, in line order. A base image used by two stages is one
+        vertex with two ranges."""
+        out: dict[str, list[tuple[int, int]]] = {}
         for digest, step_id in self.digest_to_step.items():
-            ranges = [(a, b) for s, a, b in self.locations.get(step_id, []) if s == source_index]
+            ranges = sorted({(a, b) for s, a, b in self.locations.get(step_id, []) if s == source_index})
             if ranges:
-                out[digest] = (min(a for a, _ in ranges), max(b for _, b in ranges))
+                out[digest] = ranges
         return out
 
     def op_for(self, digest: str) -> LLBStep | None:

@@ -31,7 +31,12 @@ def step_table(graph: BuildGraph, width: int = 100, colour: bool = False,
     rows: list[tuple[str, str, Status, str, str, Step]] = []
     for s in steps:
         line = str(s.line) if s.line is not None else ""
-        rows.append((line, s.stage or "", s.status, _fmt_time(s.duration_s), _one_line(s.label), s))
+        took = "" if s.status in (Status.CACHED, Status.SKIPPED) else _fmt_time(s.duration_s)
+        rows.append((line, s.stage or "", s.status, took, _one_line(s.label), s))
+        for other_line, _end, stage, text in s.other_locations:
+            rows.append((str(other_line), stage or "", s.status, "", _one_line(text), s))
+    # one vertex can stand at several lines: keep Dockerfile order
+    rows.sort(key=lambda r: (not r[0], int(r[0]) if r[0] else 0))
     w_line = max([4] + [len(r[0]) for r in rows])
     w_stage = min(16, max([5] + [len(r[1]) for r in rows]))
     w_status = 8

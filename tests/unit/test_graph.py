@@ -1,0 +1,110 @@
+"""The build graph over recorded captures of real builds (testdata/rawjson, made by testdata/regen.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from analyzer import dockerfile as dfmod
+from analyzer.events import load_file
+from analyzer.graph import Status, build_graph
+from analyzer.provenance import load_metadata
+from tests.conftest import PROJECTS, RAWJSON
+
+MULTISTAGE = dfmod.parse((PROJECTS / "multistage" / "Dockerfile").read_text())
+FAILING = dfmod.parse((PROJECTS / "failing" / "Dockerfile").read_text())
+
+
+def graph_of(name: str, df: dfmod.Dockerfile, with_provenance: bool = False):
+    events = load_file(RAWJSON / f"{name}.jsonl")
+    locations = None
+    if with_provenance:
+        prov = load_metadata(RAWJSON / f"{name}.meta.json").primary()
+        assert prov is not None
+        locations = prov.vertex_lines()
+    return build_graph(events, df, locations)
+
+
+def by_line(graph) -> dict[int, Status]:
+    out = {}
+    for s in graph.steps.values():
+        if s.line is not None:
+            out[s.line] = s.status
+            for line, *_ in s.other_locations:
+                out[line] = s.status
+    return out
+
+
+@pytest.mark.parametrize("prefix", ["multistage", "old-multistage"])
+def test_cold_build_rebuilds_every_step(prefix):
+    got = by_line(graph_of(f"{prefix}-cold", MULTISTAGE))
+    assert {line for line, s in got.items() if s is Status.REBUILT} == {2, 3, 6, 7, 10, 11, 12, 13}
+    assert got[1] is Status.SOURCE
+
+
+@pytest.mark.parametrize("prefix", ["multistage", "old-multistage"])
+def test_warm_build_is_all_cached(prefix):
+    graph = graph_of(f"{prefix}-warm", MULTISTAGE)
+    got = by_line(graph)
+    assert {line for line, s in got.items() if s is Status.CACHED} == {2, 3, 6, 7, 10, 11, 12, 13}
+    summ = graph.summary()
+    assert (summ.cached, summ.rebuilt, summ.hit_ratio) == (8, 0, 1.0)
+
+
+@pytest.mark.parametrize("prefix", ["multistage", "old-multistage"])
+def test_one_file_change_rebuilds_from_its_copy(prefix):
+    graph = graph_of(f"{prefix}-change", MULTISTAGE)
+    got = by_line(graph)
+    assert got[2] is got[3] is got[10] is Status.CACHED
+    assert got[6] is got[7] is got[11] is got[13] is Status.REBUILT
+    # the RUN at line 7 sleeps a second: it is where the time went
+    run7 = next(s for s in graph.steps.values() if s.line == 7)
+    assert run7.duration_s >= 1.0
+    assert graph.summary().rebuilt_time_s >= 1.0
+
+
+def test_both_buildx_shapes_give_the_same_steps():
+    new = graph_of("multistage-change", MULTISTAGE)
+    old = graph_of("old-multistage-change", MULTISTAGE)
+    assert by_line(new) == by_line(old)
+
+
+def test_provenance_lines_agree_with_name_mapping():
+    by_names = graph_of("multistage-cold", MULTISTAGE)
+    by_prov = graph_of("multistage-cold", MULTISTAGE, with_provenance=True)
+    assert by_line(by_names) == by_line(by_prov)
+    shared_from = next(s for s in by_prov.steps.values() if s.line == 1)
+    # one FROM vertex serves the stages at lines 1 and 9
+    assert [loc[0] for loc in shared_from.other_locations] == [9]
+
+
+def test_failing_build():
+    graph = graph_of("failing", FAILING)
+    got = by_line(graph)
+    failed = next(s for s in graph.steps.values() if s.line == 7)
+    assert failed.status is Status.FAILED
+    assert "did not complete successfully: exit code: 1" in failed.error
+    assert "checking input" in failed.log_tail
+    assert got[2] is Status.CANCELED  # the parallel stage was stopped by the failure
+    assert got[8] is Status.SKIPPED  # never reached
+    assert got[5] is got[6] is Status.REBUILT
+
+
+def test_nearest_steps_look_through_sources():
+    graph = graph_of("multistage-change", MULTISTAGE, with_provenance=True)
+    step = {s.line: s for s in graph.steps.values() if s.line}
+    # COPY --from=builder (line 11) reads the builder's RUN (7) and sits on WORKDIR /srv (10)
+    assert {graph.steps[d].line for d in graph.nearest_steps(step[11].digest)} == {7, 10}
+    # WORKDIR /app (line 2) has only the base image before it
+    assert graph.nearest_steps(step[2].digest) == set()
+
+
+def test_every_capture_parses_into_a_dag():
+    import networkx as nx
+
+    for path in sorted(RAWJSON.glob("*.jsonl")):
+        df = FAILING if path.stem == "failing" else MULTISTAGE
+        graph = graph_of(path.stem, df)
+        assert nx.is_directed_acyclic_graph(graph.dag), path.name
+        assert not graph.missing_inputs, path.name
+        steps = [s for s in graph.steps.values() if s.is_step]
+        assert steps and all(s.line is not None for s in steps), path.name
