@@ -1,0 +1,731 @@
+"""Keep build records on disk and find the previous build of a project.
+
+Layout of a store directory (mode 0o700, files 0o600)::
+
+    <root>/<id>.json      one record per build, written atomically
+    <root>/index.jsonl    append-only index, one JSON line per saved record
+    <root>/index.lock     flock(2) target serialising index writers
+    <root>/.tmp-*         in-flight writes; ignored by every reader
+
+A record is a JSON object built by other modules. The store checks the keys
+it relies on (`REQUIRED_KEYS`, see `validate_record`) and treats everything
+else as opaque; it adds nothing to the record (ids come from `new_id`).
+
+Record files are the truth; the index is a cache that makes listing cheap
+(10,000 records list in well under 0.3 s: one read of the index plus one
+`os.listdir`, no record file parsed). Readers take no lock and repair what
+they see:
+
+* an index line whose record file is gone is skipped;
+* a corrupt or truncated line (a crash mid-append) is skipped;
+* a record file without an index line (a crash between writing the record
+  and appending its line, or an index deleted by hand) is read, listed and its
+  line appended again (marked ``"src": "scan"``; it has no summary);
+* several lines for one id (a record saved again, or a repair racing a save):
+  the last line written by `Store.save` wins, repair lines only fill gaps.
+
+A corrupt record file met while listing is reported in the returned
+``problems`` and skipped; `Store.load` raises `StoreError` with one line.
+`Store.rebuild_index` rewrites the index from the record files (keeping the
+summaries the old index had).
+
+Record schema versions: `SCHEMA` is the version written. `UPGRADERS` maps an
+older schema string to a function that takes such a record and returns one of
+a newer schema; `load` applies them until the record is current. A newer
+schema than this code knows is refused with a clear message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import re
+import secrets
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not on POSIX; O_APPEND alone then
+    fcntl = None  # type: ignore[assignment]
+
+from analyzer.errors import InputError
+
+SCHEMA = "cachewhy.record/v1"
+_SCHEMA_RE = re.compile(r"cachewhy\.record/v(\d+)\Z")
+SCHEMA_VERSION = 1
+
+# old schema string -> function(record) -> record of a newer schema
+UPGRADERS: dict[str, Callable[[dict], dict]] = {}
+
+REQUIRED_KEYS = ("schema", "id", "created", "complete", "project", "exit_code")
+PROJECT_KEYS = ("context", "dockerfile", "target", "platforms")
+
+INDEX_NAME = "index.jsonl"
+LOCK_NAME = "index.lock"
+TMP_PREFIX = ".tmp-"
+SUFFIX = ".json"
+ENV_VAR = "CACHEWHY_STORE"
+
+# What an id may look like: a safe file name (no separators, no leading dot).
+_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")
+_STALE_TMP_SECONDS = 3600.0
+
+
+class StoreError(InputError):
+    """The record store or a record in it is unusable (one-line message)."""
+
+
+# --------------------------------------------------------------------------
+# locations
+
+
+def user_store_dir() -> Path:
+    """The per-user data folder for records (ignores `CACHEWHY_STORE`)."""
+    try:
+        home = Path.home()
+    except (RuntimeError, KeyError) as e:
+        raise StoreError(
+            f"cannot find the home directory ({e}); use --store DIR or ${ENV_VAR}"
+        ) from None
+    if sys.platform == "darwin":
+        base = home / "Library" / "Application Support"
+    else:
+        xdg = os.environ.get("XDG_DATA_HOME", "")
+        # The XDG spec says relative values are invalid and must be ignored.
+        base = Path(xdg) if xdg and os.path.isabs(xdg) else home / ".local" / "share"
+    return base / "cachewhy" / "records"
+
+
+def default_store_dir() -> Path:
+    """Where records go without --store: `$CACHEWHY_STORE`, else `user_store_dir()`."""
+    env = os.environ.get(ENV_VAR, "")
+    if env:
+        return Path(os.path.expanduser(env))
+    return user_store_dir()
+
+
+def open_store(path: str | None) -> Store:
+    """The store at `path` (the --store argument), or the default one."""
+    return Store(path)
+
+
+# --------------------------------------------------------------------------
+# ids, keys, validation
+
+
+def new_id() -> str:
+    """A record id, sortable by creation time (UTC) and unique across processes.
+
+    ``YYYYmmddTHHMMSS`` + 6 digits of microseconds + ``-`` + 8 random hex
+    digits, e.g. ``20240601T120000123456-9f2c01ab``.
+    """
+    ns = time.time_ns()
+    sec, rest = divmod(ns, 1_000_000_000)
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(sec))
+    return f"{stamp}{rest // 1000:06d}-{secrets.token_hex(4)}"
+
+
+def _check_project(project: Any, where: str) -> None:
+    if not isinstance(project, dict):
+        raise StoreError(f"{where}: 'project' is not an object")
+    missing = [k for k in PROJECT_KEYS if k not in project]
+    if missing:
+        raise StoreError(f"{where}: project is missing {', '.join(missing)}")
+    if not isinstance(project["context"], str) or not project["context"]:
+        raise StoreError(f"{where}: project.context is not a non-empty string")
+    if not isinstance(project["dockerfile"], str):
+        raise StoreError(f"{where}: project.dockerfile is not a string")
+    if project["target"] is not None and not isinstance(project["target"], str):
+        raise StoreError(f"{where}: project.target is not a string or null")
+    plats = project["platforms"]
+    if not isinstance(plats, list) or not all(isinstance(p, str) for p in plats):
+        raise StoreError(f"{where}: project.platforms is not a list of strings")
+
+
+def project_key(project: dict) -> str:
+    """sha256 of the canonical JSON of context, dockerfile, target, platforms.
+
+    Platforms are compared as a set (sorted, duplicates dropped). Builds with
+    the same key are comparable.
+    """
+    _check_project(project, "project")
+    canon = json.dumps(
+        {
+            "context": project["context"],
+            "dockerfile": project["dockerfile"],
+            "target": project["target"],
+            "platforms": sorted(set(project["platforms"])),
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(canon.encode("utf-8")).hexdigest()
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_time(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def validate_record(record: Any, where: str = "record") -> None:
+    """Raise `StoreError` unless `record` has the keys the store relies on."""
+    if not isinstance(record, dict):
+        raise StoreError(f"{where}: not a JSON object")
+    missing = [k for k in REQUIRED_KEYS if k not in record]
+    if missing:
+        raise StoreError(f"{where}: missing key{'s' if len(missing) > 1 else ''} "
+                         f"{', '.join(missing)}")
+    if record["schema"] != SCHEMA:
+        raise StoreError(f"{where}: schema is {record['schema']!r}, expected {SCHEMA!r}")
+    if not isinstance(record["id"], str) or not record["id"]:
+        raise StoreError(f"{where}: 'id' is not a non-empty string")
+    if not _is_time(record["created"]):
+        raise StoreError(f"{where}: 'created' is not a number of seconds")
+    if not isinstance(record["complete"], bool):
+        raise StoreError(f"{where}: 'complete' is not true or false")
+    if not _is_int(record["exit_code"]):
+        raise StoreError(f"{where}: 'exit_code' is not an integer")
+    _check_project(record["project"], where)
+
+
+def upgrade_record(record: dict, where: str = "record") -> dict:
+    """Bring a record of an older schema up to `SCHEMA` using `UPGRADERS`."""
+    seen: set[str] = set()
+    while True:
+        schema = record.get("schema")
+        if schema == SCHEMA or "schema" not in record:
+            return record  # a missing schema is reported by validate_record
+        if not isinstance(schema, str):
+            raise StoreError(f"{where}: not a cachewhy record (schema {schema!r})")
+        fn = UPGRADERS.get(schema)
+        if fn is None:
+            m = _SCHEMA_RE.match(schema)
+            if m is None:
+                raise StoreError(f"{where}: not a cachewhy record (schema {schema!r})")
+            if int(m.group(1)) > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{where} was written by a newer cachewhy (schema {schema}); "
+                    f"this version reads {SCHEMA}: upgrade cachewhy"
+                )
+            raise StoreError(
+                f"{where} was written by an older cachewhy (schema {schema}) "
+                f"that this version cannot read"
+            )
+        if schema in seen:
+            raise StoreError(f"{where}: schema upgrade loop at {schema}")
+        seen.add(schema)
+        try:
+            record = fn(record)
+        except StoreError:
+            raise
+        except Exception as e:  # an upgrader choking on a damaged old record
+            raise StoreError(f"{where}: cannot upgrade from schema {schema}: {e}") from None
+        if not isinstance(record, dict):
+            raise StoreError(f"{where}: upgrade from schema {schema} gave no record")
+
+
+def parse_record(data: bytes, where: str) -> dict:
+    """Decode, upgrade and validate the bytes of a record file."""
+    if not data.strip():
+        raise StoreError(f"{where}: empty file (truncated)")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise StoreError(f"{where}: corrupt (not UTF-8 text)") from None
+    try:
+        record = json.loads(text)
+    except (ValueError, RecursionError) as e:
+        s = text.strip()
+        if s.startswith("{") and not s.endswith("}"):
+            raise StoreError(f"{where}: truncated file (incomplete JSON)") from None
+        detail = (f" ({e.msg} at line {e.lineno} column {e.colno})"
+                  if isinstance(e, json.JSONDecodeError) else "")
+        raise StoreError(f"{where}: corrupt JSON{detail}") from None
+    if not isinstance(record, dict):
+        raise StoreError(f"{where}: not a record (JSON {type(record).__name__})")
+    record = upgrade_record(record, where)
+    validate_record(record, where)
+    return record
+
+
+# --------------------------------------------------------------------------
+# index lines
+
+
+def _entry_line(entry: dict, scan: bool) -> bytes:
+    obj = dict(entry)
+    if scan:
+        obj["src"] = "scan"
+    return (json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+
+
+def _entry_from_record(record: dict, rid: str, summary: dict | None) -> dict:
+    p = record["project"]
+    return {
+        "id": rid,
+        "created": record["created"],
+        "complete": record["complete"],
+        "exit_code": record["exit_code"],
+        "project_key": project_key(p),
+        "context": p["context"],
+        "dockerfile": p["dockerfile"],
+        "target": p["target"],
+        "platforms": list(p["platforms"]),
+        "summary": dict(summary) if summary else {},
+    }
+
+
+def _entry_from_line(obj: Any) -> tuple[dict, bool] | None:
+    """A checked index entry and whether it came from a scan; None if unusable."""
+    if not isinstance(obj, dict):
+        return None
+    rid = obj.get("id")
+    if not isinstance(rid, str) or not _ID_RE.match(rid):
+        return None
+    created, complete, code = obj.get("created"), obj.get("complete"), obj.get("exit_code")
+    key = obj.get("project_key")
+    if not (_is_time(created) and isinstance(complete, bool) and _is_int(code)
+            and isinstance(key, str)):
+        return None
+    target = obj.get("target")
+    plats = obj.get("platforms")
+    summary = obj.get("summary")
+    context = obj.get("context")
+    dockerfile = obj.get("dockerfile")
+    entry = {
+        "id": rid,
+        "created": created,
+        "complete": complete,
+        "exit_code": code,
+        "project_key": key,
+        "context": context if isinstance(context, str) else "-",
+        "dockerfile": dockerfile if isinstance(dockerfile, str) else "",
+        "target": target if isinstance(target, str) else None,
+        "platforms": plats if isinstance(plats, list) else [],
+        "summary": summary if isinstance(summary, dict) else {},
+    }
+    return entry, obj.get("src") == "scan"
+
+
+def _parse_index(data: bytes) -> dict[str, tuple[dict, bool]]:
+    out: dict[str, tuple[dict, bool]] = {}
+    loads = json.loads
+    for raw in data.split(b"\n"):
+        if not raw or raw.isspace():
+            continue
+        try:
+            got = _entry_from_line(loads(raw))
+        except (ValueError, RecursionError):
+            continue  # truncated or corrupt line
+        if got is None:
+            continue
+        rid = got[0]["id"]
+        prev = out.get(rid)
+        if prev is not None and got[1] and not prev[1]:
+            continue  # a repair line never overrides a saved one
+        out[rid] = got
+    return out
+
+
+def _sort_key(entry: dict) -> tuple[float, str]:
+    return (entry["created"], entry["id"])
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+# --------------------------------------------------------------------------
+# the store
+
+
+class Store:
+    """Records of one user's builds in one directory (see the module docstring).
+
+    `root` is the --store argument; None means `default_store_dir()`. Nothing
+    is created until the first write. `fsync=False` skips fsync calls (tests
+    and bulk imports only).
+    """
+
+    def __init__(self, root: Path | str | None = None, *, fsync: bool = True) -> None:
+        if root is None or (isinstance(root, str) and not root):
+            root = default_store_dir()
+        self.root = Path(os.path.abspath(os.path.expanduser(os.fspath(root))))
+        self.fsync = fsync
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.root)!r})"
+
+    @property
+    def index_path(self) -> Path:
+        return self.root / INDEX_NAME
+
+    @property
+    def lock_path(self) -> Path:
+        return self.root / LOCK_NAME
+
+    def path_for(self, record_id: str) -> Path:
+        return self.root / f"{record_id}{SUFFIX}"
+
+    # ---- low level -------------------------------------------------------
+
+    def _oserror(self, what: str, e: OSError, path: Path | str | None = None) -> StoreError:
+        where = path if path is not None else self.root
+        return StoreError(f"{what} {where}: {e.strerror or e}")
+
+    def _ensure_root(self) -> None:
+        try:
+            self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except FileExistsError:
+            raise StoreError(f"record store {self.root} exists and is not a directory") from None
+        except OSError as e:
+            raise self._oserror("cannot create record store", e) from None
+
+    def _fsync_dir(self) -> None:
+        if not self.fsync:
+            return
+        try:
+            fd = os.open(self.root, os.O_RDONLY)
+        except OSError:
+            return
+        try:
+            os.fsync(fd)
+        except OSError:
+            pass  # some file systems cannot fsync a directory
+        finally:
+            os.close(fd)
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        try:
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as e:
+            raise self._oserror("cannot lock record store", e) from None
+        try:
+            if fcntl is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+
+    def _scan_names(self) -> tuple[set[str], list[str]]:
+        """Ids of the record files present, and problems with odd names."""
+        try:
+            names = os.listdir(self.root)
+        except FileNotFoundError:
+            return set(), []
+        except NotADirectoryError:
+            raise StoreError(f"record store {self.root} is not a directory") from None
+        except OSError as e:
+            raise self._oserror("cannot read record store", e) from None
+        ids: set[str] = set()
+        problems: list[str] = []
+        match = _ID_RE.match
+        for name in names:
+            if not name.endswith(SUFFIX) or name.startswith("."):
+                continue
+            rid = name[: -len(SUFFIX)]
+            if match(rid):
+                ids.add(rid)
+            else:
+                problems.append(f"record file {self.root / name}: name is not a record id, skipped")
+        return ids, problems
+
+    def _read_index(self) -> dict[str, tuple[dict, bool]]:
+        try:
+            with open(self.index_path, "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            return {}
+        except NotADirectoryError:
+            raise StoreError(f"record store {self.root} is not a directory") from None
+        except OSError as e:
+            raise self._oserror("cannot read index", e, self.index_path) from None
+        return _parse_index(data)
+
+    def _append_index(self, lines: list[bytes]) -> None:
+        data = b"".join(lines)
+        with self._locked():
+            try:
+                # Opened inside the lock: a concurrent rewrite (prune,
+                # rebuild_index) replaces the file under the same lock.
+                fd = os.open(self.index_path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+            except OSError as e:
+                raise self._oserror("cannot update index", e, self.index_path) from None
+            try:
+                size = os.fstat(fd).st_size
+                if size:
+                    os.lseek(fd, size - 1, os.SEEK_SET)
+                    if os.read(fd, 1) != b"\n":
+                        data = b"\n" + data  # never glue onto a torn last line
+                _write_all(fd, data)
+                if self.fsync:
+                    os.fsync(fd)
+            except OSError as e:
+                raise self._oserror("cannot update index", e, self.index_path) from None
+            finally:
+                os.close(fd)
+
+    def _write_index(self, entries: dict[str, tuple[dict, bool]]) -> None:
+        """Replace the index atomically; call with the lock held."""
+        ordered = sorted(entries.values(), key=lambda es: _sort_key(es[0]))
+        data = b"".join(_entry_line(e, scan) for e, scan in ordered)
+        self._write_file_atomic(self.index_path, f"{TMP_PREFIX}index-", data)
+
+    def _write_file_atomic(self, target: Path, tmp_prefix: str, data: bytes) -> None:
+        tmp = self.root / f"{tmp_prefix}{secrets.token_hex(4)}"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                _write_all(fd, data)
+                if self.fsync:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, target)
+        except OSError as e:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise self._oserror("cannot write", e, target) from None
+        self._fsync_dir()
+
+    def _read_record(self, path: Path) -> dict:
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            raise StoreError(f"record file {path} not found") from None
+        except IsADirectoryError:
+            raise StoreError(f"record file {path} is a directory") from None
+        except OSError as e:
+            raise self._oserror("cannot read record file", e, path) from None
+        return parse_record(data, f"record file {path}")
+
+    def _entries(self) -> tuple[dict[str, dict], list[str]]:
+        """All usable index entries of records present, repairing gaps."""
+        index = self._read_index()  # before listdir: a save in between only adds a scan
+        ids, problems = self._scan_names()
+        entries = {rid: es[0] for rid, es in index.items() if rid in ids}
+        repair: list[bytes] = []
+        for rid in sorted(ids - index.keys()):
+            path = self.path_for(rid)
+            try:
+                record = self._read_record(path)
+            except StoreError as e:
+                if os.path.exists(path):  # not merely removed meanwhile
+                    problems.append(f"{e}; skipped")
+                continue
+            entry = _entry_from_record(record, rid, None)
+            entries[rid] = entry
+            repair.append(_entry_line(entry, True))
+        if repair:
+            try:
+                self._append_index(repair)
+            except StoreError:
+                pass  # read-only store: list anyway
+        return entries, problems
+
+    # ---- public API ------------------------------------------------------
+
+    def save(self, record: dict, summary: dict | None = None) -> Path:
+        """Write `record` as ``<id>.json`` and index it; return the file's path.
+
+        `summary` is a small JSON-able dict kept in the index line (hit ratio,
+        time lost, top cause...) for `list_records`. Saving an id again
+        replaces the record and its index entry.
+        """
+        validate_record(record, "record to save")
+        rid = record["id"]
+        if not _ID_RE.match(rid):
+            raise StoreError(f"record to save: id {rid!r} is not a safe file name")
+        if summary is not None and not isinstance(summary, dict):
+            raise TypeError("summary must be a dict")
+        data = (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+        line = _entry_line(_entry_from_record(record, rid, summary), False)
+        self._ensure_root()
+        target = self.path_for(rid)
+        self._write_file_atomic(target, f"{TMP_PREFIX}{rid}-", data)
+        self._append_index([line])
+        return target
+
+    def list_records(
+        self, limit: int | None = None, project: dict | None = None
+    ) -> tuple[list[dict], list[str]]:
+        """Index entries, newest first, and one-line problems met on the way.
+
+        Each entry: id, created, complete, exit_code, project_key, context,
+        dockerfile, target, platforms, summary. `project` keeps only the
+        records with its `project_key`; `limit` keeps the newest N.
+        """
+        if limit is not None and limit < 0:
+            raise ValueError("limit must be >= 0")
+        entries, problems = self._entries()
+        values = entries.values()
+        if project is not None:
+            key = project_key(project)
+            values = [e for e in values if e["project_key"] == key]
+        ordered = sorted(values, key=_sort_key, reverse=True)
+        if limit is not None:
+            ordered = ordered[:limit]
+        return ordered, problems
+
+    def resolve(self, ref: str | os.PathLike[str]) -> Path:
+        """The file a reference names: id, unique id prefix, path, ``^N``, ``last``."""
+        text = os.fspath(ref).strip()
+        if not text:
+            raise StoreError("empty record reference")
+        nth: int | None = None
+        if text == "last":
+            nth = 0
+        elif text.startswith("^"):
+            digits = text[1:] or "1"
+            if not digits.isdigit():
+                raise StoreError(f"bad record reference {text!r}: use ^N with N >= 0")
+            nth = int(digits)
+        if nth is not None:
+            entries, _ = self.list_records()
+            if nth >= len(entries):
+                raise StoreError(
+                    f"no record {text}: the store {self.root} holds {len(entries)} record(s)"
+                )
+            return self.path_for(entries[nth]["id"])
+        seps = [os.sep] + ([os.altsep] if os.altsep else [])
+        if any(s in text for s in seps) or text.endswith(SUFFIX):
+            path = Path(os.path.expanduser(text))
+            if path.is_file():
+                return path
+            inside = self.root / path.name
+            if path.parent == Path(".") and inside.is_file():
+                return inside
+            raise StoreError(f"record file {text} not found")
+        if not _ID_RE.match(text):
+            raise StoreError(f"bad record reference {text!r}")
+        exact = self.path_for(text)
+        if exact.is_file():
+            return exact
+        ids, _ = self._scan_names()
+        matches = sorted(rid for rid in ids if rid.startswith(text))
+        if not matches:
+            raise StoreError(f"no record matching {text!r} in {self.root}")
+        if len(matches) > 1:
+            shown = ", ".join(matches[:3]) + (", ..." if len(matches) > 3 else "")
+            raise StoreError(
+                f"ambiguous record prefix {text!r}: {len(matches)} records match ({shown})"
+            )
+        return self.path_for(matches[0])
+
+    def load(self, ref: str | os.PathLike[str]) -> dict:
+        """The record `ref` names (see `resolve`), upgraded to `SCHEMA` and checked."""
+        return self._read_record(self.resolve(ref))
+
+    def find_previous(
+        self,
+        project: dict,
+        before_id: str | None = None,
+        include_incomplete: bool = False,
+    ) -> str | None:
+        """Id of the newest comparable record, or None.
+
+        Same `project_key`; older than `before_id` when given (by creation
+        time if that record is indexed, else by id, which sorts by time);
+        `complete` unless `include_incomplete`, in which case the newest
+        record of either kind. Failed builds (exit_code != 0) count: the
+        newest complete record wins whatever its exit code. Index only.
+        """
+        key = project_key(project)
+        entries, _ = self._entries()
+        candidates = [e for e in entries.values() if e["project_key"] == key]
+        if before_id is not None:
+            bound = entries.get(before_id)
+            if bound is not None:
+                limit = _sort_key(bound)
+                candidates = [e for e in candidates if _sort_key(e) < limit]
+            else:
+                candidates = [e for e in candidates if e["id"] < before_id]
+        if not include_incomplete:
+            candidates = [e for e in candidates if e["complete"]]
+        if not candidates:
+            return None
+        return max(candidates, key=_sort_key)["id"]
+
+    def rebuild_index(self) -> list[str]:
+        """Rewrite the index from the record files; return the problems met.
+
+        Summaries (which only the index holds) are kept for records the old
+        index knew.
+        """
+        ids, problems = self._scan_names()
+        if not ids and not self.index_path.exists():
+            return problems
+        self._ensure_root()
+        with self._locked():
+            old = self._read_index()
+            ids, _ = self._scan_names()
+            fresh: dict[str, tuple[dict, bool]] = {}
+            for rid in sorted(ids):
+                try:
+                    record = self._read_record(self.path_for(rid))
+                except StoreError as e:
+                    problems.append(f"{e}; skipped")
+                    continue
+                prev = old.get(rid)
+                summary = prev[0]["summary"] if prev else None
+                scan = prev[1] if prev else True
+                fresh[rid] = (_entry_from_record(record, rid, summary), scan)
+            self._write_index(fresh)
+        return problems
+
+    def prune(self, keep: int) -> list[str]:
+        """Delete all but the newest `keep` records; return the ids deleted.
+
+        Also removes leftover ``.tmp-*`` files older than an hour and compacts
+        the index. Corrupt record files are left alone (see list_records).
+        """
+        if keep < 0:
+            raise ValueError("keep must be >= 0")
+        ordered, _ = self.list_records()
+        doomed = [e["id"] for e in ordered[keep:]]
+        for rid in doomed:
+            try:
+                os.unlink(self.path_for(rid))
+            except FileNotFoundError:
+                pass
+            except OSError as e:
+                raise self._oserror("cannot delete record", e, self.path_for(rid)) from None
+        now = time.time()
+        try:
+            names = os.listdir(self.root)
+        except OSError:
+            names = []
+        for name in names:
+            if name.startswith(TMP_PREFIX):
+                p = self.root / name
+                try:
+                    if now - p.stat().st_mtime > _STALE_TMP_SECONDS:
+                        p.unlink()
+                except OSError:
+                    pass
+        if not self.root.is_dir():
+            return doomed
+        with self._locked():
+            old = self._read_index()
+            ids, _ = self._scan_names()
+            gone = set(doomed)
+            kept = {rid: es for rid, es in old.items() if rid in ids and rid not in gone}
+            self._write_index(kept)
+        return doomed
