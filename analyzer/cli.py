@@ -3,6 +3,7 @@ defaults and decides exit codes."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -44,6 +45,12 @@ argument that is not one of the options below goes to buildx unchanged; put
 code is buildx's.
 
 cachewhy options:
+  --report-json FILE write the JSON report (cachewhy.report/v1) to FILE,
+                     `-` for stdout
+  --store DIR        where build records are kept  [CACHEWHY_STORE]
+                     (default: ~/.local/share/cachewhy/records)
+  --against REF      compare with this record (id, id prefix, ^N, file)
+                     instead of the previous build of the same project
   --live MODE        live progress: auto (default), tty, plain (a line per
                      finished step), none          [CACHEWHY_LIVE]
   --width N          width of the report           [COLUMNS]
@@ -55,10 +62,14 @@ cachewhy options:
 class BuildOptions:
     live: str = "auto"
     width: int | None = None
+    report_json: str | None = None
+    store: str | None = None
+    against: str | None = None
     buildx_argv: list[str] = field(default_factory=list)
 
 
-_BUILD_OPTIONS = {"--live": "live", "--width": "width"}
+_BUILD_OPTIONS = {"--live": "live", "--width": "width", "--report-json": "report_json",
+                  "--store": "store", "--against": "against"}
 
 
 def parse_build_options(argv: list[str]) -> BuildOptions:
@@ -111,10 +122,11 @@ def cmd_build(argv: list[str], debug: bool) -> int:
 
     args = buildx.parse_args(opts.buildx_argv)
     df_path = args.dockerfile_path()
-    df = None
+    df = df_text = None
     if df_path is not None:
         try:
-            df = dfmod.parse(df_path.read_text(encoding="utf-8", errors="replace"))
+            df_text = df_path.read_text(encoding="utf-8", errors="replace")
+            df = dfmod.parse(df_text)
         except OSError:
             df = None  # buildx will say what is wrong with it
     width = opts.width or shutil.get_terminal_size((100, 24)).columns
@@ -122,6 +134,7 @@ def cmd_build(argv: list[str], debug: bool) -> int:
     progress = Progress(opts.live, df, width=width)
     if args.progress and args.progress != "rawjson":
         progress.message(f"cachewhy: --progress={args.progress} replaced by rawjson (cachewhy shows the progress)")
+    baseline = Baseline(opts, args, df_path, df, progress)
 
     def on_line(line: str) -> None:
         n_msgs = len(events.messages)
@@ -132,6 +145,7 @@ def cmd_build(argv: list[str], debug: bool) -> int:
             progress.update(events, changed)
 
     def on_start() -> None:
+        baseline.start_snapshot()  # hashes the context while buildx works
         import networkx  # noqa: F401, PLC0415 - import while buildx starts up
 
     with tempfile.TemporaryDirectory(prefix="cachewhy-") as workdir:
@@ -141,7 +155,9 @@ def cmd_build(argv: list[str], debug: bool) -> int:
         if result.interrupted:
             sys.stderr.write(f"cachewhy: build stopped by {result.interrupted}; showing what was seen\n")
         try:
-            _report_build(events, df, df_path, result, width)
+            _report_build(events, df, df_text, df_path, args, result, baseline, opts, width)
+        except CachewhyError as exc:
+            sys.stderr.write(f"cachewhy: {exc}\n")
         except Exception as exc:  # the build's result must survive any analysis bug
             if debug:
                 traceback.print_exc()
@@ -150,27 +166,127 @@ def cmd_build(argv: list[str], debug: bool) -> int:
     return rc
 
 
-def _report_build(events, df, df_path, result, width: int) -> None:  # type: ignore[no-untyped-def]
+class Baseline:
+    """The store, the previous record and the context snapshot of this build."""
+
+    def __init__(self, opts: BuildOptions, args, df_path, df, progress) -> None:  # type: ignore[no-untyped-def]
+        from analyzer.record import follow_paths, project_of  # noqa: PLC0415
+        from analyzer.store import open_store  # noqa: PLC0415
+
+        self.notes: list[str] = []
+        self.store = None
+        self.previous: dict | None = None
+        self.project = project_of(args, df_path)
+        self.context = args.context_dir
+        self.df_path = df_path
+        self.follow = follow_paths(df) if df is not None else None
+        self._thread = None
+        self._snapshot: dict | None = None
+        try:
+            self.store = open_store(opts.store)
+            ref = opts.against or self.store.find_previous(self.project)
+            if ref:
+                self.previous = self.store.load(ref)
+        except CachewhyError as exc:
+            if opts.against:
+                raise
+            self.notes.append(f"no previous record: {exc}")
+
+    def start_snapshot(self) -> None:
+        import threading  # noqa: PLC0415
+
+        if self.context is None or not self.context.is_dir():
+            return
+        self._thread = threading.Thread(target=self._take_snapshot, daemon=True)
+        self._thread.start()
+
+    def _take_snapshot(self) -> None:
+        from analyzer import snapshot  # noqa: PLC0415
+
+        try:
+            prev = None
+            if self.previous and self.previous.get("snapshot"):
+                try:
+                    prev = snapshot.Snapshot.from_json(self.previous["snapshot"])
+                except (ValueError, KeyError, TypeError):
+                    prev = None
+            excludes = snapshot.read_dockerignore(self.context, self.df_path)
+            snap = snapshot.snapshot(self.context, excludes=excludes, follow=self.follow, previous=prev)
+            self._snapshot = snap.to_json()
+        except Exception as exc:  # a snapshot problem must not stop the report
+            self.notes.append(f"the context could not be snapshotted: {exc}")
+
+    def snapshot(self) -> dict | None:
+        if self._thread is not None:
+            self._thread.join()
+        return self._snapshot
+
+
+def _report_build(events, df, df_text, df_path, args, result, baseline: Baseline,  # type: ignore[no-untyped-def]
+                  opts: BuildOptions, width: int) -> None:
+    from analyzer import dockerfile as dfmod  # noqa: PLC0415
+    from analyzer.explain import explain  # noqa: PLC0415
     from analyzer.graph import build_graph  # noqa: PLC0415
+    from analyzer.provenance import load_metadata  # noqa: PLC0415
+    from analyzer.record import make_hasher, make_record, store_key  # noqa: PLC0415
     from analyzer.report import text  # noqa: PLC0415
+    from analyzer.report.model import build_report  # noqa: PLC0415
+    from analyzer.store import new_id  # noqa: PLC0415
 
     if not events.vertices:
         return  # buildx refused the arguments or could not start: its message says why
-    locations = None
+    prov = None
     if result.metadata_path is not None:
-        from analyzer import dockerfile as dfmod  # noqa: PLC0415
-        from analyzer.provenance import load_metadata  # noqa: PLC0415
-
         prov = load_metadata(result.metadata_path).primary()
-        if prov is not None:
-            locations = prov.vertex_lines()
-            if df is None and prov.dockerfile_text is not None:
-                df = dfmod.parse(prov.dockerfile_text)
+    locations = None
+    if prov is not None:
+        locations = prov.vertex_lines()
+        if df is None and prov.dockerfile_text is not None:
+            df_text = prov.dockerfile_text
+            df = dfmod.parse(df_text)
     graph = build_graph(events, df, locations)
+    store = baseline.store
+    hasher = make_hasher(store_key(store.root) if store is not None else b"cachewhy")
+    record = make_record(
+        record_id=new_id(), args=args, result=result, graph=graph, prov=prov, dockerfile_path=df_path,
+        dockerfile_text=df_text, snapshot=baseline.snapshot(), messages=events.messages, hasher=hasher,
+        complete=result.interrupted is None,
+    )
+    analysis = explain(record, baseline.previous)
+    analysis.notes[:0] = baseline.notes
+    report = build_report(analysis)
+
     colour = sys.stderr.isatty() and "NO_COLOR" not in os.environ
     name = df_path.name if df_path is not None else "Dockerfile"
-    sys.stderr.write("\n" + text.step_table(graph, width=width, colour=colour, dockerfile_name=name) + "\n")
+    sys.stderr.write("\n" + text.root_causes(report, width=width, colour=colour) + "\n\n")
+    sys.stderr.write(text.step_table(graph, width=width, colour=colour, dockerfile_name=name) + "\n")
     sys.stderr.write(text.footer(graph, result.returncode, result.ended - result.started) + "\n")
+    if opts.report_json:
+        _write_output(opts.report_json, json.dumps(report, indent=2, sort_keys=True) + "\n")
+    if store is not None:
+        top = analysis.roots[0] if analysis.roots else None
+        summary = {
+            "hit_ratio": report["summary"]["hit_ratio"],
+            "time_lost_s": report["summary"]["time_lost_s"],
+            "top_cause": top.cause.kind if top else None,
+            "top_line": top.step.get("line") if top else None,
+        }
+        store.save(record, summary=summary)
+
+
+def _write_output(dest: str, data: str) -> None:
+    if dest == "-":
+        sys.stdout.write(data)
+        sys.stdout.flush()
+        return
+    path = Path(dest)
+    tmp = path.with_name(f".{path.name}.cachewhy-tmp")
+    try:
+        tmp.write_text(data, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise CachewhyError(f"cannot write {dest}: {exc.strerror or exc}") from None
 
 
 def main(argv: list[str] | None = None) -> int:

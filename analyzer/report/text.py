@@ -78,3 +78,62 @@ def footer(graph: BuildGraph, returncode: int, build_s: float | None) -> str:
         parts.append(f"build {_fmt_time(build_s)}")
     parts.append(f"exit {returncode}")
     return " \u00b7 ".join(parts)
+
+
+_KIND_TEXT = {
+    "instruction-changed": "instruction changed",
+    "context-changed": "context changed",
+    "build-arg-changed": "build-arg changed",
+    "env-changed": "ENV changed",
+    "base-image-changed": "base image changed",
+    "stage-changed": "upstream stage changed",
+    "cache-evicted": "cache evicted",
+    "no-cache-requested": "no cache requested",
+    "cache-import-missing": "imported cache lacked it",
+    "remote-changed": "remote source changed",
+    "no-previous-build": "no previous build",
+    "platform-changed": "platform changed",
+    "unknown": "cause unknown",
+}
+
+
+def root_causes(report: dict, width: int = 100, colour: bool = False) -> str:
+    """The answer first: root misses, biggest time loss first, with file and line."""
+    misses = report.get("misses") or []
+    roots = [m for m in misses if m.get("root")]
+    if not misses:
+        prev = report.get("previous")
+        return "Why: nothing was rebuilt" + (f" (compared with build {prev['ref']})" if prev else "")
+    by_id = {m["id"]: m for m in misses}
+    name = (report.get("build") or {}).get("dockerfile") or "Dockerfile"
+    name = name.rsplit("/", 1)[-1]
+    total = sum(m.get("time_lost_s") or 0 for m in roots)
+    prev = report.get("previous")
+    head = (f"Why: {len(roots)} root cause{'s' if len(roots) != 1 else ''}, {_fmt_time(total)} lost"
+            + (f" (compared with build {prev['ref']})" if prev else " (no previous build to compare with)"))
+    out = [head]
+    bold, reset = ("\x1b[1m", _RESET) if colour else ("", "")
+    for m in roots:
+        where = f"{name}:{m.get('line')}" if m.get("line") else name
+        instr = _one_line(m.get("instruction") or "")
+        cause = m["cause"]
+        text = f"{_KIND_TEXT.get(cause['kind'], cause['kind'])}: {_one_line(cause.get('detail') or '')}"
+        left = f"  {where:<14} {instr}"
+        if len(left) > width // 2:
+            left = left[: width // 2 - 1] + "\u2026"
+        line = f"{left}   {text}"
+        out.append(bold + line[:width] + reset if len(line) > width else bold + line + reset)
+        if len(line) > width:
+            rest = line[width:]
+            out.append(" " * 17 + rest[: width - 17])
+        followers = [by_id[f] for f in m.get("followers") or [] if f in by_id]
+        lines = [x.get("line") for x in [m, *followers] if x.get("line")]
+        span = (f" (lines {min(lines)}-{max(lines)})" if lines and min(lines) != max(lines)
+                else (f" (line {lines[0]})" if lines else ""))
+        n = 1 + len(followers)
+        out.append(f"{'':17}\u2192 {n} step{'s' if n != 1 else ''} rebuilt, {_fmt_time(m.get('time_lost_s') or 0)}{span}")
+        for also in m.get("also") or []:
+            out.append(f"{'':17}also: {_KIND_TEXT.get(also['kind'], also['kind'])}: {_one_line(also.get('detail') or '')}"[:width])
+    for note in report.get("notes") or []:
+        out.append(f"  note: {note}")
+    return "\n".join(out)

@@ -1,0 +1,388 @@
+"""Why each step was rebuilt: root misses, cascades and their causes.
+
+Works on two build records (the current one and the previous build of the
+same project), never on raw vertex digests across builds: steps are matched
+by stage, keyword and instruction text, then by position in the stage.
+
+A rebuilt step is a *root* miss when none of its nearest step inputs (the
+first Dockerfile step on each input edge) was rebuilt. Every other rebuilt
+step follows from the roots of its rebuilt inputs. BuildKit itself cuts a
+cascade where a rebuilt step produced identical bytes (COPY --from and bind
+mounts are keyed on content), so only unbroken chains of rebuilt steps count.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+KINDS = (
+    "instruction-changed", "context-changed", "build-arg-changed", "env-changed",
+    "base-image-changed", "stage-changed", "cache-evicted", "no-cache-requested",
+    "cache-import-missing", "remote-changed", "no-previous-build", "platform-changed", "unknown",
+)
+
+MISSED = ("rebuilt", "failed")  # statuses of steps that ran because the cache had nothing
+BUILT = ("rebuilt", "cached")  # statuses of steps whose result existed after that build
+
+
+@dataclass
+class Cause:
+    kind: str
+    detail: str
+    files: dict[str, list[str]] | None = None
+    root_id: str | None = None  # for stage-changed: the root miss it comes from
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"kind": self.kind, "detail": self.detail}
+        if self.files is not None:
+            out["files"] = self.files
+        return out
+
+
+@dataclass
+class Miss:
+    step: dict
+    root: bool
+    cause: Cause
+    also: list[Cause] = field(default_factory=list)
+    caused_by: list[str] = field(default_factory=list)  # root step ids, for cascades
+    followers: list[str] = field(default_factory=list)  # step ids that follow from this root
+    time_lost_s: float = 0.0
+
+
+@dataclass
+class Analysis:
+    current: dict
+    previous: dict | None
+    misses: list[Miss]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def roots(self) -> list[Miss]:
+        return [m for m in self.misses if m.root]
+
+
+def _norm(text: str | None) -> str:
+    return " ".join((text or "").split())
+
+
+def _is_step(step: dict) -> bool:
+    return step.get("keyword") not in (None, "FROM")
+
+
+def _nearest_steps(steps_by_digest: dict[str, dict], digest: str) -> list[dict]:
+    """The first Dockerfile step met on each input edge, looking through sources."""
+    out: dict[str, dict] = {}
+    seen: set[str] = set()
+    todo = list(steps_by_digest[digest].get("inputs") or [])
+    while todo:
+        d = todo.pop()
+        if d in seen or d not in steps_by_digest:
+            continue
+        seen.add(d)
+        s = steps_by_digest[d]
+        if _is_step(s):
+            out[d] = s
+        else:
+            todo.extend(s.get("inputs") or [])
+    return list(out.values())
+
+
+def match_steps(cur: list[dict], prev: list[dict]) -> dict[str, dict]:
+    """Current step id -> the previous build's same step.
+
+    First by (stage, keyword, instruction text) in order of appearance, then
+    the leftovers by (stage, keyword, position among the stage's steps), which
+    pairs an edited instruction with what it was.
+    """
+    cur_steps = [s for s in cur if _is_step(s)]
+    prev_steps = [s for s in prev if _is_step(s)]
+    by_text: dict[tuple, list[dict]] = {}
+    for p in prev_steps:
+        by_text.setdefault((p.get("stage"), p.get("keyword"), _norm(p.get("instruction"))), []).append(p)
+    out: dict[str, dict] = {}
+    used: set[str] = set()
+    for s in cur_steps:
+        cands = by_text.get((s.get("stage"), s.get("keyword"), _norm(s.get("instruction"))))
+        if cands:
+            p = cands.pop(0)
+            out[s["id"]] = p
+            used.add(p["id"])
+
+    def position(steps: list[dict]) -> dict[tuple, dict]:
+        counts: dict[tuple, int] = {}
+        pos: dict[tuple, dict] = {}
+        for s in sorted(steps, key=lambda x: (x.get("line") or 0)):
+            key = (s.get("stage"), s.get("keyword"))
+            counts[key] = counts.get(key, 0) + 1
+            pos[(*key, counts[key])] = s
+        return pos
+
+    prev_pos = {k: v for k, v in position(prev_steps).items() if v["id"] not in used}
+    for key, s in position(cur_steps).items():
+        if s["id"] not in out and key in prev_pos:
+            out[s["id"]] = prev_pos.pop(key)
+    return out
+
+
+def _env_map(step: dict) -> dict[str, str]:
+    env = (((step.get("op") or {}).get("Op") or {}).get("exec") or {}).get("meta", {}).get("env") or []
+    out = {}
+    for e in env:
+        name, _, value = str(e).partition("=")
+        out[name] = value
+    return out
+
+
+def _without_env(op: dict | None) -> dict | None:
+    if not op:
+        return op
+    import copy  # noqa: PLC0415
+
+    op = copy.deepcopy(op)
+    meta = ((op.get("Op") or {}).get("exec") or {}).get("meta")
+    if isinstance(meta, dict):
+        meta.pop("env", None)
+    op.pop("platform", None)
+    return op
+
+
+def _image_repo(identifier: str) -> tuple[str, str]:
+    ref = identifier.removeprefix("docker-image://")
+    name, _, digest = ref.partition("@")
+    return name, digest
+
+
+def _short_digest(d: str) -> str:
+    return d.replace("sha256:", "sha256:")[:19] if d else "?"
+
+
+def _declared_args(record: dict) -> set[str]:
+    text = record.get("dockerfile_text") or ""
+    return set(re.findall(r"(?im)^\s*ARG\s+([A-Za-z_][A-Za-z0-9_]*)", text))
+
+
+class _Explainer:
+    def __init__(self, cur: dict, prev: dict | None) -> None:
+        self.cur = cur
+        self.prev = prev
+        self.steps = cur.get("steps") or []
+        self.by_digest = {s["digest"]: s for s in self.steps}
+        self.by_id = {s["id"]: s for s in self.steps}
+        self.matches = match_steps(self.steps, prev.get("steps") or []) if prev else {}
+        self.notes: list[str] = []
+        self.args = _declared_args(cur) | set(cur.get("build_args") or {})
+        if prev:
+            self.args |= _declared_args(prev) | set(prev.get("build_args") or {})
+        self._snapshots = self._load_snapshots()
+
+    def _load_snapshots(self) -> tuple[Any, Any] | None:
+        if not self.prev or not self.cur.get("snapshot") or not self.prev.get("snapshot"):
+            return None
+        from analyzer.snapshot import Snapshot  # noqa: PLC0415
+
+        try:
+            return Snapshot.from_json(self.prev["snapshot"]), Snapshot.from_json(self.cur["snapshot"])
+        except (ValueError, KeyError, TypeError):
+            self.notes.append("a context snapshot could not be read; changed files are not named")
+            return None
+
+    # -- causes of one step, on its own -----------------------------------------
+    def own_causes(self, s: dict, p: dict | None) -> list[Cause]:
+        """What changed in this step itself: its text, op, images, files."""
+        inv = self.cur.get("invocation") or {}
+        if inv.get("no_cache"):
+            return [Cause("no-cache-requested", "--no-cache: every step is built afresh")]
+        if s.get("stage") and s["stage"] in (inv.get("no_cache_filter") or []):
+            return [Cause("no-cache-requested", f"--no-cache-filter {s['stage']}: this stage is built afresh")]
+        if self.prev is None:
+            return [Cause("no-previous-build", "no earlier build of this context, Dockerfile and target to compare with")]
+        if p is None:
+            return [Cause("instruction-changed", f"new instruction: {_norm(s.get('instruction'))}")]
+        causes: list[Cause] = []
+        if _norm(s.get("instruction")) != _norm(p.get("instruction")):
+            causes.append(Cause("instruction-changed",
+                                f"{_norm(p.get('instruction'))} \u2192 {_norm(s.get('instruction'))}"))
+        if s.get("op") and p.get("op"):
+            causes += self._op_causes(s, p, text_changed=bool(causes))
+        causes += self._image_causes(s, p)
+        causes += self._context_causes(s)
+        return causes
+
+    def _op_causes(self, s: dict, p: dict, text_changed: bool) -> list[Cause]:
+        out: list[Cause] = []
+        sp = (s["op"].get("platform") or {})
+        pp = (p["op"].get("platform") or {})
+        if sp and pp and sp != pp:
+            fmt = lambda x: "/".join(str(x.get(k)) for k in ("OS", "Architecture", "Variant") if x.get(k))  # noqa: E731
+            out.append(Cause("platform-changed", f"{fmt(pp)} \u2192 {fmt(sp)}"))
+        cur_env, prev_env = _env_map(s), _env_map(p)
+        for name in sorted(set(cur_env) | set(prev_env)):
+            old, new = prev_env.get(name, "(unset)"), cur_env.get(name, "(unset)")
+            if old == new:
+                continue
+            kind = "build-arg-changed" if name in self.args else "env-changed"
+            out.append(Cause(kind, f"{name} changed (value redacted): {old} \u2192 {new}"))
+        if not text_changed and _without_env(s["op"]) != _without_env(p["op"]) and not out:
+            fields = self._op_fields_changed(s["op"], p["op"])
+            out.append(Cause("instruction-changed", f"the step's definition changed ({fields}) "
+                                                    f"although its Dockerfile text did not"))
+        return out
+
+    @staticmethod
+    def _op_fields_changed(a: dict, b: dict) -> str:
+        ea = ((a.get("Op") or {}).get("exec") or {})
+        eb = ((b.get("Op") or {}).get("exec") or {})
+        names = []
+        if ea or eb:
+            ma, mb = ea.get("meta") or {}, eb.get("meta") or {}
+            for key, label in (("user", "USER"), ("cwd", "WORKDIR"), ("args", "command")):
+                if ma.get(key) != mb.get(key):
+                    names.append(f"{label} {mb.get(key)!r} \u2192 {ma.get(key)!r}")
+            if ea.get("mounts") != eb.get("mounts"):
+                names.append("mounts")
+            if ea.get("network") != eb.get("network"):
+                names.append("network")
+        return ", ".join(names) or "file operation"
+
+    def _image_causes(self, s: dict, p: dict) -> list[Cause]:
+        out = []
+        prev_imgs = dict(_image_repo(i) for i in p.get("image_inputs") or [])
+        for ident in s.get("image_inputs") or []:
+            repo, digest = _image_repo(ident)
+            old = prev_imgs.get(repo)
+            if old is not None and old != digest:
+                out.append(Cause("base-image-changed", f"{repo}: {_short_digest(old)} \u2192 {_short_digest(digest)}"))
+        return out
+
+    def _context_causes(self, s: dict) -> list[Cause]:
+        inputs = [c for c in s.get("context_inputs") or [] if c.get("source") == "context"]
+        if not inputs or self._snapshots is None:
+            return []
+        from analyzer.snapshot import diff  # noqa: PLC0415
+
+        old, new = self._snapshots
+        added: set[str] = set()
+        modified: set[str] = set()
+        removed: set[str] = set()
+        modes: dict[str, tuple[int, int]] = {}
+        for c in inputs:
+            path = str(c.get("path") or "/").strip("/") or "."
+            ch = diff(old, new, under=[path], include=c.get("include") or None, exclude=c.get("exclude") or None)
+            added |= set(ch.added)
+            modified |= set(ch.modified)
+            removed |= set(ch.removed)
+            modes.update(ch.mode_changes)
+        if not (added or modified or removed):
+            return []
+        files = {"added": sorted(added), "modified": sorted(modified), "removed": sorted(removed)}
+        parts = []
+        for label, names in (("modified", files["modified"]), ("added", files["added"]), ("removed", files["removed"])):
+            if names:
+                shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+                parts.append(f"{shown} {label}")
+        if modes:
+            parts.append("; ".join(f"mode of {path} {old:o} \u2192 {new:o}" for path, (old, new) in sorted(modes.items())[:3]))
+        return [Cause("context-changed", "; ".join(parts), files)]
+
+    # -- when nothing in the step changed ---------------------------------------
+    def unchanged_cause(self, s: dict, p: dict | None) -> Cause:
+        inv = self.cur.get("invocation") or {}
+        compared = ["instruction text"]
+        if s.get("op") and p and p.get("op"):
+            compared.append("LLB op (args, env, mounts)")
+        if s.get("image_inputs"):
+            compared.append("base image digests")
+        if s.get("context_inputs"):
+            compared.append("context files" if self._snapshots else "context files (not recorded for both builds)")
+        if p is not None and p.get("status") not in BUILT:
+            return Cause("no-previous-build",
+                         f"the previous build did not build this step (it was {p.get('status')})")
+        import_warnings = [m for m in self.cur.get("messages") or [] if "cache" in m.lower() and "import" in m.lower()]
+        if inv.get("cache_from"):
+            detail = ("the step and its inputs are identical to the previous build, but the cache imported with "
+                      f"--cache-from {', '.join(inv['cache_from'])} did not hold it")
+            if import_warnings:
+                detail += f" ({import_warnings[0]})"
+            return Cause("cache-import-missing", detail)
+        if not s.get("op") or (s.get("context_inputs") and not self._snapshots):
+            return Cause("unknown", f"compared {', '.join(compared)}: no difference found, but the "
+                                    "provenance or context snapshot needed to rule out a change is missing")
+        when = "was cached" if p is not None and p.get("status") == "cached" else "was built"
+        return Cause("cache-evicted", f"the step and its inputs are identical to the previous build, where it {when}; "
+                                      "its cache entry is gone (pruned or garbage-collected)")
+
+    # -- the whole build --------------------------------------------------------
+    def run(self) -> Analysis:
+        rebuilt = {s["digest"] for s in self.steps if _is_step(s) and s.get("status") in MISSED}
+        nearest = {d: _nearest_steps(self.by_digest, d) for d in rebuilt}
+        misses: dict[str, Miss] = {}
+        for s in self.steps:
+            if s["digest"] not in rebuilt:
+                continue
+            p = self.matches.get(s["id"])
+            near_rebuilt = [n for n in nearest[s["digest"]] if n["digest"] in rebuilt]
+            own = self.own_causes(s, p)
+            if not near_rebuilt:
+                cause = own[0] if own else self.unchanged_cause(s, p)
+                misses[s["id"]] = Miss(s, True, cause, also=own[1:])
+            else:
+                misses[s["id"]] = Miss(s, False, Cause("unknown", ""),
+                                       also=[c for c in own if c.kind not in ("no-previous-build",)])
+        # cascades: the roots each rebuilt step follows from
+        roots_of: dict[str, list[str]] = {}
+
+        def find_roots(digest: str, stack: frozenset = frozenset()) -> list[str]:
+            s = self.by_digest[digest]
+            if misses[s["id"]].root:
+                return [s["id"]]
+            if digest in roots_of:
+                return roots_of[digest]
+            out: list[str] = []
+            for n in nearest[digest]:
+                if n["digest"] in rebuilt and n["digest"] not in stack:
+                    for r in find_roots(n["digest"], stack | {digest}):
+                        if r not in out:
+                            out.append(r)
+            roots_of[digest] = out
+            return out
+
+        for s in self.steps:
+            m = misses.get(s["id"])
+            if m is None or m.root:
+                continue
+            m.caused_by = find_roots(s["digest"])
+            near_rebuilt = [n for n in nearest[s["digest"]] if n["digest"] in rebuilt]
+            first_root = misses[m.caused_by[0]] if m.caused_by else None
+            if near_rebuilt and all(n.get("stage") != s.get("stage") for n in near_rebuilt):
+                up = near_rebuilt[0]
+                root_txt = (f"; root: line {first_root.step.get('line')} ({first_root.cause.kind})"
+                            if first_root else "")
+                m.cause = Cause("stage-changed", f"stage {up.get('stage')} rebuilt line {up.get('line')} "
+                                                 f"({_norm(up.get('instruction'))[:60]}){root_txt}",
+                                root_id=first_root.step["id"] if first_root else None)
+            elif first_root is not None:
+                m.cause = Cause(first_root.cause.kind,
+                                f"follows from line {first_root.step.get('line')}: {first_root.cause.detail}",
+                                root_id=first_root.step["id"])
+        # time: each root's own duration plus its share of the cascade
+        for m in misses.values():
+            if m.root:
+                m.time_lost_s += m.step.get("duration_s") or 0.0
+            elif m.caused_by:
+                share = (m.step.get("duration_s") or 0.0) / len(m.caused_by)
+                for r in m.caused_by:
+                    misses[r].time_lost_s += share
+                    misses[r].followers.append(m.step["id"])
+            m.time_lost_s = m.time_lost_s
+        ordered = sorted((m for m in misses.values() if m.root), key=lambda m: (-m.time_lost_s, m.step.get("line") or 0))
+        ordered += sorted((m for m in misses.values() if not m.root), key=lambda m: m.step.get("line") or 0)
+        for m in ordered:
+            m.time_lost_s = round(m.time_lost_s, 3) if m.root else round(m.step.get("duration_s") or 0.0, 3)
+        return Analysis(self.cur, self.prev, ordered, self.notes)
+
+
+def explain(current: dict, previous: dict | None) -> Analysis:
+    return _Explainer(current, previous).run()

@@ -1,0 +1,252 @@
+"""The record of one build: everything a later build is compared against.
+
+Built from the run (arguments, exit code), the graph (steps, statuses,
+timings), the provenance (each step's LLB op and what it reads) and the
+context snapshot. Values that may be secret never enter a record in clear:
+build-arg values and env values in ops are kept as a short keyed hash, which
+still shows that two values differ; vertex names (which carry expanded
+build-arg values) are replaced by the Dockerfile's own text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import secrets
+from pathlib import Path
+from typing import Any, Callable
+
+from analyzer.buildx import BuildArgs, RunResult
+from analyzer.graph import BuildGraph, Step
+from analyzer.provenance import LLBStep, Provenance
+
+SCHEMA = "cachewhy.record/v1"
+
+Hasher = Callable[[str], str]
+
+
+def store_key(store_root: Path) -> bytes:
+    """The store's secret key for value hashes (made on first use, mode 0600)."""
+    path = Path(store_root) / "hash.key"
+    try:
+        return bytes.fromhex(path.read_text().strip())
+    except (OSError, ValueError):
+        pass
+    Path(store_root).mkdir(parents=True, exist_ok=True, mode=0o700)
+    key = secrets.token_bytes(32)
+    tmp = path.with_name(f".hash.key.{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(key.hex())
+    try:
+        os.link(tmp, path)  # first writer wins; a concurrent one reads the winner's key
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink(missing_ok=True)
+    return bytes.fromhex(path.read_text().strip())
+
+
+def make_hasher(key: bytes) -> Hasher:
+    def hasher(value: str) -> str:
+        return "h:" + hmac.new(key, value.encode("utf-8", "surrogateescape"), hashlib.sha256).hexdigest()[:12]
+    return hasher
+
+
+def canonical(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
+
+
+def redact_op(op: dict, hasher: Hasher) -> dict:
+    """The op with every env value replaced by its keyed hash."""
+    op = json.loads(json.dumps(op))  # deep copy of plain JSON
+    meta = ((op.get("Op") or {}).get("exec") or {}).get("meta")
+    if isinstance(meta, dict) and isinstance(meta.get("env"), list):
+        meta["env"] = [_redact_env(e, hasher) for e in meta["env"]]
+    return op
+
+
+def _redact_env(entry: Any, hasher: Hasher) -> Any:
+    if not isinstance(entry, str):
+        return entry
+    name, eq, value = entry.partition("=")
+    return f"{name}={hasher(value)}" if eq else entry
+
+
+def _step_inputs(prov: Provenance, llb: LLBStep) -> tuple[list[str], list[dict]]:
+    """Which images and which parts of the local context one op reads directly."""
+    images: list[str] = []
+    context: list[dict] = []
+    inputs = [prov.steps.get(i) for i in llb.input_ids]
+
+    def source_of(index: int) -> dict | None:
+        if 0 <= index < len(inputs) and inputs[index] is not None:
+            return (inputs[index].op.get("Op") or {}).get("source")
+        return None
+
+    for index in range(len(inputs)):
+        src = source_of(index)
+        if src and str(src.get("identifier", "")).startswith("docker-image://"):
+            images.append(src["identifier"])
+    body = llb.op.get("Op") or {}
+    for action in (body.get("file") or {}).get("actions") or []:
+        copy = (action.get("Action") or {}).get("copy")
+        if not copy:
+            continue
+        src = source_of(int(action.get("secondaryInput", -1)))
+        if src and str(src.get("identifier", "")).startswith("local://"):
+            context.append({
+                "source": src["identifier"][len("local://"):],
+                "path": copy.get("src", "/"),
+                "include": list(copy.get("include_patterns") or []),
+                "exclude": list(copy.get("exclude_patterns") or []),
+            })
+    for mount in (body.get("exec") or {}).get("mounts") or []:
+        src = source_of(int(mount.get("input", -1)))
+        if src and str(src.get("identifier", "")).startswith("local://") and mount.get("dest") != "/":
+            context.append({
+                "source": src["identifier"][len("local://"):],
+                "path": mount.get("selector") or "/",
+                "include": [], "exclude": [], "mount": mount.get("dest"),
+            })
+    return images, context
+
+
+def _safe_name(step: Step) -> str:
+    """A display name without expanded build-arg values."""
+    if step.keyword is None:
+        return step.name
+    where = " ".join(x for x in (step.platform, step.stage) if x)
+    pos = f"{step.index}/{step.total}" if step.index is not None else ""
+    return f"[{(where + ' ') if where else ''}{pos}] {step.keyword}"
+
+
+def step_id(digest: str) -> str:
+    return digest.split(":", 1)[-1][:12]
+
+
+def step_dict(step: Step, prov: Provenance | None, hasher: Hasher) -> dict:
+    out: dict[str, Any] = {
+        "id": step_id(step.digest),
+        "digest": step.digest,
+        "name": _safe_name(step),
+        "keyword": step.keyword,
+        "stage": step.stage,
+        "index": step.index,
+        "line": step.line,
+        "end_line": step.end_line,
+        "other_lines": [loc[0] for loc in step.other_locations],
+        "instruction": step.instruction if step.keyword is not None else None,
+        "status": step.status.value,
+        "cached": step.cached,
+        "started": step.started,
+        "completed": step.completed,
+        "duration_s": round(step.duration_s, 6) if step.duration_s is not None else None,
+        "error": step.error[:2000] if step.error else None,
+        "inputs": list(step.inputs),
+        "platform": step.platform,
+    }
+    llb = prov.op_for(step.digest) if prov is not None else None
+    if llb is not None:
+        op = redact_op(llb.op, hasher)
+        out["op"] = op
+        out["op_hash"] = hashlib.sha256(canonical(op).encode()).hexdigest()
+        out["image_inputs"], out["context_inputs"] = _step_inputs(prov, llb)
+    return out
+
+
+def redact_argv(argv: list[str]) -> list[str]:
+    """The buildx arguments with build-arg values left out."""
+    out: list[str] = []
+    hide_next = False
+    for tok in argv:
+        if hide_next:
+            out.append(tok.partition("=")[0] + ("=<redacted>" if "=" in tok else ""))
+            hide_next = False
+        elif tok == "--build-arg":
+            out.append(tok)
+            hide_next = True
+        elif tok.startswith("--build-arg="):
+            name = tok[len("--build-arg="):].partition("=")[0]
+            out.append(f"--build-arg={name}=<redacted>")
+        else:
+            out.append(tok)
+    return out
+
+
+def project_of(args: BuildArgs, dockerfile_path: Path | None) -> dict:
+    """What makes two builds comparable: context, Dockerfile, target, platforms."""
+    ctx = args.context_dir
+    return {
+        "context": str(ctx.resolve()) if ctx is not None else (args.context or "-"),
+        "dockerfile": str(dockerfile_path.resolve()) if dockerfile_path is not None else "-",
+        "target": args.target,
+        "platforms": sorted(args.platforms),
+    }
+
+
+def follow_paths(df: Any) -> list[str] | None:
+    """The context paths a Dockerfile's COPY/ADD and bind mounts read (None: all of it).
+
+    Only these are hashed, as BuildKit transfers only these."""
+    paths: list[str] = []
+    for ins in df.instructions:
+        if ins.keyword in ("COPY", "ADD") and not ins.flag("--from"):
+            for src in ins.sources:
+                if "://" in src or src.startswith("git@"):
+                    continue
+                paths.append(src)
+        elif ins.keyword == "RUN":
+            for mount in ins.mounts:
+                if mount.get("type", "bind") == "bind" and not mount.get("from"):
+                    paths.append(mount.get("source") or ".")
+    clean = []
+    for p in paths:
+        p = p.strip().lstrip("/")
+        while p.startswith("./"):
+            p = p[2:]
+        if p in ("", "."):
+            return None
+        if "$" in p:  # expanded by build args we do not evaluate here
+            return None
+        clean.append(p.rstrip("/"))
+    return sorted(set(clean))
+
+
+def make_record(*, record_id: str, args: BuildArgs, result: RunResult, graph: BuildGraph,
+                prov: Provenance | None, dockerfile_path: Path | None, dockerfile_text: str | None,
+                snapshot: dict | None, messages: list[str], hasher: Hasher, complete: bool) -> dict:
+    build_args = {name: (hasher(value) if value is not None else None) for name, value in args.build_args.items()}
+    if prov is not None:
+        for key, value in prov.args.items():
+            if key.startswith("build-arg:"):
+                build_args.setdefault(key[len("build-arg:"):], hasher(value))
+    return {
+        "schema": SCHEMA,
+        "id": record_id,
+        "created": result.started,
+        "completed_at": result.ended,
+        "duration_s": round(result.ended - result.started, 3),
+        "complete": complete,
+        "exit_code": result.returncode,
+        "interrupted": result.interrupted,
+        "project": project_of(args, dockerfile_path),
+        "invocation": {
+            "argv": redact_argv(args.argv),
+            "builder": args.builder,
+            "no_cache": args.no_cache,
+            "no_cache_filter": args.no_cache_filter,
+            "cache_from": args.cache_from,
+            "cache_to": args.cache_to,
+        },
+        "build_args": build_args,
+        "buildx_ref": None,
+        "has_provenance": prov is not None,
+        "dockerfile_text": dockerfile_text,
+        "materials": [[uri, digest.get("sha256")] for uri, digest in (prov.materials if prov else [])],
+        "messages": [m[:500] for m in messages if m.startswith(("WARNING", "ERROR"))][:50],
+        "steps": [step_dict(s, prov, hasher) for s in graph.ordered()],
+        "snapshot": snapshot,
+    }
