@@ -1,0 +1,1124 @@
+"""Snapshots of the build-context files a build reads, and their differences.
+
+Before a build runs, cachewhy records every build-context file the build can
+read (path -> type, permission bits, size, sha256, symlink target).  A later
+build's snapshot is compared with :func:`diff` to name exactly which files
+were added, modified or removed below a COPY/ADD source or a RUN bind-mount
+source.
+
+What counts as a change is what BuildKit hashes (``cache/contenthash``):
+content, mode bits (permissions and type), file type and symlink target.
+mtime is not hashed (``touch`` never misses) and the client zeroes uid/gid
+before the transfer (``chown`` never misses), so neither counts here; xattrs
+are ignored.
+
+Which paths are recorded follows the local source BuildKit's client sends
+(``tonistiigi/fsutil`` ``filter.go``):
+
+* ``.dockerignore`` patterns (:func:`read_dockerignore`, :class:`IgnoreMatcher`)
+  are matched from the context root, Go ``filepath.Match`` syntax per path
+  segment plus ``**``; the last matching pattern wins; a pattern matching a
+  directory excludes everything below it, unless an exception (``!``) pattern
+  can re-include something below, in which case the directory is walked and
+  recorded only if something below it is recorded;
+* a directory that is not itself excluded is sent even when everything in it
+  is ignored (it appears as an empty directory);
+* with *follow paths* (the paths the Dockerfile's COPY/ADD and bind-mount
+  sources name) only those paths, everything below them, and the directories
+  leading to them are recorded.  Symlinks met on a follow path add their
+  target (resolved inside the context) as another follow path, as BuildKit's
+  ``FollowLinks`` does.
+
+Symlinks are never followed by the walk, special files are never opened, and
+unreadable files are recorded with ``sha256=None`` and an ``error`` note.
+
+A re-snapshot given the previous snapshot reuses a file's sha256 without
+reading it when (size, mtime_ns, inode, ctime_ns, mode) are all unchanged.
+ctime catches rewrites that restore the mtime (any write updates ctime);
+files whose ctime was within a timestamp tick of the previous snapshot's
+start are re-read anyway ("racily clean", as git does), so a rewrite in the
+same tick cannot slip through.
+
+Standard library only.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import os
+import re
+import stat as stat_mod
+import threading
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+__all__ = [
+    "Entry",
+    "FileChanges",
+    "IgnoreMatcher",
+    "Snapshot",
+    "diff",
+    "parse_dockerignore",
+    "read_dockerignore",
+    "snapshot",
+]
+
+ENTRY_TYPES = ("file", "dir", "symlink", "other")
+FORMAT_VERSION = 1
+
+#: read size for hashing
+CHUNK = 1 << 20
+#: files up to this size are read with one os.read instead of the shared buffer
+_SMALL = 1 << 16
+#: hashing threads used for large batches (measured on 2 cores: see report)
+HASH_THREADS = 2
+#: below these totals hashing stays on the calling thread
+_THREAD_MIN_BYTES = 8 << 20
+_THREAD_MIN_FILES = 256
+
+#: a cached hash is not trusted when the file's ctime is this close to (or
+#: after) the start of the snapshot that hashed it; the kernel stamps files
+#: from a coarse clock that lags the fine one by up to a tick
+RACY_WINDOW_NS = 50_000_000
+#: ... and this close on filesystems with whole-second (FAT: 2 s) timestamps
+COARSE_RACY_WINDOW_NS = 2_100_000_000
+
+_OPEN_FLAGS = (os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+               | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0))
+
+# Go's unicode.IsSpace set, which strings.TrimSpace uses
+_GO_SPACE = " \t\n\v\f\r\x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007" \
+            "\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+
+
+# --------------------------------------------------------------------------
+# data
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One recorded path.  Only ``same_content`` fields are what BuildKit hashes."""
+
+    type: str                 # "file", "dir", "symlink", "other"
+    mode: int                 # st_mode & 0o7777
+    size: int                 # files only; 0 for everything else
+    sha256: str | None = None  # files only; None when unreadable
+    target: str | None = None  # symlinks only
+    mtime_ns: int = 0         # stat-cache keys, never compared
+    ctime_ns: int = 0
+    inode: int = 0
+    error: str | None = None  # why the file could not be read
+
+    def same_content(self, other: Entry) -> bool:
+        """True when BuildKit would hash both the same (ignores times, inode, owner)."""
+        return (self.type == other.type and self.mode == other.mode and self.size == other.size
+                and self.sha256 == other.sha256 and self.target == other.target)
+
+
+@dataclass
+class Snapshot:
+    """The recorded context.  ``entries`` keys are POSIX paths relative to ``root``."""
+
+    root: str
+    entries: dict[str, Entry] = field(default_factory=dict)
+    excludes: list[str] = field(default_factory=list)
+    follow: list[str] | None = None
+    hashed_bytes: int = 0
+    hashed_files: int = 0
+    reused: int = 0
+    #: time.time_ns() when the walk started (decides which cached hashes are racy)
+    taken_ns: int = 0
+
+    @property
+    def errors(self) -> dict[str, str]:
+        """path -> error note, for entries that could not be read."""
+        return {p: e.error for p, e in self.entries.items() if e.error}
+
+    def to_json(self) -> dict:
+        """A compact JSON-serialisable dict; every string is valid Unicode."""
+        entries = {}
+        for path in sorted(self.entries):
+            e = self.entries[path]
+            row = [e.type, e.mode, e.size, e.sha256,
+                   None if e.target is None else _enc(e.target),
+                   e.mtime_ns, e.ctime_ns, e.inode]
+            if e.error is not None:
+                row.append(_enc(e.error))
+            entries[_enc(path)] = row
+        return {
+            "v": FORMAT_VERSION,
+            "root": _enc(self.root),
+            "excludes": [_enc(p) for p in self.excludes],
+            "follow": None if self.follow is None else [_enc(p) for p in self.follow],
+            "taken_ns": self.taken_ns,
+            "stats": {"hashed_bytes": self.hashed_bytes, "hashed_files": self.hashed_files,
+                      "reused": self.reused},
+            "entries": entries,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> Snapshot:
+        """Inverse of :meth:`to_json`; raises ValueError on anything malformed."""
+        if not isinstance(data, dict):
+            raise ValueError(f"snapshot: expected an object, got {type(data).__name__}")
+        if data.get("v") != FORMAT_VERSION:
+            raise ValueError(f"snapshot: unsupported version {data.get('v')!r}")
+        root = data.get("root")
+        if not isinstance(root, str) or not root:
+            raise ValueError("snapshot: 'root' must be a non-empty string")
+        raw_entries = data.get("entries")
+        if not isinstance(raw_entries, dict):
+            raise ValueError("snapshot: 'entries' must be an object")
+        excludes = data.get("excludes", [])
+        if not isinstance(excludes, list) or not all(isinstance(p, str) for p in excludes):
+            raise ValueError("snapshot: 'excludes' must be a list of strings")
+        follow = data.get("follow")
+        if follow is not None and (not isinstance(follow, list)
+                                   or not all(isinstance(p, str) for p in follow)):
+            raise ValueError("snapshot: 'follow' must be null or a list of strings")
+        taken = data.get("taken_ns", 0)
+        stats = data.get("stats", {})
+        if not isinstance(stats, dict):
+            raise ValueError("snapshot: 'stats' must be an object")
+        nums = [taken] + [stats.get(k, 0) for k in ("hashed_bytes", "hashed_files", "reused")]
+        if not all(_is_int(n) and n >= 0 for n in nums):
+            raise ValueError("snapshot: 'taken_ns' and 'stats' must hold non-negative integers")
+        entries: dict[str, Entry] = {}
+        for key, row in raw_entries.items():
+            path = _dec(key)
+            entries[path] = _entry_from_row(path, row)
+        return cls(root=_dec(root), entries=entries, excludes=[_dec(p) for p in excludes],
+                   follow=None if follow is None else [_dec(p) for p in follow],
+                   hashed_bytes=nums[1], hashed_files=nums[2], reused=nums[3], taken_ns=nums[0])
+
+
+@dataclass
+class FileChanges:
+    """What differs between two snapshots (below the selected sources).
+
+    Directories carry a trailing ``/`` in all lists; an added or removed
+    directory is listed only when it is empty (in that snapshot's view),
+    otherwise its files stand for it.  Entries whose only difference is the
+    mode are listed in ``modified`` and also in ``mode_changes``.
+    """
+
+    added: list[str] = field(default_factory=list)
+    modified: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    mode_changes: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.added or self.modified or self.removed)
+
+    def total(self) -> int:
+        return len(self.added) + len(self.modified) + len(self.removed)
+
+
+def _is_int(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _entry_from_row(path: str, row: object) -> Entry:
+    if not path or path.startswith("/") or path in (".", ".."):
+        raise ValueError(f"snapshot: bad entry path {path!r}")
+    if not isinstance(row, list) or len(row) not in (8, 9):
+        raise ValueError(f"snapshot: entry {path!r} must be a list of 8 or 9 values")
+    typ, mode, size, sha, target, mtime, ctime, ino = row[:8]
+    err = row[8] if len(row) == 9 else None
+    if typ not in ENTRY_TYPES:
+        raise ValueError(f"snapshot: entry {path!r} has unknown type {typ!r}")
+    if not (_is_int(mode) and 0 <= mode <= 0o7777):
+        raise ValueError(f"snapshot: entry {path!r} has a bad mode")
+    if not (_is_int(size) and size >= 0):
+        raise ValueError(f"snapshot: entry {path!r} has a bad size")
+    if not all(_is_int(n) for n in (mtime, ctime, ino)):
+        raise ValueError(f"snapshot: entry {path!r} has bad stat fields")
+    if sha is not None and not (isinstance(sha, str) and len(sha) == 64
+                                and all(c in "0123456789abcdef" for c in sha)):
+        raise ValueError(f"snapshot: entry {path!r} has a bad sha256")
+    if target is not None and not isinstance(target, str):
+        raise ValueError(f"snapshot: entry {path!r} has a bad symlink target")
+    if err is not None and not isinstance(err, str):
+        raise ValueError(f"snapshot: entry {path!r} has a bad error note")
+    return Entry(typ, mode, size, sha, None if target is None else _dec(target),
+                 mtime, ctime, ino, None if err is None else _dec(err))
+
+
+# Names that are not valid UTF-8 reach Python as lone surrogates
+# (surrogateescape), which a UTF-8 JSON writer rejects.  Such strings are
+# stored as NUL + base64 of the raw bytes (NUL never occurs in a path).
+
+def _enc(s: str) -> str:
+    if s.isascii():
+        return s
+    try:
+        s.encode("utf-8")
+        return s
+    except UnicodeEncodeError:
+        return "\x00" + base64.b64encode(os.fsencode(s)).decode("ascii")
+
+
+def _dec(s: object) -> str:
+    if not isinstance(s, str):
+        raise ValueError(f"snapshot: expected a string, got {type(s).__name__}")
+    if s.startswith("\x00"):
+        try:
+            return os.fsdecode(base64.b64decode(s[1:], validate=True))
+        except (binascii.Error, ValueError) as e:
+            raise ValueError(f"snapshot: bad encoded name {s!r}") from e
+    return s
+
+
+# --------------------------------------------------------------------------
+# paths and patterns
+
+
+def _clean(p: str) -> str:
+    """Go's path.Clean (for '/'-separated paths)."""
+    if not p:
+        return "."
+    rooted = p.startswith("/")
+    out: list[str] = []
+    for seg in p.split("/"):
+        if seg in ("", "."):
+            continue
+        if seg == "..":
+            if out and out[-1] != "..":
+                out.pop()
+            elif not rooted:
+                out.append("..")
+        else:
+            out.append(seg)
+    s = "/".join(out)
+    if rooted:
+        return "/" + s
+    return s or "."
+
+
+def _norm_rel(p: str) -> str:
+    """A user-given context-relative path: cleaned, without leading '/' or './'; '' for the root."""
+    c = _clean(p.replace(os.sep, "/") if os.sep != "/" else p)
+    c = c.lstrip("/")
+    return "" if c in (".", "") else c
+
+
+def _has_wildcards(s: str) -> bool:
+    i = 0
+    while i < len(s):
+        ch = s[i]
+        if ch == "\\":
+            i += 2
+            continue
+        if ch in "*?[":
+            return True
+        i += 1
+    return False
+
+
+def _split_wildcards(p: str) -> tuple[str, str]:
+    """Split at the first segment holding a wildcard: ('src/lib', '*.py')."""
+    parts = p.split("/") if p else []
+    for i, seg in enumerate(parts):
+        if _has_wildcards(seg):
+            return "/".join(parts[:i]), "/".join(parts[i:])
+    return p, ""
+
+
+def _translate(pat: str, doublestar: bool) -> str:
+    """Pattern -> regex body, the way moby/patternmatcher builds its regexp.
+
+    ``*`` and ``?`` never match '/'; ``**`` (when ``doublestar``) matches any
+    number of directories, including none; ``[...]`` is passed through as a
+    regex class (``^`` negates); ``\\`` escapes the next character.
+    """
+    out: list[str] = []
+    i, n = 0, len(pat)
+    while i < n:
+        ch = pat[i]
+        i += 1
+        if ch == "*":
+            if doublestar and i < n and pat[i] == "*":
+                i += 1
+                if i < n and pat[i] == "/":
+                    i += 1
+                out.append(".*" if i >= n else "(?:.*/)?")
+            else:
+                out.append("[^/]*")
+        elif ch == "?":
+            out.append("[^/]")
+        elif ch in ".+()|{}$":
+            out.append("\\" + ch)
+        elif ch == "\\":
+            if i >= n:
+                raise ValueError(f"bad pattern {pat!r}: trailing backslash")
+            out.append(re.escape(pat[i]))
+            i += 1
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def _compile(pat: str, doublestar: bool = True) -> Callable[[str], object]:
+    body = _translate(pat, doublestar)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return re.compile("^" + body + r"\Z").match
+    except re.error as e:
+        raise ValueError(f"bad pattern {pat!r}: {e}") from None
+
+
+def _segment_matcher(seg: str, doublestar: bool = True) -> Callable[[str], object]:
+    if not any(c in seg for c in "*?[\\"):
+        return seg.__eq__
+    return _compile(seg, doublestar)
+
+
+class _Pattern:
+    """One compiled pattern plus a per-segment view used to prune the walk."""
+
+    __slots__ = ("text", "exclusion", "match", "fixed", "open")
+
+    def __init__(self, raw: str) -> None:
+        p = raw.strip(_GO_SPACE)
+        self.exclusion = p.startswith("!")
+        if self.exclusion:
+            p = p[1:].strip(_GO_SPACE)
+            if not p:
+                raise ValueError('illegal exclusion pattern: "!"')
+        p = _clean(p)
+        if len(p) > 1 and p.startswith("/"):
+            p = p[1:]
+        self.text = p
+        self.match = _compile(p)
+        # Segments before the first one that can span '/' ("**", a class,
+        # a trailing escape) must match path segments one to one.
+        self.fixed: list[Callable[[str], object]] = []
+        self.open = False
+        for seg in p.split("/"):
+            if "**" in seg or "[" in seg or seg.endswith("\\"):
+                self.open = True
+                break
+            self.fixed.append(_segment_matcher(seg))
+
+    def _prefix_ok(self, dsegs: tuple[str, ...], upto: int) -> bool:
+        fixed = self.fixed
+        for j in range(upto):
+            if not fixed[j](dsegs[j]):
+                return False
+        return True
+
+    def may_match_child(self, dsegs: tuple[str, ...]) -> bool:
+        """Could this pattern match a direct child of the directory ``dsegs``?"""
+        k, f = len(dsegs), len(self.fixed)
+        if self.open:
+            return f <= k and self._prefix_ok(dsegs, f)
+        return f == k + 1 and self._prefix_ok(dsegs, k)
+
+    def may_match_below(self, dsegs: tuple[str, ...]) -> bool:
+        """Could this pattern match anything strictly below the directory ``dsegs``?"""
+        k, f = len(dsegs), len(self.fixed)
+        if self.open:
+            return self._prefix_ok(dsegs, min(f, k))
+        return f > k and self._prefix_ok(dsegs, k)
+
+
+# A plan is what matching a directory's children needs: per relevant pattern
+# (index, is_exception, inherited-from-parent, matcher).
+_Plan = list
+
+
+def _run_plan(plan: _Plan, rel: str) -> tuple[bool, int]:
+    """patternmatcher.MatchesUsingParentResults for one child: (matched, new bits)."""
+    matched = False
+    add = 0
+    for i, excl, inherited, match in plan:
+        if inherited:
+            matched = not excl
+        elif excl == matched and match(rel):
+            matched = not excl
+            add |= 1 << i
+    return matched, add
+
+
+class IgnoreMatcher:
+    """``.dockerignore``-style patterns, matched the way BuildKit's file sender does.
+
+    Matching is anchored at the context root (``foo`` matches only ``./foo``;
+    ``**/foo`` matches at any depth); a pattern that matches a directory
+    matches everything below it; the last matching pattern wins, ``!``
+    patterns re-include.  Results are those of moby/patternmatcher's
+    ``MatchesUsingParentResults`` applied down the path, which is what the
+    walk that builds the context uses.  ``is_dir`` makes no difference to
+    the result (patterns cannot be directory-only: a trailing '/' is cleaned
+    away); it is accepted for readability at call sites.
+
+    Raises ValueError for a malformed pattern (BuildKit fails the build).
+    """
+
+    def __init__(self, patterns: Iterable[str]) -> None:
+        self.patterns: list[_Pattern] = [_Pattern(p) for p in patterns if p.strip(_GO_SPACE)]
+        self.has_exceptions = any(p.exclusion for p in self.patterns)
+        self._state: dict[str, tuple[bool, int]] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self.patterns)
+
+    def __repr__(self) -> str:
+        return f"IgnoreMatcher({[('!' if p.exclusion else '') + p.text for p in self.patterns]!r})"
+
+    # -- walk support -------------------------------------------------------
+
+    def _plan(self, dsegs: tuple[str, ...], mask: int) -> _Plan:
+        plan = []
+        for i, p in enumerate(self.patterns):
+            if mask >> i & 1:
+                plan.append((i, p.exclusion, True, None))
+            elif p.may_match_child(dsegs):
+                plan.append((i, p.exclusion, False, p.match))
+        return plan
+
+    def _may_flip_below(self, dsegs: tuple[str, ...], mask: int, to_matched: bool) -> bool:
+        """Could some path below this directory get the opposite result?
+
+        Every pattern that matched the directory (bit set in ``mask``) also
+        applies below it, so only later patterns that can match deeper can
+        change the outcome (re-include when ``to_matched`` is False).
+        """
+        start = mask.bit_length()
+        want_exclusion = not to_matched
+        for p in self.patterns[start:]:
+            if p.exclusion == want_exclusion and p.may_match_below(dsegs):
+                return True
+        return False
+
+    def _dir_state(self, segs: list[str], upto: int) -> tuple[bool, int]:
+        """(matched, mask) for the path made of segs[:upto], cached per prefix."""
+        if upto == 0:
+            return False, 0
+        key = "/".join(segs[:upto])
+        hit = self._state.get(key)
+        if hit is not None:
+            return hit
+        _, mask = self._dir_state(segs, upto - 1)
+        matched, add = _run_plan(self._plan(tuple(segs[:upto - 1]), mask), key)
+        res = (matched, mask | add)
+        if len(self._state) > 200_000:
+            self._state.clear()
+        self._state[key] = res
+        return res
+
+    # -- public -------------------------------------------------------------
+
+    def matches(self, rel_path: str) -> bool:
+        """True when the patterns select ``rel_path`` (for excludes: it is excluded)."""
+        if not self.patterns:
+            return False
+        rel = _norm_rel(rel_path)
+        if not rel:
+            return False
+        return self._dir_state(rel.split("/"), rel.count("/") + 1)[0]
+
+    def excluded(self, rel_path: str, is_dir: bool = False) -> bool:
+        """True when ``rel_path`` (relative to the context) is left out of the context."""
+        return self.matches(rel_path)
+
+    def may_include_below(self, rel_dir: str) -> bool:
+        """False when ``rel_dir`` is excluded and no exception can re-include anything below it."""
+        rel = _norm_rel(rel_dir)
+        if not rel or not self.patterns:
+            return True
+        segs = rel.split("/")
+        matched, mask = self._dir_state(segs, len(segs))
+        if not matched:
+            return True
+        return self._may_flip_below(tuple(segs), mask, to_matched=False)
+
+    def _matches_candidate(self, cand: str) -> bool:
+        """matches() for a path relative to a COPY source; '' is the source itself."""
+        if cand:
+            return self._dir_state(cand.split("/"), cand.count("/") + 1)[0]
+        matched = False
+        for p in self.patterns:
+            if p.exclusion == matched and p.match(""):
+                matched = not p.exclusion
+        return matched
+
+
+def parse_dockerignore(text: str) -> list[str]:
+    """Patterns from ``.dockerignore`` text, as moby/patternmatcher's ``ignorefile.ReadAll``.
+
+    Lines starting with '#' are comments; blank lines are dropped;
+    surrounding whitespace is trimmed; '!' marks an exception; each pattern
+    is cleaned like Go's filepath.Clean and a leading '/' is dropped.
+    """
+    out: list[str] = []
+    for n, line in enumerate(text.split("\n")):
+        if n == 0:
+            line = line.removeprefix("\ufeff")
+        line = line.removesuffix("\r")
+        if line.startswith("#"):
+            continue
+        line = line.strip(_GO_SPACE)
+        if not line:
+            continue
+        invert = line.startswith("!")
+        if invert:
+            line = line[1:].strip(_GO_SPACE)
+        if line:
+            line = _clean(line)
+            if len(line) > 1 and line.startswith("/"):
+                line = line[1:]
+        out.append("!" + line if invert else line)
+    return out
+
+
+def read_dockerignore(context: str | Path, dockerfile: str | Path | None = None) -> list[str]:
+    """The context's ignore patterns; [] when there is no ignore file.
+
+    ``<dockerfile>.dockerignore`` (next to the Dockerfile, e.g.
+    ``build/app.Dockerfile.dockerignore``) wins when it exists, else
+    ``<context>/.dockerignore``.  A relative ``dockerfile`` is taken from the
+    current directory like ``docker buildx build -f``, falling back to the
+    context directory when it does not exist there.
+    """
+    candidates: list[Path] = []
+    if dockerfile is not None and str(dockerfile) not in ("", "-"):
+        df = Path(dockerfile)
+        if not df.is_absolute() and not df.exists() and (Path(context) / df).exists():
+            df = Path(context) / df
+        candidates.append(df.with_name(df.name + ".dockerignore"))
+    candidates.append(Path(context) / ".dockerignore")
+    for c in candidates:
+        if c.is_file():
+            return parse_dockerignore(c.read_bytes().decode("utf-8", "surrogateescape"))
+    return []
+
+
+# --------------------------------------------------------------------------
+# follow paths
+
+
+def _link_target_path(dirpath: str, target: str) -> str:
+    """A symlink's target as a context-relative path; never leaves the context."""
+    if target.startswith("/"):
+        joined = target
+    else:
+        joined = "/" + dirpath + "/" + target if dirpath else "/" + target
+    return _clean(joined).lstrip("/")
+
+
+def _expand_follow(root: str, follow: Iterable[str]) -> list[str] | None:
+    """Follow paths plus the in-context targets of symlinks met on them.
+
+    Returns None when a follow path names the whole context.
+    """
+    out: list[str] = []
+    seen: set[str] = set()
+    budget = [4096]
+
+    def link_targets(cur: str) -> list[str] | None:
+        parent, _, base = cur.rpartition("/")
+        if _has_wildcards(base):
+            try:
+                with os.scandir(os.path.join(root, parent) if parent else root) as it:
+                    names = [d.name for d in it]
+            except OSError:
+                return None
+            match = _compile(base, doublestar=False)
+            res: list[str] = []
+            for name in names:
+                if match(name):
+                    t = link_targets(parent + "/" + name if parent else name)
+                    if t:
+                        res.extend(t)
+            return res or None
+        full = os.path.join(root, cur)
+        try:
+            if not stat_mod.S_ISLNK(os.lstat(full).st_mode):
+                return None
+            return [_link_target_path(parent, os.readlink(full))]
+        except OSError:
+            return None
+
+    def add(p: str) -> bool:
+        p = _norm_rel(p)
+        if not p:
+            return False
+        if p in seen or budget[0] <= 0:
+            return True
+        seen.add(p)
+        budget[0] -= 1
+        parts = p.split("/")
+        cur = ""
+        for i, part in enumerate(parts):
+            cur = cur + "/" + part if cur else part
+            targets = link_targets(cur)
+            if targets:
+                out.append(cur)
+                rest = "/".join(parts[i + 1:])
+                for t in targets:
+                    if not add(t + "/" + rest if (t and rest) else (t or rest)):
+                        return False
+                return True
+        out.append(p)
+        return True
+
+    for f in follow:
+        if not add(f):
+            return None
+    return out
+
+
+# --------------------------------------------------------------------------
+# walking and hashing
+
+
+class _Lazy:
+    """A directory walked but not recorded yet: recorded when something below it is."""
+
+    __slots__ = ("rel", "entry", "parent", "done")
+
+    def __init__(self, rel: str, entry: Entry, parent: _Lazy | None) -> None:
+        self.rel = rel
+        self.entry = entry
+        self.parent = parent
+        self.done = False
+
+
+def _racy(e: Entry, taken_ns: int) -> bool:
+    window = COARSE_RACY_WINDOW_NS if e.ctime_ns % 1_000_000_000 == 0 else RACY_WINDOW_NS
+    return e.ctime_ns >= taken_ns - window
+
+
+def _hash_file(full: str, buf: bytearray, view: memoryview) -> tuple[str | None, str | None, int, os.stat_result | None]:
+    """(sha256, error, bytes read, fstat) for one regular file; never raises OSError.
+
+    Opened with O_NOFOLLOW|O_NONBLOCK and checked with fstat, so a file
+    swapped for a symlink or a FIFO since the walk is neither followed nor
+    waited on.
+    """
+    try:
+        fd = os.open(full, _OPEN_FLAGS)
+    except OSError as e:
+        return None, f"{type(e).__name__}: {e.strerror or e}", 0, None
+    try:
+        st = os.fstat(fd)
+        if not stat_mod.S_ISREG(st.st_mode):
+            return None, "no longer a regular file", 0, st
+        h = hashlib.sha256()
+        total = 0
+        if st.st_size <= _SMALL:
+            while True:
+                data = os.read(fd, _SMALL + 1)
+                if not data:
+                    break
+                total += len(data)
+                h.update(data)
+        else:
+            readv = os.readv
+            while True:
+                n = readv(fd, (buf,))
+                if not n:
+                    break
+                total += n
+                h.update(view[:n])
+        return h.hexdigest(), None, total, st
+    except OSError as e:
+        return None, f"{type(e).__name__}: {e.strerror or e}", 0, None
+    finally:
+        os.close(fd)
+
+
+def _hash_many(paths: list[str], sizes: list[int]) -> list[tuple]:
+    """Hash files, on a few threads when the batch is large (hashlib and reads drop the GIL)."""
+    results: list[tuple | None] = [None] * len(paths)
+    threads = max(1, min(HASH_THREADS, os.cpu_count() or 1))
+    if threads == 1 or (sum(sizes) < _THREAD_MIN_BYTES and len(paths) < _THREAD_MIN_FILES):
+        buf = bytearray(CHUNK)
+        view = memoryview(buf)
+        for i, p in enumerate(paths):
+            results[i] = _hash_file(p, buf, view)
+        return results  # type: ignore[return-value]
+
+    order = iter(sorted(range(len(paths)), key=sizes.__getitem__, reverse=True))
+    lock = threading.Lock()
+    failure: list[BaseException] = []
+
+    def work() -> None:
+        buf = bytearray(CHUNK)
+        view = memoryview(buf)
+        try:
+            while True:
+                with lock:
+                    i = next(order, None)
+                if i is None:
+                    return
+                results[i] = _hash_file(paths[i], buf, view)
+        except BaseException as e:  # noqa: BLE001 - re-raised on the caller's thread
+            failure.append(e)
+
+    pool = [threading.Thread(target=work, name=f"cachewhy-hash-{n}", daemon=True)
+            for n in range(threads - 1)]
+    for t in pool:
+        t.start()
+    work()
+    for t in pool:
+        t.join()
+    if failure:
+        raise failure[0]
+    return results  # type: ignore[return-value]
+
+
+def snapshot(context: str | Path, excludes: list[str] | None = None, follow: list[str] | None = None,
+             previous: Snapshot | None = None, *, dockerfile: str | Path | None = None) -> Snapshot:
+    """Record the build-context files the build reads.
+
+    ``excludes``: ignore patterns; None reads them with
+    :func:`read_dockerignore` (``dockerfile`` picks ``<Dockerfile>.dockerignore``).
+    ``follow``: context-relative paths (wildcards allowed) the build reads;
+    None records the whole context; ``"."`` in it means the whole context.
+    ``previous``: an earlier snapshot whose hashes are reused for files whose
+    (size, mtime_ns, inode, ctime_ns, mode) did not change.
+
+    Raises FileNotFoundError / NotADirectoryError when ``context`` is not a
+    directory, ValueError for a malformed pattern.  Unreadable files and
+    directories are recorded with an ``error`` note instead.
+    """
+    root = os.path.abspath(os.fspath(context))
+    st_root = os.stat(root)
+    if not stat_mod.S_ISDIR(st_root.st_mode):
+        raise NotADirectoryError(f"build context is not a directory: {root}")
+    if excludes is None:
+        excludes = read_dockerignore(root, dockerfile)
+    excludes = list(excludes)
+    exc = IgnoreMatcher(excludes)
+    follow_list = None if follow is None else list(follow)
+    inc: IgnoreMatcher | None = None
+    if follow_list is not None:
+        expanded = _expand_follow(root, follow_list)
+        if expanded is not None:
+            inc = IgnoreMatcher(expanded)
+    taken_ns = time.time_ns()
+    snap = Snapshot(root=root, excludes=excludes, follow=follow_list, taken_ns=taken_ns)
+    if inc is not None and not inc.patterns:
+        return snap  # follow=[]: the build reads nothing from the context
+
+    prev_entries = previous.entries if previous is not None else {}
+    prev_taken = previous.taken_ns if previous is not None else 0
+    entries = snap.entries
+    pend_rel: list[str] = []
+    pend_full: list[str] = []
+    pend_st: list[os.stat_result] = []
+    reused = 0
+    use_exc = bool(exc.patterns)
+    S_IFMT = stat_mod.S_IFMT
+    S_IFDIR, S_IFREG, S_IFLNK = stat_mod.S_IFDIR, stat_mod.S_IFREG, stat_mod.S_IFLNK
+
+    def emit_parents(lazy: _Lazy | None) -> None:
+        while lazy is not None and not lazy.done:
+            lazy.done = True
+            entries[lazy.rel] = lazy.entry
+            lazy = lazy.parent
+
+    # frame: (rel, full path, segments, exclude mask, include mask, lazy node)
+    stack: list[tuple[str, str, tuple[str, ...], int, int, _Lazy | None]] = [
+        ("", root, (), 0, 0, None)]
+    while stack:
+        rel, full, segs, emask, imask, lazy = stack.pop()
+        try:
+            with os.scandir(full) as it:
+                children = list(it)
+        except OSError as e:
+            if not rel:
+                raise
+            note = f"{type(e).__name__}: {e.strerror or e}"
+            if lazy is not None:
+                lazy.entry = _with_error(lazy.entry, note)
+            elif rel in entries:
+                entries[rel] = _with_error(entries[rel], note)
+            continue
+        eplan = exc._plan(segs, emask) if use_exc else None
+        if eplan is not None and not eplan:
+            eplan = None
+        iplan = inc._plan(segs, imask) if inc is not None else None
+        prefix = rel + "/" if rel else ""
+        for de in children:
+            name = de.name
+            crel = prefix + name
+            try:
+                st = de.stat(follow_symlinks=False)
+            except OSError:
+                continue  # vanished during the walk
+            m = st.st_mode
+            fmt = S_IFMT(m)
+            skip = False
+            cimask = cemask = 0
+            csegs: tuple[str, ...] = ()
+            if iplan is not None:
+                hit, add = _run_plan(iplan, crel)
+                cimask = imask | add
+                if not hit:
+                    if fmt != S_IFDIR:
+                        continue
+                    csegs = segs + (name,)
+                    if not inc._may_flip_below(csegs, cimask, to_matched=True):  # type: ignore[union-attr]
+                        continue
+                    skip = True
+            if eplan is not None:
+                hit, add = _run_plan(eplan, crel)
+                cemask = emask | add
+                if hit:
+                    if fmt != S_IFDIR or not exc.has_exceptions:
+                        continue
+                    csegs = csegs or segs + (name,)
+                    if not exc._may_flip_below(csegs, cemask, to_matched=False):
+                        continue
+                    skip = True
+            elif use_exc:
+                cemask = emask
+            if fmt == S_IFREG:
+                if lazy is not None and not lazy.done:
+                    emit_parents(lazy)
+                prev = prev_entries.get(crel)
+                if (prev is not None and prev.sha256 is not None and prev.type == "file"
+                        and prev.size == st.st_size and prev.mtime_ns == st.st_mtime_ns
+                        and prev.ctime_ns == st.st_ctime_ns and prev.inode == st.st_ino
+                        and prev.mode == m & 0o7777 and not _racy(prev, prev_taken)):
+                    entries[crel] = prev if prev.error is None else _with_error(prev, None)
+                    reused += 1
+                else:
+                    entries[crel] = None  # type: ignore[assignment]  # filled after hashing
+                    pend_rel.append(crel)
+                    pend_full.append(de.path)
+                    pend_st.append(st)
+                continue
+            if fmt == S_IFDIR:
+                entry = Entry("dir", m & 0o7777, 0, None, None, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+                node = None
+                if skip:
+                    node = _Lazy(crel, entry, lazy if lazy is not None and not lazy.done else None)
+                else:
+                    if lazy is not None and not lazy.done:
+                        emit_parents(lazy)
+                    entries[crel] = entry
+                stack.append((crel, de.path, csegs or segs + (name,), cemask, cimask, node))
+                continue
+            if lazy is not None and not lazy.done:
+                emit_parents(lazy)
+            if fmt == S_IFLNK:
+                try:
+                    target, err = os.readlink(de.path), None
+                except OSError as e:
+                    target, err = "", f"{type(e).__name__}: {e.strerror or e}"
+                entries[crel] = Entry("symlink", m & 0o7777, 0, None, target,
+                                      st.st_mtime_ns, st.st_ctime_ns, st.st_ino, err)
+            else:  # FIFO, socket, device: recorded by type, never opened
+                entries[crel] = Entry("other", m & 0o7777, 0, None, None,
+                                      st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+    hashed_bytes = 0
+    if pend_full:
+        results = _hash_many(pend_full, [s.st_size for s in pend_st])
+        for crel, lst, (sha, err, nbytes, fst) in zip(pend_rel, pend_st, results):
+            hashed_bytes += nbytes
+            s = fst if (fst is not None and sha is not None) else lst
+            entries[crel] = Entry("file", s.st_mode & 0o7777, s.st_size, sha, None,
+                                  s.st_mtime_ns, s.st_ctime_ns, s.st_ino, err)
+    snap.hashed_bytes = hashed_bytes
+    snap.hashed_files = len(pend_full)
+    snap.reused = reused
+    return snap
+
+
+def _with_error(e: Entry, note: str | None) -> Entry:
+    return Entry(e.type, e.mode, e.size, e.sha256, e.target, e.mtime_ns, e.ctime_ns, e.inode, note)
+
+
+# --------------------------------------------------------------------------
+# diff
+
+
+def _resolve_links(entries: dict[str, Entry], p: str) -> str:
+    """``p`` with every symlink component resolved through the snapshot (inside the context)."""
+    parts = p.split("/") if p else []
+    done: list[str] = []
+    hops = 0
+    i = 0
+    while i < len(parts):
+        cur = "/".join(done + [parts[i]])
+        e = entries.get(cur)
+        if e is not None and e.type == "symlink" and e.target is not None and hops < 255:
+            hops += 1
+            resolved = _link_target_path("/".join(done), e.target)
+            parts = (resolved.split("/") if resolved else []) + parts[i + 1:]
+            done, i = [], 0
+            continue
+        done.append(parts[i])
+        i += 1
+    return "/".join(done)
+
+
+class _Source:
+    """One COPY-style source: path segments (wildcards allowed) + trailing-slash flag."""
+
+    __slots__ = ("literal", "segs", "n", "dir_only")
+
+    def __init__(self, pattern: str, dir_only: bool) -> None:
+        self.dir_only = dir_only  # "src/": the source dir's own header is not hashed
+        self.literal = pattern if not _has_wildcards(pattern) else None
+        parts = pattern.split("/")
+        self.n = len(parts)
+        self.segs = [_segment_matcher(s, doublestar=False) for s in parts]
+
+    def root_len(self, path: str, psegs: list[str] | None) -> int:
+        """Length of the prefix of ``path`` this source names, or -1."""
+        if self.literal is not None:
+            lit = self.literal
+            if path == lit or path.startswith(lit + "/"):
+                return len(lit)
+            return -1
+        if psegs is None or len(psegs) < self.n:
+            return -1
+        for j in range(self.n):
+            if not self.segs[j](psegs[j]):
+                return -1
+        return len("/".join(psegs[:self.n]))
+
+
+def _sources(under: list[str] | None, snaps: tuple[Snapshot, ...]) -> list[_Source] | None:
+    if under is None:
+        return None
+    out: dict[tuple[str, bool], _Source] = {}
+    for u in under:
+        dir_only = u.endswith("/") and _norm_rel(u) != ""
+        p = _norm_rel(u)
+        if not p:
+            return None
+        d1, d2 = _split_wildcards(p)
+        cands = {p}
+        for s in snaps:
+            r = _resolve_links(s.entries, d1) if d1 else ""
+            cands.add(r + "/" + d2 if (r and d2) else (r or d2))
+        for c in cands:
+            if not c:
+                return None
+            out.setdefault((c, dir_only), _Source(c, dir_only))
+    return list(out.values())
+
+
+def _view(snap: Snapshot, sources: list[_Source] | None,
+          inc: IgnoreMatcher | None, exc: IgnoreMatcher | None) -> dict[str, Entry]:
+    """The entries a COPY of ``sources`` with --include/--exclude would hash."""
+    entries = snap.entries
+    if sources is None and inc is None and exc is None:
+        return entries
+    srcs = sources if sources is not None else [_Source("", False)]
+    whole = sources is None
+    view: dict[str, Entry] = {}
+    lazy_roots: list[tuple[str, int, bool]] = []  # (path, root length, dir_only)
+    any_wild = any(s.literal is None for s in srcs)
+    for path, e in entries.items():
+        psegs = path.split("/") if any_wild else None
+        for s in srcs:
+            if whole:
+                rl = 0
+                cand = path
+            else:
+                rl = s.root_len(path, psegs)
+                if rl < 0:
+                    continue
+                cand = path[rl + 1:] if len(path) > rl else ""
+            if cand == "" and s.dir_only:
+                continue
+            ok = (inc is None or inc._matches_candidate(cand)) and \
+                 (exc is None or not exc._matches_candidate(cand))
+            if ok:
+                view[path] = e
+                if inc is not None or exc is not None:
+                    lazy_roots.append((path, rl, s.dir_only))
+                break
+    # directories kept only because something below them is (BuildKit hashes their headers)
+    for path, rl, dir_only in lazy_roots:
+        a = path
+        while True:
+            cut = a.rfind("/")
+            if cut < 0 or cut < rl:
+                break
+            a = a[:cut]
+            if dir_only and len(a) == rl:
+                break
+            if a in view:
+                break
+            e = entries.get(a)
+            if e is None:
+                break
+            view[a] = e
+    return view
+
+
+def _parents_with_children(view: dict[str, Entry]) -> set[str]:
+    out: set[str] = set()
+    for p in view:
+        cut = p.rfind("/")
+        while cut > 0:
+            parent = p[:cut]
+            if parent in out:
+                break
+            out.add(parent)
+            cut = parent.rfind("/")
+    return out
+
+
+def diff(old: Snapshot, new: Snapshot, under: list[str] | None = None,
+         include: list[str] | None = None, exclude: list[str] | None = None) -> FileChanges:
+    """Files added / modified / removed between two snapshots.
+
+    ``under``: only paths equal to or below these sources (context-relative,
+    wildcards allowed; ``"."``, ``""`` or ``"/"`` is the whole context; a
+    leading ``/`` or ``./`` is dropped; symlinks in a source path are
+    followed inside the context).  ``include`` / ``exclude``: COPY
+    ``--include`` / ``--exclude`` patterns, matched as BuildKit's content
+    hash does: relative to the source each path was found under (relative
+    to the context when ``under`` is None).
+
+    A path modified means present in both and not ``same_content``; a file
+    that became a directory (or back) is removed + added.
+    """
+    sources = _sources(under, (old, new))
+    inc = IgnoreMatcher(include) if include else None
+    exc = IgnoreMatcher(exclude) if exclude else None
+    vold = _view(old, sources, inc, exc)
+    vnew = _view(new, sources, inc, exc)
+    old_full = _parents_with_children(vold)
+    new_full = _parents_with_children(vnew)
+    ch = FileChanges()
+    for p, e in vnew.items():
+        o = vold.get(p)
+        if o is None or (o.type == "dir") != (e.type == "dir"):
+            if e.type != "dir":
+                ch.added.append(p)
+            elif p not in new_full:
+                ch.added.append(p + "/")
+        elif not o.same_content(e):
+            name = p + "/" if e.type == "dir" else p
+            ch.modified.append(name)
+            if (o.type == e.type and o.size == e.size and o.sha256 == e.sha256
+                    and o.target == e.target):
+                ch.mode_changes[name] = (o.mode, e.mode)
+    for p, o in vold.items():
+        e = vnew.get(p)
+        if e is None or (o.type == "dir") != (e.type == "dir"):
+            if o.type != "dir":
+                ch.removed.append(p)
+            elif p not in old_full:
+                ch.removed.append(p + "/")
+    ch.added.sort()
+    ch.modified.sort()
+    ch.removed.sort()
+    return ch
