@@ -104,6 +104,11 @@ def _days_from_civil(y: int, m: int, d: int) -> int:
     return era * 146097 + doe - 719468
 
 
+# "YYYY-MM-DDTHH:MM:SS" -> POSIX seconds, for the form BuildKit writes (UTC,
+# "Z"); the timestamps of one build share few distinct seconds.
+_SECOND_CACHE: dict[str, int] = {}
+
+
 def _parse_ns(s: object) -> int | None:
     """An RFC 3339 timestamp as integer nanoseconds since the epoch, or None.
 
@@ -111,6 +116,25 @@ def _parse_ns(s: object) -> int | None:
     """
     if type(s) is not str:
         return None
+    # Fast path: "2026-11-28T01:46:03.17875921Z" or "2026-11-28T01:46:03Z".
+    if s[-1:] == "Z":
+        secs = _SECOND_CACHE.get(s[:19])
+        if secs is not None:
+            n = len(s)
+            if n == 20:
+                return secs * 1_000_000_000
+            frac = s[20:-1]
+            if s[19] == "." and 0 < n - 21 <= 9 and frac.isdigit() and frac.isascii():
+                return secs * 1_000_000_000 + int(frac) * 10 ** (30 - n)
+    ns = _parse_ns_slow(s)
+    if ns is not None and s[-1:] == "Z" and s[19:20] in (".", "Z"):
+        if len(_SECOND_CACHE) >= 4096:
+            _SECOND_CACHE.clear()
+        _SECOND_CACHE[s[:19]] = _parse_ns_slow(s[:19] + "Z") // 1_000_000_000  # type: ignore[operator]
+    return ns
+
+
+def _parse_ns_slow(s: str) -> int | None:
     m = _TIME_RE.fullmatch(s.strip())
     if m is None:
         return None

@@ -9,6 +9,7 @@ the vertex name, which carries expanded build-arg values.
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from typing import TextIO
 
@@ -34,6 +35,10 @@ class Progress:
         self._drawn = 0
         self._last_draw = 0.0
         self._t0 = time.time()
+        self._events: BuildEvents | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._ticker: threading.Thread | None = None
 
     # -- labels ---------------------------------------------------------
     def label(self, v: Vertex) -> str | None:
@@ -56,9 +61,10 @@ class Progress:
     def message(self, line: str) -> None:
         """A plain-text line from buildx (warnings, the error epilogue): always
         shown as is, whatever the progress mode, as buildx would show it."""
-        self._clear()
-        self.stream.write(line if line.endswith("\n") else line + "\n")
-        self.stream.flush()
+        with self._lock:
+            self._clear()
+            self.stream.write(line if line.endswith("\n") else line + "\n")
+            self.stream.flush()
 
     def update(self, events: BuildEvents, changed: list[str]) -> None:
         if self.mode == "none":
@@ -67,13 +73,29 @@ class Progress:
             for d in changed:
                 self._plain_line(events.vertices[d])
             return
+        self._events = events
+        if self._ticker is None:
+            # a long step sends no events: redraw its elapsed time anyway
+            self._ticker = threading.Thread(target=self._tick, daemon=True)
+            self._ticker.start()
         now = time.time()
         if now - self._last_draw >= _REDRAW_EVERY_S:
-            self._draw(events, now)
+            with self._lock:
+                self._draw(events, now)
+
+    def _tick(self) -> None:
+        while not self._stop.wait(0.5):
+            with self._lock:
+                if self._events is not None and time.time() - self._last_draw >= 0.5:
+                    self._draw(self._events, time.time())
 
     def finish(self, events: BuildEvents) -> None:
+        self._stop.set()
+        if self._ticker is not None:
+            self._ticker.join(timeout=2)
         if self.mode == "tty":
-            self._clear()
+            with self._lock:
+                self._clear()
 
     # -- plain ------------------------------------------------------------
     def _plain_line(self, v: Vertex) -> None:
@@ -95,7 +117,7 @@ class Progress:
     def _draw(self, events: BuildEvents, now: float) -> None:
         running: list[tuple[float, str]] = []
         counts = {Status.CACHED: 0, Status.REBUILT: 0, Status.FAILED: 0}
-        for v in events.vertices.values():
+        for v in list(events.vertices.values()):  # a snapshot: the reader thread adds vertices
             label = self.label(v)
             if label is None:
                 continue

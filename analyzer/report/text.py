@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import textwrap
+
 from analyzer.graph import BuildGraph, Status, Step
 
 _COLOURS = {
@@ -119,13 +121,15 @@ def root_causes(report: dict, width: int = 100, colour: bool = False) -> str:
         cause = m["cause"]
         text = f"{_KIND_TEXT.get(cause['kind'], cause['kind'])}: {_one_line(cause.get('detail') or '')}"
         left = f"  {where:<14} {instr}"
-        if len(left) > width // 2:
-            left = left[: width // 2 - 1] + "\u2026"
         line = f"{left}   {text}"
-        out.append(bold + line[:width] + reset if len(line) > width else bold + line + reset)
-        if len(line) > width:
-            rest = line[width:]
-            out.append(" " * 17 + rest[: width - 17])
+        if len(line) <= width:
+            out.append(bold + line + reset)
+        else:  # the cause gets lines of its own under the instruction
+            if len(left) > width:
+                left = left[: width - 1] + "\u2026"
+            out.append(bold + left + reset)
+            out.extend(textwrap.wrap(text, width=max(40, width), initial_indent=" " * 17,
+                                     subsequent_indent=" " * 19))
         followers = [by_id[f] for f in m.get("followers") or [] if f in by_id]
         lines = [x.get("line") for x in [m, *followers] if x.get("line")]
         span = (f" (lines {min(lines)}-{max(lines)})" if lines and min(lines) != max(lines)
