@@ -256,13 +256,7 @@ def _report_build(events, df, df_text, df_path, args, result, baseline: Baseline
     analysis.notes[:0] = baseline.notes
     report = build_report(analysis)
 
-    colour = sys.stderr.isatty() and "NO_COLOR" not in os.environ
-    name = df_path.name if df_path is not None else "Dockerfile"
-    sys.stderr.write("\n" + text.root_causes(report, width=width, colour=colour) + "\n\n")
-    sys.stderr.write(text.step_table(graph, width=width, colour=colour, dockerfile_name=name) + "\n")
-    sys.stderr.write(text.footer(graph, result.returncode, result.ended - result.started) + "\n")
-    if opts.report_json:
-        _write_output(opts.report_json, json.dumps(report, indent=2, sort_keys=True) + "\n")
+    # what must not be lost first: the record and the JSON report, then the screen
     if store is not None:
         top = analysis.roots[0] if analysis.roots else None
         summary = {
@@ -272,6 +266,22 @@ def _report_build(events, df, df_text, df_path, args, result, baseline: Baseline
             "top_line": top.step.get("line") if top else None,
         }
         store.save(record, summary=summary)
+    if opts.report_json:
+        _write_output(opts.report_json, json.dumps(report, indent=2, sort_keys=True) + "\n")
+    colour = sys.stderr.isatty() and "NO_COLOR" not in os.environ
+    name = df_path.name if df_path is not None else "Dockerfile"
+    screen = "\n".join([
+        "",
+        text.root_causes(report, width=width, colour=colour),
+        "",
+        text.step_table(graph, width=width, colour=colour, dockerfile_name=name),
+        text.footer(graph, result.returncode, result.ended - result.started),
+    ])
+    try:
+        sys.stderr.write(screen + "\n")
+        sys.stderr.flush()
+    except BrokenPipeError:
+        pass  # the reader went away (`| head`); the record and report are written
 
 
 def _write_output(dest: str, data: str) -> None:

@@ -63,8 +63,7 @@ class Progress:
         shown as is, whatever the progress mode, as buildx would show it."""
         with self._lock:
             self._clear()
-            self.stream.write(line if line.endswith("\n") else line + "\n")
-            self.stream.flush()
+            self._write(line if line.endswith("\n") else line + "\n")
 
     def update(self, events: BuildEvents, changed: list[str]) -> None:
         if self.mode == "none":
@@ -110,8 +109,7 @@ class Progress:
         self._done.add(v.digest)
         dur = v.duration_s()
         took = f"{dur:6.1f}s" if dur is not None and status is not Status.CACHED else " " * 7
-        self.stream.write(f"cachewhy: {status.value:<8} {took} {label}"[: self.width] + "\n")
-        self.stream.flush()
+        self._write(f"cachewhy: {status.value:<8} {took} {label}"[: self.width] + "\n")
 
     # -- terminal -----------------------------------------------------------
     def _draw(self, events: BuildEvents, now: float) -> None:
@@ -138,13 +136,20 @@ class Progress:
             + f"  {now - self._t0:.1f}s"
         )
         self._clear()
-        self.stream.write("\n".join(lines) + "\n")
-        self.stream.flush()
+        self._write("\n".join(lines) + "\n")
         self._drawn = len(lines)
         self._last_draw = now
 
     def _clear(self) -> None:
         if self._drawn:
             # cursor up over the block, then clear to the end of the screen
-            self.stream.write(f"\x1b[{self._drawn}F\x1b[J")
+            self._write(f"\x1b[{self._drawn}F\x1b[J")
             self._drawn = 0
+
+    def _write(self, text: str) -> None:
+        """Write, and keep going if the reader went away: the build must go on."""
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except (BrokenPipeError, ValueError, OSError):
+            self.mode = "none"

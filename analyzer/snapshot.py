@@ -692,6 +692,10 @@ class _Lazy:
 
 
 def _racy(e: Entry, taken_ns: int) -> bool:
+    """True when a cached hash of ``e`` (from a snapshot started at taken_ns) is not trusted.
+
+    Inlined in :func:`snapshot`'s walk; kept for reference and tests.
+    """
     window = COARSE_RACY_WINDOW_NS if e.ctime_ns % 1_000_000_000 == 0 else RACY_WINDOW_NS
     return e.ctime_ns >= taken_ns - window
 
@@ -809,15 +813,18 @@ def snapshot(context: str | Path, excludes: list[str] | None = None, follow: lis
     if inc is not None and not inc.patterns:
         return snap  # follow=[]: the build reads nothing from the context
 
-    prev_entries = previous.entries if previous is not None else {}
+    prev_get = (previous.entries if previous is not None else {}).get
     prev_taken = previous.taken_ns if previous is not None else 0
+    # a cached hash is trusted only when the file's ctime is clearly before the
+    # start of the snapshot that hashed it (see _racy)
+    fine_cut = prev_taken - RACY_WINDOW_NS
+    coarse_cut = prev_taken - COARSE_RACY_WINDOW_NS
     entries = snap.entries
     pend_rel: list[str] = []
     pend_full: list[str] = []
     pend_st: list[os.stat_result] = []
     reused = 0
     use_exc = bool(exc.patterns)
-    S_IFMT = stat_mod.S_IFMT
     S_IFDIR, S_IFREG, S_IFLNK = stat_mod.S_IFDIR, stat_mod.S_IFREG, stat_mod.S_IFLNK
 
     def emit_parents(lazy: _Lazy | None) -> None:
@@ -856,7 +863,7 @@ def snapshot(context: str | Path, excludes: list[str] | None = None, follow: lis
             except OSError:
                 continue  # vanished during the walk
             m = st.st_mode
-            fmt = S_IFMT(m)
+            fmt = m & 0o170000  # S_IFMT
             skip = False
             cimask = cemask = 0
             csegs: tuple[str, ...] = ()
@@ -885,12 +892,15 @@ def snapshot(context: str | Path, excludes: list[str] | None = None, follow: lis
             if fmt == S_IFREG:
                 if lazy is not None and not lazy.done:
                     emit_parents(lazy)
-                prev = prev_entries.get(crel)
-                if (prev is not None and prev.sha256 is not None and prev.type == "file"
-                        and prev.size == st.st_size and prev.mtime_ns == st.st_mtime_ns
-                        and prev.ctime_ns == st.st_ctime_ns and prev.inode == st.st_ino
-                        and prev.mode == m & 0o7777 and not _racy(prev, prev_taken)):
-                    entries[crel] = prev if prev.error is None else _with_error(prev, None)
+                prev = prev_get(crel)
+                # stat-cache hit: same (ctime, mtime, size, inode, mode) and not racily clean
+                if (prev is not None and prev.ctime_ns == st.st_ctime_ns
+                        and prev.mtime_ns == st.st_mtime_ns and prev.size == st.st_size
+                        and prev.inode == st.st_ino and prev.mode == m & 0o7777
+                        and prev.sha256 is not None and prev.type == "file"
+                        and prev.ctime_ns < fine_cut
+                        and (prev.ctime_ns % 1_000_000_000 or prev.ctime_ns < coarse_cut)):
+                    entries[crel] = prev
                     reused += 1
                 else:
                     entries[crel] = None  # type: ignore[assignment]  # filled after hashing
