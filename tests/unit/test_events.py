@@ -740,15 +740,37 @@ def test_parse_time(text, expected):
     "text",
     [None, "", "garbage", "2026-11-28", "2026-13-01T00:00:00Z", "2026-02-30T00:00:00Z", "2025-02-29T00:00:00Z",
      "2026-11-28T24:00:00Z", "2026-11-28T01:46:03.Z", "2026-11-28T01:46:03Zjunk", "2026-11-28T01:46:03+25:00",
-     "２０２６-11-28T01:46:03Z", 12345, b"2026-11-28T01:46:03Z"],
+     "２０２６-11-28T01:46:03Z", "2026-11-28T01:46:03.1a3Z", "2026-11-28T01:46:03.\u0661\u0662Z",
+     "2026-11-28T01:46:03.1_0Z", "2026-11-28T01:46:03x5Z", 12345, b"2026-11-28T01:46:03Z"],
 )
 def test_parse_time_rejects(text):
     assert parse_time(text) is None
 
 
+def test_parse_time_more_than_nine_digits_truncates():
+    assert parse_time("2026-11-28T01:46:03.1234567891Z") == parse_time("2026-11-28T01:46:03.123456789Z")
+
+
 def test_parse_time_nanosecond_order():
     assert parse_time("2026-11-28T01:46:03.1Z") < parse_time("2026-11-28T01:46:03.17Z") < parse_time(
         "2026-11-28T01:46:04Z")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2200, 12, 31)),
+       st.integers(0, 999_999_999), st.integers(0, 9))
+def test_parse_time_agrees_with_datetime(when, nanos, digits):
+    from analyzer.events import _parse_ns
+
+    base = when.replace(microsecond=0).isoformat()
+    frac = f"{nanos:09d}"[:digits]
+    text = base + ("." + frac if digits else "") + "Z"
+    want_ns = int(datetime.fromisoformat(base + "+00:00").timestamp()) * 10**9 + (
+        int(frac.ljust(9, "0")) if digits else 0)
+    # The first call fills the per-second cache, the second uses it; an
+    # explicit offset takes the general path.
+    assert _parse_ns(text) == _parse_ns(text) == _parse_ns(text[:-1] + "+00:00") == want_ns
+    assert parse_time(text) == pytest.approx(want_ns / 1e9, abs=1e-6)
 
 
 def test_duration_s():
