@@ -68,6 +68,15 @@ def _norm(text: str | None) -> str:
     return " ".join((text or "").split())
 
 
+def _source_text(record: dict | None, step: dict) -> str:
+    """The instruction as written, heredoc bodies included, whitespace folded."""
+    text = (record or {}).get("dockerfile_text")
+    line, end = step.get("line"), step.get("end_line") or step.get("line")
+    if text and line:
+        return _norm("\n".join(text.splitlines()[line - 1:end]))
+    return _norm(step.get("instruction"))
+
+
 def _is_step(step: dict) -> bool:
     return step.get("keyword") not in (None, "FROM")
 
@@ -149,6 +158,10 @@ def _without_env(op: dict | None) -> dict | None:
     return op
 
 
+def _clip(text: str, n: int = 80) -> str:
+    return text if len(text) <= n else text[: n - 1] + "\u2026"
+
+
 def _image_repo(identifier: str) -> tuple[str, str]:
     ref = identifier.removeprefix("docker-image://")
     name, _, digest = ref.partition("@")
@@ -202,14 +215,33 @@ class _Explainer:
         if p is None:
             return [Cause("instruction-changed", f"new instruction: {_norm(s.get('instruction'))}")]
         causes: list[Cause] = []
-        if _norm(s.get("instruction")) != _norm(p.get("instruction")):
-            causes.append(Cause("instruction-changed",
-                                f"{_norm(p.get('instruction'))} \u2192 {_norm(s.get('instruction'))}"))
+        old_text, new_text = _source_text(self.prev, p), _source_text(self.cur, s)
+        if old_text != new_text:
+            causes.append(Cause("instruction-changed", f"{_clip(old_text)} \u2192 {_clip(new_text)}"))
         if s.get("op") and p.get("op"):
             causes += self._op_causes(s, p, text_changed=bool(causes))
         causes += self._image_causes(s, p)
         causes += self._context_causes(s)
+        if not causes:
+            causes += self._parent_causes(s, p)
         return causes
+
+    def _parent_causes(self, s: dict, p: dict) -> list[Cause]:
+        """The step is the same, but what it is built on is not: an instruction
+        before it was removed, added or moved."""
+        prev_by_digest = {x["digest"]: x for x in self.prev.get("steps") or []} if self.prev else {}
+        if p["digest"] not in prev_by_digest:
+            return []
+        now = {self.matches[n["id"]]["id"] if n["id"] in self.matches else "new:" + n["id"]
+               for n in _nearest_steps(self.by_digest, s["digest"])}
+        before = {n["id"] for n in _nearest_steps(prev_by_digest, p["digest"])}
+        if now == before:
+            return []
+        old = [n for n in _nearest_steps(prev_by_digest, p["digest"])]
+        new = _nearest_steps(self.by_digest, s["digest"])
+        fmt = lambda steps: ", ".join(f"line {x.get('line')} {_clip(_norm(x.get('instruction')), 40)}" for x in steps) or "the stage's base"  # noqa: E731
+        return [Cause("instruction-changed", f"the steps before it changed: it was built on {fmt(old)}, "
+                                             f"now on {fmt(new)}")]
 
     def _op_causes(self, s: dict, p: dict, text_changed: bool) -> list[Cause]:
         out: list[Cause] = []
@@ -248,13 +280,24 @@ class _Explainer:
         return ", ".join(names) or "file operation"
 
     def _image_causes(self, s: dict, p: dict) -> list[Cause]:
+        cur_imgs = sorted(set(s.get("image_inputs") or []))
+        prev_imgs = sorted(set(p.get("image_inputs") or []))
+        if cur_imgs == prev_imgs:
+            return []
         out = []
-        prev_imgs = dict(_image_repo(i) for i in p.get("image_inputs") or [])
-        for ident in s.get("image_inputs") or []:
+        prev_by_repo = dict(_image_repo(i) for i in prev_imgs)
+        unpaired_old = [i for i in prev_imgs if i not in cur_imgs]
+        for ident in cur_imgs:
+            if ident in prev_imgs:
+                continue
             repo, digest = _image_repo(ident)
-            old = prev_imgs.get(repo)
-            if old is not None and old != digest:
+            old = prev_by_repo.get(repo)
+            if old is not None:
                 out.append(Cause("base-image-changed", f"{repo}: {_short_digest(old)} \u2192 {_short_digest(digest)}"))
+            elif len(unpaired_old) == 1 and len(cur_imgs) == len(prev_imgs):
+                o_repo, o_digest = _image_repo(unpaired_old[0])
+                out.append(Cause("base-image-changed", f"{o_repo}@{_short_digest(o_digest)} \u2192 "
+                                                       f"{repo}@{_short_digest(digest)}"))
         return out
 
     def _context_causes(self, s: dict) -> list[Cause]:
