@@ -78,7 +78,7 @@ def _source_text(record: dict | None, step: dict) -> str:
 
 
 def _is_step(step: dict) -> bool:
-    return step.get("keyword") not in (None, "FROM")
+    return step.get("keyword") not in (None, "FROM") and step.get("status") != "source"
 
 
 def _nearest_steps(steps_by_digest: dict[str, dict], digest: str) -> list[dict]:
@@ -169,7 +169,7 @@ def _image_repo(identifier: str) -> tuple[str, str]:
 
 
 def _short_digest(d: str) -> str:
-    return d.replace("sha256:", "sha256:")[:19] if d else "?"
+    return d[:19] if d else "?"
 
 
 def _declared_args(record: dict) -> set[str]:
@@ -221,6 +221,7 @@ class _Explainer:
         if s.get("op") and p.get("op"):
             causes += self._op_causes(s, p, text_changed=bool(causes))
         causes += self._image_causes(s, p)
+        causes += self._remote_causes(s)
         causes += self._context_causes(s)
         if not causes:
             causes += self._parent_causes(s, p)
@@ -298,6 +299,18 @@ class _Explainer:
                 o_repo, o_digest = _image_repo(unpaired_old[0])
                 out.append(Cause("base-image-changed", f"{o_repo}@{_short_digest(o_digest)} \u2192 "
                                                        f"{repo}@{_short_digest(digest)}"))
+        return out
+
+    def _remote_causes(self, s: dict) -> list[Cause]:
+        """`ADD <url>` / git sources: provenance lists what each resolved to."""
+        out = []
+        now = dict((u, d) for u, d in self.cur.get("materials") or [])
+        before = dict((u, d) for u, d in (self.prev or {}).get("materials") or [])
+        for ident in s.get("remote_inputs") or []:
+            uri = ident
+            old, new = before.get(uri), now.get(uri)
+            if old and new and old != new:
+                out.append(Cause("remote-changed", f"{uri}: {_short_digest(old)} \u2192 {_short_digest(new)}"))
         return out
 
     def _context_causes(self, s: dict) -> list[Cause]:

@@ -67,7 +67,7 @@ class Step:
     @property
     def is_step(self) -> bool:
         """A Dockerfile instruction that BuildKit could take from the cache."""
-        return self.keyword is not None and self.keyword != "FROM"
+        return self.keyword is not None and self.keyword != "FROM" and self.status is not Status.SOURCE
 
     @property
     def label(self) -> str:
@@ -245,6 +245,10 @@ def _make_step(
         step.platform = vname.platform
         step.instruction = vname.text
         step.status = Status.SOURCE if vname.keyword == "FROM" else vertex_status(v)
+        if vname.keyword == "ADD" and not v.inputs and not v.error:
+            # `ADD <url>` / `ADD <git>`: the download is a source vertex of its own,
+            # named like the step, never `cached`; the step is the copy that reads it
+            step.status = Status.SOURCE
         if vname.keyword == "FROM" and v.error:
             step.status = _other_status(v)
         ins = dfmod.locate(dockerfile, vname) if dockerfile is not None else None

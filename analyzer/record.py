@@ -75,9 +75,11 @@ def _redact_env(entry: Any, hasher: Hasher) -> Any:
     return f"{name}={hasher(value)}" if eq else entry
 
 
-def _step_inputs(prov: Provenance, llb: LLBStep) -> tuple[list[str], list[dict]]:
-    """Which images and which parts of the local context one op reads directly."""
+def _step_inputs(prov: Provenance, llb: LLBStep) -> tuple[list[str], list[dict], list[str]]:
+    """Which images, which parts of the local context and which remote
+    sources (URLs, git) one op reads directly."""
     images: list[str] = []
+    remotes: list[str] = []
     context: list[dict] = []
     inputs = [prov.steps.get(i) for i in llb.input_ids]
 
@@ -88,8 +90,11 @@ def _step_inputs(prov: Provenance, llb: LLBStep) -> tuple[list[str], list[dict]]
 
     for index in range(len(inputs)):
         src = source_of(index)
-        if src and str(src.get("identifier", "")).startswith("docker-image://"):
-            images.append(src["identifier"])
+        ident = str((src or {}).get("identifier", ""))
+        if ident.startswith("docker-image://"):
+            images.append(ident)
+        elif ident.startswith(("http://", "https://", "git://")):
+            remotes.append(ident)
     body = llb.op.get("Op") or {}
     for action in (body.get("file") or {}).get("actions") or []:
         copy = (action.get("Action") or {}).get("copy")
@@ -111,7 +116,7 @@ def _step_inputs(prov: Provenance, llb: LLBStep) -> tuple[list[str], list[dict]]
                 "path": mount.get("selector") or "/",
                 "include": [], "exclude": [], "mount": mount.get("dest"),
             })
-    return images, context
+    return images, context, remotes
 
 
 def _safe_name(step: Step) -> str:
@@ -153,7 +158,7 @@ def step_dict(step: Step, prov: Provenance | None, hasher: Hasher) -> dict:
         op = redact_op(llb.op, hasher)
         out["op"] = op
         out["op_hash"] = hashlib.sha256(canonical(op).encode()).hexdigest()
-        out["image_inputs"], out["context_inputs"] = _step_inputs(prov, llb)
+        out["image_inputs"], out["context_inputs"], out["remote_inputs"] = _step_inputs(prov, llb)
     return out
 
 
@@ -245,7 +250,9 @@ def make_record(*, record_id: str, args: BuildArgs, result: RunResult, graph: Bu
         "buildx_ref": None,
         "has_provenance": prov is not None,
         "dockerfile_text": dockerfile_text,
-        "materials": [[uri, digest.get("sha256")] for uri, digest in (prov.materials if prov else [])],
+        # uri -> "alg:digest": image digests, downloaded files' sha256, git commits
+        "materials": [[uri, next((f"{alg}:{d}" for alg, d in digest.items()), None)]
+                      for uri, digest in (prov.materials if prov else [])],
         "messages": [m[:500] for m in messages if m.startswith(("WARNING", "ERROR"))][:50],
         "steps": [step_dict(s, prov, hasher) for s in graph.ordered()],
         "snapshot": snapshot,
