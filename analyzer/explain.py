@@ -177,6 +177,33 @@ def _declared_args(record: dict) -> set[str]:
     return set(re.findall(r"(?im)^\s*ARG\s+([A-Za-z_][A-Za-z0-9_]*)", text))
 
 
+def _value_hash(defs: list[tuple[str, str]] | None) -> str:
+    """A short hash of values written in the Dockerfile: shows a change, not the value."""
+    if not defs:
+        return "(unset)"
+    import hashlib  # noqa: PLC0415
+
+    return "h:" + hashlib.sha256("\0".join(v for _, v in defs).encode()).hexdigest()[:12]
+
+
+_VAR_REF = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def _definitions(record: dict | None) -> dict[str, list[tuple[str, str]]]:
+    """Variable name -> [(ARG|ENV, value as written)] over the whole Dockerfile."""
+    text = (record or {}).get("dockerfile_text")
+    if not text:
+        return {}
+    from analyzer import dockerfile as dfmod  # noqa: PLC0415
+
+    out: dict[str, list[tuple[str, str]]] = {}
+    for ins in dfmod.parse(text).instructions:
+        if ins.keyword in ("ARG", "ENV"):
+            for name, value in ins.assignments:
+                out.setdefault(name, []).append((ins.keyword, value or ""))
+    return out
+
+
 class _Explainer:
     def __init__(self, cur: dict, prev: dict | None) -> None:
         self.cur = cur
@@ -259,9 +286,28 @@ class _Explainer:
             kind = "build-arg-changed" if name in self.args else "env-changed"
             out.append(Cause(kind, f"{name} changed (value redacted): {old} \u2192 {new}"))
         if not text_changed and _without_env(s["op"]) != _without_env(p["op"]) and not out:
-            fields = self._op_fields_changed(s["op"], p["op"])
-            out.append(Cause("instruction-changed", f"the step's definition changed ({fields}) "
-                                                    f"although its Dockerfile text did not"))
+            out += self.variable_causes(s.get("instruction") or "")
+            if not out:
+                fields = self._op_fields_changed(s["op"], p["op"])
+                out.append(Cause("instruction-changed", f"the step's definition changed ({fields}) "
+                                                        f"although its Dockerfile text did not"))
+        return out
+
+    def variable_causes(self, text: str) -> list[Cause]:
+        """Build args and ENV values that an instruction's text refers to and that changed."""
+        out = []
+        cur_args = self.cur.get("build_args") or {}
+        prev_args = (self.prev or {}).get("build_args") or {}
+        cur_defs, prev_defs = _definitions(self.cur), _definitions(self.prev)
+        for name in sorted(set(_VAR_REF.findall(text))):
+            if cur_args.get(name) != prev_args.get(name):
+                out.append(Cause("build-arg-changed", f"{name} changed (value redacted): "
+                                                      f"{prev_args.get(name) or '(unset)'} \u2192 {cur_args.get(name) or '(unset)'}"))
+            elif cur_defs.get(name) != prev_defs.get(name):
+                kinds = {k for k, _ in cur_defs.get(name, []) + prev_defs.get(name, [])}
+                kind = "env-changed" if kinds == {"ENV"} else "build-arg-changed"
+                out.append(Cause(kind, f"{name} changed in the Dockerfile (value redacted): "
+                                       f"{_value_hash(prev_defs.get(name))} \u2192 {_value_hash(cur_defs.get(name))}"))
         return out
 
     @staticmethod
@@ -297,9 +343,21 @@ class _Explainer:
                 out.append(Cause("base-image-changed", f"{repo}: {_short_digest(old)} \u2192 {_short_digest(digest)}"))
             elif len(unpaired_old) == 1 and len(cur_imgs) == len(prev_imgs):
                 o_repo, o_digest = _image_repo(unpaired_old[0])
+                out += self.variable_causes(self._from_text(s))
                 out.append(Cause("base-image-changed", f"{o_repo}@{_short_digest(o_digest)} \u2192 "
                                                        f"{repo}@{_short_digest(digest)}"))
         return out
+
+    def _from_text(self, s: dict) -> str:
+        """The FROM line (and COPY --from) text of the step's stage, for the variables in it."""
+        text = self.cur.get("dockerfile_text")
+        if not text or not s.get("stage"):
+            return s.get("instruction") or ""
+        from analyzer import dockerfile as dfmod  # noqa: PLC0415
+
+        stage = dfmod.parse(text).stage_by_name(s["stage"])
+        from_text = stage.instructions[0].text if stage is not None and stage.instructions else ""
+        return from_text + " " + (s.get("instruction") or "")
 
     def _remote_causes(self, s: dict) -> list[Cause]:
         """`ADD <url>` / git sources: provenance lists what each resolved to."""
