@@ -1,0 +1,165 @@
+"""Root misses, cascades and causes, over records made from recorded captures."""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+
+import pytest
+
+from analyzer import dockerfile as dfmod
+from analyzer.buildx import RunResult, parse_args
+from analyzer.events import load_file
+from analyzer.explain import explain, match_steps
+from analyzer.graph import build_graph
+from analyzer.provenance import load_metadata
+from analyzer.record import make_hasher, make_record
+from analyzer.report import text
+from analyzer.report.model import build_report
+from analyzer.snapshot import snapshot
+from tests.conftest import PROJECTS, RAWJSON
+
+HASH = make_hasher(b"test-key")
+
+
+def record_of(capture: str, context=None, argv=None, snap=None, dockerfile_text=None):
+    ctx = context or PROJECTS / "multistage"
+    df_text = dockerfile_text or (ctx / "Dockerfile").read_text()
+    df = dfmod.parse(df_text)
+    events = load_file(RAWJSON / f"{capture}.jsonl")
+    prov = load_metadata(RAWJSON / f"{capture}.meta.json").primary()
+    graph = build_graph(events, df, prov.vertex_lines() if prov else None)
+    args = parse_args([*(argv or []), str(ctx)])
+    result = RunResult(returncode=0, started=1.0, ended=2.0, metadata_path=None)
+    return make_record(record_id=capture, args=args, result=result, graph=graph, prov=prov,
+                       dockerfile_path=ctx / "Dockerfile", dockerfile_text=df_text,
+                       snapshot=snap, messages=events.messages, hasher=HASH, complete=True)
+
+
+@pytest.fixture
+def contexts(tmp_path):
+    """The multistage context before and after the one-file change of the captures."""
+    before = tmp_path / "before"
+    shutil.copytree(PROJECTS / "multistage", before)
+    after = tmp_path / "after"
+    shutil.copytree(before, after)
+    with open(after / "src" / "b.txt", "a") as f:
+        f.write("gamma\n")
+    return before, after
+
+
+def snap(ctx):
+    return snapshot(ctx, excludes=[], follow=["config.txt", "src", "static"]).to_json()
+
+
+def by_line(analysis):
+    return {m.step["line"]: m for m in analysis.misses}
+
+
+def test_one_file_change_is_one_root_with_its_file(contexts):
+    before, after = contexts
+    prev = record_of("multistage-warm", before, snap=snap(before))
+    cur = record_of("multistage-change", after, snap=snap(after))
+    # the records are of different folders: compare as the same project
+    cur["project"] = prev["project"]
+    analysis = explain(cur, prev)
+    misses = by_line(analysis)
+    assert [m.step["line"] for m in analysis.roots] == [6]
+    root = misses[6]
+    assert root.cause.kind == "context-changed"
+    assert root.cause.files == {"added": [], "modified": ["src/b.txt"], "removed": []}
+    # line 7 follows within the builder stage; 11 crosses into the final stage
+    assert misses[7].caused_by == [root.step["id"]] and misses[7].cause.kind == "context-changed"
+    assert misses[11].cause.kind == "stage-changed"
+    assert misses[11].caused_by == [root.step["id"]]
+    assert misses[13].caused_by == [root.step["id"]]
+    # the root carries its cascade's time: the sleeping RUN of line 7
+    assert root.time_lost_s >= 1.0
+    assert set(root.followers) == {misses[n].step["id"] for n in (7, 11, 12, 13)}
+
+
+def test_cold_build_without_previous_record():
+    analysis = explain(record_of("multistage-cold"), None)
+    assert {m.step["line"] for m in analysis.roots} == {2, 10}
+    assert all(m.cause.kind == "no-previous-build" for m in analysis.roots)
+
+
+def test_rebuilt_with_nothing_changed_is_evicted():
+    prev = record_of("multistage-warm")
+    cur = record_of("multistage-cold")  # everything rebuilt, same definition
+    analysis = explain(cur, prev)
+    kinds = {m.step["line"]: m.cause.kind for m in analysis.roots}
+    # WORKDIR steps read no context: identical op and base image -> the cache entry is gone
+    assert kinds[2] == kinds[10] == "cache-evicted"
+
+
+def test_no_cache_flags():
+    prev = record_of("multistage-warm")
+    cur = record_of("multistage-cold", argv=["--no-cache"])
+    assert {m.cause.kind for m in explain(cur, prev).roots} == {"no-cache-requested"}
+    cur = record_of("multistage-cold", argv=["--no-cache-filter", "final"])
+    kinds = {m.step["line"]: m.cause.kind for m in explain(cur, prev).roots}
+    assert kinds == {2: "cache-evicted", 10: "no-cache-requested"}
+
+
+def test_cache_from_turns_eviction_into_import_missing():
+    prev = record_of("multistage-warm")
+    cur = record_of("multistage-cold", argv=["--cache-from", "type=local,src=/nope"])
+    assert {m.cause.kind for m in explain(cur, prev).roots} == {"cache-import-missing"}
+
+
+def test_edited_instruction_shows_old_and_new_text():
+    prev = record_of("multistage-warm")
+    cur = record_of("multistage-cold")
+    text_before = cur["dockerfile_text"]
+    cur["dockerfile_text"] = text_before.replace("WORKDIR /srv", "WORKDIR /srv2")
+    for s in cur["steps"]:
+        if s.get("instruction") == "WORKDIR /srv":
+            s["instruction"] = "WORKDIR /srv2"
+    kinds = {m.step["line"]: m for m in explain(cur, prev).roots}
+    assert kinds[10].cause.kind == "instruction-changed"
+    assert kinds[10].cause.detail == "WORKDIR /srv \u2192 WORKDIR /srv2"
+
+
+def test_env_values_are_compared_per_variable_and_never_shown():
+    prev = record_of("multistage-warm")
+    cur = copy.deepcopy(record_of("multistage-cold"))
+    run = next(s for s in cur["steps"] if s.get("line") == 13)
+    env = run["op"]["Op"]["exec"]["meta"]["env"]
+    env.append("TOKEN=" + HASH("s3cret"))
+    for s in cur["steps"]:
+        if s.get("line") != 13:
+            s["status"] = "cached"
+    cur["build_args"] = {"TOKEN": HASH("s3cret")}
+    roots = explain(cur, prev).roots
+    assert [(m.step["line"], m.cause.kind) for m in roots] == [(13, "build-arg-changed")]
+    assert "TOKEN" in roots[0].cause.detail and "s3cret" not in json.dumps(build_report(explain(cur, prev)))
+
+
+def test_matching_ignores_moved_lines():
+    prev = record_of("multistage-warm")["steps"]
+    cur = copy.deepcopy(prev)
+    for s in cur:
+        if s.get("line"):
+            s["line"] += 3
+        s["id"] = "new-" + s["id"]
+    pairs = match_steps(cur, prev)
+    assert all(pairs[s["id"]]["instruction"] == s["instruction"] for s in cur if s["id"] in pairs)
+    assert len(pairs) == 8
+
+
+def test_report_and_terminal_agree(contexts):
+    before, after = contexts
+    prev = record_of("multistage-warm", before, snap=snap(before))
+    cur = record_of("multistage-change", after, snap=snap(after))
+    cur["project"] = prev["project"]
+    report = build_report(explain(cur, prev))
+    assert report["schema"] == "cachewhy.report/v1"
+    roots = [m for m in report["misses"] if m["root"]]
+    assert [(m["line"], m["cause"]["kind"]) for m in roots] == [(6, "context-changed")]
+    screen = text.root_causes(report, width=120)
+    assert "Dockerfile:6" in screen and "context changed: src/b.txt modified" in screen
+    assert "\u2192 5 steps rebuilt" in screen and "(lines 6-13)" in screen
+    # deterministic: the same input gives the same bytes
+    assert json.dumps(report, sort_keys=True) == json.dumps(build_report(explain(cur, prev)), sort_keys=True)
