@@ -24,6 +24,7 @@ E=$(realpath -m -- "${CACHEWHY_ENGINE_DIR:-$REPO/.engine}")
 SUITES=${CACHEWHY_ENGINE_SUITES:-unstable trixie}
 MIN_BUILDX=0.13
 BASE_IMAGE=local/busybox:latest
+I386_IMAGE=local/busybox:i386 # x86_64 only, for the platform-changed tests
 ENGINE_PKGS=(docker.io docker-cli docker-buildx containerd "tini-static|tini")
 START_TIMEOUT=60
 
@@ -344,21 +345,11 @@ ensure_runc() {
 
 # ------------------------------------------------------------ base image
 
-# Import $BASE_IMAGE (a busybox-static root filesystem) if it is missing.
-ensure_base_image() {
-  if "$DOCKER" image inspect "$BASE_IMAGE" >/dev/null 2>&1; then return 0; fi
-  local suite='' s
-  [ -f "$PREFIX/.suite" ] && suite=$(cat "$PREFIX/.suite")
-  if [ -z "$suite" ]; then
-    for s in $SUITES; do fetch_debs "$s" busybox-static && { suite=$s; break; }; done
-    [ -n "$suite" ] || die "could not download busybox-static"
-  else
-    fetch_debs "$suite" busybox-static || die "could not download busybox-static"
-  fi
-  say "importing $BASE_IMAGE"
-  local tmp deb bb a
+# busybox_rootfs_tar DEB TAR: write to TAR a minimal root filesystem made of
+# the busybox of the busybox-static package DEB (one symlink per applet).
+busybox_rootfs_tar() {
+  local deb=$1 out=$2 tmp bb a
   tmp=$(mktemp -d)
-  deb=$(deb_of "$suite" busybox-static)
   dpkg-deb -x "$deb" "$tmp/pkg"
   local r=$tmp/rootfs
   mkdir -p "$r/bin" "$r/etc" "$r/root" "$r/tmp" "$r/proc" "$r/sys" "$r/dev" \
@@ -371,15 +362,74 @@ ensure_base_image() {
     case $a in '' | busybox | */*) continue ;; esac
     [ -e "$r/bin/$a" ] || ln -s busybox "$r/bin/$a"
   done
-  [ -e "$r/bin/sh" ] || die "busybox has no sh applet"
+  [ -e "$r/bin/sh" ] || { rm -rf "$tmp"; die "busybox has no sh applet"; }
   printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$r/etc/passwd"
   printf 'root:x:0:\nnogroup:x:65534:\n' >"$r/etc/group"
-  tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -C "$r" -cf "$tmp/rootfs.tar" .
+  tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -C "$r" -cf "$out" .
+  rm -rf "$tmp"
+}
+
+# The Debian suite to take busybox-static from: the engine's own, else the
+# first of $SUITES that has it.
+busybox_suite() {
+  local s
+  if [ -f "$PREFIX/.suite" ]; then cat "$PREFIX/.suite"; return 0; fi
+  for s in $SUITES; do fetch_debs "$s" busybox-static && { printf '%s\n' "$s"; return 0; }; done
+  return 1
+}
+
+# Import $BASE_IMAGE (a busybox-static root filesystem) if it is missing.
+ensure_base_image() {
+  if "$DOCKER" image inspect "$BASE_IMAGE" >/dev/null 2>&1; then return 0; fi
+  local suite tmp deb
+  suite=$(busybox_suite) || die "could not download busybox-static"
+  fetch_debs "$suite" busybox-static || die "could not download busybox-static"
+  say "importing $BASE_IMAGE"
+  tmp=$(mktemp -d)
+  deb=$(deb_of "$suite" busybox-static)
+  busybox_rootfs_tar "$deb" "$tmp/rootfs.tar"
   "$DOCKER" import \
     --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     --change 'CMD ["sh"]' \
     --message "cachewhy base image: $(basename "$deb")" \
     "$tmp/rootfs.tar" "$BASE_IMAGE" >/dev/null
+  rm -rf "$tmp"
+}
+
+# Import $I386_IMAGE: the busybox-static of Debian's i386 port as a
+# linux/386 image. A 32-bit x86 binary runs natively on an x86_64 kernel, so
+# the tests can build for a second platform without emulation (the
+# platform-changed case). Only on x86_64; best effort: without it only the
+# tests that need it are skipped (or fail under CI=true).
+ensure_i386_image() {
+  [ "$(uname -m)" = x86_64 ] || return 0
+  if "$DOCKER" image inspect "$I386_IMAGE" >/dev/null 2>&1; then return 0; fi
+  local suite dir deb tmp log
+  suite=$(busybox_suite) || { say "warning: no busybox-static suite; $I386_IMAGE not imported"; return 0; }
+  # a folder of its own: deb_of would otherwise mix up the two architectures
+  dir=$DEBS/$suite-i386
+  deb=$(deb_of "$suite-i386" busybox-static)
+  if [ -z "$deb" ]; then
+    say "downloading from Debian $suite: busybox-static:i386"
+    mkdir -p "$dir" "$APTROOT"
+    log=$APTROOT/$suite-i386.log
+    if ! { apt_private "$suite" -o 'APT::Architectures::=i386' update &&
+           (cd "$dir" && apt_private "$suite" -o 'APT::Architectures::=i386' download busybox-static:i386); } \
+         >"$log" 2>&1; then
+      tail -n 5 "$log" >&2
+      say "warning: could not download busybox-static:i386; $I386_IMAGE not imported"
+      return 0
+    fi
+    deb=$(deb_of "$suite-i386" busybox-static)
+  fi
+  say "importing $I386_IMAGE"
+  tmp=$(mktemp -d)
+  busybox_rootfs_tar "$deb" "$tmp/rootfs.tar"
+  "$DOCKER" import --platform linux/386 \
+    --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    --change 'CMD ["sh"]' \
+    --message "cachewhy test image (linux/386): $(basename "$deb")" \
+    "$tmp/rootfs.tar" "$I386_IMAGE" >/dev/null
   rm -rf "$tmp"
 }
 
@@ -603,6 +653,7 @@ cmd_up() {
     DOCKER=$(command -v docker)
     claim_engine_dir
     ensure_base_image
+    ensure_i386_image
     self_test
     describe_external
     echo "# cachewhy engine: the environment's docker works as it is; nothing to set"
@@ -633,6 +684,7 @@ cmd_up() {
     ip link show dev "$BRIDGE" >/dev/null 2>&1 || say "warning: bridge $BRIDGE is gone; run down and up again"
   fi
   ensure_base_image
+  ensure_i386_image
   env_lines >"$ENVFILE.tmp" && mv "$ENVFILE.tmp" "$ENVFILE"
   self_test
   local sv bv cv suite
