@@ -27,11 +27,22 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+# Vertices without a Dockerfile line that took less than this are summed into
+# one row, so the table stays on one screen; slower ones (an export, a big
+# context transfer) are shown.
+_QUIET_INTERNAL_S = 0.5
+
+
 def step_table(graph: BuildGraph, width: int = 100, colour: bool = False,
-               dockerfile_name: str = "Dockerfile") -> str:
+               dockerfile_name: str = "Dockerfile", all_rows: bool = False) -> str:
     steps = graph.ordered()
     rows: list[tuple[str, str, Status, str, str, Step]] = []
+    quiet: list[Step] = []
     for s in steps:
+        if (not all_rows and s.line is None and s.status in (Status.INTERNAL, Status.SOURCE)
+                and (s.duration_s or 0.0) < _QUIET_INTERNAL_S):
+            quiet.append(s)
+            continue
         line = str(s.line) if s.line is not None else ""
         took = "" if s.status in (Status.CACHED, Status.SKIPPED) else _fmt_time(s.duration_s)
         rows.append((line, s.stage or "", s.status, took, _one_line(s.label), s))
@@ -61,6 +72,10 @@ def step_table(graph: BuildGraph, width: int = 100, colour: bool = False,
                 out.append(f"{indent}error: {_one_line(step.error)[: width - len(indent) - 7]}")
             for log_line in (step.log_tail or "").splitlines()[-8:]:
                 out.append(f"{indent}| {log_line[: width - len(indent) - 2]}")
+    if quiet:
+        took = _fmt_time(sum(s.duration_s or 0.0 for s in quiet))
+        out.append(f"{'':>{w_line}}  {'':<{w_stage}}  {'internal':<{w_status}}  {took:>{w_time}}  "
+                   f"{len(quiet)} internal and source vertices (loading the definition, context, metadata\u2026)")
     return "\n".join(out)
 
 
