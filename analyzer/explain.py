@@ -99,6 +99,11 @@ def _nearest_steps(steps_by_digest: dict[str, dict], digest: str) -> list[dict]:
     return list(out.values())
 
 
+def _dockerfile_order(steps: list[dict]) -> list[dict]:
+    return sorted(steps, key=lambda s: (s.get("line") is None, s.get("line") or 0, s.get("keyword") != "FROM",
+                                        s.get("started") or 0.0, s.get("id") or ""))
+
+
 def match_steps(cur: list[dict], prev: list[dict]) -> dict[str, dict]:
     """Current step id -> the previous build's same step.
 
@@ -206,6 +211,8 @@ def _definitions(record: dict | None) -> dict[str, list[tuple[str, str]]]:
 
 class _Explainer:
     def __init__(self, cur: dict, prev: dict | None) -> None:
+        # the graph must be built from steps in Dockerfile order, whatever order they came in
+        cur = dict(cur, steps=_dockerfile_order(cur.get("steps") or []))
         self.cur = cur
         self.prev = prev
         self.steps = cur.get("steps") or []

@@ -142,7 +142,8 @@ def step_dict(step: Step, prov: Provenance | None, hasher: Hasher) -> dict:
         "index": step.index,
         "line": step.line,
         "end_line": step.end_line,
-        "other_lines": [loc[0] for loc in step.other_locations],
+        "also_at": [{"line": line, "stage": stage, "instruction": text}
+                    for line, _end, stage, text in step.other_locations],
         "instruction": step.instruction if step.keyword is not None else None,
         "status": step.status.value,
         "cached": step.cached,

@@ -31,6 +31,8 @@ def build_report(analysis: Analysis) -> dict[str, Any]:
     cacheable = [s for s in steps if s.get("keyword") not in (None, "FROM")]
     cached = sum(1 for s in cacheable if s.get("status") == "cached")
     rebuilt = sum(1 for s in cacheable if s.get("status") == "rebuilt")
+    failed = sum(1 for s in cacheable if s.get("status") == "failed")
+    rebuilt_time = sum(s.get("duration_s") or 0.0 for s in cacheable if s.get("status") == "rebuilt")
     roots = analysis.roots
     return {
         "schema": SCHEMA,
@@ -50,6 +52,8 @@ def build_report(analysis: Analysis) -> dict[str, Any]:
             "cached": cached,
             "rebuilt": rebuilt,
             "hit_ratio": round(cached / (cached + rebuilt), 4) if cached + rebuilt else None,
+            "failed": failed,
+            "rebuilt_time_s": round(rebuilt_time, 3),
             "root_causes": len(roots),
             "time_lost_s": round(sum(m.time_lost_s for m in roots), 3),
         },
@@ -64,6 +68,8 @@ def build_report(analysis: Analysis) -> dict[str, Any]:
                 "status": s.get("status"),
                 "duration_s": s.get("duration_s"),
                 "inputs": [ids[d] for d in s.get("inputs") or [] if d in ids],
+                "also_at": list(s.get("also_at") or []),
+                "error": s.get("error"),
             }
             for s in steps
         ],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import textwrap
 
-from analyzer.graph import BuildGraph, Status, Step
+from analyzer.graph import Status
 
 _COLOURS = {
     Status.CACHED: "\x1b[32m", Status.REBUILT: "\x1b[33m", Status.FAILED: "\x1b[31;1m",
@@ -32,22 +32,28 @@ def _one_line(text: str) -> str:
 # context transfer) are shown.
 _QUIET_INTERNAL_S = 0.5
 
+_STATUS = {s.value: s for s in Status}
 
-def step_table(graph: BuildGraph, width: int = 100, colour: bool = False,
-               dockerfile_name: str = "Dockerfile", all_rows: bool = False) -> str:
-    steps = graph.ordered()
-    rows: list[tuple[str, str, Status, str, str, Step]] = []
-    quiet: list[Step] = []
-    for s in steps:
-        if (not all_rows and s.line is None and s.status in (Status.INTERNAL, Status.SOURCE)
-                and (s.duration_s or 0.0) < _QUIET_INTERNAL_S):
+
+def step_table(report: dict, log_tails: dict[str, str] | None = None, width: int = 100,
+               colour: bool = False, all_rows: bool = False) -> str:
+    """Every step of the build in Dockerfile order with its cache status and time."""
+    log_tails = log_tails or {}
+    rows: list[tuple[str, str, Status, str, str, dict]] = []
+    quiet: list[dict] = []
+    for s in report.get("steps") or []:
+        status = _STATUS.get(s.get("status") or "", Status.INTERNAL)
+        if (not all_rows and s.get("line") is None and status in (Status.INTERNAL, Status.SOURCE)
+                and (s.get("duration_s") or 0.0) < _QUIET_INTERNAL_S):
             quiet.append(s)
             continue
-        line = str(s.line) if s.line is not None else ""
-        took = "" if s.status in (Status.CACHED, Status.SKIPPED) else _fmt_time(s.duration_s)
-        rows.append((line, s.stage or "", s.status, took, _one_line(s.label), s))
-        for other_line, _end, stage, text in s.other_locations:
-            rows.append((str(other_line), stage or "", s.status, "", _one_line(text), s))
+        line = str(s["line"]) if s.get("line") is not None else ""
+        took = "" if status in (Status.CACHED, Status.SKIPPED) else _fmt_time(s.get("duration_s"))
+        label = s.get("instruction") or s.get("name") or ""
+        rows.append((line, s.get("stage") or "", status, took, _one_line(label), s))
+        for other in s.get("also_at") or []:
+            rows.append((str(other.get("line")), other.get("stage") or "", status, "",
+                         _one_line(other.get("instruction") or label), s))
     # one vertex can stand at several lines: keep Dockerfile order
     rows.sort(key=lambda r: (not r[0], int(r[0]) if r[0] else 0))
     w_line = max([4] + [len(r[0]) for r in rows])
@@ -56,8 +62,11 @@ def step_table(graph: BuildGraph, width: int = 100, colour: bool = False,
     w_time = max([4] + [len(r[3]) for r in rows])
     fixed = w_line + w_stage + w_status + w_time + 8
     w_text = max(20, width - fixed)
+    name = ((report.get("build") or {}).get("dockerfile") or "Dockerfile").rsplit("/", 1)[-1]
+    if name == "-":
+        name = "Dockerfile"
     out = [f"{'LINE':>{w_line}}  {'STAGE':<{w_stage}}  {'STATUS':<{w_status}}  {'TIME':>{w_time}}  "
-           f"INSTRUCTION ({dockerfile_name})"]
+           f"INSTRUCTION ({name})"]
     for line, stage, status, took, text, step in rows:
         if len(text) > w_text:
             text = text[: w_text - 1] + "\u2026"
@@ -68,33 +77,41 @@ def step_table(graph: BuildGraph, width: int = 100, colour: bool = False,
         out.append(f"{line:>{w_line}}  {stage:<{w_stage}}  {st}  {took:>{w_time}}  {text}")
         if status is Status.FAILED:
             indent = " " * (w_line + 2)
-            if step.error:
-                out.append(f"{indent}error: {_one_line(step.error)[: width - len(indent) - 7]}")
-            for log_line in (step.log_tail or "").splitlines()[-8:]:
+            if step.get("error"):
+                out.append(f"{indent}error: {_one_line(step['error'])[: width - len(indent) - 7]}")
+            for log_line in (log_tails.get(step.get("id") or "") or "").splitlines()[-8:]:
                 out.append(f"{indent}| {log_line[: width - len(indent) - 2]}")
     if quiet:
-        took = _fmt_time(sum(s.duration_s or 0.0 for s in quiet))
+        took = _fmt_time(sum(s.get("duration_s") or 0.0 for s in quiet))
         out.append(f"{'':>{w_line}}  {'':<{w_stage}}  {'internal':<{w_status}}  {took:>{w_time}}  "
                    f"{len(quiet)} internal and source vertices (loading the definition, context, metadata\u2026)")
     return "\n".join(out)
 
 
-def footer(graph: BuildGraph, returncode: int, build_s: float | None) -> str:
-    summ = graph.summary()
+def footer(report: dict) -> str:
+    summ = report.get("summary") or {}
+    build = report.get("build") or {}
+    cached, rebuilt = summ.get("cached") or 0, summ.get("rebuilt") or 0
     parts = []
-    if summ.hit_ratio is None:
+    if cached + rebuilt == 0:
         parts.append("no cacheable steps ran")
     else:
-        parts.append(f"cache hits {summ.cached}/{summ.cached + summ.rebuilt} steps ({summ.hit_ratio:.0%})")
-    if summ.rebuilt:
-        parts.append(f"{summ.rebuilt} rebuilt step{'s' if summ.rebuilt != 1 else ''} took "
-                     f"{_fmt_time(summ.rebuilt_time_s)}")
-    if summ.failed:
-        parts.append(f"{summ.failed} failed")
-    if build_s is not None:
-        parts.append(f"build {_fmt_time(build_s)}")
-    parts.append(f"exit {returncode}")
+        parts.append(f"cache hits {cached}/{cached + rebuilt} steps ({cached / (cached + rebuilt):.0%})")
+    if rebuilt:
+        parts.append(f"{rebuilt} rebuilt step{'s' if rebuilt != 1 else ''} took {_fmt_time(summ.get('rebuilt_time_s'))}")
+    if summ.get("failed"):
+        parts.append(f"{summ['failed']} failed")
+    if build.get("duration_s") is not None:
+        parts.append(f"build {_fmt_time(build['duration_s'])}")
+    if build.get("exit_code") is not None:
+        parts.append(f"exit {build['exit_code']}")
     return " \u00b7 ".join(parts)
+
+
+def render(report: dict, log_tails: dict[str, str] | None = None, width: int = 100, colour: bool = False) -> str:
+    """The whole terminal report: the answer first, then the table, then the footer."""
+    return "\n".join(["", root_causes(report, width=width, colour=colour), "",
+                      step_table(report, log_tails, width=width, colour=colour), footer(report)])
 
 
 _KIND_TEXT = {

@@ -1,0 +1,1 @@
+"""One module per command; each has USAGE, SUMMARY and run(argv, debug) -> exit code."""

@@ -1,0 +1,88 @@
+"""From a finished build's events to its record, analysis and report.
+
+One code path for every way cachewhy meets a build: a build it ran, a log it
+is handed, a stored record. The terminal and file outputs all read the report.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from analyzer.buildx import BuildArgs, RunResult
+    from analyzer.events import BuildEvents
+    from analyzer.explain import Analysis
+    from analyzer.outputs import Outputs
+    from analyzer.store import Store
+
+
+@dataclass
+class Outcome:
+    record: dict
+    analysis: "Analysis"
+    report: dict
+    log_tails: dict[str, str] = field(default_factory=dict)  # step id -> last output lines (terminal only)
+
+
+def analyse(*, events: "BuildEvents", args: "BuildArgs", result: "RunResult", dockerfile_text: str | None,
+            dockerfile_path: Path | None, metadata_path: Path | None, snapshot: dict | None,
+            previous: dict | None, store: "Store | None", notes: list[str]) -> Outcome:
+    from analyzer import dockerfile as dfmod  # noqa: PLC0415
+    from analyzer.explain import explain  # noqa: PLC0415
+    from analyzer.graph import build_graph  # noqa: PLC0415
+    from analyzer.provenance import load_metadata  # noqa: PLC0415
+    from analyzer.record import make_hasher, make_record, step_id, store_key  # noqa: PLC0415
+    from analyzer.report.model import build_report  # noqa: PLC0415
+    from analyzer.store import new_id  # noqa: PLC0415
+
+    prov = load_metadata(metadata_path).primary() if metadata_path is not None else None
+    if prov is None:
+        notes = [*notes, "no provenance: steps were matched by name, and ops, base images and remote "
+                         "sources could not be compared"]
+    if dockerfile_text is None and prov is not None:
+        dockerfile_text = prov.dockerfile_text
+    df = dfmod.parse(dockerfile_text) if dockerfile_text is not None else None
+    graph = build_graph(events, df, prov.vertex_lines() if prov is not None else None)
+    hasher = make_hasher(store_key(store.root) if store is not None else b"cachewhy")
+    record = make_record(
+        record_id=new_id(), args=args, result=result, graph=graph, prov=prov, dockerfile_path=dockerfile_path,
+        dockerfile_text=dockerfile_text, snapshot=snapshot, messages=events.messages, hasher=hasher,
+        complete=result.interrupted is None,
+    )
+    analysis = explain(record, previous)
+    analysis.notes[:0] = notes
+    report = build_report(analysis)
+    record["report"] = report  # `cachewhy show` replays it
+    tails = {step_id(s.digest): s.log_tail for s in graph.steps.values() if s.log_tail}
+    return Outcome(record, analysis, report, tails)
+
+
+def deliver(outcome: Outcome, outputs: "Outputs", store: "Store | None", width: int) -> None:
+    """Keep what must not be lost first (the record, the report files), then show it."""
+    from analyzer.outputs import write_outputs  # noqa: PLC0415
+
+    if store is not None:
+        top = outcome.analysis.roots[0] if outcome.analysis.roots else None
+        store.save(outcome.record, summary={
+            "hit_ratio": outcome.report["summary"]["hit_ratio"],
+            "time_lost_s": outcome.report["summary"]["time_lost_s"],
+            "top_cause": top.cause.kind if top else None,
+            "top_line": top.step.get("line") if top else None,
+        })
+    write_outputs(outcome.report, outputs)
+    show(outcome.report, outcome.log_tails, width)
+
+
+def show(report: dict, log_tails: dict[str, str] | None, width: int) -> None:
+    from analyzer.report import text  # noqa: PLC0415
+
+    colour = sys.stderr.isatty() and "NO_COLOR" not in os.environ
+    try:
+        sys.stderr.write(text.render(report, log_tails or {}, width=width, colour=colour) + "\n")
+        sys.stderr.flush()
+    except BrokenPipeError:
+        pass  # the reader went away (`| head`); the record and report are written
