@@ -51,7 +51,8 @@ def analyse(*, events: "BuildEvents", args: "BuildArgs", result: "RunResult", do
     record = make_record(
         record_id=new_id(), args=args, result=result, graph=graph, prov=prov, dockerfile_path=dockerfile_path,
         dockerfile_text=dockerfile_text, snapshot=snapshot, messages=events.messages, hasher=hasher,
-        complete=result.interrupted is None,
+        # stopped by the user, or buildx killed by a signal: what was seen is kept, marked incomplete
+        complete=result.interrupted is None and result.returncode < 128,
     )
     analysis = explain(record, previous)
     analysis.notes[:0] = notes
