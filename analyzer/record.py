@@ -182,6 +182,22 @@ def redact_argv(argv: list[str]) -> list[str]:
     return out
 
 
+def make_scrubber(values: dict[str, str]) -> Callable[[str], str]:
+    """Replace build-arg values in free text by `<NAME>`: BuildKit expands them into
+    vertex names and messages. Values of under 3 characters are left (they would
+    garble the text and say little)."""
+    pairs = sorted(((v, k) for k, v in values.items() if v and len(v) >= 3), key=lambda p: -len(p[0]))
+    if not pairs:
+        return lambda text: text
+
+    def scrub(text: str) -> str:
+        for value, name in pairs:
+            if value in text:
+                text = text.replace(value, f"<{name}>")
+        return text
+    return scrub
+
+
 def project_of(args: BuildArgs, dockerfile_path: Path | None) -> dict:
     """What makes two builds comparable: context, Dockerfile, target, platforms."""
     ctx = args.context_dir
@@ -225,10 +241,18 @@ def make_record(*, record_id: str, args: BuildArgs, result: RunResult, graph: Bu
                 prov: Provenance | None, dockerfile_path: Path | None, dockerfile_text: str | None,
                 snapshot: dict | None, messages: list[str], hasher: Hasher, complete: bool) -> dict:
     build_args = {name: (hasher(value) if value is not None else None) for name, value in args.build_args.items()}
+    values = {name: value for name, value in args.build_args.items() if value}
     if prov is not None:
         for key, value in prov.args.items():
             if key.startswith("build-arg:"):
                 build_args.setdefault(key[len("build-arg:"):], hasher(value))
+                values.setdefault(key[len("build-arg:"):], value)
+    scrub = make_scrubber(values)
+    steps = [step_dict(s, prov, hasher) for s in graph.ordered()]
+    for st in steps:  # text BuildKit expanded with build-arg values (names, errors) loses them here
+        for key in ("instruction", "name", "error"):
+            if st.get(key):
+                st[key] = scrub(st[key])
     return {
         "schema": SCHEMA,
         "id": record_id,
@@ -254,7 +278,7 @@ def make_record(*, record_id: str, args: BuildArgs, result: RunResult, graph: Bu
         # uri -> "alg:digest": image digests, downloaded files' sha256, git commits
         "materials": [[uri, next((f"{alg}:{d}" for alg, d in digest.items()), None)]
                       for uri, digest in (prov.materials if prov else [])],
-        "messages": [m[:500] for m in messages if m.startswith(("WARNING", "ERROR"))][:50],
-        "steps": [step_dict(s, prov, hasher) for s in graph.ordered()],
+        "messages": [scrub(m[:500]) for m in messages if m.startswith(("WARNING", "ERROR"))][:50],
+        "steps": steps,
         "snapshot": snapshot,
     }
