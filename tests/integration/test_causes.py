@@ -47,6 +47,7 @@ KIND_WORDS = {
     "remote-changed": "remote source changed",
     "no-previous-build": "no previous build",
     "platform-changed": "platform changed",
+    "unknown": "cause unknown",
 }
 
 
@@ -133,11 +134,11 @@ class Project:
         p.write_text(text.replace("NONCE", self.nonce))
         return p
 
-    def build(self, *args: str, rc: int = 0) -> Build:
+    def build(self, *args: str, rc: int = 0, env: dict | None = None) -> Build:
         self.builds += 1
         report = self.reports / f"build{self.builds}.json"
         res = run_cachewhy("build", "--store", str(self.store), "--report-json", str(report), "--width", "250",
-                           *COMMON, *args, str(self.ctx))
+                           *COMMON, *args, str(self.ctx), env=env)
         err = res.stderr.decode(errors="replace")
         data = json.loads(report.read_text()) if report.exists() else None
         b = Build(res.returncode, res.stdout.decode(errors="replace"), err, report, data)
@@ -638,6 +639,20 @@ def test_evicted_cache_with_nothing_changed(new_project, evict_cache):
     assert_cascade(b, 3, root)
     assert_cascade(b, 4, root)
     assert len(b.roots) == 1
+
+
+def test_without_provenance_an_eviction_is_unknown(new_project, evict_cache, tmp_path):
+    """The user's own metadata file without provenance: no ops to compare, so
+    cachewhy cannot tell an eviction from a definition change, and says so."""
+    p = new_project(CONTEXT_DF, CONTEXT_FILES)
+    env = {"BUILDX_METADATA_PROVENANCE": "disabled"}
+    meta = str(tmp_path / "user-metadata.json")
+    p.build("--metadata-file", meta, env=env)
+    evict_cache(p.nonce)
+    b = p.build("--metadata-file", meta, env=env)
+    root = assert_root(b, 2, "unknown")
+    assert "instruction text" in root["cause"]["detail"]  # what was compared
+    assert any("no provenance" in n for n in b.report["notes"])
 
 
 def test_evicted_cache_roots_in_every_stage(new_project, evict_cache):
