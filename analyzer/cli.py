@@ -14,6 +14,10 @@ from analyzer.errors import CachewhyError, UsageError
 # command -> module under analyzer.commands; imported only when run
 COMMANDS = {
     "build": "build",
+    "analyze": "analyze",
+    "diff": "diff",
+    "show": "show",
+    "history": "history",
 }
 
 

@@ -223,6 +223,16 @@ class _Explainer:
         self.args = _declared_args(cur) | set(cur.get("build_args") or {})
         if prev:
             self.args |= _declared_args(prev) | set(prev.get("build_args") or {})
+        # Values are hashed with a key of the record's store (record.store_key). A
+        # record from another store (imported with the cache on a fresh CI runner)
+        # has other hashes for the same values: those values cannot be compared.
+        cur_key, prev_key = cur.get("hash_key_id"), (prev or {}).get("hash_key_id")
+        self.foreign_key = bool(cur_key and prev_key and cur_key != prev_key)
+        self.uncompared: dict[str, list[str]] = {}  # step id -> build args whose values were not compared
+        if self.foreign_key:
+            self.notes.append("the previous record was made with another store's hash key, so build-arg and ENV "
+                              "values were not compared (give both builds the same CACHEWHY_HASH_KEY: "
+                              "docs/baseline.md)")
         self._snapshots = self._load_snapshots()
 
     def _load_snapshots(self) -> tuple[Any, Any] | None:
@@ -290,6 +300,10 @@ class _Explainer:
             old, new = prev_env.get(name, "(unset)"), cur_env.get(name, "(unset)")
             if old == new:
                 continue
+            if self.foreign_key and name in prev_env and name in cur_env:  # hashed with other keys
+                if name in self.args:
+                    self.uncompared.setdefault(s["id"], []).append(name)
+                continue
             kind = "build-arg-changed" if name in self.args else "env-changed"
             out.append(Cause(kind, f"{name} changed (value redacted): {old} \u2192 {new}"))
         if not text_changed and _without_env(s["op"]) != _without_env(p["op"]) and not out:
@@ -307,7 +321,8 @@ class _Explainer:
         prev_args = (self.prev or {}).get("build_args") or {}
         cur_defs, prev_defs = _definitions(self.cur), _definitions(self.prev)
         for name in sorted(set(_VAR_REF.findall(text))):
-            if cur_args.get(name) != prev_args.get(name):
+            hashed_apart = self.foreign_key and cur_args.get(name) and prev_args.get(name)
+            if cur_args.get(name) != prev_args.get(name) and not hashed_apart:
                 out.append(Cause("build-arg-changed", f"{name} changed (value redacted): "
                                                       f"{prev_args.get(name) or '(unset)'} \u2192 {cur_args.get(name) or '(unset)'}"))
             elif cur_defs.get(name) != prev_defs.get(name):
@@ -411,13 +426,26 @@ class _Explainer:
     # -- when nothing in the step changed ---------------------------------------
     def unchanged_cause(self, s: dict, p: dict | None) -> Cause:
         inv = self.cur.get("invocation") or {}
+        both_ops = bool(s.get("op") and p and p.get("op"))
         compared = ["instruction text"]
-        if s.get("op") and p and p.get("op"):
+        not_compared: list[str] = []
+        if both_ops:
             compared.append("LLB op (args, env, mounts)")
-        if s.get("image_inputs"):
-            compared.append("base image digests")
-        if s.get("context_inputs"):
-            compared.append("context files" if self._snapshots else "context files (not recorded for both builds)")
+            if s.get("image_inputs"):
+                compared.append("base image digests")
+        else:
+            which = ("either build" if not s.get("op") and not (p and p.get("op"))
+                     else "this build" if not s.get("op") else "the previous build")
+            not_compared.append(f"its LLB op, base images and context files (no provenance for {which})")
+        local = [c for c in s.get("context_inputs") or [] if c.get("source") == "context"]
+        named = sorted({str(c.get("source")) for c in s.get("context_inputs") or [] if c.get("source") != "context"})
+        if local and self._snapshots:
+            compared.append("context files")
+        elif local:
+            paths = sorted({str(c.get("path") or "/").strip("/") or "." for c in local})
+            not_compared.append(f"the context files it reads ({', '.join(paths)}): no context snapshot of both builds")
+        if named:
+            not_compared.append(f"files of the build context{'s' if len(named) > 1 else ''} {', '.join(named)}")
         if p is not None and p.get("status") not in BUILT:
             return Cause("no-previous-build",
                          f"the previous build did not build this step (it was {p.get('status')})")
@@ -428,12 +456,21 @@ class _Explainer:
             if import_warnings:
                 detail += f" ({import_warnings[0]})"
             return Cause("cache-import-missing", detail)
-        if not s.get("op") or (s.get("context_inputs") and not self._snapshots):
-            return Cause("unknown", f"compared {', '.join(compared)}: no difference found, but the "
-                                    "provenance or context snapshot needed to rule out a change is missing")
+        if not_compared:
+            return Cause("unknown", f"no difference found in the {', '.join(compared)}; "
+                                    f"not compared: {'; '.join(not_compared)}")
         when = "was cached" if p is not None and p.get("status") == "cached" else "was built"
         return Cause("cache-evicted", f"the step and its inputs are identical to the previous build, where it {when}; "
                                       "its cache entry is gone (pruned or garbage-collected)")
+
+    def _uncompared_cause(self, s: dict) -> Cause | None:
+        """Nothing else changed, but build args the step reads were hashed with another key."""
+        names = sorted(set(self.uncompared.get(s["id"]) or []))
+        if not names:
+            return None
+        return Cause("unknown", f"no difference found, but the value{'s' if len(names) > 1 else ''} of "
+                                f"{', '.join(names)} could not be compared: the previous record was made with "
+                                "another store's hash key (CACHEWHY_HASH_KEY)")
 
     # -- the whole build --------------------------------------------------------
     def run(self) -> Analysis:
@@ -447,7 +484,7 @@ class _Explainer:
             near_rebuilt = [n for n in nearest[s["digest"]] if n["digest"] in rebuilt]
             own = self.own_causes(s, p)
             if not near_rebuilt:
-                cause = own[0] if own else self.unchanged_cause(s, p)
+                cause = own[0] if own else (self._uncompared_cause(s) or self.unchanged_cause(s, p))
                 misses[s["id"]] = Miss(s, True, cause, also=own[1:])
             else:
                 misses[s["id"]] = Miss(s, False, Cause("unknown", ""),

@@ -1,0 +1,271 @@
+"""`cachewhy diff A B`: two builds compared step by step."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from analyzer.commands.analyze import (
+    LogSpec,
+    key_store,
+    log_outcome,
+    log_ref,
+    name_build,
+    parse_width,
+    positionals,
+)
+from analyzer.errors import InputError, UsageError
+from analyzer.gates import GATE_HELP, GATE_OPTIONS, GATE_REPEATABLE, Gates
+from analyzer.options import take_options, wants_help
+from analyzer.outputs import OUTPUT_HELP, OUTPUT_OPTIONS, Outputs
+
+SUMMARY = """\
+diff [OPTIONS] A B
+      compare two builds (records or rawjson logs) step by step: why B
+      rebuilt what it rebuilt, compared with A"""
+
+USAGE = f"""\
+usage: cachewhy diff [OPTIONS] A B
+
+Compares build B with build A: the same "Why:" answer as `cachewhy build`
+gives (B's cache misses and their causes, as if A were the build before it),
+then every Dockerfile step with its status in A and in B and what changed.
+A and B are each a record (id, id prefix, ^N, `last`, or a record file) or a
+rawjson log (`-` for stdin, for one of them):
+
+  cachewhy diff ^1 ^0
+  cachewhy diff --metadata-a a.json --metadata-b b.json a.log b.log
+
+options:
+  --metadata-a FILE  buildx's --metadata-file of log A (provenance)
+  --metadata-b FILE  the same for log B
+  --dockerfile-a FILE
+                     the Dockerfile of log A, to map steps to lines without
+                     provenance
+  --dockerfile-b FILE
+                     the same for log B
+  --store DIR        where build records are kept  [CACHEWHY_STORE]
+{OUTPUT_HELP}                     (the report is B's, compared with A)
+{GATE_HELP}  --width N          width of the report           [COLUMNS]
+  -h, --help         this help
+
+The comparison goes to stderr, like every report of cachewhy; stdout carries
+only what an output option sends there (`--report-json -`).
+Exit codes: 0, 4 when a gate trips (on B's report), 2 for bad arguments or an
+unusable record or log.
+"""
+
+_OPTIONS = {
+    **OUTPUT_OPTIONS, **GATE_OPTIONS, "--metadata-a": "metadata_a", "--metadata-b": "metadata_b",
+    "--dockerfile-a": "dockerfile_a", "--dockerfile-b": "dockerfile_b", "--store": "store", "--width": "width",
+}
+
+
+def _fmt_time(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    m, s = divmod(seconds, 60)
+    return f"{int(m)}m{s:04.1f}s"
+
+
+def _one_line(text: str | None) -> str:
+    return " ".join((text or "").split())
+
+
+def _clip(text: str, n: int) -> str:
+    return text if len(text) <= n else text[: max(0, n - 1)] + "\u2026"
+
+
+def _ratio(report: dict) -> str:
+    s = report.get("summary") or {}
+    cached, rebuilt = s.get("cached") or 0, s.get("rebuilt") or 0
+    if not cached + rebuilt:
+        return "no cacheable steps ran"
+    return f"cache hits {cached}/{cached + rebuilt} ({cached / (cached + rebuilt):.0%})"
+
+
+def _summary(record: dict) -> dict:
+    steps = [s for s in record.get("steps") or [] if s.get("keyword") not in (None, "FROM")]
+    cached = sum(1 for s in steps if s.get("status") == "cached")
+    rebuilt = sum(1 for s in steps if s.get("status") == "rebuilt")
+    return {"summary": {"cached": cached, "rebuilt": rebuilt}}
+
+
+def _what_changed(miss: dict | None, by_id: dict[str, dict], a_step: dict | None, b_step: dict | None) -> str:
+    if b_step is None:
+        return "not in B"
+    if miss is not None:
+        cause = miss.get("cause") or {}
+        kind = cause.get("kind") or "unknown"
+        if miss.get("root"):
+            text = f"{kind}: {_one_line(cause.get('detail'))}"
+        else:
+            roots = [by_id[r] for r in miss.get("caused_by") or [] if r in by_id]
+            where = ", ".join(f"line {r.get('line')}" if r.get("line") else (r.get("instruction") or r["id"])
+                              for r in roots) or "a rebuilt step"
+            root_kind = (roots[0].get("cause") or {}).get("kind") if roots else kind
+            text = (f"stage-changed: follows {where} ({root_kind})" if kind == "stage-changed"
+                    else f"follows {where} ({root_kind})")
+        for also in miss.get("also") or []:
+            text += f"; also {also.get('kind')}: {_one_line(also.get('detail'))}"
+        return text
+    if a_step is None:
+        return "new in B"
+    if b_step.get("status") == "cached" and a_step.get("status") in ("rebuilt", "failed"):
+        return "cached now"
+    return "-"
+
+
+def step_rows(a: dict, b: dict, report: dict) -> list[tuple[str, str, str, str, str]]:
+    """(line, instruction, status in A, status in B, what changed) for every Dockerfile step."""
+    from analyzer.explain import match_steps  # noqa: PLC0415
+
+    a_steps = [s for s in a.get("steps") or [] if s.get("keyword") is not None]
+    b_steps = [s for s in b.get("steps") or [] if s.get("keyword") is not None]
+    matches = match_steps(b_steps, a_steps)
+    # FROM lines are no steps to match_steps: pair them by stage, then by text
+    a_froms = [s for s in a_steps if s.get("keyword") == "FROM"]
+    for s in b_steps:
+        if s.get("keyword") != "FROM":
+            continue
+        for key in ("stage", "instruction"):
+            cand = next((x for x in a_froms if x.get(key) and x.get(key) == s.get(key)), None)
+            if cand is not None:
+                matches[s["id"]] = cand
+                a_froms.remove(cand)
+                break
+    misses = {m["id"]: m for m in report.get("misses") or []}
+    rows: list[tuple[tuple, tuple[str, str, str, str, str]]] = []
+    used = {id(p) for p in matches.values()}
+    for s in b_steps:
+        p = matches.get(s["id"])
+        line = s.get("line")
+        row = (str(line) if line else "", _one_line(s.get("instruction") or s.get("name")),
+               p.get("status") if p else "-", s.get("status") or "?",
+               _what_changed(misses.get(s["id"]), misses, p, s))
+        rows.append(((0, line or 0, s.get("started") or 0.0), row))
+        for other in s.get("also_at") or []:  # one vertex at several lines (a shared base image)
+            if other.get("line"):
+                rows.append(((0, other["line"], s.get("started") or 0.0),
+                             (str(other["line"]), _one_line(other.get("instruction") or row[1]), *row[2:])))
+    for p in a_steps:
+        if id(p) in used:
+            continue
+        line = p.get("line")
+        rows.append(((1, line or 0, p.get("started") or 0.0),
+                     (f"A:{line}" if line else "", _one_line(p.get("instruction") or p.get("name")),
+                      p.get("status") or "?", "-", "not in B")))
+    rows.sort(key=lambda r: r[0])
+    return [r[1] for r in rows]
+
+
+def render_table(rows: list[tuple[str, str, str, str, str]], width: int) -> str:
+    w_line = max([4] + [len(r[0]) for r in rows])
+    w_a = max([1] + [len(r[2]) for r in rows])
+    w_b = max([1] + [len(r[3]) for r in rows])
+    fixed = w_line + w_a + w_b + 8
+    room = max(40, width - fixed)
+    w_instr = min(max([11] + [len(r[1]) for r in rows]), max(20, room * 2 // 5))
+    w_what = max(12, width - fixed - w_instr)
+    out = [f"{'LINE':>{w_line}}  {'INSTRUCTION':<{w_instr}}  {'A':<{w_a}}  {'B':<{w_b}}  WHAT CHANGED"]
+    for line, instr, sa, sb, what in rows:
+        out.append(f"{line:>{w_line}}  {_clip(instr, w_instr):<{w_instr}}  {sa:<{w_a}}  {sb:<{w_b}}  "
+                   f"{_clip(what, w_what)}".rstrip())
+    return "\n".join(out)
+
+
+def run(argv: list[str], debug: bool) -> int:
+    if wants_help(argv):
+        sys.stdout.write(USAGE)
+        return 0
+    found, rest = take_options(argv, _OPTIONS, repeatable=GATE_REPEATABLE)
+    refs = positionals(argv, rest, "diff")
+    if len(refs) != 2:
+        raise UsageError(f"diff takes two builds A and B, not {len(refs)}" + (f": {' '.join(refs)}" if refs else ""))
+    if refs.count("-") > 1:
+        raise UsageError("diff: only one of A and B can be read from stdin")
+    outputs = Outputs.from_options(found)
+    gates = Gates.from_options(found)
+    width = parse_width(found)
+    for opt in ("metadata_a", "metadata_b", "dockerfile_a", "dockerfile_b"):
+        value = found.get(opt)
+        if value is not None and not os.path.isfile(str(value)):
+            raise InputError(f"--{opt.replace('_', '-')} {value}: no such file")
+
+    from analyzer.store import open_store  # noqa: PLC0415
+
+    store = open_store(found.get("store"))  # type: ignore[arg-type]
+    named = [name_build(ref, store, label) for ref, label in zip(refs, ("A", "B"))]
+    for n, side in zip(named, ("a", "b")):
+        if not n.is_log and (found.get(f"metadata_{side}") or found.get(f"dockerfile_{side}")):
+            raise UsageError(f"--metadata-{side}/--dockerfile-{side} are for a log; {side.upper()} is a record")
+    keys = key_store(named, store, writing=False)
+    notes: list[str] = []
+    records: list[dict] = []
+    for n, side in zip(named, ("a", "b")):
+        if n.is_log:
+            spec = LogSpec(n.ref, metadata=found.get(f"metadata_{side}"),  # type: ignore[arg-type]
+                           dockerfile=found.get(f"dockerfile_{side}"), label=side.upper())  # type: ignore[arg-type]
+            outcome = log_outcome(n.events, spec, previous=None, key_store=keys, notes=[])  # type: ignore[arg-type]
+            rec = outcome.record
+            rec["id"] = log_ref(n.ref)
+            rec.pop("report", None)
+            if not rec.get("has_provenance"):
+                notes.append(f"{side.upper()} ({n.ref}): no provenance: steps were matched by name; ops, base "
+                             "images and remote sources could not be compared")
+            notes += [x for x in outcome.analysis.notes if x.startswith(f"{side.upper()}:")]
+            records.append(rec)
+        else:
+            records.append(n.record)  # type: ignore[arg-type]
+    a, b = records
+    from analyzer.store import project_key  # noqa: PLC0415
+
+    try:
+        same = project_key(a["project"]) == project_key(b["project"])
+    except Exception:  # noqa: BLE001 - a damaged project only loses this note
+        same = True
+    if not same and not (named[0].is_log or named[1].is_log):
+        notes.append("A and B are builds of different projects (context, Dockerfile, target or platforms "
+                     "differ): their steps were matched by stage and instruction")
+
+    from analyzer.explain import explain  # noqa: PLC0415
+    from analyzer.report.model import build_report  # noqa: PLC0415
+
+    analysis = explain(b, a)
+    analysis.notes[:0] = notes
+    report = build_report(analysis)
+
+    from analyzer.outputs import write_outputs  # noqa: PLC0415
+
+    write_outputs(report, outputs)
+    rows = step_rows(a, b, report)
+    text = render(report, a, b, rows, width)
+    try:
+        sys.stderr.write(text + "\n")
+        sys.stderr.flush()
+    except BrokenPipeError:
+        pass
+    return gates.apply(report, 0)
+
+
+def render(report: dict, a: dict, b: dict, rows: list, width: int) -> str:
+    from analyzer.report import text  # noqa: PLC0415
+
+    colour = sys.stderr.isatty() and "NO_COLOR" not in os.environ
+    lines = ["", f"A: {a.get('id')}", f"B: {b.get('id')}", "",
+             text.root_causes(report, width=width, colour=colour), "", render_table(rows, width)]
+    foot = []
+    for label, rec, rep in (("A", a, None), ("B", b, report)):
+        rep = rep or _summary(rec)
+        part = f"{label}: {_ratio(rep)}"
+        if rec.get("duration_s") is not None:
+            part += f", build {_fmt_time(rec['duration_s'])}"
+        part += f", exit {rec.get('exit_code')}"
+        foot.append(part)
+    lost = (report.get("summary") or {}).get("time_lost_s")
+    if lost:
+        foot.append(f"{_fmt_time(lost)} lost in B")
+    lines.append(" \u00b7 ".join(foot))
+    return "\n".join(lines)

@@ -1,0 +1,109 @@
+"""`cachewhy show REF`: the report of a stored build, again."""
+
+from __future__ import annotations
+
+import sys
+
+from analyzer.commands.analyze import parse_width, positionals
+from analyzer.errors import UsageError
+from analyzer.gates import GATE_HELP, GATE_OPTIONS, GATE_REPEATABLE, Gates
+from analyzer.options import take_options, wants_help
+from analyzer.outputs import OUTPUT_HELP, OUTPUT_OPTIONS, Outputs
+
+SUMMARY = """\
+show [OPTIONS] [REF]
+      the report of a stored build again (default: the newest)"""
+
+USAGE = f"""\
+usage: cachewhy show [OPTIONS] [REF]
+
+Shows the report of a build kept in the store, as it was shown when the build
+ended, and writes it with the output options. REF is a record id, a unique
+id prefix, ^N (the Nth newest record, ^0 the newest), `last`, or a record
+file; the default is the newest record. A record kept by an older cachewhy
+without its report is explained again against the build before it of the
+same project in the store.
+
+options:
+  --store DIR        where build records are kept  [CACHEWHY_STORE]
+{OUTPUT_HELP}{GATE_HELP}  --width N          width of the report           [COLUMNS]
+  -h, --help         this help
+
+Exit codes: 0, 4 when a gate trips, 2 for bad arguments or an unknown REF.
+"""
+
+_OPTIONS = {**OUTPUT_OPTIONS, **GATE_OPTIONS, "--store": "store", "--width": "width"}
+
+
+def heading(record: dict) -> str:
+    """One line naming the build shown: id, local time, project."""
+    import time  # noqa: PLC0415
+
+    project = record.get("project") or {}
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record.get("created") or 0))
+    parts = [f"Build {record.get('id')}", when, str(project.get("context") or "-")]
+    if project.get("dockerfile") not in (None, "-") and not str(project["dockerfile"]).endswith(
+            f"{project.get('context')}/Dockerfile"):
+        parts.append(f"-f {project['dockerfile']}")
+    if project.get("target"):
+        parts.append(f"target {project['target']}")
+    if project.get("platforms"):
+        parts.append(",".join(project["platforms"]))
+    if not record.get("complete", True):
+        parts.append(f"interrupted ({record.get('interrupted') or 'incomplete'})")
+    return " \u00b7 ".join(parts)
+
+
+def report_of(record: dict, store) -> tuple[dict, object]:  # type: ignore[no-untyped-def]
+    """The record's stored report, or one made again; and the analysis (None when stored)."""
+    report = record.get("report")
+    if isinstance(report, dict) and str(report.get("schema", "")).startswith("cachewhy.report/"):
+        return report, None
+    from analyzer.explain import explain  # noqa: PLC0415
+    from analyzer.report.model import build_report  # noqa: PLC0415
+    from analyzer.store import StoreError  # noqa: PLC0415
+
+    previous = None
+    note = ""
+    try:
+        prev_id = store.find_previous(record["project"], before_id=record["id"])
+        if prev_id:
+            previous = store.load(prev_id)
+    except StoreError as exc:
+        note = f" ({exc})"
+    analysis = explain(record, previous)
+    if previous is not None:
+        analysis.notes.insert(0, f"this record was kept without its report: explained again against "
+                                 f"{previous['id']}, the build before it of the same project in the store")
+    else:
+        analysis.notes.insert(0, "this record was kept without its report, and the store holds no earlier "
+                                 f"build of its project to explain it against{note}: causes are not known")
+    return build_report(analysis), analysis
+
+
+def run(argv: list[str], debug: bool) -> int:
+    if wants_help(argv):
+        sys.stdout.write(USAGE)
+        return 0
+    found, rest = take_options(argv, _OPTIONS, repeatable=GATE_REPEATABLE)
+    refs = positionals(argv, rest, "show")
+    if len(refs) > 1:
+        raise UsageError(f"show takes one REF, not {len(refs)}: {' '.join(refs)}")
+    outputs = Outputs.from_options(found)
+    gates = Gates.from_options(found)
+    width = parse_width(found)
+
+    from analyzer.explain import Analysis  # noqa: PLC0415
+    from analyzer.pipeline import Outcome, deliver  # noqa: PLC0415
+    from analyzer.store import open_store  # noqa: PLC0415
+
+    store = open_store(found.get("store"))  # type: ignore[arg-type]
+    record = store.load(refs[0] if refs else "last")
+    report, analysis = report_of(record, store)
+    try:
+        sys.stderr.write(heading(record) + "\n")
+    except BrokenPipeError:
+        pass
+    outcome = Outcome(record, analysis or Analysis(record, None, []), report)  # type: ignore[arg-type]
+    deliver(outcome, outputs, None, width)
+    return gates.apply(report, 0)
