@@ -26,9 +26,19 @@ SCHEMA = "cachewhy.record/v1"
 
 Hasher = Callable[[str], str]
 
+HASH_KEY_ENV = "CACHEWHY_HASH_KEY"  # one key for the stores of several machines (CI runners)
+_KEY_ID_INPUT = "\0cachewhy hash key id"  # hashed into `hash_key_id`: which key a record's hashes use
+
 
 def store_key(store_root: Path) -> bytes:
-    """The store's secret key for value hashes (made on first use, mode 0600)."""
+    """The store's secret key for value hashes (made on first use, mode 0600).
+
+    `CACHEWHY_HASH_KEY` (any secret text) replaces it, so that records made on
+    different machines (CI runners, each with a fresh store) hash equal values
+    equally and can be compared."""
+    shared = os.environ.get(HASH_KEY_ENV, "")
+    if shared:
+        return hashlib.sha256(b"cachewhy hash key\0" + shared.encode("utf-8", "surrogateescape")).digest()
     path = Path(store_root) / "hash.key"
     try:
         return bytes.fromhex(path.read_text().strip())
@@ -274,6 +284,7 @@ def make_record(*, record_id: str, args: BuildArgs, result: RunResult, graph: Bu
         "build_args": build_args,
         "buildx_ref": None,
         "has_provenance": prov is not None,
+        "hash_key_id": hasher(_KEY_ID_INPUT),  # records with other ids hashed their values with another key
         "dockerfile_text": dockerfile_text,
         # uri -> "alg:digest": image digests, downloaded files' sha256, git commits
         "materials": [[uri, next((f"{alg}:{d}" for alg, d in digest.items()), None)]

@@ -81,3 +81,74 @@ def run_cachewhy(*args: str, cwd: Path | None = None, env: dict | None = None,
     full_env = dict(os.environ, CACHEWHY_LIVE="none", **(env or {}))
     return subprocess.run([sys.executable, "-m", "analyzer", *args], cwd=cwd or REPO,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=full_env, timeout=timeout)
+
+
+# ------------------------------------------------------------ a registry on loopback
+
+REGISTRY_BIN = "docker-registry"  # Debian's package of distribution/registry (scripts/setup.sh installs it)
+
+
+def start_registry(root: Path) -> tuple[subprocess.Popen, str]:
+    """Start `docker-registry serve` on 127.0.0.1:<free port> with its storage
+    under `root`; return the process and "127.0.0.1:<port>" once /v2/ answers.
+    A loopback registry is plain http, which dockerd and BuildKit accept
+    without any insecure-registry setting."""
+    import socket  # noqa: PLC0415
+    import time  # noqa: PLC0415
+    import urllib.request  # noqa: PLC0415
+
+    exe = shutil.which(REGISTRY_BIN)
+    if exe is None:
+        raise FileNotFoundError(f"{REGISTRY_BIN} not found (apt-get install docker-registry; scripts/setup.sh does)")
+    root.mkdir(parents=True, exist_ok=True)
+    for _attempt in range(5):
+        with socket.socket() as s:  # a free port; the registry binds it a moment later
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        config = root / "config.yml"
+        config.write_text(
+            "version: 0.1\n"
+            "log:\n  level: warn\n"
+            "storage:\n"
+            f"  filesystem:\n    rootdirectory: {root / 'data'}\n"
+            "  delete:\n    enabled: true\n"
+            f"http:\n  addr: 127.0.0.1:{port}\n")
+        log = open(root / "registry.log", "ab")  # noqa: SIM115 - the child writes to it
+        proc = subprocess.Popen([exe, "serve", str(config)], stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+        log.close()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=2) as resp:
+                    if resp.status == 200:
+                        return proc, f"127.0.0.1:{port}"
+            except OSError:
+                time.sleep(0.1)
+        stop_registry(proc)  # the port was taken meanwhile, or it did not start: try again
+    raise RuntimeError(f"{REGISTRY_BIN} did not start; see {root / 'registry.log'}:\n"
+                       f"{(root / 'registry.log').read_text(errors='replace')[-2000:]}")
+
+
+def stop_registry(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture
+def registry(tmp_path: Path):
+    """A registry of this test's own on 127.0.0.1: its "host:port"."""
+    try:
+        proc, addr = start_registry(tmp_path / "registry")
+    except FileNotFoundError as e:
+        if os.environ.get("CI") == "true":
+            pytest.fail(str(e))
+        pytest.skip(str(e))
+    try:
+        yield addr
+    finally:
+        stop_registry(proc)

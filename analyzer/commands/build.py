@@ -12,6 +12,7 @@ from pathlib import Path
 
 from analyzer.errors import CachewhyError, UsageError
 from analyzer.options import take_options, wants_help
+from analyzer.gates import GATE_HELP, GATE_OPTIONS, GATE_REPEATABLE, Gates
 from analyzer.outputs import OUTPUT_HELP, OUTPUT_OPTIONS, Outputs
 
 SUMMARY = """\
@@ -26,20 +27,25 @@ Runs `docker buildx build --progress=rawjson ARGS PATH`, shows live progress,
 then the root causes of every cache miss and the build's steps in Dockerfile
 order with their cache status. Every argument that is not one of the options
 below goes to buildx unchanged; put `--` before buildx arguments that could
-be mistaken for cachewhy's. The exit code is buildx's.
+be mistaken for cachewhy's. The exit code is buildx's; when the build
+succeeded but a gate (--fail-*) tripped, it is 4.
 
 cachewhy options:
-{OUTPUT_HELP}  --store DIR        where build records are kept  [CACHEWHY_STORE]
+{OUTPUT_HELP}{GATE_HELP}  --store DIR        where build records are kept  [CACHEWHY_STORE]
                      (default: ~/.local/share/cachewhy/records)
   --against REF      compare with this record (id, id prefix, ^N, file)
                      instead of the previous build of the same project
+  --baseline FILE    compare with this record file (e.g. a CI artifact);
+                     without it, the record carried by a --cache-from
+                     type=local or type=registry cache is the baseline
   --live MODE        live progress: auto (default), tty, plain (a line per
                      finished step), none          [CACHEWHY_LIVE]
   --width N          width of the report           [COLUMNS]
   -h, --help         this help
 """
 
-_OPTIONS = {**OUTPUT_OPTIONS, "--live": "live", "--width": "width", "--store": "store", "--against": "against"}
+_OPTIONS = {**OUTPUT_OPTIONS, **GATE_OPTIONS, "--live": "live", "--width": "width", "--store": "store", "--against": "against",
+            "--baseline": "baseline"}
 
 
 @dataclass
@@ -48,19 +54,23 @@ class BuildOptions:
     width: int | None = None
     store: str | None = None
     against: str | None = None
+    baseline: str | None = None  # a record file (--baseline)
     outputs: Outputs = field(default_factory=Outputs)
+    gates: Gates = field(default_factory=Gates)
     buildx_argv: list[str] = field(default_factory=list)
 
 
 def parse_options(argv: list[str]) -> BuildOptions:
     from analyzer.buildx import VALUE_FLAGS  # noqa: PLC0415
 
-    found, rest = take_options(argv, _OPTIONS, foreign_value_flags=VALUE_FLAGS)
+    found, rest = take_options(argv, _OPTIONS, foreign_value_flags=VALUE_FLAGS, repeatable=GATE_REPEATABLE)
     opts = BuildOptions(
         live=str(found.get("live") or os.environ.get("CACHEWHY_LIVE", "auto")),
         store=found.get("store"),  # type: ignore[arg-type]
         against=found.get("against"),  # type: ignore[arg-type]
+        baseline=found.get("baseline"),  # type: ignore[arg-type]
         outputs=Outputs.from_options(found),
+        gates=Gates.from_options(found),
         buildx_argv=rest,
     )
     if opts.live not in ("auto", "tty", "plain", "none"):
@@ -74,29 +84,113 @@ def parse_options(argv: list[str]) -> BuildOptions:
 
 
 class Baseline:
-    """The store, the previous record and the context snapshot of this build."""
+    """The store, the previous record (the baseline) and the context snapshot of this build.
+
+    The baseline is, first that applies: the record `--against` names; the
+    record file of `--baseline`; the record carried by the first
+    `--cache-from type=local|registry` that has one of this build (it tells
+    what the imported cache was built from: analyzer/baseline.py), fetched in
+    a thread while buildx works; the previous build of the same project in the
+    local store. After a successful build, `export` carries the new record
+    with every `--cache-to type=local|registry`. None of this can fail the
+    build: problems become notes."""
 
     def __init__(self, opts: BuildOptions, args, df_path, df) -> None:  # type: ignore[no-untyped-def]
+        from analyzer import baseline as carry  # noqa: PLC0415
         from analyzer.record import follow_paths, project_of  # noqa: PLC0415
         from analyzer.store import open_store  # noqa: PLC0415
 
         self.notes: list[str] = []
         self.store = None
-        self.previous: dict | None = None
+        self._previous: dict | None = None
+        self.source: str | None = None  # where the baseline came from: against, baseline, cache-from, store
+        self.cache_to = list(args.cache_to)
         self.context = args.context_dir
         self.df_path = df_path
         self.follow = follow_paths(df) if df is not None else None
         self._thread = None
+        self._import = None
         self._snapshot: dict | None = None
+        self._local: dict | None = None  # the local store's record: its snapshot is this machine's stat cache
+        project = project_of(args, df_path)
         try:
             self.store = open_store(opts.store)
-            ref = opts.against or self.store.find_previous(project_of(args, df_path))
+            ref = opts.against or self.store.find_previous(project)
             if ref:
-                self.previous = self.store.load(ref)
+                self._local = self.store.load(ref)
         except CachewhyError as exc:
             if opts.against:
                 raise
             self.notes.append(f"no previous record: {exc}")
+        self._previous = self._local
+        self.source = ("against" if opts.against else "store") if self._local is not None else None
+        if opts.against:
+            if opts.baseline:
+                self.notes.append(f"--baseline {opts.baseline} not used: --against {opts.against} was given")
+            return
+        if opts.baseline:
+            try:
+                record = carry.read_record_file(opts.baseline, f"--baseline {opts.baseline}")
+            except Exception as exc:  # noqa: BLE001 - a bad --baseline never stops the build
+                msg = str(exc) if isinstance(exc, CachewhyError) else f"--baseline {opts.baseline}: {exc!r}"
+                self.notes.append(f"{msg}; {self._fallback()}")
+                return
+            self._previous, self.source = record, "baseline"
+            self.notes.append(f"compared with the record given with --baseline {opts.baseline} (build {record['id']})")
+            why_not = carry.mismatch(record, project)
+            if why_not:
+                self.notes.append(f"the --baseline record is of another build: {why_not}")
+            return
+        try:
+            hint = carry.foreign_cache_note(args.cache_from) if self._local is None else None
+            if hint:
+                self.notes.append(hint)
+            if any(carry.parse_cache_spec(v).type in carry.CARRIED_TYPES for v in args.cache_from):
+                import threading  # noqa: PLC0415
+
+                self._import = threading.Thread(target=self._import_record,
+                                                args=(list(args.cache_from), project), daemon=True)
+                self._import.start()
+        except Exception as exc:  # noqa: BLE001 - the build goes on whatever happens here
+            self.notes.append(f"no record imported with --cache-from: {exc!r}; {self._fallback()}")
+
+    def _fallback(self) -> str:
+        if self._local is not None:
+            return f"compared with the previous build {self._local.get('id')} of the local store"
+        return "no previous build to compare with"
+
+    def _import_record(self, cache_from: list[str], project: dict) -> None:
+        from analyzer import baseline as carry  # noqa: PLC0415
+
+        try:
+            got = carry.import_record(cache_from, project)
+        except Exception as exc:  # noqa: BLE001 - the build goes on whatever happens here
+            self.notes.append(f"no record imported with --cache-from: {exc!r}; {self._fallback()}")
+            return
+        if got.record is not None:
+            self.notes.extend(got.notes)
+            self._previous, self.source = got.record, "cache-from"
+            self.notes.append(f"compared with the record imported with {got.source} (build {got.record['id']})")
+        elif got.notes:
+            self.notes.extend(got.notes[:-1])
+            self.notes.append(f"{got.notes[-1]}; {self._fallback()}")
+
+    @property
+    def previous(self) -> dict | None:
+        """The baseline record (waits for the --cache-from import)."""
+        if self._import is not None:
+            self._import.join()
+            self._import = None
+        return self._previous
+
+    def export(self, record: dict | None, returncode: int) -> None:
+        """Carry the record with the build cache (--cache-to type=local|registry) after a successful build."""
+        if not self.cache_to or record is None or returncode != 0 or not record.get("complete"):
+            return
+        from analyzer import baseline as carry  # noqa: PLC0415
+
+        for line in carry.export_record(self.cache_to, record):
+            sys.stderr.write(f"cachewhy: {line}\n")
 
     def start_snapshot(self) -> None:
         import threading  # noqa: PLC0415
@@ -110,10 +204,10 @@ class Baseline:
         from analyzer import snapshot  # noqa: PLC0415
 
         try:
-            prev = None
-            if self.previous and self.previous.get("snapshot"):
+            prev = None  # a snapshot taken on this machine: another machine's stat data is no cache
+            if self._local and self._local.get("snapshot"):
                 try:
-                    prev = snapshot.Snapshot.from_json(self.previous["snapshot"])
+                    prev = snapshot.Snapshot.from_json(self._local["snapshot"])
                 except (ValueError, KeyError, TypeError):
                     prev = None
             excludes = snapshot.read_dockerignore(self.context, self.df_path)
@@ -173,6 +267,7 @@ def run(argv: list[str], debug: bool) -> int:
             sys.stderr.write(f"cachewhy: build stopped by {result.interrupted}; showing what was seen\n")
         if not events.vertices:
             return result.returncode  # buildx refused the arguments or could not start: it said why
+        report = None
         try:
             from analyzer.pipeline import analyse, deliver  # noqa: PLC0415
 
@@ -180,7 +275,11 @@ def run(argv: list[str], debug: bool) -> int:
                               dockerfile_path=df_path, metadata_path=result.metadata_path,
                               snapshot=baseline.snapshot(), previous=baseline.previous, store=baseline.store,
                               notes=baseline.notes)
-            deliver(outcome, opts.outputs, baseline.store, width)
+            report = outcome.report  # the gates read it, even when an output cannot be written
+            try:
+                deliver(outcome, opts.outputs, baseline.store, width)
+            finally:  # the next CI job's baseline, even when a report file could not be written
+                baseline.export(outcome.record, result.returncode)
         except CachewhyError as exc:
             sys.stderr.write(f"cachewhy: {exc}\n")
         except Exception as exc:  # the build's result must survive any analysis bug
@@ -188,4 +287,4 @@ def run(argv: list[str], debug: bool) -> int:
                 traceback.print_exc()
             sys.stderr.write(f"cachewhy: internal error while analysing the build: {exc!r} "
                              f"(run with --debug for the traceback); the build's exit code is kept\n")
-    return result.returncode
+    return opts.gates.apply(report, result.returncode)  # the build's own failure wins
