@@ -63,8 +63,15 @@ def analyse(*, events: "BuildEvents", args: "BuildArgs", result: "RunResult", do
 
 
 def deliver(outcome: Outcome, outputs: "Outputs", store: "Store | None", width: int) -> None:
-    """Keep what must not be lost first (the record, the report files), then show it."""
-    from analyzer.outputs import write_outputs  # noqa: PLC0415
+    """Keep what must not be lost first (the record, the report files), then show it.
+
+    Under GitHub Actions the Markdown report is appended to $GITHUB_STEP_SUMMARY and
+    each root cause becomes a workflow annotation. An output that cannot be written
+    stops neither the others nor the terminal report: the errors are raised together
+    at the end, as one CachewhyError (the caller prints it; the build's exit code stays).
+    """
+    from analyzer.errors import CachewhyError  # noqa: PLC0415
+    from analyzer.outputs import github_hooks, stdout_carries_data, write_outputs  # noqa: PLC0415
 
     if store is not None:
         top = outcome.analysis.roots[0] if outcome.analysis.roots else None
@@ -74,8 +81,18 @@ def deliver(outcome: Outcome, outputs: "Outputs", store: "Store | None", width: 
             "top_cause": top.cause.kind if top else None,
             "top_line": top.step.get("line") if top else None,
         })
-    write_outputs(outcome.report, outputs)
-    show(outcome.report, outcome.log_tails, width)
+    errors: list[str] = []
+    try:
+        try:
+            write_outputs(outcome.report, outputs)
+        except CachewhyError as exc:
+            errors.append(str(exc))
+        argv = (outcome.record.get("invocation") or {}).get("argv") or []
+        errors += github_hooks(outcome.report, stdout_busy=stdout_carries_data(argv, outputs))
+    finally:
+        show(outcome.report, outcome.log_tails, width)
+    if errors:
+        raise CachewhyError("; ".join(errors))
 
 
 def show(report: dict, log_tails: dict[str, str] | None, width: int) -> None:

@@ -1,0 +1,47 @@
+"""GitHub Actions workflow annotations: one line per root cause.
+
+    ::warning file=Dockerfile,line=6,title=cachewhy%3A context-changed::Dockerfile:6 COPY src/ ./src/ — context changed: …
+
+(GitHub shows the title as "cachewhy: context-changed": `:` and `,` are
+percent-encoded in property values, `%`, CR and LF everywhere.)
+
+`::notice` for `no-previous-build` (nothing is wrong, there was just nothing
+to compare with). The file is relative to GITHUB_WORKSPACE (else the working
+directory) so GitHub puts the annotation on the Dockerfile's line; a
+Dockerfile outside it keeps its absolute path, a Dockerfile from stdin none.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from analyzer.report import escape as esc
+from analyzer.report.markdown import fmt_time, kind_text, relative_path, root_rows
+
+
+def level(kind: str) -> str:
+    return "notice" if kind == "no-previous-build" else "warning"
+
+
+def render(report: dict, base: Path | None = None) -> str:
+    """The annotation lines, each ending with a newline; "" when nothing was rebuilt."""
+    path = (report.get("build") or {}).get("dockerfile")
+    file = relative_path(path, base)
+    if file is None and path and path != "-" and "://" not in path:
+        file = os.path.abspath(path)
+    out = []
+    for row in root_rows(report, base):
+        props = []
+        if file:
+            props.append(f"file={esc.workflow_prop(file)}")
+            if row.miss.get("line"):
+                props.append(f"line={int(row.miss['line'])}")
+        props.append(f"title={esc.workflow_prop('cachewhy: ' + row.kind)}")
+        message = f"{row.where} {esc.truncate(row.instruction, 200)} \u2014 {kind_text(row.kind)}"
+        if row.detail:
+            message += f": {row.detail}"
+        n = row.steps_rebuilt
+        message += f" ({n} step{'s' if n != 1 else ''} rebuilt, {fmt_time(row.time_lost_s)} lost)"
+        out.append(f"::{level(row.kind)} {','.join(props)}::{esc.workflow_data(message)}\n")
+    return "".join(out)

@@ -1,0 +1,150 @@
+"""SARIF 2.1.0: root causes for code-scanning views (GitHub code scanning, IDEs).
+
+One rule per cause kind (id = the kind), one result per root miss, located at
+the Dockerfile line, relative to the working directory (GITHUB_WORKSPACE on
+GitHub) when the Dockerfile is under it. Levels: `warning`, `note` for
+`no-previous-build`. JSON escapes all build text.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from urllib.parse import quote
+
+from analyzer import __version__
+from analyzer.report import escape as esc
+from analyzer.report.markdown import (
+    CAUSE_DOCS,
+    fmt_time,
+    kind_text,
+    relative_path,
+    root_rows,
+    workspace,
+)
+
+SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
+INFORMATION_URI = "https://github.com/cachewhy/cachewhy"
+
+# What each kind means, for the rule's descriptions (README's table).
+KIND_SUMMARY = {
+    "instruction-changed": "The step's Dockerfile text changed, or an instruction before it was added, "
+                           "removed or moved.",
+    "context-changed": "Files under the step's COPY/ADD sources or bind mounts were added, modified or removed.",
+    "build-arg-changed": "A build arg in scope of the step changed.",
+    "env-changed": "An ENV value before the step changed.",
+    "base-image-changed": "A FROM or COPY --from=<image> resolved to another image digest.",
+    "stage-changed": "A stage the step copies from or builds on was rebuilt.",
+    "cache-evicted": "Nothing changed, but the step's cache entry is gone (pruned, garbage-collected).",
+    "no-cache-requested": "--no-cache or --no-cache-filter was given.",
+    "cache-import-missing": "--cache-from was given and the imported cache did not hold the step.",
+    "remote-changed": "An ADD <url> or git source resolved to other content.",
+    "no-previous-build": "There was no previous build to compare with.",
+    "platform-changed": "The step's platform differs from the previous build's.",
+    "unknown": "No difference was found, but data to rule one out was missing.",
+}
+
+
+def level(kind: str) -> str:
+    return "note" if kind == "no-previous-build" else "warning"
+
+
+def _rule(kind: str) -> dict:
+    name = "".join(w.capitalize() for w in kind.split("-"))
+    summary = KIND_SUMMARY.get(kind, kind)
+    return {
+        "id": kind,
+        "name": name,
+        "shortDescription": {"text": f"Cache miss: {kind_text(kind)}"},
+        "fullDescription": {"text": f"A BuildKit cache miss started at this step: {summary[0].lower()}{summary[1:]}"},
+        "helpUri": CAUSE_DOCS.format(kind=kind),
+        "help": {"text": f"{summary} See {CAUSE_DOCS.format(kind=kind)}"},
+        "defaultConfiguration": {"level": level(kind)},
+        "properties": {"tags": ["docker", "build-cache"]},
+    }
+
+
+def _artifact(report: dict, base: Path) -> tuple[dict | None, dict | None]:
+    """(artifactLocation, originalUriBaseIds) of the Dockerfile, or (None, None) when it has no file."""
+    path = (report.get("build") or {}).get("dockerfile")
+    rel = relative_path(path, base)
+    if rel is not None:
+        root = Path(os.path.abspath(base)).as_uri().rstrip("/") + "/"
+        return {"uri": quote(rel), "uriBaseId": "%SRCROOT%"}, {"%SRCROOT%": {"uri": root}}
+    if path and path != "-" and "://" not in path:
+        return {"uri": Path(os.path.abspath(path)).as_uri()}, None
+    return None, None
+
+
+def sarif_log(report: dict, base: Path | None = None) -> dict:
+    from analyzer.explain import KINDS  # noqa: PLC0415
+
+    base = base or workspace()
+    build = report.get("build") or {}
+    rows = root_rows(report, base)
+    kinds = list(KINDS) + sorted({r.kind for r in rows} - set(KINDS))
+    index = {k: i for i, k in enumerate(kinds)}
+    artifact, base_ids = _artifact(report, base)
+    results = []
+    for r in rows:
+        m = r.miss
+        text = f"{r.where} {r.instruction}: {kind_text(r.kind)}"
+        if r.detail:
+            text += f": {r.detail}"
+        text += (f". {r.steps_rebuilt} step{'s' if r.steps_rebuilt != 1 else ''} rebuilt"
+                 f"{' (' + r.lines + ')' if r.lines else ''}, {fmt_time(r.time_lost_s)} lost.")
+        for also in r.also:
+            text += f" Also: {also}."
+        result: dict = {
+            "ruleId": r.kind,
+            "ruleIndex": index[r.kind],
+            "level": level(r.kind),
+            "message": {"text": text},
+            "properties": {
+                "time_lost_s": r.time_lost_s,
+                "files": (m.get("cause") or {}).get("files") or {"added": [], "modified": [], "removed": []},
+                "steps_rebuilt": r.steps_rebuilt,
+                "stage": m.get("stage"),
+                "instruction": m.get("instruction") or "",
+                "step_id": m.get("id"),
+            },
+        }
+        if artifact is not None:
+            region: dict = {}
+            if m.get("line"):
+                start = int(m["line"])
+                # an instruction continued over several lines (\ or a heredoc) spans them
+                end = start + esc.clean(m.get("instruction") or "").count("\n")
+                region = {"startLine": start, "endLine": end,
+                          "snippet": {"text": esc.clean(m.get("instruction") or "")}}
+            physical: dict = {"artifactLocation": dict(artifact)}
+            if region:
+                physical["region"] = region
+            result["locations"] = [{"physicalLocation": physical}]
+        results.append(result)
+    run: dict = {
+        "tool": {"driver": {
+            "name": "cachewhy",
+            "version": __version__,
+            "semanticVersion": __version__,
+            "informationUri": INFORMATION_URI,
+            "rules": [_rule(k) for k in kinds],
+        }},
+        "results": results,
+        "columnKind": "unicodeCodePoints",
+        "properties": {
+            "build_ref": build.get("ref"),
+            "previous_ref": (report.get("previous") or {}).get("ref"),
+            "exit_code": build.get("exit_code"),
+            "summary": report.get("summary") or {},
+            "notes": list(report.get("notes") or []),
+        },
+    }
+    if base_ids:
+        run["originalUriBaseIds"] = base_ids
+    return {"$schema": SCHEMA_URI, "version": "2.1.0", "runs": [run]}
+
+
+def render(report: dict, base: Path | None = None) -> str:
+    return json.dumps(sarif_log(report, base), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
