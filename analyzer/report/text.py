@@ -141,6 +141,8 @@ def root_causes(report: dict, width: int = 100, colour: bool = False) -> str:
     by_id = {m["id"]: m for m in misses}
     name = (report.get("build") or {}).get("dockerfile") or "Dockerfile"
     name = name.rsplit("/", 1)[-1]
+    if name == "-":  # a log analysed without its Dockerfile's path
+        name = "Dockerfile"
     total = sum(m.get("time_lost_s") or 0 for m in roots)
     prev = report.get("previous")
     head = (f"Why: {len(roots)} root cause{'s' if len(roots) != 1 else ''}, {_fmt_time(total)} lost"
