@@ -36,7 +36,6 @@ import hashlib
 import json
 import os
 import re
-import secrets
 import ssl
 import subprocess
 import urllib.error
@@ -46,6 +45,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from analyzer.atomic import write_atomic
 from analyzer.errors import CachewhyError, InputError
 
 RECORD_FILE = "cachewhy-record.json"
@@ -622,24 +622,10 @@ def write_record_file(folder: Path | str, record: dict) -> Path:
     """Write ``folder/cachewhy-record.json`` atomically (temporary file, rename)."""
     d = Path(os.path.expanduser(os.fspath(folder)))
     target = d / RECORD_FILE
-    tmp = d / f".{RECORD_FILE}.tmp-{secrets.token_hex(4)}"
-    data = record_bytes(record)
     try:
         d.mkdir(parents=True, exist_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, target)
+        write_atomic(target, record_bytes(record), mode=0o644)
     except OSError as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
         raise BaselineError(f"cannot write {target}: {e.strerror or e}") from None
     return target
 

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from analyzer.atomic import write_atomic
 from analyzer.errors import CachewhyError
 
 
@@ -104,13 +105,9 @@ def write_file(dest: str, data: str) -> None:
         sys.stdout.write(data)
         sys.stdout.flush()
         return
-    path = Path(dest)
-    tmp = path.with_name(f".{path.name}.cachewhy-tmp")
     try:
-        tmp.write_text(data, encoding="utf-8")
-        os.replace(tmp, path)
+        write_atomic(Path(dest), data.encode("utf-8"), fsync=False)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise CachewhyError(f"cannot write {dest}: {exc.strerror or exc}") from None
 
 

@@ -54,6 +54,7 @@ try:
 except ImportError:  # pragma: no cover - not on POSIX; O_APPEND alone then
     fcntl = None  # type: ignore[assignment]
 
+from analyzer.atomic import write_atomic
 from analyzer.errors import InputError
 
 SCHEMA = "cachewhy.record/v1"
@@ -486,21 +487,9 @@ class Store:
         self._write_file_atomic(self.index_path, f"{TMP_PREFIX}index-", data)
 
     def _write_file_atomic(self, target: Path, tmp_prefix: str, data: bytes) -> None:
-        tmp = self.root / f"{tmp_prefix}{secrets.token_hex(4)}"
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            try:
-                _write_all(fd, data)
-                if self.fsync:
-                    os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, target)
+            write_atomic(target, data, mode=0o600, fsync=self.fsync, tmp_prefix=tmp_prefix)
         except OSError as e:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
             raise self._oserror("cannot write", e, target) from None
         self._fsync_dir()
 

@@ -62,12 +62,9 @@ _OPTIONS = {
 
 
 def _fmt_time(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    m, s = divmod(seconds, 60)
-    return f"{int(m)}m{s:04.1f}s"
+    from analyzer.report.text import _fmt_time as fmt  # noqa: PLC0415
+
+    return fmt(seconds) or "-"
 
 
 def _one_line(text: str | None) -> str:
