@@ -39,7 +39,11 @@ def analyse(*, events: "BuildEvents", args: "BuildArgs", result: "RunResult", do
     from analyzer.report.model import build_report  # noqa: PLC0415
     from analyzer.store import new_id  # noqa: PLC0415
 
-    prov = load_metadata(metadata_path).primary() if metadata_path is not None else None
+    prov = None
+    if metadata_path is not None:
+        metadata = load_metadata(metadata_path)
+        prov = metadata.primary()
+        notes = [*notes, *metadata.problems]
     if prov is None:
         notes = [*notes, "no provenance: steps were matched by name, and ops, base images and remote "
                          "sources could not be compared"]
@@ -47,6 +51,7 @@ def analyse(*, events: "BuildEvents", args: "BuildArgs", result: "RunResult", do
         dockerfile_text = prov.dockerfile_text
     df = dfmod.parse(dockerfile_text) if dockerfile_text is not None else None
     graph = build_graph(events, df, prov.vertex_lines() if prov is not None else None)
+    notes = [*notes, *_graph_notes(graph)]
     hasher = make_hasher(store_key(store.root) if store is not None else b"cachewhy")
     record = make_record(
         record_id=new_id(), args=args, result=result, graph=graph, prov=prov, dockerfile_path=dockerfile_path,
@@ -60,6 +65,33 @@ def analyse(*, events: "BuildEvents", args: "BuildArgs", result: "RunResult", do
     record["report"] = report  # `cachewhy show` replays it
     tails = {step_id(s.digest): s.log_tail for s in graph.steps.values() if s.log_tail}
     return Outcome(record, analysis, report, tails)
+
+
+def _graph_notes(graph) -> list[str]:  # type: ignore[no-untyped-def]
+    """What is odd about the events themselves, said once; a cycle is no build at all."""
+    import networkx as nx  # noqa: PLC0415
+
+    from analyzer.errors import InputError  # noqa: PLC0415
+    from analyzer.graph import Status  # noqa: PLC0415
+
+    try:
+        cycle = nx.find_cycle(graph.dag)
+    except nx.NetworkXNoCycle:
+        cycle = None
+    if cycle:
+        names = " \u2192 ".join(graph.steps[a].name[:40] for a, _ in cycle)
+        raise InputError(f"the vertices' inputs form a cycle ({names}): this is not a BuildKit build graph")
+    out = []
+    running = [s for s in graph.steps.values()
+               if s.status is Status.RUNNING or (s.started is not None and not s.error
+                                                 and (s.completed is None or s.completed < s.started))]
+    if running:
+        out.append(f"the events stop before the build did: {len(running)} "
+                   f"{'vertices were' if len(running) != 1 else 'vertex was'} still running")
+    if graph.missing_inputs:
+        out.append(f"{len(graph.missing_inputs)} input{'s' if len(graph.missing_inputs) != 1 else ''} named "
+                   "by a vertex never appeared in the events; those edges are left out")
+    return out
 
 
 def deliver(outcome: Outcome, outputs: "Outputs", store: "Store | None", width: int) -> None:

@@ -122,6 +122,7 @@ class Metadata:
     ref: str | None  # builder/node/ref
     provenance: dict[str, Provenance]  # platform ("" for a single platform) -> provenance
     raw_keys: list[str]
+    problems: list[str] = field(default_factory=list)  # provenance present but unreadable
 
     def primary(self) -> Provenance | None:
         if not self.provenance:
@@ -139,10 +140,17 @@ def load_metadata(path: str | Path) -> Metadata:
     if not isinstance(data, dict):
         raise InputError(f"metadata file {path} is not a JSON object")
     provs: dict[str, Provenance] = {}
+    problems: list[str] = []
     for key, value in data.items():
         if key == "buildx.build.provenance" or key.startswith("buildx.build.provenance/"):
             platform = key.partition("/")[2]
-            if isinstance(value, dict):
-                provs[platform] = from_predicate(value)
+            prov = from_predicate(value) if isinstance(value, dict) else None
+            if prov is None or not prov.steps:
+                # another predicate type, or mode=min: nothing to map steps with
+                problems.append(f"{key} in {Path(path).name} has no build definition cachewhy can read "
+                                "(another provenance format, or BUILDX_METADATA_PROVENANCE=min)")
+                continue
+            provs[platform] = prov
     ref = data.get("buildx.build.ref")
-    return Metadata(ref=ref if isinstance(ref, str) else None, provenance=provs, raw_keys=sorted(data))
+    return Metadata(ref=ref if isinstance(ref, str) else None, provenance=provs, raw_keys=sorted(data),
+                    problems=problems)
