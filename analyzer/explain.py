@@ -182,6 +182,21 @@ def _declared_args(record: dict) -> set[str]:
     return set(re.findall(r"(?im)^\s*ARG\s+([A-Za-z_][A-Za-z0-9_]*)", text))
 
 
+def _stage_metadata(record: dict | None, step: dict) -> list[tuple[str, str]] | None:
+    """(keyword, text) of the ARG/ENV/USER/WORKDIR/SHELL lines before `step` in its stage."""
+    text = (record or {}).get("dockerfile_text")
+    if not text or not step.get("line"):
+        return None
+    from analyzer import dockerfile as dfmod  # noqa: PLC0415
+
+    df = dfmod.parse(text)
+    ins = df.instruction_at(step["line"])
+    if ins is None or ins.stage is None:
+        return None
+    return [(i.keyword, _norm(i.text)) for i in df.stages[ins.stage].instructions
+            if i.line < ins.line and i.keyword in ("ARG", "ENV", "USER", "WORKDIR", "SHELL")]
+
+
 def _value_hash(defs: list[tuple[str, str]] | None) -> str:
     """A short hash of values written in the Dockerfile: shows a change, not the value."""
     if not defs:
@@ -264,12 +279,35 @@ class _Explainer:
             causes.append(Cause("instruction-changed", f"{_clip(old_text)} \u2192 {_clip(new_text)}"))
         if s.get("op") and p.get("op"):
             causes += self._op_causes(s, p, text_changed=bool(causes))
+        elif not causes:  # no LLB ops to compare (a failed build has no provenance): read the Dockerfiles
+            causes += self._metadata_text_causes(s, p)
         causes += self._image_causes(s, p)
         causes += self._remote_causes(s)
         causes += self._context_causes(s)
         if not causes:
             causes += self._parent_causes(s, p)
         return causes
+
+    def _metadata_text_causes(self, s: dict, p: dict) -> list[Cause]:
+        """ARG, ENV, USER, WORKDIR and SHELL lines before the step in its stage,
+        compared as written: they make no step of their own, but change the next RUN."""
+        before = _stage_metadata(self.prev, p)
+        now = _stage_metadata(self.cur, s)
+        if before is None or now is None or before == now:
+            return []
+        out = []
+        for keyword in ("ARG", "ENV", "USER", "WORKDIR", "SHELL"):
+            old = [t for k, t in before if k == keyword]
+            new = [t for k, t in now if k == keyword]
+            if old == new:
+                continue
+            if keyword == "ARG":
+                out.append(Cause("build-arg-changed", "an ARG before it changed in the Dockerfile (values redacted)"))
+            elif keyword == "ENV":
+                out.append(Cause("env-changed", "an ENV before it changed in the Dockerfile (values redacted)"))
+            else:
+                out.append(Cause("instruction-changed", f"{'; '.join(old) or '(none)'} \u2192 {'; '.join(new) or '(none)'}"))
+        return out
 
     def _parent_causes(self, s: dict, p: dict) -> list[Cause]:
         """The step is the same, but what it is built on is not: an instruction

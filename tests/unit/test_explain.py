@@ -163,3 +163,23 @@ def test_report_and_terminal_agree(contexts):
     assert "\u2192 5 steps rebuilt" in screen and "(lines 6-13)" in screen
     # deterministic: the same input gives the same bytes
     assert json.dumps(report, sort_keys=True) == json.dumps(build_report(explain(cur, prev)), sort_keys=True)
+
+
+def test_without_ops_the_dockerfile_lines_before_a_step_are_compared():
+    """A failed build has no provenance: a USER or ENV edit is still found in the text."""
+    prev = record_of("multistage-warm")
+    cur = copy.deepcopy(record_of("multistage-cold"))
+    for rec in (prev, cur):
+        for s in rec["steps"]:
+            s.pop("op", None)
+    cur["dockerfile_text"] = cur["dockerfile_text"].replace("WORKDIR /srv\n", "WORKDIR /srv\nUSER nobody\n", 1)
+    # USER adds a line: the steps after it move down by one, their text stays
+    for s in cur["steps"]:
+        if s.get("line") and s["line"] > 10:
+            s["line"] += 1
+            s["end_line"] = s["line"]
+    for s in cur["steps"]:
+        s["status"] = "cached" if s.get("line") != 14 else s["status"]
+    roots = explain(cur, prev).roots
+    assert [(m.step["line"], m.cause.kind) for m in roots] == [(14, "instruction-changed")]
+    assert roots[0].cause.detail == "(none) \u2192 USER nobody"
