@@ -20,12 +20,17 @@ if [ ! -f "$stamp" ] || [ "$repo/pyproject.toml" -nt "$stamp" ]; then
 fi
 
 # Debian packages the tests use, installed when their command is missing
-# (COMMAND:PACKAGE): Graphviz's `dot` for --svg and the graph in --html,
-# Chromium to open the --html page headless.
+# (COMMAND:PACKAGE) and the caller asks for them (scripts/test.sh does):
+# Graphviz's `dot` for --svg and the graph in --html, Chromium to open the
+# --html page headless, docker-registry for the record-travels-with-the-cache
+# tests (each test starts its own on 127.0.0.1; the package's service is
+# disabled, it would listen on :5000). CACHEWHY_NO_APT=1 skips this.
 debs=()
-for need in dot:graphviz chromium:chromium; do
-  command -v "${need%%:*}" >/dev/null 2>&1 || debs+=("${need#*:}")
-done
+if [ "${CACHEWHY_SETUP_TESTS:-0}" = 1 ]; then
+  for need in dot:graphviz chromium:chromium docker-registry:docker-registry; do
+    command -v "${need%%:*}" >/dev/null 2>&1 || debs+=("${need#*:}")
+  done
+fi
 if [ ${#debs[@]} -gt 0 ] && [ "${CACHEWHY_NO_APT:-0}" != 1 ]; then
   sudo=()
   [ "$(id -u)" = 0 ] || sudo=(sudo -n)
@@ -35,10 +40,13 @@ if [ ${#debs[@]} -gt 0 ] && [ "${CACHEWHY_NO_APT:-0}" != 1 ]; then
     if ! "${apt[@]}" install -y --no-install-recommends "${debs[@]}" >/dev/null 2>&1; then
       # a fresh machine has no package lists yet
       { "${apt[@]}" update >&2 && "${apt[@]}" install -y --no-install-recommends "${debs[@]}" >/dev/null; } ||
-        echo "setup: warning: could not install ${debs[*]}; --svg and the HTML test need them" >&2
+        echo "setup: warning: could not install ${debs[*]}; the tests that need them fail under CI=true" >&2
+    fi
+    if [[ " ${debs[*]} " == *" docker-registry "* ]] && [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+      "${sudo[@]}" systemctl disable --now docker-registry >/dev/null 2>&1 || true
     fi
   else
-    echo "setup: warning: ${debs[*]} missing (apt-get install --no-install-recommends ${debs[*]}); --svg and the HTML test need them" >&2
+    echo "setup: warning: ${debs[*]} missing (apt-get install --no-install-recommends ${debs[*]})" >&2
   fi
 fi
 
@@ -46,27 +54,3 @@ if [ "${CACHEWHY_NO_ENGINE:-0}" != 1 ]; then
   bash "$repo/scripts/engine.sh" up
 fi
 echo "export PATH=\"$venv/bin:\$PATH\""
-
-# ---- docker-registry (tests/integration/test_baseline.py) -------------------
-# The record-travels-with-the-cache tests push to a registry of their own on
-# 127.0.0.1: Debian's `docker-registry` (distribution/registry 2.x), whose
-# binary each test starts itself. Installed only when missing; the service the
-# package enables is stopped and disabled (the tests never use it, and it
-# would listen on :5000). Without it those tests skip (fail under CI=true).
-if ! command -v docker-registry >/dev/null 2>&1 && [ "${CACHEWHY_NO_APT:-0}" != 1 ]; then
-  sudo=()
-  [ "$(id -u)" = 0 ] || sudo=(sudo -n)
-  if command -v apt-get >/dev/null 2>&1 && { [ ${#sudo[@]} -eq 0 ] || command -v sudo >/dev/null 2>&1; }; then
-    echo "setup: installing docker-registry (apt-get)" >&2
-    apt=("${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -qq -o=Dpkg::Use-Pty=0)
-    if ! "${apt[@]}" install -y --no-install-recommends docker-registry >/dev/null 2>&1; then
-      { "${apt[@]}" update >&2 && "${apt[@]}" install -y --no-install-recommends docker-registry >/dev/null; } ||
-        echo "setup: warning: could not install docker-registry; the registry tests need it" >&2
-    fi
-    if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
-      "${sudo[@]}" systemctl disable --now docker-registry >/dev/null 2>&1 || true
-    fi
-  else
-    echo "setup: warning: docker-registry missing (apt-get install docker-registry); the registry tests need it" >&2
-  fi
-fi
