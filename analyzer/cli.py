@@ -18,6 +18,8 @@ COMMANDS = {
     "diff": "diff",
     "show": "show",
     "history": "history",
+    "explain": "explain",
+    "watch": "watch",
 }
 
 

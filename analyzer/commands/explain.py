@@ -1,0 +1,345 @@
+"""`cachewhy explain [REF|^N]`: explain a build cachewhy did not run, from the
+builder's own build history (BuildKit's Control API, over gRPC).
+
+The build's progress comes from its history record (the logs blob, or a
+Status replay), its steps' LLB ops and Dockerfile lines from the provenance
+attestation BuildKit keeps with every successful build. It is compared with
+the previous build of the same Dockerfile, target and platform in the
+builder's history, or with a stored record (--against). The pipeline is the
+one of `cachewhy build` and `cachewhy analyze`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from analyzer.errors import EngineError, InputError, UsageError
+from analyzer.gates import GATE_HELP, GATE_OPTIONS, GATE_REPEATABLE, Gates
+from analyzer.options import take_options, wants_help
+from analyzer.outputs import OUTPUT_HELP, OUTPUT_OPTIONS, Outputs
+
+if TYPE_CHECKING:
+    from analyzer.pipeline import Outcome
+    from analyzer.store import Store
+
+SUMMARY = """\
+explain [REF|^N] [--builder NAME] [--against REF] [--list]
+      explain a build from the builder's own history (any build, not only
+      cachewhy's): compared with the previous build of the same Dockerfile"""
+
+USAGE = f"""\
+usage: cachewhy explain [OPTIONS] [REF|^N]
+       cachewhy explain --list [--builder NAME] [--limit N]
+
+Explains a build that ran on a BuildKit builder, whoever ran it (plain
+`docker buildx build`, an IDE, compose), from the builder's build history:
+its steps and cache statuses, and (for a build that succeeded) its
+provenance, which maps each step to its Dockerfile line and LLB op.
+
+REF is a history ref (`docker buildx history ls`; the `builder/node/` prefix
+may be left out, a unique prefix is enough) or ^N, the Nth newest build
+(^0, the default, is the newest). It is compared with the previous build of
+the same Dockerfile name, target, platform and build name in the history
+(BuildKit does not keep the context path; of several such builds the newest
+whose Dockerfile shares most of its lines is taken), or with --against.
+BuildKit keeps no snapshot of the context files, so a step that reads them
+is reported as `unknown`, naming the files it could not compare.
+
+options:
+  --builder NAME     the buildx builder (default: the current one), or a
+                     buildkitd address: unix:///path.sock, tcp://host:port
+  --against REF      compare with this stored record (id, id prefix, ^N,
+                     record file) instead of the builder's previous build
+  --store DIR        where build records are kept  [CACHEWHY_STORE]
+  --list             list the builder's history records, newest first
+  --limit N          with --list: the newest N (default 20)
+{OUTPUT_HELP}{GATE_HELP}  --width N          width of the report           [COLUMNS]
+  -h, --help         this help
+
+Exit codes: 0, 4 when a gate trips, 2 for bad arguments or an unknown ref,
+3 when the builder cannot be reached or keeps no build history.
+"""
+
+_OPTIONS = {**OUTPUT_OPTIONS, **GATE_OPTIONS, "--builder": "builder", "--against": "against", "--store": "store",
+            "--width": "width", "--limit": "limit"}
+_SWITCHES = {"--list": "list"}
+#: how many earlier builds of the same identity are looked at for the previous one
+_MAX_CANDIDATES = 6
+#: the share of Dockerfile lines an earlier build must have to be the same project
+_MIN_SHARED = 0.5
+
+
+# --------------------------------------------------------------------------
+# picking builds in the history
+
+
+def select(records: list[Any], ref: str | None) -> int:
+    """The index in `records` (newest first) of the build REF names."""
+    if not records:
+        raise InputError("the builder's history holds no completed build")
+    if ref is None or ref in ("^0", "last"):
+        return 0
+    if ref.startswith("^"):
+        try:
+            n = int(ref[1:])
+        except ValueError:
+            raise UsageError(f"{ref!r}: ^N takes a number") from None
+        if not 0 <= n < len(records):
+            raise InputError(f"{ref}: the builder's history holds {len(records)} completed build(s)")
+        return n
+    ref = ref.rsplit("/", 1)[-1]
+    hits = [i for i, r in enumerate(records) if r.Ref == ref] or \
+           [i for i, r in enumerate(records) if r.Ref.startswith(ref)]
+    if not hits:
+        raise InputError(f"no build {ref!r} in the builder's history (`cachewhy explain --list` lists them)")
+    if len(hits) > 1:
+        raise InputError(f"{ref!r} names {len(hits)} builds: give more of the ref")
+    return hits[0]
+
+
+def _similar(a: str | None, b: str | None) -> float:
+    if a is None or b is None:
+        return 0.0
+    la = {x.strip() for x in a.splitlines() if x.strip() and not x.lstrip().startswith("#")}
+    lb = {x.strip() for x in b.splitlines() if x.strip() and not x.lstrip().startswith("#")}
+    return len(la & lb) / max(1, len(la | lb))
+
+
+def dockerfile_of(predicate: dict | None, fetched: Any = None) -> str | None:
+    if predicate is None:
+        return fetched.error_dockerfile if fetched is not None else None
+    from analyzer.provenance import from_predicate  # noqa: PLC0415
+
+    try:
+        return from_predicate(predicate).dockerfile_text
+    except InputError:
+        return None
+
+
+@dataclass
+class Previous:
+    fetched: Any | None
+    notes: list[str] = field(default_factory=list)
+
+
+def find_previous(client: Any, records: list[Any], index: int, current: Any) -> Previous:
+    """The newest earlier build of the same identity whose Dockerfile is most alike."""
+    from analyzer.buildkit.history import fetch_build, identity  # noqa: PLC0415
+
+    me = records[index]
+    ident = identity(me)
+    older = [r for r in records[index + 1:] if identity(r) == ident][:_MAX_CANDIDATES]
+    if not older:
+        return Previous(None, [f"no earlier build of the same Dockerfile ({ident.get('filename', 'Dockerfile')}"
+                               f"{', target ' + ident['target'] if ident.get('target') else ''}) in the "
+                               f"builder's history to compare with"])
+    text = dockerfile_of(current.predicate, current)
+    best = 0.0
+    for rec in older:
+        fetched = fetch_build(client, rec)
+        if text is None:  # a failed build without its source: the newest one of the same identity
+            return Previous(fetched)
+        score = _similar(text, dockerfile_of(fetched.predicate, fetched))
+        if score >= _MIN_SHARED:
+            return Previous(fetched)
+        best = max(best, score)
+    return Previous(None, [f"the {len(older)} earlier build(s) of the same Dockerfile name in the builder's "
+                           f"history have other Dockerfiles (at most {best:.0%} of lines shared): not "
+                           f"compared (give --against a record to compare with)"])
+
+
+# --------------------------------------------------------------------------
+# from a fetched build to a record
+
+
+def events_of(fetched: Any) -> Any:
+    from analyzer.events import BuildEvents  # noqa: PLC0415
+
+    events = BuildEvents()
+    for status in fetched.statuses:
+        events.apply(status)
+    if fetched.failed:
+        events.add_message(f"ERROR: failed to build: {fetched.record.error.message or 'build failed'}")
+    return events
+
+
+def outcome_of(fetched: Any, *, label: str, previous: dict | None, key_store: "Store | None",
+               notes: list[str], fallback_text: str | None = None) -> "Outcome":
+    """The record and analysis of a history build, through analyze's log pipeline."""
+    from analyzer.commands.analyze import LogSpec, log_outcome  # noqa: PLC0415
+
+    events = events_of(fetched)
+    if not events.vertices:
+        raise InputError(f"{label}: its history record holds no build steps")
+    tmpdir = tempfile.mkdtemp(prefix="cachewhy-explain-")
+    meta = None
+    try:
+        if fetched.predicate is not None:
+            meta = os.path.join(tmpdir, "metadata.json")
+            Path(meta).write_text(json.dumps({"buildx.build.provenance": fetched.predicate}), encoding="utf-8")
+        spec = LogSpec("-", metadata=meta, dockerfile=None, context=None, label=label,
+                       fallback_text=fallback_text)
+        outcome = log_outcome(events, spec, previous=previous, key_store=key_store,
+                              notes=[*fetched.notes, *notes])
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+    if fallback_text is not None and fallback_text == fetched.error_dockerfile:
+        # its own Dockerfile (from its error), not another build's: say so
+        notes_now = outcome.analysis.notes
+        for i, n in enumerate(notes_now):
+            if n.startswith(label) and "lines of the other build's Dockerfile" in n:
+                notes_now[i] = (f"{label}: failed, so it has no provenance: its steps were mapped by name to "
+                                f"the lines of its Dockerfile as its error gives it; LLB ops and base images "
+                                f"were not compared")
+        _rebuild_report(outcome)
+    return outcome
+
+
+def _rebuild_report(outcome: "Outcome") -> None:
+    from analyzer.report.model import build_report  # noqa: PLC0415
+
+    ref = outcome.report.get("build", {}).get("ref")
+    outcome.report = build_report(outcome.analysis)
+    if ref is not None:
+        outcome.report["build"]["ref"] = ref
+    outcome.record["report"] = outcome.report
+
+
+def explain_build(client: Any, records: list[Any], index: int, *, store: "Store",
+                  against: str | None) -> "Outcome":
+    """Fetch, compare and analyse the build at records[index]."""
+    from analyzer.buildkit.history import describe, fetch_build  # noqa: PLC0415
+
+    current = fetch_build(client, records[index])
+    notes: list[str] = []
+    previous_record: dict | None = None
+    fallback: str | None = None  # a failed build has no provenance: the lines of the one before
+    keys: Store | None = None
+    if against:
+        from analyzer.commands.analyze import name_build  # noqa: PLC0415
+
+        named = name_build(against, store, "--against")
+        if named.record is None:
+            raise InputError(f"--against {against}: give a stored record (id, ^N) or a record file")
+        previous_record = named.record
+        fallback = previous_record.get("dockerfile_text")
+        keys = store if named.key_dir is not None else None
+    else:
+        prev = find_previous(client, records, index, current)
+        notes += prev.notes
+        if prev.fetched is not None:
+            label = f"previous build ({describe(prev.fetched.record)})"
+            prev_outcome = outcome_of(prev.fetched, label=label, previous=None, key_store=None, notes=[])
+            previous_record = prev_outcome.record
+            previous_record["id"] = f"history {prev.fetched.record.Ref}"
+            fallback = dockerfile_of(prev.fetched.predicate)
+            notes += [n for n in prev_outcome.analysis.notes if n.startswith("previous build")]
+    outcome = outcome_of(current, label="this build", previous=previous_record, key_store=keys, notes=notes,
+                         fallback_text=(current.error_dockerfile or fallback) if current.predicate is None else None)
+    outcome.record["id"] = f"history {current.record.Ref}"
+    outcome.report["build"]["ref"] = outcome.record["id"]
+    add_eviction_evidence(client, outcome)
+    return outcome
+
+
+def add_eviction_evidence(client: Any, outcome: "Outcome") -> None:
+    """For cache-evicted roots: what the builder's cache holds now, in a note."""
+    if not any(m.root and m.cause.kind == "cache-evicted" for m in outcome.analysis.misses):
+        return
+    try:
+        records = client.disk_usage()
+    except EngineError as exc:
+        note = f"cache-evicted: the builder's cache could not be inspected ({exc})"
+    else:
+        note = eviction_note(records, time.time())
+    outcome.analysis.notes.append(note)
+    _rebuild_report(outcome)
+
+
+def eviction_note(records: list[Any], now: float) -> str:
+    total = sum(r.Size for r in records if r.Size > 0)
+    created = [r.CreatedAt.seconds for r in records if r.HasField("CreatedAt") and r.CreatedAt.seconds]
+    oldest = f"; its oldest entry is {_age(now - min(created))} old" if created else ""
+    return (f"cache-evicted: the builder's cache now holds {len(records)} entries, {total / 1e6:.1f} MB{oldest}: "
+            "entries older or beyond its size limit are garbage-collected (or were pruned)")
+
+
+def _age(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    for unit, n in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= n:
+            return f"{seconds // n}{unit}"
+    return f"{seconds}s"
+
+
+# --------------------------------------------------------------------------
+# --list
+
+
+def list_records(records: list[Any], out: Any = None) -> None:
+    out = out or sys.stdout
+    out.write(f"{'REF':<27} {'WHEN':<19}  {'STATUS':<9} {'STEPS':>5} {'CACHED':>6}  DOCKERFILE / TARGET / NAME\n")
+    for r in records:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.CreatedAt.seconds))
+        status = "failed" if r.HasField("error") and r.error.code else "completed"
+        attrs = r.FrontendAttrs
+        what = attrs.get("filename", "Dockerfile")
+        if attrs.get("target"):
+            what += f" --target {attrs['target']}"
+        if attrs.get("build-arg:BUILDKIT_BUILD_NAME"):
+            what += f" ({attrs['build-arg:BUILDKIT_BUILD_NAME']})"
+        out.write(f"{r.Ref:<27} {when:<19}  {status:<9} {r.numTotalSteps:>5} {r.numCachedSteps:>6}  {what}\n")
+
+
+# --------------------------------------------------------------------------
+# the command
+
+
+def run(argv: list[str], debug: bool) -> int:
+    if wants_help(argv):
+        sys.stdout.write(USAGE)
+        return 0
+    from analyzer.commands.analyze import parse_width, positionals  # noqa: PLC0415
+
+    found, rest = take_options(argv, _OPTIONS, switches=_SWITCHES, repeatable=GATE_REPEATABLE)
+    refs = positionals(argv, rest, "explain")
+    if len(refs) > 1:
+        raise UsageError(f"explain takes one REF, not {len(refs)}: {' '.join(refs)}")
+    outputs = Outputs.from_options(found)
+    gates = Gates.from_options(found)
+    width = parse_width(found)
+    limit = 20
+    if "limit" in found:
+        if not found.get("list"):
+            raise UsageError("--limit goes with --list")
+        try:
+            limit = int(found["limit"])  # type: ignore[call-overload]
+        except ValueError:
+            raise UsageError(f"--limit takes a number, not {found['limit']!r}") from None
+    if found.get("list") and refs:
+        raise UsageError("--list takes no REF")
+
+    from analyzer.buildkit.connect import Client  # noqa: PLC0415
+    from analyzer.store import open_store  # noqa: PLC0415
+
+    store = open_store(found.get("store"))  # type: ignore[arg-type]
+    with Client(found.get("builder")) as client:  # type: ignore[arg-type]
+        records = client.history()
+        if found.get("list"):
+            list_records(records[:limit])
+            return 0
+        index = select(records, refs[0] if refs else None)
+        outcome = explain_build(client, records, index, store=store, against=found.get("against"))  # type: ignore[arg-type]
+
+    from analyzer.pipeline import deliver  # noqa: PLC0415
+
+    deliver(outcome, outputs, None, width)  # a history build is the builder's, not kept in the store
+    return gates.apply(outcome.report, 0)
