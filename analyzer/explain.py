@@ -13,6 +13,8 @@ mounts are keyed on content), so only unbroken chains of rebuilt steps count.
 
 from __future__ import annotations
 
+import functools
+import gc
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -68,12 +70,25 @@ def _norm(text: str | None) -> str:
     return " ".join((text or "").split())
 
 
+@functools.lru_cache(maxsize=8)
+def _lines(text: str) -> list[str]:
+    return text.splitlines()
+
+
+@functools.lru_cache(maxsize=8)
+def _parsed(text: str):  # type: ignore[no-untyped-def]
+    """The parsed Dockerfile, once per text (explain asks for it per step)."""
+    from analyzer import dockerfile as dfmod  # noqa: PLC0415
+
+    return dfmod.parse(text)
+
+
 def _source_text(record: dict | None, step: dict) -> str:
     """The instruction as written, heredoc bodies included, whitespace folded."""
     text = (record or {}).get("dockerfile_text")
     line, end = step.get("line"), step.get("end_line") or step.get("line")
     if text and line:
-        return _norm("\n".join(text.splitlines()[line - 1:end]))
+        return _norm("\n".join(_lines(text)[line - 1:end]))
     return _norm(step.get("instruction"))
 
 
@@ -153,13 +168,11 @@ def _env_map(step: dict) -> dict[str, str]:
 def _without_env(op: dict | None) -> dict | None:
     if not op:
         return op
-    import copy  # noqa: PLC0415
-
-    op = copy.deepcopy(op)
-    meta = ((op.get("Op") or {}).get("exec") or {}).get("meta")
-    if isinstance(meta, dict):
-        meta.pop("env", None)
-    op.pop("platform", None)
+    op = {k: v for k, v in op.items() if k != "platform"}
+    exec_op = (op.get("Op") or {}).get("exec")
+    if isinstance(exec_op, dict) and isinstance(exec_op.get("meta"), dict) and "env" in exec_op["meta"]:
+        meta = {k: v for k, v in exec_op["meta"].items() if k != "env"}
+        op["Op"] = {**op["Op"], "exec": {**exec_op, "meta": meta}}
     return op
 
 
@@ -187,9 +200,7 @@ def _stage_metadata(record: dict | None, step: dict) -> list[tuple[str, str]] | 
     text = (record or {}).get("dockerfile_text")
     if not text or not step.get("line"):
         return None
-    from analyzer import dockerfile as dfmod  # noqa: PLC0415
-
-    df = dfmod.parse(text)
+    df = _parsed(text)
     ins = df.instruction_at(step["line"])
     if ins is None or ins.stage is None:
         return None
@@ -214,10 +225,8 @@ def _definitions(record: dict | None) -> dict[str, list[tuple[str, str]]]:
     text = (record or {}).get("dockerfile_text")
     if not text:
         return {}
-    from analyzer import dockerfile as dfmod  # noqa: PLC0415
-
     out: dict[str, list[tuple[str, str]]] = {}
-    for ins in dfmod.parse(text).instructions:
+    for ins in _parsed(text).instructions:
         if ins.keyword in ("ARG", "ENV"):
             for name, value in ins.assignments:
                 out.setdefault(name, []).append((ins.keyword, value or ""))
@@ -234,6 +243,11 @@ class _Explainer:
         self.by_digest = {s["digest"]: s for s in self.steps}
         self.by_id = {s["id"]: s for s in self.steps}
         self.matches = match_steps(self.steps, prev.get("steps") or []) if prev else {}
+        self.prev_by_digest = {x["digest"]: x for x in (prev or {}).get("steps") or []}
+        self._changed_paths: list[str] | None = None
+        self._changed_index: tuple[set[str], set[str]] | None = None
+        self._materials_now = dict((u, d) for u, d in cur.get("materials") or [])
+        self._materials_before = dict((u, d) for u, d in (prev or {}).get("materials") or [])
         self.notes: list[str] = []
         self.args = _declared_args(cur) | set(cur.get("build_args") or {})
         if prev:
@@ -312,7 +326,7 @@ class _Explainer:
     def _parent_causes(self, s: dict, p: dict) -> list[Cause]:
         """The step is the same, but what it is built on is not: an instruction
         before it was removed, added or moved."""
-        prev_by_digest = {x["digest"]: x for x in self.prev.get("steps") or []} if self.prev else {}
+        prev_by_digest = self.prev_by_digest
         if p["digest"] not in prev_by_digest:
             return []
         now = {self.matches[n["id"]]["id"] if n["id"] in self.matches else "new:" + n["id"]
@@ -413,17 +427,14 @@ class _Explainer:
         text = self.cur.get("dockerfile_text")
         if not text or not s.get("stage"):
             return s.get("instruction") or ""
-        from analyzer import dockerfile as dfmod  # noqa: PLC0415
-
-        stage = dfmod.parse(text).stage_by_name(s["stage"])
+        stage = _parsed(text).stage_by_name(s["stage"])
         from_text = stage.instructions[0].text if stage is not None and stage.instructions else ""
         return from_text + " " + (s.get("instruction") or "")
 
     def _remote_causes(self, s: dict) -> list[Cause]:
         """`ADD <url>` / git sources: provenance lists what each resolved to."""
         out = []
-        now = dict((u, d) for u, d in self.cur.get("materials") or [])
-        before = dict((u, d) for u, d in (self.prev or {}).get("materials") or [])
+        now, before = self._materials_now, self._materials_before
         for ident in s.get("remote_inputs") or []:
             uri = ident
             old, new = before.get(uri), now.get(uri)
@@ -438,12 +449,17 @@ class _Explainer:
         from analyzer.snapshot import diff  # noqa: PLC0415
 
         old, new = self._snapshots
+        if self._changed_paths is None:  # one whole-context diff; per step only where it matters
+            whole = diff(old, new)
+            self._changed_paths = [x.rstrip("/") for x in (*whole.added, *whole.modified, *whole.removed)]
         added: set[str] = set()
         modified: set[str] = set()
         removed: set[str] = set()
         modes: dict[str, tuple[int, int]] = {}
         for c in inputs:
             path = str(c.get("path") or "/").strip("/") or "."
+            if not self._may_have_changed(path):
+                continue
             ch = diff(old, new, under=[path], include=c.get("include") or None, exclude=c.get("exclude") or None)
             added |= set(ch.added)
             modified |= set(ch.modified)
@@ -460,6 +476,32 @@ class _Explainer:
         if modes:
             parts.append("; ".join(f"mode of {path} {old:o} \u2192 {new:o}" for path, (old, new) in sorted(modes.items())[:3]))
         return [Cause("context-changed", "; ".join(parts), files)]
+
+    def _may_have_changed(self, path: str) -> bool:
+        """Could anything under this source path have changed? (Wildcards: assume so.)"""
+        if not self._changed_paths:
+            return False
+        if path == "." or any(ch in path for ch in "*?["):
+            return True
+        if self._changed_index is None:
+            # every changed path and each folder above it: one set lookup per step
+            exact = set(self._changed_paths)
+            above: set[str] = set()
+            for c in exact:
+                cut = c.rfind("/")
+                while cut > 0:
+                    above.add(c[:cut])
+                    cut = c.rfind("/", 0, cut)
+            self._changed_index = (exact, above)
+        exact, above = self._changed_index
+        if path in exact or path in above:
+            return True
+        cut = path.rfind("/")
+        while cut > 0:  # the source sits inside something that changed (a folder replaced)
+            if path[:cut] in exact:
+                return True
+            cut = path.rfind("/", 0, cut)
+        return False
 
     # -- when nothing in the step changed ---------------------------------------
     def unchanged_cause(self, s: dict, p: dict | None) -> Cause:
@@ -581,4 +623,13 @@ class _Explainer:
 
 
 def explain(current: dict, previous: dict | None) -> Analysis:
-    return _Explainer(current, previous).run()
+    # Big records are hundreds of thousands of objects; the cyclic collector
+    # would walk them again and again while the analysis allocates. It makes
+    # no cycles worth collecting here, so the collector waits until the end.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _Explainer(current, previous).run()
+    finally:
+        if enabled:
+            gc.enable()

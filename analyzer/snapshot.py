@@ -1062,6 +1062,31 @@ def _sources(under: list[str] | None, snaps: tuple[Snapshot, ...]) -> list[_Sour
     return list(out.values())
 
 
+def _under_literals(snap: Snapshot, literals: list[str | None]) -> list[tuple[str, Entry]]:
+    """Entries equal to or below literal source paths, found by bisection in the
+    sorted paths instead of a scan of the whole snapshot."""
+    import bisect  # noqa: PLC0415
+
+    keys = snap.__dict__.get("_sorted_paths")
+    if keys is None or len(keys) != len(snap.entries):
+        keys = sorted(snap.entries)
+        snap.__dict__["_sorted_paths"] = keys
+    seen: set[str] = set()
+    out: list[tuple[str, Entry]] = []
+    for lit in literals:
+        assert lit is not None
+        if lit in snap.entries and lit not in seen:
+            seen.add(lit)
+            out.append((lit, snap.entries[lit]))
+        lo = bisect.bisect_left(keys, lit + "/")
+        hi = bisect.bisect_left(keys, lit + "0")  # "0" sorts right after "/"
+        for k in keys[lo:hi]:
+            if k not in seen:
+                seen.add(k)
+                out.append((k, snap.entries[k]))
+    return out
+
+
 def _view(snap: Snapshot, sources: list[_Source] | None,
           inc: IgnoreMatcher | None, exc: IgnoreMatcher | None) -> dict[str, Entry]:
     """The entries a COPY of ``sources`` with --include/--exclude would hash."""
@@ -1073,7 +1098,8 @@ def _view(snap: Snapshot, sources: list[_Source] | None,
     view: dict[str, Entry] = {}
     lazy_roots: list[tuple[str, int, bool]] = []  # (path, root length, dir_only)
     any_wild = any(s.literal is None for s in srcs)
-    for path, e in entries.items():
+    candidates = entries.items() if whole or any_wild else _under_literals(snap, [s.literal for s in srcs])
+    for path, e in candidates:
         psegs = path.split("/") if any_wild else None
         for s in srcs:
             if whole:
