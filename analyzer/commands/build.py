@@ -83,6 +83,14 @@ def parse_options(argv: list[str]) -> BuildOptions:
     return opts
 
 
+def _carry():  # type: ignore[no-untyped-def]
+    """analyzer/baseline.py, imported only by builds that carry records with their
+    cache: its registry client pulls in ssl and urllib, too slow for every build."""
+    from analyzer import baseline  # noqa: PLC0415
+
+    return baseline
+
+
 class Baseline:
     """The store, the previous record (the baseline) and the context snapshot of this build.
 
@@ -96,7 +104,6 @@ class Baseline:
     build: problems become notes."""
 
     def __init__(self, opts: BuildOptions, args, df_path, df) -> None:  # type: ignore[no-untyped-def]
-        from analyzer import baseline as carry  # noqa: PLC0415
         from analyzer.record import follow_paths, project_of  # noqa: PLC0415
         from analyzer.store import open_store  # noqa: PLC0415
 
@@ -130,22 +137,22 @@ class Baseline:
             return
         if opts.baseline:
             try:
-                record = carry.read_record_file(opts.baseline, f"--baseline {opts.baseline}")
+                record = _carry().read_record_file(opts.baseline, f"--baseline {opts.baseline}")
             except Exception as exc:  # noqa: BLE001 - a bad --baseline never stops the build
                 msg = str(exc) if isinstance(exc, CachewhyError) else f"--baseline {opts.baseline}: {exc!r}"
                 self.notes.append(f"{msg}; {self._fallback()}")
                 return
             self._previous, self.source = record, "baseline"
             self.notes.append(f"compared with the record given with --baseline {opts.baseline} (build {record['id']})")
-            why_not = carry.mismatch(record, project)
+            why_not = _carry().mismatch(record, project)
             if why_not:
                 self.notes.append(f"the --baseline record is of another build: {why_not}")
             return
         try:
-            hint = carry.foreign_cache_note(args.cache_from) if self._local is None else None
+            hint = _carry().foreign_cache_note(args.cache_from) if self._local is None and args.cache_from else None
             if hint:
                 self.notes.append(hint)
-            if any(carry.parse_cache_spec(v).type in carry.CARRIED_TYPES for v in args.cache_from):
+            if any(_carry().parse_cache_spec(v).type in _carry().CARRIED_TYPES for v in args.cache_from):
                 import threading  # noqa: PLC0415
 
                 self._import = threading.Thread(target=self._import_record,
@@ -163,7 +170,7 @@ class Baseline:
         from analyzer import baseline as carry  # noqa: PLC0415
 
         try:
-            got = carry.import_record(cache_from, project)
+            got = _carry().import_record(cache_from, project)
         except Exception as exc:  # noqa: BLE001 - the build goes on whatever happens here
             self.notes.append(f"no record imported with --cache-from: {exc!r}; {self._fallback()}")
             return
@@ -187,9 +194,7 @@ class Baseline:
         """Carry the record with the build cache (--cache-to type=local|registry) after a successful build."""
         if not self.cache_to or record is None or returncode != 0 or not record.get("complete"):
             return
-        from analyzer import baseline as carry  # noqa: PLC0415
-
-        for line in carry.export_record(self.cache_to, record):
+        for line in _carry().export_record(self.cache_to, record):
             sys.stderr.write(f"cachewhy: {line}\n")
 
     def start_snapshot(self) -> None:
