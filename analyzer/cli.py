@@ -18,6 +18,7 @@ COMMANDS = {
     "diff": "diff",
     "show": "show",
     "history": "history",
+    "advise": "advise",
     "explain": "explain",
     "watch": "watch",
 }

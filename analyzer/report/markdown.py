@@ -16,6 +16,7 @@ from analyzer.report import escape as esc
 from analyzer.report.text import _KIND_TEXT, _QUIET_INTERNAL_S, _fmt_time
 
 CAUSE_DOCS = "https://github.com/cachewhy/cachewhy/blob/main/docs/causes/{kind}.md"
+ADVICE_DOCS = "https://github.com/cachewhy/cachewhy/blob/main/docs/advice/{rule}.md"
 MAX_FILES = 10  # per root cause; more are counted, not named
 
 
@@ -205,6 +206,19 @@ def _cause_link(kind: str) -> str:
     return f"[{text}]({CAUSE_DOCS.format(kind=kind)})" if kind in KINDS else text
 
 
+def _advice_lines(roots: list[RootRow]) -> list[str]:
+    """One bullet per root miss with advice: the first fix (docs/advice/), and its time saved."""
+    out = []
+    for r in roots:
+        for a in (r.miss.get("advice") or [])[:1]:
+            saved = f" (would have saved {esc.md(_fmt_time(a['saved_s']))})" if a.get("saved_s") else ""
+            rule = esc.md(str(a.get("rule") or ""))
+            parts = esc.one_line(a.get("message") or "").split("`")
+            text = "".join(esc.md_code(p) if i % 2 else esc.md(p) for i, p in enumerate(parts))
+            out.append(f"- **fix** {esc.md(r.where)}: {text}{saved} ([{rule}]({ADVICE_DOCS.format(rule=rule)}))")
+    return [*out, ""] if out else []
+
+
 def render(report: dict) -> str:
     """The whole Markdown report, ending with a newline."""
     build = report.get("build") or {}
@@ -236,6 +250,7 @@ def render(report: dict) -> str:
                        f"{_cause_link(r.kind)} | {detail} | {files} | {rebuilt} | "
                        f"{esc.md(_fmt_time(r.time_lost_s))} |")
         out.append("")
+        out += _advice_lines(roots)  # issue 6
     for note in report.get("notes") or []:
         out.append(f"> note: {esc.md(note)}")
     if report.get("notes"):

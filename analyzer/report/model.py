@@ -34,7 +34,7 @@ def build_report(analysis: Analysis) -> dict[str, Any]:
     failed = sum(1 for s in cacheable if s.get("status") == "failed")
     rebuilt_time = sum(s.get("duration_s") or 0.0 for s in cacheable if s.get("status") == "rebuilt")
     roots = analysis.roots
-    return {
+    report = {
         "schema": SCHEMA,
         "build": {
             "ref": cur.get("id"),
@@ -90,3 +90,6 @@ def build_report(analysis: Analysis) -> dict[str, Any]:
         ],
         "notes": list(analysis.notes),
     }
+    from analyzer.advice import attach  # noqa: PLC0415 - issue 6: fixes under root misses
+
+    return attach(report, cur.get("dockerfile_text"), project.get("context"))

@@ -173,6 +173,17 @@ def root_causes(report: dict, width: int = 100, colour: bool = False) -> str:
         out.append(f"{'':17}\u2192 {n} step{'s' if n != 1 else ''} rebuilt, {_fmt_time(m.get('time_lost_s') or 0)}{span}")
         for also in m.get("also") or []:
             out.append(f"{'':17}also: {_KIND_TEXT.get(also['kind'], also['kind'])}: {_one_line(also.get('detail') or '')}"[:width])
+        for advice in (m.get("advice") or [])[:1]:  # issue 6: the first fix, in rule priority order
+            out.extend(fix_lines(advice, width))
     for note in report.get("notes") or []:
         out.append(f"  note: {note}")
     return "\n".join(out)
+
+
+def fix_lines(advice: dict, width: int = 100) -> list[str]:
+    """`fix: …` under a root in the "Why:" section, wrapped; with the time it would have saved."""
+    saved = advice.get("saved_s")
+    text = "fix: " + _one_line(advice.get("message") or "").replace("`", "")
+    if saved:
+        text += f" (would have saved {_fmt_time(saved)})"
+    return textwrap.wrap(text, width=max(40, width), initial_indent=" " * 17, subsequent_indent=" " * 22)

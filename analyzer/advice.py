@@ -1,0 +1,410 @@
+"""Fixes, not only causes: one concrete piece of advice per root miss whose cost
+the Dockerfile made avoidable (docs/advice/).
+
+Works on the report dict (cachewhy.report/v1) and the Dockerfile's text, so a
+stored report can be advised again. Each advice is
+``{"rule", "message", "lines", "saved_s"}``: ``saved_s`` is the time this build
+would have saved (the rebuilt steps the change keeps cached), ``None`` when the
+change makes steps faster rather than cached and cachewhy cannot measure by how much.
+Never raises: advice is a bonus, the report stands without it.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from pathlib import Path
+from typing import Any
+
+RULES = ("copy-manifest-first", "dockerignore", "cache-mount", "arg-late", "apt-update-alone", "pin-base-image")
+
+# package manager -> (regex on a RUN's text, manifests it reads, cache mount target)
+MANAGERS: dict[str, tuple[str, tuple[str, ...], str | None]] = {
+    "pip": (r"\bpip3?\s+install\b|\bpython3?\s+-m\s+pip\s+install\b",
+            ("requirements.txt", "pyproject.toml", "setup.py", "setup.cfg"), "/root/.cache/pip"),
+    "uv": (r"\buv\s+(sync|pip\s+install)\b", ("pyproject.toml", "uv.lock"), "/root/.cache/uv"),
+    "poetry": (r"\bpoetry\s+install\b", ("pyproject.toml", "poetry.lock"), "/root/.cache/pypoetry"),
+    "npm": (r"\bnpm\s+(ci|install|i)\b", ("package.json", "package-lock.json"), "/root/.npm"),
+    "yarn": (r"\byarn(\s+install)?\s*($|&&|;|\|\||--)", ("package.json", "yarn.lock"), "/usr/local/share/.cache/yarn"),
+    "pnpm": (r"\bpnpm\s+(install|i)\b", ("package.json", "pnpm-lock.yaml"), "/root/.local/share/pnpm/store"),
+    "cargo": (r"\bcargo\s+(build|fetch|install)\b", ("Cargo.toml", "Cargo.lock"), "/usr/local/cargo/registry"),
+    "go": (r"\bgo\s+mod\s+download\b", ("go.mod", "go.sum"), "/go/pkg/mod"),
+    "bundle": (r"\bbundle(\s+install)?\s*($|&&|;|\|\||--)", ("Gemfile", "Gemfile.lock"), None),
+    "composer": (r"\bcomposer\s+install\b", ("composer.json", "composer.lock"), "/root/.cache/composer"),
+    "apt": (r"\bapt(-get)?\s+(-\S+\s+)*install\b", (), "/var/cache/apt"),
+    "apk": (r"\bapk\s+(-\S+\s+)*add\b", (), "/etc/apk/cache"),
+}
+
+# (pattern to add to .dockerignore, predicate on a context-relative path)
+_DIRS = (".git", ".hg", ".svn", "node_modules", "__pycache__", ".cache", ".pytest_cache", ".mypy_cache",
+         ".tox", ".idea", ".vscode", "dist", "build", "target")
+_FILES = ("*.log", "*.swp", "*.pyc", ".DS_Store")
+
+
+def _fmt(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    m, s = divmod(seconds, 60)
+    return f"{int(m)}m{s:04.1f}s"
+
+
+def managers_in(text: str) -> list[str]:
+    """The package managers a RUN's text installs with, in MANAGERS order."""
+    return [name for name, (rx, _, _) in MANAGERS.items() if re.search(rx, text)]
+
+
+def _changed(cause: dict) -> list[str]:
+    files = cause.get("files") or {}
+    return [f for k in ("added", "modified", "removed") for f in files.get(k) or []]
+
+
+def _refs(text: str, name: str) -> bool:
+    return re.search(rf"\$({re.escape(name)}\b|\{{{re.escape(name)}[}}:])", text) is not None
+
+
+def _ignore_pattern(path: str, sources: list[str]) -> str | None:
+    """The .dockerignore pattern that would keep `path` out, unless a COPY names it on purpose."""
+    parts = path.rstrip("/").split("/")
+    for i, part in enumerate(parts[:-1] if not path.endswith("/") else parts):
+        if part in _DIRS:
+            named = "/".join(parts[: i + 1])
+            if any(s.strip("./") and s.strip("/").startswith(named) for s in sources):
+                return None  # COPY build/ … : wanted
+            return part if i == 0 else f"**/{part}"
+    base = parts[-1]
+    for pat in _FILES:
+        if fnmatch.fnmatch(base, pat):
+            return pat if len(parts) == 1 or pat.startswith("*") else f"**/{pat}"
+    return None
+
+
+def _ignored_already(pattern: str, dockerignore: str | None) -> bool:
+    if not dockerignore:
+        return False
+    lines = {ln.strip().strip("/") for ln in dockerignore.splitlines() if ln.strip() and not ln.startswith("#")}
+    return pattern.strip("/") in lines or pattern.removeprefix("**/") in lines
+
+
+class _Ctx:
+    def __init__(self, report: dict, dockerfile_text: str | None, context: str | None) -> None:
+        from analyzer import dockerfile as dfmod  # noqa: PLC0415
+
+        self.report = report
+        self.df = dfmod.parse(dockerfile_text) if dockerfile_text else None
+        self.by_id = {m["id"]: m for m in report.get("misses") or []}
+        self.duration = {s["id"]: float(s.get("duration_s") or 0.0) for s in report.get("steps") or []}
+        self.context = Path(context) if context and context != "-" and "://" not in context else None
+        self.dockerignore: str | None = None
+        if self.context is not None:
+            try:
+                self.dockerignore = (self.context / ".dockerignore").read_text(encoding="utf-8", errors="replace")
+            except OSError:
+                pass
+        df_path = (report.get("build") or {}).get("dockerfile")
+        self.dockerfile_rel: str | None = None
+        if df_path and self.context is not None:
+            try:
+                self.dockerfile_rel = str(Path(df_path).relative_to(self.context))
+            except ValueError:
+                pass
+
+    def ins(self, line: int | None):  # type: ignore[no-untyped-def]
+        return self.df.instruction_at(line) if self.df is not None and line else None
+
+    def cascade(self, root: dict) -> list[dict]:
+        """The root and its followers, in Dockerfile order."""
+        out = [root, *(self.by_id[f] for f in root.get("followers") or [] if f in self.by_id)]
+        return sorted(out, key=lambda m: m.get("line") or 0)
+
+    def own(self, m: dict) -> float:
+        return self.duration.get(m["id"], 0.0)
+
+    def exists(self, name: str) -> bool | None:
+        if self.context is None:
+            return None
+        return (self.context / name).is_file()
+
+
+# --- rules -------------------------------------------------------------------
+
+def _copy_manifest_first(c: _Ctx, root: dict) -> dict | None:
+    """Rule 1: `COPY .` before an install that only needs the manifests."""
+    cause = root.get("cause") or {}
+    ins = c.ins(root.get("line"))
+    if cause.get("kind") != "context-changed" or ins is None or ins.keyword not in ("COPY", "ADD") or ins.from_ref:
+        return None
+    changed = _changed(cause)
+    installs = []
+    for m in c.cascade(root)[1:]:
+        run = c.ins(m.get("line"))
+        if run is None or run.keyword != "RUN" or run.stage != ins.stage or run.line < ins.line:
+            continue
+        found = managers_in(run.text)
+        if found:
+            installs.append((m, run, found))
+    if not installs:
+        return None
+    m, run, found = installs[0]
+    manifests: list[str] = []
+    for name in found:
+        wanted = list(MANAGERS[name][1])
+        if name == "pip":  # `-r FILE` names the manifest; `pip install .` reads the project's
+            wanted = re.findall(r"(?:-r|--requirement)[\s=]+(\S+)", run.text) or wanted
+        for w in wanted:
+            if w not in manifests and (c.exists(w) is not False or w in changed):
+                manifests.append(w)
+    if any(f in manifests or f.rsplit("/", 1)[-1] in manifests for f in changed):
+        return None  # a manifest changed: the install had to run again
+    if any(n in ("apt", "apk") for n in found) and not manifests:
+        message = (f"`{ins.text}` (line {ins.line}) comes before `{_short(run.text)}` (line {run.line}), "
+                   f"which reads nothing from it; move the install above the COPY")
+    else:
+        already = [w for w in manifests if _copied_before(c, ins, w)]
+        if already and len(already) == len(manifests):
+            message = (f"`{ins.text}` (line {ins.line}) comes before `{_short(run.text)}` (line {run.line}) "
+                       f"although {', '.join(f'`{w}`' for w in already)} is copied earlier; move the install "
+                       f"above line {ins.line}")
+        else:
+            names = " ".join(manifests) or "the manifest"
+            message = (f"`{ins.text}` (line {ins.line}) brings {_what(changed)} into the layer that "
+                       f"`{_short(run.text)}` (line {run.line}) depends on; copy `{names}` first, install, "
+                       f"then copy the rest")
+    saved = sum(c.own(x) for x, _, _ in installs)
+    return {"rule": "copy-manifest-first", "message": message,
+            "lines": sorted({ins.line, *(r.line for _, r, _ in installs)}), "saved_s": round(saved, 3)}
+
+
+def _copied_before(c: _Ctx, copy_ins, name: str) -> bool:  # type: ignore[no-untyped-def]
+    for ins in c.df.instructions if c.df is not None else []:
+        if ins.line >= copy_ins.line:
+            break
+        if (ins.stage == copy_ins.stage and ins.keyword in ("COPY", "ADD") and not ins.from_ref
+                and any(s.removeprefix("./") == name or s.rsplit("/", 1)[-1] == name for s in ins.sources)):
+            return True
+    return False
+
+
+def _short(text: str, n: int = 40) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= n else text[: n - 1] + "\u2026"
+
+
+def _what(changed: list[str]) -> str:
+    tops = sorted({f.split("/", 1)[0] + ("/" if "/" in f else "") for f in changed})
+    if not tops:
+        return "the context"
+    shown = ", ".join(f"`{t}`" for t in tops[:3])
+    return shown + (f" and {len(tops) - 3} more" if len(tops) > 3 else "")
+
+
+def _dockerignore(c: _Ctx, root: dict) -> dict | None:
+    """Rule 2: changed files that .dockerignore could have kept out."""
+    cause = root.get("cause") or {}
+    ins = c.ins(root.get("line"))
+    if cause.get("kind") != "context-changed":
+        return None
+    sources = ins.sources if ins is not None else []
+    changed = _changed(cause)
+    patterns: dict[str, list[str]] = {}
+    ignorable = 0
+    for f in changed:
+        pat = _ignore_pattern(f, sources)
+        if pat is None and c.dockerfile_rel and f == c.dockerfile_rel and any(s in (".", "./") for s in sources):
+            pat = f
+        if pat is not None:
+            ignorable += 1
+            if not _ignored_already(pat, c.dockerignore):
+                patterns.setdefault(pat, []).append(f)
+    if not patterns:
+        return None
+    files = [f for fs in patterns.values() for f in fs]
+    shown = ", ".join(f"`{f}`" for f in files[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
+    pats = ", ".join(f"`{p}`" for p in patterns)
+    every = ignorable == len(changed)
+    message = (f"{shown} changed and {'are' if len(files) != 1 else 'is'} "
+               f"not needed in the image; add {pats} to .dockerignore"
+               + ("" if every else " (other changed files still rebuild this step)"))
+    return {"rule": "dockerignore", "message": message, "lines": [root["line"]] if root.get("line") else [],
+            "saved_s": round(float(root.get("time_lost_s") or 0.0), 3) if every else None}
+
+
+def _cache_mount(c: _Ctx, root: dict) -> dict | None:
+    """Rule 3: a rebuilt package-manager step without a cache mount."""
+    if (root.get("cause") or {}).get("kind") == "no-previous-build":
+        return None  # a first build: a cache mount would have been empty too
+    for m in c.cascade(root):
+        run = c.ins(m.get("line"))
+        if run is None or run.keyword != "RUN":
+            continue
+        if any(mt.get("type") == "cache" for mt in run.mounts):
+            continue
+        for name in managers_in(run.text):
+            target = MANAGERS[name][2]
+            if target is None:
+                continue
+            mount = f"--mount=type=cache,target={target}" + (",sharing=locked" if name in ("apt", "apk") else "")
+            extra = ""
+            if name == "pip" and "--no-cache-dir" in run.text:
+                extra = " and drop `--no-cache-dir`"
+            elif name == "apt":
+                extra = " (and remove /etc/apt/apt.conf.d/docker-clean, which empties it)"
+            message = (f"`{_short(run.text)}` (line {run.line}) was rebuilt ({_fmt(c.own(m))}) downloading "
+                       f"everything again; add `RUN {mount}`{extra} so {name} reuses its downloads")
+            return {"rule": "cache-mount", "message": message, "lines": [run.line], "saved_s": None}
+    return None
+
+
+def _arg_late(c: _Ctx, root: dict) -> dict | None:
+    """Rule 4: an ARG declared long before its first use invalidates the steps in between."""
+    cause = root.get("cause") or {}
+    ins = c.ins(root.get("line"))
+    if cause.get("kind") != "build-arg-changed" or ins is None or c.df is None:
+        return None
+    match = re.match(r"([A-Za-z_][A-Za-z0-9_]*) changed", cause.get("detail") or "")
+    if not match:
+        return None
+    name = match.group(1)
+    if _refs(ins.text, name):
+        return None  # the step uses it: the miss is wanted
+    decl = None
+    for i in c.df.instructions:
+        if i.line >= ins.line:
+            break
+        if i.stage == ins.stage and i.keyword == "ARG" and any(k == name for k, _ in i.assignments):
+            decl = i
+    if decl is None:
+        return None
+    first_use = next((i for i in c.df.instructions if i.stage == ins.stage and i.line > ins.line
+                      and i.keyword not in ("ARG",) and _refs(i.text, name)), None)
+    cascade = c.cascade(root)
+    if first_use is None:
+        saved = sum(c.own(m) for m in cascade if m.get("stage") == root.get("stage"))
+        message = (f"`ARG {name}` (line {decl.line}) is declared in this stage but no later instruction "
+                   f"uses it, yet a change of it rebuilt line {ins.line} on; remove it, or move it to where "
+                   f"it is used")
+        lines = [decl.line]
+    else:
+        saved = sum(c.own(m) for m in cascade
+                    if m.get("stage") == root.get("stage") and (m.get("line") or 0) < first_use.line)
+        message = (f"`ARG {name}` (line {decl.line}) is first used at line {first_use.line}, but a change of it "
+                   f"rebuilt line {ins.line} on; move the ARG down to just before line {first_use.line}")
+        lines = [decl.line, first_use.line]
+    return {"rule": "arg-late", "message": message, "lines": lines, "saved_s": round(saved, 3)}
+
+
+def _pin_base_image(c: _Ctx, root: dict) -> dict | None:
+    """Rule 6: a base image referenced by a moving tag moved."""
+    cause = root.get("cause") or {}
+    if cause.get("kind") != "base-image-changed" or c.df is None:
+        return None
+    ins = c.ins(root.get("line"))
+    stage = None
+    if ins is not None and ins.stage is not None:
+        stage = c.df.stages[ins.stage]
+    elif root.get("stage"):
+        stage = c.df.stage_by_name(root["stage"])
+    if stage is None:
+        return None
+    while stage.base_stage is not None:  # FROM <stage>: the image is that stage's
+        stage = c.df.stages[stage.base_stage]
+    ref = stage.resolved_base or stage.base
+    if stage.is_scratch or "@" in ref or "$" in ref:
+        return None
+    tail = ref.rsplit("/", 1)[-1]
+    tag = tail.split(":", 1)[1] if ":" in tail else None
+    if tag not in (None, "latest"):
+        return None
+    message = (f"`FROM {stage.base}` (line {stage.from_line}) follows a moving tag"
+               f"{'' if tag else ' (no tag: latest)'}, and it moved; pin a digest "
+               f"(`FROM {ref.split(':')[0] if tag else ref}@sha256:…`) and bump it on purpose")
+    return {"rule": "pin-base-image", "message": message, "lines": [stage.from_line],
+            "saved_s": round(float(root.get("time_lost_s") or 0.0), 3)}
+
+
+def _apt_update_alone(c: _Ctx, root: dict) -> dict | None:
+    """Rule 5: `RUN apt-get update` alone, then a separate `RUN apt-get install` that was rebuilt."""
+    if c.df is None:
+        return None
+    for m in c.cascade(root):
+        run = c.ins(m.get("line"))
+        if run is None or run.keyword != "RUN" or not re.search(r"\bapt(-get)?\s+(-\S+\s+)*install\b", run.text):
+            continue
+        if re.search(r"\bapt(-get)?\s+(-\S+\s+)*update\b", run.text):
+            continue  # updated in the same step
+        before = [i for i in c.df.instructions if i.stage == run.stage and i.keyword == "RUN" and i.line < run.line]
+        upd = next((i for i in reversed(before) if re.search(r"\bapt(-get)?\s+(-\S+\s+)*update\b", i.text)), None)
+        if upd is None or re.search(r"\binstall\b", upd.text):
+            continue
+        message = (f"`{_short(upd.text)}` (line {upd.line}) stays cached while `{_short(run.text)}` (line {run.line}) "
+                   f"is rebuilt on old package lists (stale versions, 404s); run them in one step: "
+                   f"`RUN apt-get update && apt-get install -y …`")
+        return {"rule": "apt-update-alone", "message": message, "lines": [upd.line, run.line], "saved_s": None}
+    return None
+
+
+_RULES = (_copy_manifest_first, _dockerignore, _cache_mount, _arg_late, _apt_update_alone, _pin_base_image)
+
+
+def advise(report: dict, dockerfile_text: str | None, context: str | None = None) -> dict[str, list[dict]]:
+    """Advice per root miss id, rules in priority order; roots without advice are left out."""
+    c = _Ctx(report, dockerfile_text, context)
+    out: dict[str, list[dict]] = {}
+    for m in report.get("misses") or []:
+        if not m.get("root"):
+            continue
+        found = [a for rule in _RULES if (a := rule(c, m)) is not None]
+        if found:
+            out[m["id"]] = found
+    return out
+
+
+def attach(report: dict, dockerfile_text: str | None, context: str | None = None) -> dict:
+    """Adds `advice` to the report's root misses that have some (in place); returns the report."""
+    try:
+        found = advise(report, dockerfile_text, context)
+    except Exception:  # noqa: BLE001 - advice must never cost the report
+        return report
+    for m in report.get("misses") or []:
+        if m["id"] in found:
+            m["advice"] = found[m["id"]]
+    return report
+
+
+# --- over the store's history -------------------------------------------------
+
+def recurring(records: list[dict]) -> list[dict[str, Any]]:
+    """Root misses grouped by (project, Dockerfile line, kind), most time lost first.
+
+    Each group: context, dockerfile, line, instruction, kind, count, builds,
+    time_lost_s, saved_s (summed over builds where known), advice (the newest).
+    """
+    groups: dict[tuple, dict[str, Any]] = {}
+    for rec in sorted(records, key=lambda r: r.get("created") or 0):
+        report = rec.get("report")
+        if not isinstance(report, dict):
+            continue
+        build = report.get("build") or {}
+        project = rec.get("project") or {}
+        context = build.get("context") or project.get("context")
+        dockerfile = build.get("dockerfile") or project.get("dockerfile")
+        advice = {}
+        if not any(m.get("advice") for m in report.get("misses") or []):
+            # an older report: advise it now, from the Dockerfile kept in the record
+            advice = advise(report, rec.get("dockerfile_text"), context) if rec.get("dockerfile_text") else {}
+        for m in report.get("misses") or []:
+            if not m.get("root"):
+                continue
+            kind = (m.get("cause") or {}).get("kind") or "unknown"
+            key = (context, dockerfile, project.get("target"), m.get("line"), kind)
+            g = groups.setdefault(key, {"context": context, "dockerfile": dockerfile, "target": project.get("target"),
+                                        "line": m.get("line"), "kind": kind, "count": 0, "builds": [],
+                                        "time_lost_s": 0.0, "saved_s": 0.0, "advice": []})
+            g["count"] += 1
+            g["builds"].append(rec.get("id"))
+            g["time_lost_s"] = round(g["time_lost_s"] + float(m.get("time_lost_s") or 0.0), 3)
+            g["instruction"] = m.get("instruction") or ""
+            adv = m.get("advice") or advice.get(m["id"]) or []
+            if adv:
+                g["advice"] = adv
+                g["saved_s"] = round(g["saved_s"] + sum(a.get("saved_s") or 0.0 for a in adv[:1]), 3)
+    return sorted(groups.values(), key=lambda g: (-g["time_lost_s"], -g["count"]))

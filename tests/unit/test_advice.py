@@ -1,0 +1,350 @@
+"""Advice (issue 6): each rule triggers on the miss it explains and stays
+silent on a Dockerfile that already follows it. Reports are built by hand
+(the shape of cachewhy.report/v1), plus one made from a recorded capture."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import pytest
+
+from analyzer.advice import advise, attach, recurring
+from analyzer.cli import main
+from analyzer.report import markdown, text
+
+
+def df(s: str) -> str:
+    return textwrap.dedent(s).lstrip("\n")
+
+
+def miss(mid, line, instruction, kind="context-changed", root=True, followers=(), files=None, detail="",
+         time_lost=0.0, stage="stage-0"):
+    cause = {"kind": kind, "detail": detail}
+    if files is not None:
+        cause["files"] = {"added": [], "modified": list(files), "removed": []}
+    return {"id": mid, "line": line, "instruction": instruction, "stage": stage, "root": root,
+            "caused_by": [] if root else ["r"], "followers": list(followers), "time_lost_s": time_lost,
+            "cause": cause, "also": []}
+
+
+def report(misses, durations, context=None, dockerfile=None):
+    steps = [{"id": m["id"], "line": m["line"], "instruction": m["instruction"], "stage": m["stage"],
+              "status": "rebuilt", "duration_s": durations.get(m["id"], 0.0), "inputs": []} for m in misses]
+    return {"schema": "cachewhy.report/v1", "previous": {"ref": "x"},
+            "build": {"ref": "b1", "context": str(context) if context else None,
+                      "dockerfile": str(dockerfile) if dockerfile else (f"{context}/Dockerfile" if context else None)},
+            "summary": {}, "steps": steps, "misses": misses, "notes": []}
+
+
+def rules(found: dict, mid: str = "r") -> list[str]:
+    return [a["rule"] for a in found.get(mid, [])]
+
+
+# --- rule 1: copy the manifest first -----------------------------------------
+
+PIP_BAD = df("""
+    FROM python:3.12-slim
+    WORKDIR /app
+    COPY . /app
+    RUN --mount=type=cache,target=/root/.cache/pip pip install -r requirements.txt
+    RUN python -m compileall src
+""")
+
+PIP_GOOD = df("""
+    FROM python:3.12-slim
+    WORKDIR /app
+    COPY requirements.txt .
+    RUN --mount=type=cache,target=/root/.cache/pip pip install -r requirements.txt
+    COPY . /app
+    RUN python -m compileall src
+""")
+
+
+def pip_report(tmp_path, changed=("src/app.py",)):
+    (tmp_path / "requirements.txt").write_text("flask\n")
+    return report([miss("r", 3, "COPY . /app", followers=["i", "c"], files=changed, time_lost=31.0),
+                   miss("i", 4, "RUN pip install -r requirements.txt", root=False),
+                   miss("c", 5, "RUN python -m compileall src", root=False)],
+                  {"r": 0.5, "i": 30.0, "c": 0.5}, context=tmp_path)
+
+
+def test_copy_manifest_first_triggers_on_context_before_install(tmp_path):
+    found = advise(pip_report(tmp_path), PIP_BAD, str(tmp_path))
+    a = found["r"][0]
+    assert a["rule"] == "copy-manifest-first"
+    assert a["lines"] == [3, 4]
+    assert a["saved_s"] == 30.0  # the install's own time: the compile step still rebuilds
+    assert "`COPY . /app` (line 3)" in a["message"] and "`src/`" in a["message"]
+    assert "copy `requirements.txt` first, install, then copy the rest" in a["message"]
+
+
+def test_copy_manifest_first_silent_when_the_manifest_changed(tmp_path):
+    found = advise(pip_report(tmp_path, changed=("requirements.txt",)), PIP_BAD, str(tmp_path))
+    assert "copy-manifest-first" not in rules(found)
+
+
+def test_copy_manifest_first_silent_when_followed(tmp_path):
+    (tmp_path / "requirements.txt").write_text("flask\n")
+    # the Dockerfile follows the rule: a source change rebuilds COPY . and the compile step only
+    rep = report([miss("r", 5, "COPY . /app", followers=["c"], files=["src/app.py"], time_lost=1.0),
+                  miss("c", 6, "RUN python -m compileall src", root=False)], {"r": 0.5, "c": 0.5}, context=tmp_path)
+    assert advise(rep, PIP_GOOD, str(tmp_path)) == {}
+
+
+@pytest.mark.parametrize("run, manifests", [
+    ("RUN npm ci", "package.json package-lock.json"),
+    ("RUN go mod download", "go.mod go.sum"),
+    ("RUN cargo fetch", "Cargo.toml Cargo.lock"),
+    ("RUN bundle install", "Gemfile Gemfile.lock"),
+])
+def test_copy_manifest_first_names_each_managers_manifests(run, manifests):
+    dockerfile = f"FROM x\nCOPY . .\n{run}\n"
+    rep = report([miss("r", 2, "COPY . .", followers=["i"], files=["src/main.x"]),
+                  miss("i", 3, run, root=False)], {"i": 5.0})
+    a = advise(rep, dockerfile)["r"][0]
+    assert a["rule"] == "copy-manifest-first" and f"copy `{manifests}` first" in a["message"]
+
+
+def test_copy_manifest_first_when_the_manifest_is_already_copied_earlier(tmp_path):
+    (tmp_path / "package.json").write_text("{}")
+    dockerfile = "FROM node\nCOPY package.json .\nCOPY . .\nRUN npm install\n"
+    rep = report([miss("r", 3, "COPY . .", followers=["i"], files=["index.js"]),
+                  miss("i", 4, "RUN npm install", root=False)], {"i": 5.0}, context=tmp_path)
+    a = advise(rep, dockerfile, str(tmp_path))["r"][0]
+    assert "is copied earlier; move the install above line 3" in a["message"]
+
+
+def test_apt_install_after_copy_is_moved_above_it():
+    dockerfile = "FROM debian\nCOPY . /src\nRUN apt-get update && apt-get install -y gcc\n"
+    rep = report([miss("r", 2, "COPY . /src", followers=["i"], files=["main.c"]),
+                  miss("i", 3, "RUN apt-get update && apt-get install -y gcc", root=False)], {"i": 20.0})
+    a = advise(rep, dockerfile)["r"][0]
+    assert a["rule"] == "copy-manifest-first" and "move the install above the COPY" in a["message"]
+
+
+# --- rule 2: .dockerignore -----------------------------------------------------
+
+def test_dockerignore_names_the_pattern(tmp_path):
+    dockerfile = "FROM x\nCOPY . /app\nRUN make\n"
+    rep = report([miss("r", 2, "COPY . /app", followers=["m"], files=[".git/index", ".git/HEAD"], time_lost=4.0),
+                  miss("m", 3, "RUN make", root=False)], {"m": 3.5}, context=tmp_path)
+    a = advise(rep, dockerfile, str(tmp_path))["r"][0]
+    assert a["rule"] == "dockerignore" and "add `.git` to .dockerignore" in a["message"]
+    assert a["saved_s"] == 4.0  # every changed file was ignorable: the whole miss
+
+
+@pytest.mark.parametrize("path, pattern", [
+    ("node_modules/x/index.js", "node_modules"), ("src/__pycache__/a.cpython-312.pyc", "**/__pycache__"),
+    ("debug.log", "*.log"), ("logs/app.log", "*.log"), (".DS_Store", ".DS_Store"), ("dist/app.whl", "dist"),
+    (".idea/workspace.xml", ".idea"),
+])
+def test_dockerignore_patterns(path, pattern):
+    rep = report([miss("r", 2, "COPY . /app", files=[path, "src/app.py"])], {})
+    a = advise(rep, "FROM x\nCOPY . /app\n")["r"][0]
+    assert a["rule"] == "dockerignore" and f"`{pattern}`" in a["message"]
+    assert a["saved_s"] is None and "other changed files still rebuild" in a["message"]
+
+
+def test_dockerignore_the_dockerfile_itself(tmp_path):
+    rep = report([miss("r", 2, "COPY . /app", files=["Dockerfile"])], {}, context=tmp_path)
+    assert rules(advise(rep, "FROM x\nCOPY . /app\n", str(tmp_path))) == ["dockerignore"]
+
+
+def test_dockerignore_silent_when_already_ignored_or_copied_on_purpose(tmp_path):
+    (tmp_path / ".dockerignore").write_text("# vcs\n.git\n")
+    rep = report([miss("r", 2, "COPY . /app", files=[".git/index"])], {}, context=tmp_path)
+    assert advise(rep, "FROM x\nCOPY . /app\n", str(tmp_path)) == {}
+    rep = report([miss("r", 2, "COPY build/ /app", files=["build/app.bin"])], {})
+    assert advise(rep, "FROM x\nCOPY build/ /app\n") == {}
+    rep = report([miss("r", 2, "COPY . /app", files=["src/app.py"])], {})
+    assert advise(rep, "FROM x\nCOPY . /app\n") == {}
+
+
+# --- rule 3: cache mounts ------------------------------------------------------
+
+def test_cache_mount_for_a_rebuilt_install():
+    dockerfile = "FROM python\nCOPY requirements.txt .\nRUN pip install --no-cache-dir -r requirements.txt\n"
+    rep = report([miss("r", 2, "COPY requirements.txt .", followers=["i"], files=["requirements.txt"]),
+                  miss("i", 3, "RUN pip install --no-cache-dir -r requirements.txt", root=False)], {"i": 12.0})
+    found = advise(rep, dockerfile)
+    assert rules(found) == ["cache-mount"]
+    a = found["r"][0]
+    assert "--mount=type=cache,target=/root/.cache/pip" in a["message"] and "--no-cache-dir" in a["message"]
+    assert a["lines"] == [3] and a["saved_s"] is None
+
+
+def test_cache_mount_silent_when_present():
+    dockerfile = ("FROM python\nCOPY requirements.txt .\n"
+                  "RUN --mount=type=cache,target=/root/.cache/pip pip install -r requirements.txt\n")
+    rep = report([miss("r", 2, "COPY requirements.txt .", followers=["i"], files=["requirements.txt"]),
+                  miss("i", 3, "RUN pip install -r requirements.txt", root=False)], {"i": 12.0})
+    assert advise(rep, dockerfile) == {}
+
+
+# --- rule 4: ARG declared long before its first use ------------------------------
+
+ARG_BAD = df("""
+    FROM alpine
+    ARG VERSION
+    RUN apk add --no-cache --virtual x make
+    RUN sleep 5
+    RUN echo $VERSION > /version
+""")
+
+
+def arg_report():
+    return report([miss("r", 3, "RUN apk add --no-cache --virtual x make", kind="build-arg-changed",
+                        detail="VERSION changed (value redacted): ab12 \u2192 cd34", followers=["s", "v"]),
+                   miss("s", 4, "RUN sleep 5", root=False), miss("v", 5, "RUN echo $VERSION > /version", root=False)],
+                  {"r": 2.0, "s": 5.0, "v": 0.1})
+
+
+def test_arg_late_moves_the_arg_down():
+    a = next(x for x in advise(arg_report(), ARG_BAD)["r"] if x["rule"] == "arg-late")
+    assert "move the ARG down to just before line 5" in a["message"]
+    assert a["lines"] == [2, 5] and a["saved_s"] == 7.0
+
+
+def test_arg_late_silent_when_the_step_uses_it():
+    dockerfile = ARG_BAD.replace("ARG VERSION\n", "").replace("RUN echo", "ARG VERSION\nRUN echo")
+    rep = report([miss("r", 5, "RUN echo $VERSION > /version", kind="build-arg-changed",
+                       detail="VERSION changed (value redacted): ab12 \u2192 cd34")], {"r": 0.1})
+    assert advise(rep, dockerfile) == {}
+
+
+# --- rule 6: pin the base image ---------------------------------------------------
+
+@pytest.mark.parametrize("base", ["python", "python:latest", "registry.local:5000/team/py"])
+def test_pin_base_image_on_a_moving_tag(base):
+    rep = report([miss("r", 2, "RUN make", kind="base-image-changed", detail="python: sha256:aa \u2192 sha256:bb",
+                       time_lost=9.0)], {"r": 9.0})
+    a = advise(rep, f"FROM {base}\nRUN make\n")["r"][0]
+    assert a["rule"] == "pin-base-image" and "pin a digest" in a["message"] and a["saved_s"] == 9.0
+
+
+@pytest.mark.parametrize("base", ["python:3.12-slim", "python@sha256:" + "a" * 64, "scratch"])
+def test_pin_base_image_silent_on_a_pinned_or_versioned_tag(base):
+    rep = report([miss("r", 2, "RUN make", kind="base-image-changed", detail="d")], {})
+    assert advise(rep, f"FROM {base}\nRUN make\n") == {}
+
+
+# --- into the report, the terminal and Markdown --------------------------------------
+
+def test_attach_and_render(tmp_path):
+    rep = attach(pip_report(tmp_path), PIP_BAD, str(tmp_path))
+    root = rep["misses"][0]
+    assert root["advice"][0]["rule"] == "copy-manifest-first"
+    assert "advice" not in rep["misses"][1]  # cascades carry none
+    json.dumps(rep)
+    why = text.root_causes(rep, width=100)
+    fix = [line for line in why.splitlines() if line.strip().startswith("fix:")]
+    assert len(fix) == 1 and fix[0].startswith(" " * 17 + "fix: COPY . /app (line 3)")
+    assert "would have saved 30.0s" in why
+    md = markdown.render(rep)
+    assert "- **fix** " in md and "<code>COPY . /app</code>" in md and "docs/advice/copy-manifest-first.md" in md
+
+
+def test_attach_never_raises():
+    rep = report([miss("r", 2, "COPY . /app", files=["a"])], {})
+    assert attach(rep, "FROM x\nRUN <<EOF\n", None) is rep  # an unparsable Dockerfile: no advice
+
+
+def test_report_from_a_capture_is_advised_without_error():
+    from analyzer.explain import explain  # noqa: PLC0415
+    from analyzer.report.model import build_report  # noqa: PLC0415
+    from tests.unit.test_explain import record_of  # noqa: PLC0415
+
+    rep = build_report(explain(record_of("multistage-change"), record_of("multistage-warm")))
+    assert all(set(a) == {"rule", "message", "lines", "saved_s"} for m in rep["misses"] for a in m.get("advice", []))
+
+
+# --- over the history ----------------------------------------------------------------
+
+def _record(rid, created, rep, dockerfile_text=PIP_BAD):
+    return {"id": rid, "created": created, "project": {"context": rep["build"]["context"], "target": None},
+            "dockerfile_text": dockerfile_text, "report": rep}
+
+
+def test_recurring_groups_by_line_and_kind(tmp_path):
+    recs = [_record(f"b{i}", i, attach(pip_report(tmp_path), PIP_BAD, str(tmp_path))) for i in range(3)]
+    old = pip_report(tmp_path)  # an older report without advice: advised from its record's Dockerfile
+    recs.append(_record("b9", 9, old))
+    groups = recurring(recs)
+    assert len(groups) == 1
+    g = groups[0]
+    assert g["count"] == 4 and g["line"] == 3 and g["kind"] == "context-changed"
+    assert g["time_lost_s"] == 124.0 and g["saved_s"] == 120.0
+    assert g["advice"][0]["rule"] == "copy-manifest-first"
+
+
+def test_advise_command(tmp_path, capsys):
+    from analyzer.store import Store  # noqa: PLC0415
+
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    store = Store(tmp_path / "store", fsync=False)
+    saved = []
+    for i in range(2):
+        rep = attach(pip_report(ctx), PIP_BAD, str(ctx))
+        saved.append(rep)
+        rec = _minimal_record(f"20261128T05000{i}000000-0000000{i}", 1795839510.0 + i, ctx, rep)
+        store.save(rec)
+    assert main(["advise", "--store", str(store.root)]) == 0
+    out = capsys.readouterr().out
+    assert "Dockerfile:3" in out and "context-changed: 2 builds, 1m02.0s lost in total" in out
+    assert "fix [copy-manifest-first]" in out and "would have saved 1m00.0s" in out
+    assert main(["advise", "--store", str(store.root), "--json", "--project", str(tmp_path / "other")]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+    assert main(["advise", "--store", str(store.root), "--limit", "x"]) == 2
+
+
+def _minimal_record(rid, created, ctx, rep):
+    from analyzer.store import SCHEMA  # noqa: PLC0415
+
+    return {"schema": SCHEMA, "id": rid, "created": created, "complete": True, "exit_code": 0,
+            "project": {"context": str(ctx), "dockerfile": f"{ctx}/Dockerfile", "target": None, "platforms": []},
+            "steps": [], "dockerfile_text": PIP_BAD, "report": rep}
+
+
+# --- rule 5: apt-get update alone ---------------------------------------------------
+
+def test_apt_update_alone():
+    dockerfile = "FROM debian\nRUN apt-get update\nRUN apt-get install -y gcc\n"
+    rep = report([miss("r", 3, "RUN apt-get install -y gcc", kind="instruction-changed", detail="edited")],
+                 {"r": 20.0})
+    found = advise(rep, dockerfile)
+    a = next(x for x in found["r"] if x["rule"] == "apt-update-alone")
+    assert a["lines"] == [2, 3] and "run them in one step" in a["message"]
+
+
+def test_apt_update_alone_silent_when_combined():
+    dockerfile = "FROM debian\nRUN apt-get update && apt-get install -y gcc\n"
+    rep = report([miss("r", 2, "RUN apt-get update && apt-get install -y gcc", kind="instruction-changed",
+                       detail="edited")], {"r": 20.0})
+    assert "apt-update-alone" not in rules(advise(rep, dockerfile))
+
+
+def test_every_rule_has_its_page():
+    from analyzer.advice import RULES  # noqa: PLC0415
+    from tests.conftest import REPO  # noqa: PLC0415
+
+    index = (REPO / "docs" / "advice" / "README.md").read_text()
+    for rule in RULES:
+        page = (REPO / "docs" / "advice" / f"{rule}.md").read_text()
+        assert "```dockerfile" in page and "## Before" in page and "## After" in page, rule
+        assert f"({rule}.md)" in index, rule
+
+
+def test_cache_mount_silent_on_a_first_build():
+    dockerfile = "FROM python\nCOPY requirements.txt .\nRUN pip install -r requirements.txt\n"
+    rep = report([miss("r", 2, "COPY requirements.txt .", kind="no-previous-build", followers=["i"]),
+                  miss("i", 3, "RUN pip install -r requirements.txt", root=False)], {"i": 12.0})
+    assert advise(rep, dockerfile) == {}
+
+
+def test_copy_manifest_first_names_the_requirement_file_pip_reads():
+    dockerfile = "FROM python\nCOPY . .\nRUN pip install -r requirements/prod.txt\n"
+    rep = report([miss("r", 2, "COPY . .", followers=["i"], files=["app.py"]),
+                  miss("i", 3, "RUN pip install -r requirements/prod.txt", root=False)], {"i": 5.0})
+    assert "copy `requirements/prod.txt` first" in advise(rep, dockerfile)["r"][0]["message"]
