@@ -14,11 +14,11 @@ from analyzer.errors import UsageError
 from analyzer.options import take_options, wants_help
 
 SUMMARY = """\
-history [--store DIR] [--limit N|all] [--json]
+history [--store DIR] [--limit N|all] [--json] [--builder NAME]
       the builds in the store, newest first: hit ratio, time lost, top cause"""
 
 USAGE = """\
-usage: cachewhy history [--store DIR] [--limit N|all] [--json]
+usage: cachewhy history [--store DIR] [--limit N|all] [--json] [--builder NAME]
 
 Lists the builds kept in the store, newest first, one line each: the record
 id (for `cachewhy show ID`, `cachewhy diff`, `--against`), when the build ran
@@ -32,7 +32,7 @@ options:
   -h, --help         this help
 """
 
-_OPTIONS = {"--store": "store", "--limit": "limit"}
+_OPTIONS = {"--store": "store", "--limit": "limit", "--builder": "builder"}
 _SWITCHES = {"--json": "json"}
 
 _HOME = os.path.expanduser("~")
@@ -170,6 +170,19 @@ def render(entries: list[dict]) -> str:
     return "\n".join(out) + "\n"
 
 
+def _builder_history(builder: str, limit: int | None) -> None:
+    """The builder's own history records beside the store's (read over gRPC:
+    imported only here, so a plain `history` stays fast)."""
+    from analyzer.buildkit.connect import Client  # noqa: PLC0415
+    from analyzer.commands.explain import list_records  # noqa: PLC0415
+
+    with Client(builder) as client:
+        records = client.history()
+    sys.stdout.write(f"\nbuilder {builder}: {len(records)} build(s) in its history "
+                     f"(`cachewhy explain REF` explains one)\n")
+    list_records(records[:limit] if limit else records)
+
+
 def run(argv: list[str], debug: bool) -> int:
     if wants_help(argv):
         sys.stdout.write(USAGE)
@@ -210,6 +223,8 @@ def run(argv: list[str], debug: bool) -> int:
         sys.stdout.flush()
         if not found.get("json") and total > len(entries):
             sys.stderr.write(f"({len(entries)} of {total} builds; --limit all lists every one)\n")
+        if found.get("builder"):
+            _builder_history(str(found["builder"]), limit)
     except BrokenPipeError:  # `cachewhy history | head`: the reader went away
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())  # what is still buffered goes nowhere at exit

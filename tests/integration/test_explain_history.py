@@ -185,3 +185,17 @@ def test_explain_against_a_stored_record(tmp_path):
     roots = [m for m in report["misses"] if m["root"]]
     assert [(m["line"], m["cause"]["kind"]) for m in roots] == [(3, "unknown")]
     assert sorted(p.name for p in store.rglob("*") if p.is_file()) == kept  # explain keeps no record
+
+
+def test_history_lists_the_builders_records_beside_the_stores(tmp_path):
+    ctx, name = _project(tmp_path)
+    _plain_build(ctx, name)
+    res = run_cachewhy("history", "--store", str(tmp_path / "store"), "--builder", "default")
+    out = res.stdout.decode()
+    assert res.returncode == 0, res.stderr.decode()
+    assert "builder default:" in out
+    assert f"({name})" in out  # the plain build, found by its BUILDKIT_BUILD_NAME
+    res = run_cachewhy("history", "--store", str(tmp_path / "store"), "--builder", "nosuch")
+    assert res.returncode == 3
+    assert res.stderr.decode().strip().splitlines()[-1] == 'cachewhy: cannot reach nosuch: no builder "nosuch" found'
+    assert "Traceback" not in res.stderr.decode()
