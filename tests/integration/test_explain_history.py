@@ -199,3 +199,24 @@ def test_history_lists_the_builders_records_beside_the_stores(tmp_path):
     assert res.returncode == 3
     assert res.stderr.decode().strip().splitlines()[-1] == 'cachewhy: cannot reach nosuch: no builder "nosuch" found'
     assert "Traceback" not in res.stderr.decode()
+
+
+def test_evicted_cache_shows_the_builders_disk_usage(tmp_path):
+    """A plain build, its cache records removed, the same build again:
+    explain reports cache-evicted and what DiskUsage says of the cache."""
+    from tests.integration.test_causes import evict, prune_allowed
+
+    prune_allowed()
+    ctx, name = _project(tmp_path)
+    _plain_build(ctx, name)
+    nonce = (ctx / "Dockerfile").read_text().split("echo ", 1)[1].split(" ", 1)[0]
+    evict(nonce)
+    _plain_build(ctx, name)
+    refs = _refs_named(name)
+    res = run_cachewhy("explain", refs[0], "--report-json", "-", "--width", "200", timeout=120)
+    assert res.returncode == 0, res.stderr.decode()
+    report = json.loads(res.stdout)
+    roots = [m for m in report["misses"] if m["root"]]
+    assert [(m["line"], m["cause"]["kind"]) for m in roots] == [(2, "cache-evicted")]
+    evidence = [n for n in report["notes"] if "MB" in n or "cache" in n.lower()]
+    assert evidence, report["notes"]
