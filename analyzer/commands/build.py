@@ -239,19 +239,18 @@ def run(argv: list[str], debug: bool) -> int:
 
     args = buildx.parse_args(opts.buildx_argv)
     df_path = args.dockerfile_path()
-    df = df_text = None
-    if df_path is not None:
-        try:
-            df_text = df_path.read_text(encoding="utf-8", errors="replace")
-            df = dfmod.parse(df_text)
-        except OSError:
-            df = None  # buildx will say what is wrong with it
+    if opts.against:  # a wrong --against is the user's error: say so before building
+        from analyzer.store import open_store  # noqa: PLC0415
+
+        open_store(opts.store).resolve(opts.against)
     width = opts.width or shutil.get_terminal_size((100, 24)).columns
     events = BuildEvents()
-    progress = Progress(opts.live, df, width=width)
+    progress = Progress(opts.live, None, width=width)
     if args.progress and args.progress != "rawjson":
         progress.message(f"cachewhy: --progress={args.progress} replaced by rawjson (cachewhy shows the progress)")
-    baseline = Baseline(opts, args, df_path, df)
+    # Everything else is prepared while buildx starts up (it takes half a second
+    # at least): the Dockerfile, the store and the previous record, the snapshot.
+    state: dict = {"df_text": None, "baseline": None}
 
     def on_line(line: str) -> None:
         n_msgs = len(events.messages)
@@ -262,12 +261,34 @@ def run(argv: list[str], debug: bool) -> int:
             progress.update(events, changed)
 
     def on_start() -> None:
-        baseline.start_snapshot()  # hashes the context while buildx works
-        import networkx  # noqa: F401, PLC0415 - import while buildx starts up
+        df = None
+        if df_path is not None:
+            try:
+                state["df_text"] = df_path.read_text(encoding="utf-8", errors="replace")
+                df = dfmod.parse(state["df_text"])
+            except OSError:
+                df = None  # buildx will say what is wrong with it
+        progress.dockerfile = df
+        try:
+            baseline = state["baseline"] = Baseline(opts, args, df_path, df)
+            baseline.start_snapshot()  # hashes the context while buildx works
+        except Exception as exc:  # never leave buildx running because of us
+            state["error"] = exc
+            return
+        import networkx  # noqa: F401, PLC0415 - import while buildx runs
 
     with tempfile.TemporaryDirectory(prefix="cachewhy-") as workdir:
         result = buildx.run_build(args, on_line, on_start=on_start, workdir=Path(workdir))
         progress.finish(events)
+        baseline = state["baseline"]
+        df_text = state["df_text"]
+        if baseline is None:  # the store or the previous record could not be set up
+            exc = state.get("error")
+            if debug and exc is not None:
+                traceback.print_exception(exc)
+            sys.stderr.write(f"cachewhy: {exc if isinstance(exc, CachewhyError) else repr(exc)}; "
+                             "the build ran without analysis\n")
+            return result.returncode
         if result.interrupted:
             sys.stderr.write(f"cachewhy: build stopped by {result.interrupted}; showing what was seen\n")
         if not events.vertices:
