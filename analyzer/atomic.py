@@ -4,7 +4,6 @@ the same folder, written whole, then renamed over the target."""
 from __future__ import annotations
 
 import os
-import secrets
 from pathlib import Path
 
 
@@ -12,7 +11,7 @@ def write_atomic(target: Path, data: bytes, *, mode: int = 0o644, fsync: bool = 
                  tmp_prefix: str | None = None) -> None:
     """Raise OSError on failure, leaving neither the target changed nor a temporary file."""
     target = Path(target)
-    tmp = target.with_name(f"{tmp_prefix or '.' + target.name + '.tmp-'}{secrets.token_hex(4)}")
+    tmp = target.with_name(f"{tmp_prefix or '.' + target.name + '.tmp-'}{os.urandom(4).hex()}")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
         try:

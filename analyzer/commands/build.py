@@ -233,9 +233,7 @@ def run(argv: list[str], debug: bool) -> int:
         return 0
     opts = parse_options(argv)
 
-    from analyzer import buildx, dockerfile as dfmod  # noqa: PLC0415
-    from analyzer.events import BuildEvents  # noqa: PLC0415
-    from analyzer.progress import Progress  # noqa: PLC0415
+    from analyzer import buildx  # noqa: PLC0415
 
     args = buildx.parse_args(opts.buildx_argv)
     df_path = args.dockerfile_path()
@@ -244,15 +242,13 @@ def run(argv: list[str], debug: bool) -> int:
 
         open_store(opts.store).resolve(opts.against)
     width = opts.width or shutil.get_terminal_size((100, 24)).columns
-    events = BuildEvents()
-    progress = Progress(opts.live, None, width=width)
-    if args.progress and args.progress != "rawjson":
-        progress.message(f"cachewhy: --progress={args.progress} replaced by rawjson (cachewhy shows the progress)")
     # Everything else is prepared while buildx starts up (it takes half a second
-    # at least): the Dockerfile, the store and the previous record, the snapshot.
+    # at least): the modules that read its events, the Dockerfile, the store and
+    # the previous record, the snapshot. buildx's first line is read after this.
     state: dict = {"df_text": None, "baseline": None}
 
     def on_line(line: str) -> None:
+        events, progress = state["events"], state["progress"]
         n_msgs = len(events.messages)
         changed = events.feed_line(line)
         for msg in events.messages[n_msgs:]:
@@ -261,6 +257,14 @@ def run(argv: list[str], debug: bool) -> int:
             progress.update(events, changed)
 
     def on_start() -> None:
+        from analyzer import dockerfile as dfmod  # noqa: PLC0415
+        from analyzer.events import BuildEvents  # noqa: PLC0415
+        from analyzer.progress import Progress  # noqa: PLC0415
+
+        state["events"] = BuildEvents()
+        progress = state["progress"] = Progress(opts.live, None, width=width)
+        if args.progress and args.progress != "rawjson":
+            progress.message(f"cachewhy: --progress={args.progress} replaced by rawjson (cachewhy shows the progress)")
         df = None
         if df_path is not None:
             try:
@@ -279,6 +283,7 @@ def run(argv: list[str], debug: bool) -> int:
 
     with tempfile.TemporaryDirectory(prefix="cachewhy-") as workdir:
         result = buildx.run_build(args, on_line, on_start=on_start, workdir=Path(workdir))
+        events, progress = state["events"], state["progress"]
         progress.finish(events)
         baseline = state["baseline"]
         df_text = state["df_text"]
