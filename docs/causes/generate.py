@@ -88,27 +88,14 @@ def engine_problem() -> str | None:
 
 
 def evict(nonce: str) -> None:
-    """Remove from the engine's build cache every record of the steps whose
-    text holds `nonce`, and every record built on top of them (leaves first:
-    BuildKit prunes a record only once nothing is built on it)."""
-    chosen: set[str] = set()
-    for _ in range(10):
-        out = docker("buildx", "du", "--format", "json").stdout
-        records = [json.loads(line) for line in out.splitlines() if line.strip()]
-        chosen = {r["ID"] for r in records if nonce in (r.get("Description") or "")}
-        grew = True
-        while grew:
-            grew = False
-            for r in records:
-                if r["ID"] not in chosen and set(r.get("Parents") or []) & chosen:
-                    chosen.add(r["ID"])
-                    grew = True
-        if not chosen:
-            return
-        parents = {p for r in records if r["ID"] in chosen for p in r.get("Parents") or []}
-        for rid in sorted((chosen - parents) or chosen):
-            docker("buildx", "prune", "-af", "--filter", f"id={rid}")
-    raise ScenarioFailed(f"cache records of {nonce} are still there after pruning: {sorted(chosen)}")
+    """Remove this example's records from the builder's cache (tests/engine_cache.py)."""
+    sys.path.insert(0, str(REPO))
+    from tests.engine_cache import evict as evict_records  # noqa: PLC0415
+
+    try:
+        evict_records(nonce)
+    except RuntimeError as exc:
+        raise ScenarioFailed(str(exc)) from None
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):

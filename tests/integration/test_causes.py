@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import engine_cache
 from tests.conftest import BASE_IMAGE, run_cachewhy
 
 pytestmark = pytest.mark.engine
@@ -240,37 +241,14 @@ def prune_allowed() -> None:
     pytest.skip(why)
 
 
-def _cache_records() -> list[dict]:
-    out = docker("buildx", "du", "--format", "json").stdout
-    return [json.loads(line) for line in out.splitlines() if line.strip()]
-
-
 def evict(nonce: str) -> None:
-    """Remove from the engine's build cache every record of the steps whose
-    text holds `nonce`, and every record built on top of them: what
-    `docker buildx prune -af` does to this project, without destroying the
-    rest of the engine's cache (other tests, other users of the engine).
-
-    BuildKit prunes a record only once nothing is built on it, so the leaves
-    go first, round after round."""
+    """What `docker buildx prune -af` does to this project, without destroying
+    the rest of the engine's cache (other tests, other users of the engine)."""
     prune_allowed()
-    chosen: set[str] = set()
-    for _ in range(10):
-        records = _cache_records()
-        chosen = {r["ID"] for r in records if nonce in (r.get("Description") or "")}
-        grew = True
-        while grew:
-            grew = False
-            for r in records:
-                if r["ID"] not in chosen and set(r.get("Parents") or []) & chosen:
-                    chosen.add(r["ID"])
-                    grew = True
-        if not chosen:
-            return
-        parents = {p for r in records if r["ID"] in chosen for p in r.get("Parents") or []}
-        for rid in sorted((chosen - parents) or chosen):
-            docker("buildx", "prune", "-af", "--filter", f"id={rid}")
-    raise AssertionError(f"cache records of {nonce} are still there after pruning: {sorted(chosen)}")
+    try:
+        engine_cache.evict(nonce)
+    except RuntimeError as exc:
+        raise AssertionError(str(exc)) from None
 
 
 @pytest.fixture
