@@ -60,6 +60,7 @@ class Step:
     error: str | None = None
     log_tail: str | None = None  # last lines of output, for failed steps
     platform: str | None = None
+    unfinished: bool = False  # started and not done when the events ended
     # further places of the same vertex: (line, end_line, stage, instruction),
     # e.g. a base image that two stages start from
     other_locations: list[tuple[int, int, str | None, str]] = field(default_factory=list)
@@ -145,16 +146,27 @@ class Summary:
         return self.cached / total if total else None
 
 
+def unfinished(v: Vertex) -> bool:
+    """Started and not done: never completed, or restarted after its last
+    completion (BuildKit restarts a vertex without clearing `completed`)."""
+    if not v.started or v.error:
+        return False
+    if not v.completed:
+        return True
+    started, completed = parse_time(v.started), parse_time(v.completed)
+    return started is not None and completed is not None and completed < started
+
+
 def vertex_status(v: Vertex) -> Status:
     """Status of a Dockerfile step vertex from its folded updates."""
     if v.error:
         return Status.CANCELED if v.error.rstrip().endswith("context canceled") else Status.FAILED
     if v.cached:
         return Status.CACHED
+    if unfinished(v):
+        return Status.RUNNING
     if v.completed:
         return Status.REBUILT
-    if v.started:
-        return Status.RUNNING
     return Status.SKIPPED
 
 
@@ -233,7 +245,7 @@ def _make_step(
     step = Step(
         digest=v.digest, name=v.name, status=Status.INTERNAL, inputs=list(v.inputs),
         started=started, completed=completed, duration_s=v.duration_s(),
-        cached=bool(v.cached), error=v.error,
+        cached=bool(v.cached), error=v.error, unfinished=unfinished(v),
     )
     if vname is None:
         step.status = _other_status(v)

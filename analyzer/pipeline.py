@@ -72,7 +72,6 @@ def _graph_notes(graph) -> list[str]:  # type: ignore[no-untyped-def]
     import networkx as nx  # noqa: PLC0415
 
     from analyzer.errors import InputError  # noqa: PLC0415
-    from analyzer.graph import Status  # noqa: PLC0415
 
     try:
         cycle = nx.find_cycle(graph.dag)
@@ -82,9 +81,7 @@ def _graph_notes(graph) -> list[str]:  # type: ignore[no-untyped-def]
         names = " \u2192 ".join(graph.steps[a].name[:40] for a, _ in cycle)
         raise InputError(f"the vertices' inputs form a cycle ({names}): this is not a BuildKit build graph")
     out = []
-    running = [s for s in graph.steps.values()
-               if s.status is Status.RUNNING or (s.started is not None and not s.error
-                                                 and (s.completed is None or s.completed < s.started))]
+    running = [s for s in graph.steps.values() if s.unfinished]
     if running:
         out.append(f"the events stop before the build did: {len(running)} "
                    f"{'vertices were' if len(running) != 1 else 'vertex was'} still running")
