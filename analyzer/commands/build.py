@@ -167,8 +167,6 @@ class Baseline:
         return "no previous build to compare with"
 
     def _import_record(self, cache_from: list[str], project: dict) -> None:
-        from analyzer import baseline as carry  # noqa: PLC0415
-
         try:
             got = _carry().import_record(cache_from, project)
         except Exception as exc:  # noqa: BLE001 - the build goes on whatever happens here
