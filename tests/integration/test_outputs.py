@@ -7,12 +7,12 @@ import json
 import os
 import shutil
 import subprocess
-from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import TESTDATA, make_cold, run_cachewhy
+from tests.unit.test_formats import HtmlParts
 
 # pydot 4 still calls pyparsing's old camelCase names
 pytestmark = pytest.mark.filterwarnings("ignore:.*deprecated.*:DeprecationWarning")
@@ -42,22 +42,9 @@ def chromium(tmp: Path, *args: str) -> subprocess.CompletedProcess:
     return res
 
 
-class _Dom(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.tags: list[tuple[str, dict]] = []
-        self.text: list[str] = []
-
-    def handle_starttag(self, tag, attrs):
-        self.tags.append((tag, dict(attrs)))
-
-    def handle_data(self, data):
-        self.text.append(data)
-
-
-def dom_of(page: Path, tmp: Path) -> _Dom:
+def dom_of(page: Path, tmp: Path) -> HtmlParts:
     """The page as Chromium built it (--dump-dom)."""
-    dom = _Dom()
+    dom = HtmlParts()
     dom.feed(chromium(tmp, "--dump-dom", page.as_uri()).stdout.decode("utf-8", "replace"))
     return dom
 

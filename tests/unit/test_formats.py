@@ -302,7 +302,9 @@ def test_svg_without_graphviz_says_how_to_install_it(change, monkeypatch):
 
 # --- HTML --------------------------------------------------------------------------------
 
-class _Tags(HTMLParser):
+class HtmlParts(HTMLParser):
+    """The tags and the text of an HTML page, as a browser's parser sees them."""
+
     def __init__(self) -> None:
         super().__init__()
         self.tags: list[tuple[str, dict]] = []
@@ -315,8 +317,8 @@ class _Tags(HTMLParser):
         self.text.append(data)
 
 
-def parse_html(page: str) -> _Tags:
-    p = _Tags()
+def parse_html(page: str) -> HtmlParts:
+    p = HtmlParts()
     p.feed(page)
     p.close()
     return p
