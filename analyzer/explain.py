@@ -191,8 +191,8 @@ def _short_digest(d: str) -> str:
 
 
 def _declared_args(record: dict) -> set[str]:
-    text = record.get("dockerfile_text") or ""
-    return set(re.findall(r"(?im)^\s*ARG\s+([A-Za-z_][A-Za-z0-9_]*)", text))
+    """Names declared by an ARG anywhere in the Dockerfile (the parser's reading)."""
+    return {name for name, defs in _definitions(record).items() if any(k == "ARG" for k, _ in defs)}
 
 
 def _stage_metadata(record: dict | None, step: dict) -> list[tuple[str, str]] | None:
