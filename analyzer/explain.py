@@ -262,6 +262,8 @@ class _Explainer:
             self.notes.append("the previous record was made with another store's hash key, so build-arg and ENV "
                               "values were not compared (give both builds the same CACHEWHY_HASH_KEY: "
                               "docs/baseline.md)")
+        #: (previous, current) short commits when both snapshots were read from git (analyzer/vcs.py)
+        self.git_revisions: tuple[str, str] | None = None
         self._snapshots = self._load_snapshots()
 
     def _load_snapshots(self) -> tuple[Any, Any] | None:
@@ -269,6 +271,13 @@ class _Explainer:
             return None
         from analyzer.snapshot import Snapshot  # noqa: PLC0415
 
+        prev_git, cur_git = self.prev["snapshot"].get("git"), self.cur["snapshot"].get("git")
+        if bool(prev_git) != bool(cur_git):  # git blob ids and sha256 sums cannot be compared
+            self.notes.append("one build's context files were read from git, the other's from disk: they were "
+                              "not compared")
+            return None
+        if cur_git and prev_git:
+            self.git_revisions = (str(prev_git.get("revision"))[:7], str(cur_git.get("revision"))[:7])
         try:
             return Snapshot.from_json(self.prev["snapshot"]), Snapshot.from_json(self.cur["snapshot"])
         except (ValueError, KeyError, TypeError):
@@ -475,6 +484,8 @@ class _Explainer:
                 parts.append(f"{shown} {label}")
         if modes:
             parts.append("; ".join(f"mode of {path} {old:o} \u2192 {new:o}" for path, (old, new) in sorted(modes.items())[:3]))
+        if self.git_revisions:
+            parts.append("from git, {} \u2192 {} (committed changes only)".format(*self.git_revisions))
         return [Cause("context-changed", "; ".join(parts), files)]
 
     def _may_have_changed(self, path: str) -> bool:
@@ -519,7 +530,10 @@ class _Explainer:
             not_compared.append(f"its LLB op, base images and context files (no provenance for {which})")
         local = [c for c in s.get("context_inputs") or [] if c.get("source") == "context"]
         named = sorted({str(c.get("source")) for c in s.get("context_inputs") or [] if c.get("source") != "context"})
-        if local and self._snapshots:
+        if local and self._snapshots and self.git_revisions:
+            compared.append("context files at git revisions {} and {}".format(*self.git_revisions))
+            not_compared.append("uncommitted changes to the context files it reads (buildx records only the commit)")
+        elif local and self._snapshots:
             compared.append("context files")
         elif local:
             paths = sorted({str(c.get("path") or "/").strip("/") or "." for c in local})

@@ -1,14 +1,16 @@
 """A gRPC channel to a BuildKit daemon, and the few calls cachewhy makes.
 
-Two ways in:
+Three ways in (analyzer/buildkit/address.py parses `--builder`):
 
 * a builder of docker buildx (`--builder NAME`, or the current one): each
-  connection grpcio opens to a private unix socket is bridged to a fresh
-  `docker buildx dial-stdio [--builder NAME]` process, bytes copied both ways
-  by two threads (half-closed on EOF). This works for every buildx driver and
-  respects docker contexts;
-* a buildkitd address (`unix:///run/buildkit/buildkitd.sock`, `tcp://host:port`):
-  grpcio dials it directly.
+  connection grpcio opens to a private unix socket is carried by a fresh
+  `docker buildx dial-stdio` process, whose stdin and stdout are one end of a
+  socket pair, bytes copied both ways by two threads (half-closed on EOF).
+  This works for every buildx driver and respects docker contexts;
+* a docker engine's socket (`docker://`): the same bridge, each connection
+  upgraded on the engine API's `/grpc` endpoint instead of a helper process;
+* a buildkitd address (`unix:///run/buildkit/buildkitd.sock`, `tcp://host:port`,
+  with TLS when a CA is given): grpcio dials it directly.
 
 Every call has a deadline. Errors become one-line EngineErrors (exit 3).
 """
@@ -21,10 +23,15 @@ import socket
 import subprocess
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
-import grpc
+# grpc's C core logs failures (a refused TLS handshake, say) to stderr on its
+# own; cachewhy says what went wrong in one line instead
+os.environ.setdefault("GRPC_VERBOSITY", "NONE")
+
+import grpc  # noqa: E402
 
 from analyzer.buildkit import (
     content_pb2,
@@ -32,6 +39,7 @@ from analyzer.buildkit import (
     control_pb2,
     control_pb2_grpc,
 )
+from analyzer.buildkit.address import Target, Tls, parse_target
 from analyzer.errors import EngineError
 
 #: Seconds allowed for a unary call, and for a whole finite stream.
@@ -40,18 +48,64 @@ STREAM_TIMEOUT = 120.0
 _CHUNK = 1 << 16
 
 
-def is_address(builder: str | None) -> bool:
-    return bool(builder) and builder.startswith(("unix://", "tcp://"))  # type: ignore[union-attr]
+def _is_docker_context(docker: str, name: str) -> bool:
+    try:
+        return subprocess.run([docker, "context", "inspect", name], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, timeout=CALL_TIMEOUT, check=False).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def dial_stdio_argv(builder: str | None) -> list[str]:
+    """The docker CLI command that carries one connection to a buildx builder."""
+    docker = shutil.which("docker")
+    if docker is None:
+        raise EngineError("docker is not installed (or not on PATH): cannot reach a buildx builder")
+    if builder and _is_docker_context(docker, builder):
+        # the docker-driver builder of a context: buildx refuses `--builder` for
+        # it unless it is the current context, so select the context instead
+        return [docker, "--context", builder, "buildx", "dial-stdio"]
+    return [docker, "buildx", "dial-stdio", *(["--builder", builder] if builder else [])]
+
+
+_UPGRADE = (b"POST /grpc HTTP/1.1\r\nHost: docker\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n"
+            b"Content-Length: 0\r\n\r\n")
+
+
+def dockerd_grpc(path: str) -> tuple[socket.socket, bytes]:
+    """A connection to a docker engine's socket, upgraded on `/grpc` to the
+    gRPC of its BuildKit (the way the docker CLI reaches it); and any bytes
+    that came after the upgrade's answer. Raises OSError."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(CALL_TIMEOUT)
+        sock.connect(path)
+        sock.sendall(_UPGRADE)
+        head = b""
+        while b"\r\n\r\n" not in head:
+            data = sock.recv(4096)
+            if not data or len(head) > 65536:
+                raise OSError("the engine closed the connection before upgrading it")
+            head += data
+        head, _, rest = head.partition(b"\r\n\r\n")
+        status = head.split(b"\r\n", 1)[0].decode("latin-1")
+        if " 101 " not in status + " ":
+            raise OSError(f"the engine refused the /grpc upgrade: {status.strip()}")
+        sock.settimeout(None)
+        return sock, rest
+    except BaseException:
+        sock.close()
+        raise
 
 
 class _Bridge:
-    """A unix socket whose every connection is a `docker buildx dial-stdio` process."""
+    """A unix socket whose every connection is carried to the builder by a
+    fresh `docker buildx dial-stdio` process (argv), or upgraded on a docker
+    engine's `/grpc` endpoint (dockerd: the engine's socket path)."""
 
-    def __init__(self, builder: str | None) -> None:
-        docker = shutil.which("docker")
-        if docker is None:
-            raise EngineError("docker is not installed (or not on PATH): cannot reach a buildx builder")
-        self.argv = [docker, "buildx", "dial-stdio", *(["--builder", builder] if builder else [])]
+    def __init__(self, argv: list[str] | None = None, dockerd: str | None = None) -> None:
+        self.argv = argv
+        self.dockerd = dockerd
         self.dir = tempfile.mkdtemp(prefix="cachewhy-bk-")
         self.path = os.path.join(self.dir, "bk.sock")
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -59,9 +113,33 @@ class _Bridge:
         self.sock.listen(8)
         self.closed = False
         self.procs: list[subprocess.Popen[bytes]] = []
+        self.socks: list[socket.socket] = []  # both ends of every carried connection
         self.errors: list[str] = []
         self.lock = threading.Lock()
         threading.Thread(target=self._accept, name="cachewhy-bridge", daemon=True).start()
+
+    def _open(self) -> tuple[socket.socket, bytes]:
+        """The far end of one connection (a socket), and bytes already read from it."""
+        if self.dockerd is not None:
+            try:
+                return dockerd_grpc(self.dockerd)
+            except OSError as exc:
+                raise OSError(f"cannot connect to the docker engine at unix://{self.dockerd}: "
+                              f"{exc.strerror or exc}") from None
+        ours, theirs = socket.socketpair()
+        try:
+            # the helper's stdin and stdout are one socket: half-closing ours ends its input
+            proc = subprocess.Popen(self.argv, stdin=theirs, stdout=theirs,  # type: ignore[arg-type]
+                                    stderr=subprocess.PIPE, start_new_session=True)
+        except OSError as exc:
+            ours.close()
+            raise OSError(f"cannot run docker buildx dial-stdio: {exc.strerror or exc}") from None
+        finally:
+            theirs.close()
+        with self.lock:
+            self.procs.append(proc)
+        threading.Thread(target=self._stderr, args=(proc,), daemon=True).start()
+        return ours, b""
 
     def _accept(self) -> None:
         while not self.closed:
@@ -70,53 +148,17 @@ class _Bridge:
             except OSError:
                 return
             try:
-                proc = subprocess.Popen(self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                        stderr=subprocess.PIPE, start_new_session=True)
+                far, early = self._open()
+                if early:
+                    conn.sendall(early)
             except OSError as exc:
-                self.errors.append(f"cannot run docker buildx dial-stdio: {exc.strerror or exc}")
+                self.errors.append(str(exc))
                 conn.close()
                 continue
             with self.lock:
-                self.procs.append(proc)
-            threading.Thread(target=self._up, args=(conn, proc), daemon=True).start()
-            threading.Thread(target=self._down, args=(conn, proc), daemon=True).start()
-            threading.Thread(target=self._stderr, args=(proc,), daemon=True).start()
-
-    @staticmethod
-    def _up(conn: socket.socket, proc: subprocess.Popen[bytes]) -> None:
-        """socket -> helper's stdin; EOF closes the stdin."""
-        try:
-            while True:
-                data = conn.recv(_CHUNK)
-                if not data:
-                    break
-                proc.stdin.write(data)  # type: ignore[union-attr]
-                proc.stdin.flush()  # type: ignore[union-attr]
-        except OSError:
-            pass
-        finally:
-            try:
-                proc.stdin.close()  # type: ignore[union-attr]
-            except OSError:
-                pass
-
-    @staticmethod
-    def _down(conn: socket.socket, proc: subprocess.Popen[bytes]) -> None:
-        """helper's stdout -> socket; EOF half-closes the socket."""
-        fd = proc.stdout.fileno()  # type: ignore[union-attr]
-        try:
-            while True:
-                data = os.read(fd, _CHUNK)
-                if not data:
-                    break
-                conn.sendall(data)
-        except OSError:
-            pass
-        finally:
-            try:
-                conn.shutdown(socket.SHUT_WR)
-            except OSError:
-                pass
+                self.socks += [conn, far]
+            threading.Thread(target=_pump, args=(conn, far), daemon=True).start()
+            threading.Thread(target=_pump, args=(far, conn), daemon=True).start()
 
     def _stderr(self, proc: subprocess.Popen[bytes]) -> None:
         data = proc.stderr.read() if proc.stderr else b""  # type: ignore[union-attr]
@@ -132,35 +174,65 @@ class _Bridge:
         except OSError:
             pass
         with self.lock:
-            procs = list(self.procs)
-        for proc in procs:
-            if proc.poll() is None:
-                proc.terminate()
+            procs, socks = list(self.procs), list(self.socks)
+        for sock in socks:  # the helpers read their end of file and end by themselves
+            try:
+                sock.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+        deadline = time.monotonic() + 2
         for proc in procs:
             try:
-                proc.wait(timeout=3)
+                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                proc.kill()
+                proc.kill()  # the docker CLI does not end a plugin on SIGTERM: kill is what ends it
                 proc.wait()
+        for sock in socks:
+            sock.close()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _pump(src: socket.socket, dst: socket.socket) -> None:
+    """Bytes from src to dst; src's end of file half-closes dst."""
+    try:
+        while True:
+            data = src.recv(_CHUNK)
+            if not data:
+                break
+            dst.sendall(data)
+    except OSError:
+        pass
+    finally:
+        try:
+            dst.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
 
 
 class Client:
     """The calls cachewhy makes on a builder; use as a context manager."""
 
-    def __init__(self, builder: str | None = None) -> None:
-        self.builder = builder
-        self.label = builder or "the current buildx builder"
+    def __init__(self, target: "Target | str | None" = None) -> None:
+        if not isinstance(target, Target):
+            target = parse_target({"builder": target})
+        self.label = target.label
+        self.tls = target.tls is not None
         self._bridge: _Bridge | None = None
-        if is_address(builder):
-            target = builder if builder.startswith("unix://") else builder[len("tcp://"):]  # type: ignore[union-attr]
+        options = [("grpc.max_receive_message_length", 256 << 20), ("grpc.enable_retries", 0)]
+        if target.kind == "buildx":
+            self._bridge = _Bridge(argv=dial_stdio_argv(target.where))
+        elif target.kind == "docker":
+            self._bridge = _Bridge(dockerd=target.where)
+        if self._bridge is not None:
+            self.channel = grpc.insecure_channel(f"unix:{self._bridge.path}", options=options)
+        elif target.kind == "unix":
+            self.channel = grpc.insecure_channel(f"unix://{target.where}", options=options)
+        elif target.tls is None:
+            self.channel = grpc.insecure_channel(str(target.where), options=options)
         else:
-            self._bridge = _Bridge(builder)
-            target = f"unix:{self._bridge.path}"
-        self.channel = grpc.insecure_channel(target, options=[
-            ("grpc.max_receive_message_length", 256 << 20),
-            ("grpc.enable_retries", 0),
-        ])
+            self.channel = grpc.secure_channel(str(target.where), _credentials(target.tls), options=[
+                *options, *([("grpc.ssl_target_name_override", target.tls.servername)]
+                            if target.tls.servername else [])])
         self.control = control_pb2_grpc.ControlStub(self.channel)
         self.content = content_pb2_grpc.ContentStub(self.channel)
 
@@ -186,14 +258,26 @@ class Client:
             detail = self._bridge.errors[-1]
         detail = " ".join(detail.split())[:300]
         if code == grpc.StatusCode.UNIMPLEMENTED:
-            return EngineError(f"{self.label} does not support {what} (BuildKit too old: build history "
+            version = "BuildKit too old" if what == "Info" else self._version()
+            return EngineError(f"{self.label} does not support {what} ({version}: build history "
                                f"needs BuildKit 0.11 or later)")
         if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-            return EngineError(f"cannot reach {self.label}: {detail or code.name.lower()}")  # type: ignore[union-attr]
+            hint = ""
+            if self.tls and any(w in detail for w in ("TSI", "SSL", "handshake", "certificate")):
+                hint = " (the TLS handshake failed: check --tlscacert, --tlscert/--tlskey and --tlsservername)"
+            return EngineError(f"cannot reach {self.label}: {detail or code.name.lower()}{hint}")  # type: ignore[union-attr]
         if code == grpc.StatusCode.NOT_FOUND:
             return EngineError(f"{what}: not found on {self.label}: {detail}")
         name = code.name if code is not None else "error"
         return EngineError(f"{what} failed on {self.label}: {name}: {detail}")
+
+    def _version(self) -> str:
+        """`BuildKit vX.Y.Z` from Info, for messages; `BuildKit too old` if Info fails too."""
+        try:
+            v = self.info().buildkitVersion
+        except EngineError:
+            return "BuildKit too old"
+        return f"BuildKit {v.version or 'of unknown version'}"
 
     # ------------------------------------------------------------------ calls
 
@@ -257,6 +341,20 @@ class Client:
             return list(self.control.DiskUsage(control_pb2.DiskUsageRequest(), timeout=CALL_TIMEOUT).record)
         except grpc.RpcError as exc:
             raise self.error(exc, "DiskUsage") from None
+
+
+def _credentials(tls: Tls) -> grpc.ChannelCredentials:
+    def read(path: str | None) -> bytes | None:
+        if path is None:
+            return None
+        try:
+            with open(path, "rb") as f:
+                return f.read()
+        except OSError as exc:
+            raise EngineError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+    return grpc.ssl_channel_credentials(root_certificates=read(tls.cacert), private_key=read(tls.key),
+                                        certificate_chain=read(tls.cert))
 
 
 def decode_logs_blob(data: bytes) -> list[Any]:

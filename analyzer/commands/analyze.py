@@ -162,6 +162,7 @@ class LogSpec:
     context: str | None = None
     label: str = ""  # how notes name it
     fallback_text: str | None = None  # a Dockerfile text to map lines when nothing else does
+    snapshot: dict | None = None  # its context files, where known otherwise (explain: from git)
 
 
 def _timing(events: "BuildEvents") -> tuple[float, float, str | None]:
@@ -245,7 +246,7 @@ def log_outcome(events: "BuildEvents", spec: LogSpec, *, previous: dict | None, 
     result = RunResult(returncode=1 if events.error_message() else 0, started=started, ended=ended,
                        metadata_path=meta_path, interrupted=cut)
     return analyse(events=events, args=args, result=result, dockerfile_text=df_text, dockerfile_path=df_path,
-                   metadata_path=meta_path, snapshot=None, previous=previous, store=key_store, notes=notes)
+                   metadata_path=meta_path, snapshot=spec.snapshot, previous=previous, store=key_store, notes=notes)
 
 
 # --------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from analyzer.buildkit.address import BUILDER_HELP, BUILDER_OPTIONS, parse_target
 from analyzer.errors import EngineError, InputError, UsageError
 from analyzer.gates import GATE_HELP, GATE_OPTIONS, GATE_REPEATABLE, Gates
 from analyzer.options import take_options, wants_help
@@ -50,15 +51,19 @@ may be left out, a unique prefix is enough) or ^N, the Nth newest build
 the same Dockerfile name, target, platform and build name in the history
 (BuildKit does not keep the context path; of several such builds the newest
 whose Dockerfile shares most of its lines is taken), or with --against.
-BuildKit keeps no snapshot of the context files, so a step that reads them
-is reported as `unknown`, naming the files it could not compare.
+BuildKit keeps no snapshot of the context files. When both builds' contexts
+were git checkouts (buildx then records their revisions) and the checkout
+here holds both commits, the context at each revision is read from git and
+the changed files are named, marked as from git: uncommitted changes are not
+seen. Otherwise a step that reads context files is reported as `unknown`,
+naming the files it could not compare.
 
 options:
-  --builder NAME     the buildx builder (default: the current one), or a
-                     buildkitd address: unix:///path.sock, tcp://host:port
-  --against REF      compare with this stored record (id, id prefix, ^N,
+{BUILDER_HELP}  --against REF      compare with this stored record (id, id prefix, ^N,
                      record file) instead of the builder's previous build
   --store DIR        where build records are kept  [CACHEWHY_STORE]
+  --repo DIR         the git checkout to read the builds' revisions from
+                     (default: the one holding the current folder)
   --list             list the builder's history records, newest first
   --limit N          with --list: the newest N (default 20)
 {OUTPUT_HELP}{GATE_HELP}  --width N          width of the report           [COLUMNS]
@@ -172,7 +177,7 @@ def events_of(fetched: Any) -> Any:
 
 
 def outcome_of(fetched: Any, *, label: str, previous: dict | None, key_store: "Store | None",
-               notes: list[str], fallback_text: str | None = None) -> "Outcome":
+               notes: list[str], fallback_text: str | None = None, snapshot: dict | None = None) -> "Outcome":
     """The record and analysis of a history build, through analyze's log pipeline."""
     from analyzer.commands.analyze import LogSpec, log_outcome  # noqa: PLC0415
 
@@ -186,7 +191,7 @@ def outcome_of(fetched: Any, *, label: str, previous: dict | None, key_store: "S
             meta = os.path.join(tmpdir, "metadata.json")
             Path(meta).write_text(json.dumps({"buildx.build.provenance": fetched.predicate}), encoding="utf-8")
         spec = LogSpec("-", metadata=meta, dockerfile=None, context=None, label=label,
-                       fallback_text=fallback_text)
+                       fallback_text=fallback_text, snapshot=snapshot)
         outcome = log_outcome(events, spec, previous=previous, key_store=key_store,
                               notes=[*fetched.notes, *notes])
     finally:
@@ -214,7 +219,7 @@ def _rebuild_report(outcome: "Outcome") -> None:
 
 
 def explain_build(client: Any, records: list[Any], index: int, *, store: "Store",
-                  against: str | None) -> "Outcome":
+                  against: str | None, repo: str | None = None) -> "Outcome":
     """Fetch, compare and analyse the build at records[index]."""
     from analyzer.buildkit.history import describe, fetch_build  # noqa: PLC0415
 
@@ -223,6 +228,7 @@ def explain_build(client: Any, records: list[Any], index: int, *, store: "Store"
     previous_record: dict | None = None
     fallback: str | None = None  # a failed build has no provenance: the lines of the one before
     keys: Store | None = None
+    git = None  # both builds' context files, read from git where buildx recorded revisions
     if against:
         from analyzer.commands.analyze import name_build  # noqa: PLC0415
 
@@ -236,18 +242,33 @@ def explain_build(client: Any, records: list[Any], index: int, *, store: "Store"
         prev = find_previous(client, records, index, current)
         notes += prev.notes
         if prev.fetched is not None:
+            git = git_contexts(prev.fetched.record, current.record, repo)
+            if git.note:
+                notes.append(git.note)
             label = f"previous build ({describe(prev.fetched.record)})"
-            prev_outcome = outcome_of(prev.fetched, label=label, previous=None, key_store=None, notes=[])
+            prev_outcome = outcome_of(prev.fetched, label=label, previous=None, key_store=None, notes=[],
+                                      snapshot=git.before)
             previous_record = prev_outcome.record
             previous_record["id"] = f"history {prev.fetched.record.Ref}"
             fallback = dockerfile_of(prev.fetched.predicate)
             notes += [n for n in prev_outcome.analysis.notes if n.startswith("previous build")]
     outcome = outcome_of(current, label="this build", previous=previous_record, key_store=keys, notes=notes,
-                         fallback_text=(current.error_dockerfile or fallback) if current.predicate is None else None)
+                         fallback_text=(current.error_dockerfile or fallback) if current.predicate is None else None,
+                         snapshot=git.now if git is not None else None)
     outcome.record["id"] = f"history {current.record.Ref}"
     outcome.report["build"]["ref"] = outcome.record["id"]
     add_eviction_evidence(client, outcome)
     return outcome
+
+
+def git_contexts(before: Any, now: Any, repo: str | None) -> Any:
+    """Both builds' context files from git (analyzer/vcs.py); a note only where a
+    build recorded a revision, since most contexts are no git checkout."""
+    from analyzer.vcs import GitContexts, contexts_from_git, revision_of  # noqa: PLC0415
+
+    if revision_of(before.FrontendAttrs) is None and revision_of(now.FrontendAttrs) is None:
+        return GitContexts()
+    return contexts_from_git(before.FrontendAttrs, now.FrontendAttrs, repo)
 
 
 def add_eviction_evidence(client: Any, outcome: "Outcome") -> None:
@@ -326,18 +347,20 @@ def run(argv: list[str], debug: bool) -> int:
             raise UsageError(f"--limit takes a number, not {found['limit']!r}") from None
     if found.get("list") and refs:
         raise UsageError("--list takes no REF")
+    target = parse_target(found)
 
     from analyzer.buildkit.connect import Client  # noqa: PLC0415
     from analyzer.store import open_store  # noqa: PLC0415
 
     store = open_store(found.get("store"))  # type: ignore[arg-type]
-    with Client(found.get("builder")) as client:  # type: ignore[arg-type]
+    with Client(target) as client:
         records = client.history()
         if found.get("list"):
             list_records(records[:limit])
             return 0
         index = select(records, refs[0] if refs else None)
-        outcome = explain_build(client, records, index, store=store, against=found.get("against"))  # type: ignore[arg-type]
+        outcome = explain_build(client, records, index, store=store, against=found.get("against"),  # type: ignore[arg-type]
+                                repo=found.get("repo"))  # type: ignore[arg-type]
 
     from analyzer.pipeline import deliver  # noqa: PLC0415
 

@@ -9,15 +9,20 @@ from __future__ import annotations
 import os
 import sys
 import time
+from typing import TYPE_CHECKING
 
+from analyzer.buildkit.address import BUILDER_HELP, BUILDER_OPTIONS, parse_target
 from analyzer.errors import UsageError
 from analyzer.options import take_options, wants_help
+
+if TYPE_CHECKING:
+    from analyzer.buildkit.address import Target
 
 SUMMARY = """\
 history [--store DIR] [--limit N|all] [--json] [--builder NAME]
       the builds in the store, newest first: hit ratio, time lost, top cause"""
 
-USAGE = """\
+USAGE = f"""\
 usage: cachewhy history [--store DIR] [--limit N|all] [--json] [--builder NAME]
 
 Lists the builds kept in the store, newest first, one line each: the record
@@ -29,10 +34,10 @@ options:
   --store DIR        where build records are kept  [CACHEWHY_STORE]
   --limit N|all      the newest N builds (default 20), or all of them
   --json             the index entries as a JSON array (one entry a line)
-  -h, --help         this help
+{BUILDER_HELP}  -h, --help         this help
 """
 
-_OPTIONS = {"--store": "store", "--limit": "limit", "--builder": "builder"}
+_OPTIONS = {"--store": "store", "--limit": "limit", **BUILDER_OPTIONS}
 _SWITCHES = {"--json": "json"}
 
 _HOME = os.path.expanduser("~")
@@ -170,15 +175,15 @@ def render(entries: list[dict]) -> str:
     return "\n".join(out) + "\n"
 
 
-def _builder_history(builder: str, limit: int | None) -> None:
+def _builder_history(target: "Target", limit: int | None) -> None:
     """The builder's own history records beside the store's (read over gRPC:
     imported only here, so a plain `history` stays fast)."""
     from analyzer.buildkit.connect import Client  # noqa: PLC0415
     from analyzer.commands.explain import list_records  # noqa: PLC0415
 
-    with Client(builder) as client:
+    with Client(target) as client:
         records = client.history()
-    sys.stdout.write(f"\nbuilder {builder}: {len(records)} build(s) in its history "
+    sys.stdout.write(f"\nbuilder {target.where or target.label}: {len(records)} build(s) in its history "
                      f"(`cachewhy explain REF` explains one)\n")
     list_records(records[:limit] if limit else records)
 
@@ -202,6 +207,7 @@ def run(argv: list[str], debug: bool) -> int:
                 limit = 0
             if limit < 1:
                 raise UsageError(f"--limit takes a number >= 1 or `all`, not {raw!r}")
+    target = parse_target(found) if any(found.get(v) for v in BUILDER_OPTIONS.values()) else None
 
     from analyzer.store import open_store  # noqa: PLC0415
 
@@ -223,8 +229,8 @@ def run(argv: list[str], debug: bool) -> int:
         sys.stdout.flush()
         if not found.get("json") and total > len(entries):
             sys.stderr.write(f"({len(entries)} of {total} builds; --limit all lists every one)\n")
-        if found.get("builder"):
-            _builder_history(str(found["builder"]), limit)
+        if target is not None:
+            _builder_history(target, limit)
     except BrokenPipeError:  # `cachewhy history | head`: the reader went away
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())  # what is still buffered goes nowhere at exit

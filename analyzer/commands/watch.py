@@ -7,6 +7,7 @@ import sys
 import textwrap
 from typing import TYPE_CHECKING, Any
 
+from analyzer.buildkit.address import BUILDER_HELP, BUILDER_OPTIONS, parse_target
 from analyzer.errors import CachewhyError, UsageError
 from analyzer.options import take_options, wants_help
 
@@ -17,7 +18,7 @@ SUMMARY = """\
 watch [--builder NAME]
       explain each build as it completes on the builder, in one paragraph"""
 
-USAGE = """\
+USAGE = f"""\
 usage: cachewhy watch [--builder NAME] [--store DIR] [--width N]
 
 Follows the builder's build history and, as each build completes (started
@@ -27,16 +28,14 @@ with the Dockerfile line, compared with the previous build of the same
 Dockerfile in the history (as `cachewhy explain` does). Ctrl-C ends it.
 
 options:
-  --builder NAME     the buildx builder (default: the current one), or a
-                     buildkitd address: unix:///path.sock, tcp://host:port
-  --store DIR        where build records are kept  [CACHEWHY_STORE]
+{BUILDER_HELP}  --store DIR        where build records are kept  [CACHEWHY_STORE]
   --width N          width of the paragraphs           [COLUMNS]
   -h, --help         this help
 
 Exit codes: 0 when ended by Ctrl-C, 3 when the builder cannot be reached.
 """
 
-_OPTIONS = {"--builder": "builder", "--store": "store", "--width": "width"}
+_OPTIONS = {**BUILDER_OPTIONS, "--store": "store", "--width": "width"}
 
 
 def paragraph(outcome: "Outcome", label: str, width: int) -> str:
@@ -79,6 +78,7 @@ def run(argv: list[str], debug: bool) -> int:
     if extra:
         raise UsageError(f"watch takes no arguments, not {' '.join(extra)}")
     width = parse_width(found)
+    target = parse_target(found)
 
     from analyzer.buildkit.connect import Client  # noqa: PLC0415
     from analyzer.buildkit.history import describe  # noqa: PLC0415
@@ -86,7 +86,7 @@ def run(argv: list[str], debug: bool) -> int:
     from analyzer.store import open_store  # noqa: PLC0415
 
     store = open_store(found.get("store"))  # type: ignore[arg-type]
-    client = Client(found.get("builder"))  # type: ignore[arg-type]
+    client = Client(target)
     try:
         known = {r.Ref for r in client.history()}  # also checks that the builder answers
         sys.stderr.write(f"cachewhy: watching {client.label} for builds (Ctrl-C ends)\n")

@@ -220,3 +220,198 @@ def test_evicted_cache_shows_the_builders_disk_usage(tmp_path):
     assert [(m["line"], m["cause"]["kind"]) for m in roots] == [(2, "cache-evicted")]
     evidence = [n for n in report["notes"] if n.startswith("cache-evicted: the builder's cache now holds")]
     assert evidence and " MB" in evidence[0] and "oldest entry" in evidence[0], report["notes"]
+
+
+def _git(repo: Path, *args: str) -> str:
+    env = dict(os.environ, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@e", GIT_COMMITTER_NAME="t",
+               GIT_COMMITTER_EMAIL="t@e")
+    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=True,
+                          env=env).stdout.strip()
+
+
+def _git_project(tmp_path: Path) -> tuple[Path, str]:
+    """The project in a folder of a git checkout, committed: buildx records the revision."""
+    ctx, name = _project(tmp_path)
+    _git(tmp_path, "init", "-q", str(tmp_path))
+    (tmp_path / "notes.txt").write_text("outside the context\n")
+    _git(tmp_path, "add", "-A")
+    _git(tmp_path, "commit", "-q", "-m", "one")
+    return ctx, name
+
+
+def test_explain_names_changed_files_from_git_revisions(tmp_path):
+    ctx, name = _git_project(tmp_path)
+    _plain_build(ctx, name)
+    first = _git(tmp_path, "rev-parse", "HEAD")
+    (ctx / "src" / "a.txt").write_text("two\n")
+    (ctx / "src" / "c.txt").write_text("new\n")
+    (tmp_path / "notes.txt").write_text("changed, outside the context\n")
+    _git(tmp_path, "add", "-A")
+    _git(tmp_path, "commit", "-q", "-m", "two")
+    second = _git(tmp_path, "rev-parse", "HEAD")
+    _plain_build(ctx, name)
+    refs = _refs_named(name)
+    assert len(refs) == 2, refs
+    # run from inside the checkout, as a user would
+    res = run_cachewhy("explain", refs[0], "--report-json", "-", "--width", "200", cwd=ctx, timeout=120)
+    err = res.stderr.decode()
+    assert res.returncode == 0, err
+    report = json.loads(res.stdout)
+    roots = [m for m in report["misses"] if m["root"]]
+    assert [(m["line"], m["cause"]["kind"]) for m in roots] == [(3, "context-changed")]
+    cause = roots[0]["cause"]
+    assert cause["files"] == {"added": ["src/c.txt"], "modified": ["src/a.txt"], "removed": []}
+    assert f"from git, {first[:7]} \u2192 {second[:7]}" in cause["detail"]
+    note = next(n for n in report["notes"] if n.startswith("context files were compared from git"))
+    assert "uncommitted changes are not seen" in note
+    assert "src/a.txt modified" in " ".join(err.split())
+
+    # elsewhere than in the checkout, or with --repo pointing at it
+    away = run_cachewhy("explain", refs[0], "--report-json", "-", cwd=REPO.parent, timeout=120)
+    away_report = json.loads(away.stdout)
+    assert [m["cause"]["kind"] for m in away_report["misses"] if m["root"]] == ["unknown"]
+    assert any("is not a git checkout" in n for n in away_report["notes"]), away_report["notes"]
+    named = run_cachewhy("explain", refs[0], "--repo", str(tmp_path), "--report-json", "-", cwd=REPO.parent,
+                         timeout=120)
+    assert [m["cause"]["kind"] for m in json.loads(named.stdout)["misses"] if m["root"]] == ["context-changed"]
+
+
+def test_explain_says_git_cannot_see_uncommitted_changes(tmp_path):
+    ctx, name = _git_project(tmp_path)
+    _plain_build(ctx, name)
+    (ctx / "src" / "a.txt").write_text("edited, not committed\n")
+    _plain_build(ctx, name)
+    refs = _refs_named(name)
+    res = run_cachewhy("explain", refs[0], "--report-json", "-", cwd=ctx, timeout=120)
+    assert res.returncode == 0, res.stderr.decode()
+    report = json.loads(res.stdout)
+    roots = [m for m in report["misses"] if m["root"]]
+    assert [(m["line"], m["cause"]["kind"]) for m in roots] == [(3, "unknown")]
+    head = _git(tmp_path, "rev-parse", "HEAD")
+    assert any(n.startswith(f"both builds are of git revision {head[:7]}") for n in report["notes"])
+    assert "not compared" in roots[0]["cause"]["detail"]
+
+
+def _engine_socket() -> str:
+    host = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    assert host.startswith("unix://"), f"these tests reach the engine by its unix socket, not {host}"
+    return host[len("unix://"):]
+
+
+def test_the_engine_s_buildkit_is_reached_through_its_grpc_endpoint(tmp_path):
+    """docker://: no docker CLI in the way, the engine API's /grpc upgrade."""
+    ctx, name = _project(tmp_path)
+    _plain_build(ctx, name)
+    (ctx / "src" / "a.txt").write_text("two\n")
+    _plain_build(ctx, name)
+    refs = _refs_named(name)
+    sock = _engine_socket()
+    env = {k: v for k, v in os.environ.items() if k not in ("DOCKER_HOST", "PATH")}
+    env["PATH"] = "/usr/bin:/bin"  # no docker CLI on PATH: the socket alone
+    res = run_cachewhy("explain", refs[0], "--builder", f"docker://unix://{sock}", "--report-json", "-",
+                       env=env, timeout=120)
+    assert res.returncode == 0, res.stderr.decode()
+    report = json.loads(res.stdout)
+    assert [(m["line"], m["instruction"]) for m in report["misses"] if m["root"]] == [(3, "COPY src/ /src/")]
+    gone = run_cachewhy("explain", "--list", "--builder", f"docker://unix://{tmp_path}/none.sock", timeout=60)
+    err = gone.stderr.decode().strip()
+    assert gone.returncode == 3 and len(err.splitlines()) == 1 and "none.sock" in err, err
+
+
+def test_the_builder_of_another_docker_context_is_reached(tmp_path):
+    """A docker-driver builder named after a docker context other than the current
+    one (buildx refuses `dial-stdio --builder` for it)."""
+    ctx, name = _project(tmp_path)
+    _plain_build(ctx, name)
+    config = tmp_path / "docker-config"  # a copy: the user's docker config is left as it was
+    source = Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker")
+    if source.is_dir():
+        import shutil  # noqa: PLC0415
+
+        shutil.copytree(source, config, symlinks=True, ignore=shutil.ignore_patterns("buildx"))
+    config.mkdir(exist_ok=True)
+    env = dict(os.environ, DOCKER_CONFIG=str(config))
+    env.pop("DOCKER_HOST", None)
+    made = subprocess.run(["docker", "context", "create", "cw-elsewhere", "--docker",
+                           f"host=unix://{_engine_socket()}"], env=env, capture_output=True, text=True, timeout=60)
+    assert made.returncode == 0, made.stderr
+    res = run_cachewhy("explain", "--list", "--limit", "200", "--builder", "cw-elsewhere", env=env, timeout=120)
+    assert res.returncode == 0, res.stderr.decode()
+    assert name in res.stdout.decode()
+
+
+def _tls_files(tmp_path: Path) -> dict[str, str]:
+    """A CA, a server certificate for the name `buildkitd`, a client certificate (openssl)."""
+    d = tmp_path / "tls"
+    d.mkdir()
+
+    def ssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True, timeout=60)
+
+    ssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+        "-subj", "/CN=cachewhy test CA")
+    for who in ("server", "client"):
+        ssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{who}.key", "-out", f"{who}.csr",
+            "-subj", f"/CN={'buildkitd' if who == 'server' else 'cachewhy'}")
+        (d / f"{who}.ext").write_text("subjectAltName=DNS:buildkitd\n" if who == "server" else
+                                      "extendedKeyUsage=clientAuth\n")
+        ssl("x509", "-req", "-in", f"{who}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+            "-out", f"{who}.pem", "-days", "2", "-extfile", f"{who}.ext")
+    return {k: str(d / k) for k in ("ca.pem", "server.pem", "server.key", "client.pem", "client.key")}
+
+
+def test_a_tls_buildkitd_address_with_client_certificates(tmp_path):
+    """tcp:// with TLS: a TLS listener that requires a client certificate, in front
+    of the engine's BuildKit (its /grpc endpoint), the way a remote buildkitd is reached."""
+    import socket  # noqa: PLC0415
+    import ssl  # noqa: PLC0415
+    import threading  # noqa: PLC0415
+
+    from analyzer.buildkit.connect import _pump, dockerd_grpc  # noqa: PLC0415
+
+    files = _tls_files(tmp_path)
+    ctx, name = _project(tmp_path)
+    _plain_build(ctx, name)
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(files["server.pem"], files["server.key"])
+    server.load_verify_locations(files["ca.pem"])
+    server.verify_mode = ssl.CERT_REQUIRED
+    server.set_alpn_protocols(["h2"])
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    engine = _engine_socket()
+
+    def serve() -> None:
+        while True:
+            try:
+                raw, _ = listener.accept()
+            except OSError:
+                return
+            try:
+                conn = server.wrap_socket(raw, server_side=True)
+                far, early = dockerd_grpc(engine)
+            except (OSError, ssl.SSLError):
+                raw.close()
+                continue
+            conn.sendall(early)
+            threading.Thread(target=_pump, args=(conn, far), daemon=True).start()
+            threading.Thread(target=_pump, args=(far, conn), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        address = f"tcp://127.0.0.1:{port}"
+        tls = ["--tlscacert", files["ca.pem"], "--tlscert", files["client.pem"], "--tlskey", files["client.key"],
+               "--tlsservername", "buildkitd"]
+        res = run_cachewhy("explain", "--list", "--limit", "200", "--builder", address, *tls, timeout=120)
+        assert res.returncode == 0, res.stderr.decode()
+        assert name in res.stdout.decode()
+        # without a client certificate the server refuses: one line, exit 3
+        bare = run_cachewhy("explain", "--list", "--builder", address, *tls[:2], *tls[-2:], timeout=120)
+        err = bare.stderr.decode().strip()
+        assert bare.returncode == 3 and len(err.splitlines()) == 1 and address in err, err
+        # a TLS option with no tcp:// address is a usage error
+        usage = run_cachewhy("explain", "--list", "--tlscacert", files["ca.pem"], timeout=60)
+        assert usage.returncode == 2
+        assert usage.stderr.decode().strip() == "cachewhy: --tlscacert goes with --builder tcp://HOST:PORT"
+    finally:
+        listener.close()
