@@ -32,12 +32,13 @@ if TYPE_CHECKING:
     from analyzer.store import Store
 
 SUMMARY = """\
-explain [REF|^N] [--builder NAME] [--against REF] [--list]
+explain [REF|^N|--since 1h] [--builder NAME] [--against REF] [--list]
       explain a build from the builder's own history (any build, not only
       cachewhy's): compared with the previous build of the same Dockerfile"""
 
 USAGE = f"""\
 usage: cachewhy explain [OPTIONS] [REF|^N]
+       cachewhy explain --since DURATION [--report-json FILE] [--builder NAME]
        cachewhy explain --list [--builder NAME] [--limit N]
 
 Explains a build that ran on a BuildKit builder, whoever ran it (plain
@@ -64,6 +65,9 @@ options:
   --store DIR        where build records are kept  [CACHEWHY_STORE]
   --repo DIR         the git checkout to read the builds' revisions from
                      (default: the one holding the current folder)
+  --since DURATION   explain every build completed in the last DURATION
+                     (90s, 30m, 1h, 2d), oldest first, a paragraph each;
+                     --report-json writes their reports as one JSON array
   --list             list the builder's history records, newest first
   --limit N          with --list: the newest N (default 20)
 {OUTPUT_HELP}{GATE_HELP}  --width N          width of the report           [COLUMNS]
@@ -321,6 +325,56 @@ def list_records(records: list[Any], out: Any = None) -> None:
 
 
 # --------------------------------------------------------------------------
+# --since
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in `90s`, `30m`, `1h`, `2d` (a bare number is seconds)."""
+    raw = text.strip().lower()
+    unit = _UNITS.get(raw[-1:], None)
+    number = raw[:-1] if unit else raw
+    try:
+        value = float(number)
+    except ValueError:
+        value = -1
+    if not value > 0:
+        raise UsageError(f"--since takes a duration such as 90s, 30m, 1h or 2d, not {text!r}")
+    return value * (unit or 1)
+
+
+def explain_recent(client: Any, records: list[Any], after: float, *, store: "Store", outputs: Outputs,
+                   gates: Gates, width: int, repo: str | None) -> int:
+    """Each build created after `after` (epoch seconds), oldest first: a paragraph each."""
+    from analyzer.buildkit.history import describe  # noqa: PLC0415
+    from analyzer.commands.watch import paragraph  # noqa: PLC0415
+    from analyzer.errors import CachewhyError  # noqa: PLC0415
+    from analyzer.outputs import render_json, write_file  # noqa: PLC0415
+
+    picked = [i for i, r in enumerate(records) if r.CreatedAt.seconds + r.CreatedAt.nanos / 1e9 >= after]
+    if not picked:
+        sys.stderr.write(f"cachewhy: no build in the builder's history since "
+                         f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(after))}\n")
+    out = sys.stderr if outputs.report_json == "-" else sys.stdout  # stdout may be the JSON's
+    reports, code = [], 0
+    for index in reversed(picked):  # oldest first, as they ran
+        try:
+            outcome = explain_build(client, records, index, store=store, against=None, repo=repo)
+        except CachewhyError as exc:
+            out.write(f"Build {describe(records[index])}: could not be explained: {exc}\n\n")
+            continue
+        out.write(paragraph(outcome, describe(records[index]), width) + "\n\n")
+        out.flush()
+        reports.append(outcome.report)
+        code = max(code, gates.apply(outcome.report, 0))
+    if outputs.report_json:
+        write_file(outputs.report_json, render_json(reports))  # type: ignore[arg-type]
+    return code
+
+
+# --------------------------------------------------------------------------
 # the command
 
 
@@ -347,6 +401,13 @@ def run(argv: list[str], debug: bool) -> int:
             raise UsageError(f"--limit takes a number, not {found['limit']!r}") from None
     if found.get("list") and refs:
         raise UsageError("--list takes no REF")
+    since = parse_duration(str(found["since"])) if "since" in found else None
+    if since is not None:
+        if refs or found.get("list") or found.get("against"):
+            raise UsageError("--since explains every recent build: it takes no REF, --list or --against")
+        others = [f.option for f, _ in outputs.requested() if f.attr != "report_json"]
+        if others:
+            raise UsageError(f"--since gives a paragraph per build and --report-json; not {', '.join(others)}")
     target = parse_target(found)
 
     from analyzer.buildkit.connect import Client  # noqa: PLC0415
@@ -358,6 +419,13 @@ def run(argv: list[str], debug: bool) -> int:
         if found.get("list"):
             list_records(records[:limit])
             return 0
+        if since is not None:
+            try:
+                return explain_recent(client, records, time.time() - since, store=store, outputs=outputs,
+                                      gates=gates, width=width, repo=found.get("repo"))  # type: ignore[arg-type]
+            except BrokenPipeError:  # `cachewhy explain --since 1d | head`: the reader went away
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                return 0
         index = select(records, refs[0] if refs else None)
         outcome = explain_build(client, records, index, store=store, against=found.get("against"),  # type: ignore[arg-type]
                                 repo=found.get("repo"))  # type: ignore[arg-type]

@@ -415,3 +415,24 @@ def test_a_tls_buildkitd_address_with_client_certificates(tmp_path):
         assert usage.stderr.decode().strip() == "cachewhy: --tlscacert goes with --builder tcp://HOST:PORT"
     finally:
         listener.close()
+
+
+def test_explain_since_explains_each_recent_build_oldest_first(tmp_path):
+    began = time.time()
+    ctx, name = _project(tmp_path)
+    _plain_build(ctx, name)
+    (ctx / "src" / "b.txt").write_text("bee\n")
+    _plain_build(ctx, name)
+    refs = _refs_named(name)
+    window = f"{int(time.time() - began) + 3}s"  # these two builds (tests run one at a time)
+    res = run_cachewhy("explain", "--since", window, "--report-json", "-", "--width", "200", timeout=300)
+    assert res.returncode == 0, res.stderr.decode()
+    reports = [r for r in json.loads(res.stdout) if r["build"]["ref"] in {f"history {x}" for x in refs}]
+    assert [r["build"]["ref"] for r in reports] == [f"history {refs[1]}", f"history {refs[0]}"]  # as they ran
+    second = [(m["line"], m["cause"]["kind"]) for m in reports[1]["misses"] if m["root"]]
+    assert second == [(3, "unknown")]
+    paragraphs = res.stderr.decode()  # with the JSON on stdout, the paragraphs go to stderr
+    assert f"Build {refs[0]} (cw-hist-" in paragraphs and "Dockerfile:3 COPY src/ /src/" in paragraphs
+    bad = run_cachewhy("explain", "--since", "soon", timeout=60)
+    assert bad.returncode == 2
+    assert bad.stderr.decode().strip() == "cachewhy: --since takes a duration such as 90s, 30m, 1h or 2d, not 'soon'"
