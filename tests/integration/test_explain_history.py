@@ -306,8 +306,7 @@ def test_the_engine_s_buildkit_is_reached_through_its_grpc_endpoint(tmp_path):
     _plain_build(ctx, name)
     refs = _refs_named(name)
     sock = _engine_socket()
-    env = {k: v for k, v in os.environ.items() if k not in ("DOCKER_HOST", "PATH")}
-    env["PATH"] = "/usr/bin:/bin"  # no docker CLI on PATH: the socket alone
+    env = {"PATH": "/usr/bin:/bin"}  # no docker CLI on PATH: the socket alone
     res = run_cachewhy("explain", refs[0], "--builder", f"docker://unix://{sock}", "--report-json", "-",
                        env=env, timeout=120)
     assert res.returncode == 0, res.stderr.decode()
@@ -331,7 +330,6 @@ def test_the_builder_of_another_docker_context_is_reached(tmp_path):
         shutil.copytree(source, config, symlinks=True, ignore=shutil.ignore_patterns("buildx"))
     config.mkdir(exist_ok=True)
     env = dict(os.environ, DOCKER_CONFIG=str(config))
-    env.pop("DOCKER_HOST", None)
     made = subprocess.run(["docker", "context", "create", "cw-elsewhere", "--docker",
                            f"host=unix://{_engine_socket()}"], env=env, capture_output=True, text=True, timeout=60)
     assert made.returncode == 0, made.stderr
@@ -360,61 +358,116 @@ def _tls_files(tmp_path: Path) -> dict[str, str]:
     return {k: str(d / k) for k in ("ca.pem", "server.pem", "server.key", "client.pem", "client.key")}
 
 
-def test_a_tls_buildkitd_address_with_client_certificates(tmp_path):
-    """tcp:// with TLS: a TLS listener that requires a client certificate, in front
-    of the engine's BuildKit (its /grpc endpoint), the way a remote buildkitd is reached."""
-    import socket  # noqa: PLC0415
-    import ssl  # noqa: PLC0415
-    import threading  # noqa: PLC0415
+class _TlsBuildkit:
+    """A TLS listener on loopback that requires a client certificate, in front of
+    the engine's BuildKit (its /grpc endpoint): what a remote buildkitd looks like."""
 
-    from analyzer.buildkit.connect import _pump, dockerd_grpc  # noqa: PLC0415
+    def __init__(self, files: dict[str, str]) -> None:
+        import socket  # noqa: PLC0415
+        import ssl  # noqa: PLC0415
+        import threading  # noqa: PLC0415
 
-    files = _tls_files(tmp_path)
-    ctx, name = _project(tmp_path)
-    _plain_build(ctx, name)
-    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    server.load_cert_chain(files["server.pem"], files["server.key"])
-    server.load_verify_locations(files["ca.pem"])
-    server.verify_mode = ssl.CERT_REQUIRED
-    server.set_alpn_protocols(["h2"])
-    listener = socket.create_server(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-    engine = _engine_socket()
+        self.tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.tls.load_cert_chain(files["server.pem"], files["server.key"])
+        self.tls.load_verify_locations(files["ca.pem"])
+        self.tls.verify_mode = ssl.CERT_REQUIRED
+        self.tls.set_alpn_protocols(["h2"])
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.address = f"tcp://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.engine = _engine_socket()
+        threading.Thread(target=self._serve, daemon=True).start()
 
-    def serve() -> None:
+    def _serve(self) -> None:
+        import ssl  # noqa: PLC0415
+        import threading  # noqa: PLC0415
+
+        from analyzer.buildkit.connect import _pump, dockerd_grpc  # noqa: PLC0415
+
         while True:
             try:
-                raw, _ = listener.accept()
+                raw, _ = self.listener.accept()
             except OSError:
                 return
             try:
-                conn = server.wrap_socket(raw, server_side=True)
-                far, early = dockerd_grpc(engine)
+                conn = self.tls.wrap_socket(raw, server_side=True)
+                far, early = dockerd_grpc(self.engine)
+                conn.sendall(early)
             except (OSError, ssl.SSLError):
                 raw.close()
                 continue
-            conn.sendall(early)
             threading.Thread(target=_pump, args=(conn, far), daemon=True).start()
             threading.Thread(target=_pump, args=(far, conn), daemon=True).start()
 
-    threading.Thread(target=serve, daemon=True).start()
+    def close(self) -> None:
+        self.listener.close()
+
+
+def test_a_tls_buildkitd_address_with_client_certificates(tmp_path):
+    files = _tls_files(tmp_path)
+    ctx, name = _project(tmp_path)
+    _plain_build(ctx, name)
+    bk = _TlsBuildkit(files)
     try:
-        address = f"tcp://127.0.0.1:{port}"
         tls = ["--tlscacert", files["ca.pem"], "--tlscert", files["client.pem"], "--tlskey", files["client.key"],
                "--tlsservername", "buildkitd"]
-        res = run_cachewhy("explain", "--list", "--limit", "200", "--builder", address, *tls, timeout=120)
+        res = run_cachewhy("explain", "--list", "--limit", "200", "--builder", bk.address, *tls, timeout=120)
         assert res.returncode == 0, res.stderr.decode()
         assert name in res.stdout.decode()
         # without a client certificate the server refuses: one line, exit 3
-        bare = run_cachewhy("explain", "--list", "--builder", address, *tls[:2], *tls[-2:], timeout=120)
+        bare = run_cachewhy("explain", "--list", "--builder", bk.address, *tls[:2], *tls[-2:], timeout=120)
         err = bare.stderr.decode().strip()
-        assert bare.returncode == 3 and len(err.splitlines()) == 1 and address in err, err
+        assert bare.returncode == 3 and len(err.splitlines()) == 1 and bk.address in err, err
+        assert "the TLS handshake failed" in err
         # a TLS option with no tcp:// address is a usage error
         usage = run_cachewhy("explain", "--list", "--tlscacert", files["ca.pem"], timeout=60)
         assert usage.returncode == 2
         assert usage.stderr.decode().strip() == "cachewhy: --tlscacert goes with --builder tcp://HOST:PORT"
     finally:
-        listener.close()
+        bk.close()
+
+
+def test_a_builder_of_buildx_s_remote_driver(tmp_path):
+    """`docker buildx create --driver remote` over TLS: cachewhy build runs through
+    it, and explain reads its history through `dial-stdio --builder`."""
+    files = _tls_files(tmp_path)
+    bk = _TlsBuildkit(files)
+    config = tmp_path / "docker-config"  # the builder is made in a copy of the docker config
+    source = Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker")
+    if source.is_dir():
+        import shutil  # noqa: PLC0415
+
+        shutil.copytree(source, config, symlinks=True, ignore=shutil.ignore_patterns("buildx"))
+    config.mkdir(exist_ok=True)
+    env = dict(os.environ, DOCKER_CONFIG=str(config))
+    builder = f"cw-remote-{uuid.uuid4().hex[:6]}"
+    opts = (f"cacert={files['ca.pem']},cert={files['client.pem']},key={files['client.key']},"
+            f"servername=buildkitd")
+    try:
+        made = subprocess.run(["docker", "buildx", "create", "--name", builder, "--driver", "remote",
+                               "--driver-opt", opts, bk.address], env=env, capture_output=True, text=True,
+                              timeout=120)
+        assert made.returncode == 0, made.stderr
+        ctx, name = _project(tmp_path)
+        store = tmp_path / "store"
+        args = ["build", "--store", str(store), "--builder", builder, "--network=none",
+                "--build-arg", f"BUILDKIT_BUILD_NAME={name}", str(ctx)]
+        first = run_cachewhy(*args, env=env, timeout=300)
+        assert first.returncode == 0, first.stderr.decode()[-3000:]
+        (ctx / "src" / "b.txt").write_text("bee\n")
+        second = run_cachewhy(*args[:-1], "--report-json", "-", str(ctx), env=env, timeout=300)
+        assert second.returncode == 0, second.stderr.decode()[-3000:]
+        report = json.loads(second.stdout)
+        roots = [m for m in report["misses"] if m["root"]]
+        assert [(m["line"], m["cause"]["kind"], m["cause"]["files"]["modified"]) for m in roots] == \
+            [(3, "context-changed", ["src/b.txt"])]
+        # the same two builds, read back from the remote builder's history
+        res = run_cachewhy("explain", "--builder", builder, "--report-json", "-", env=env, timeout=120)
+        assert res.returncode == 0, res.stderr.decode()
+        explained = json.loads(res.stdout)
+        assert [(m["line"], m["cause"]["kind"]) for m in explained["misses"] if m["root"]] == [(3, "unknown")]
+    finally:
+        subprocess.run(["docker", "buildx", "rm", builder], env=env, capture_output=True, timeout=60)
+        bk.close()
 
 
 def test_explain_since_explains_each_recent_build_oldest_first(tmp_path):
