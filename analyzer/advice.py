@@ -6,6 +6,9 @@ stored report can be advised again. Each advice is
 ``{"rule", "message", "lines", "saved_s"}``: ``saved_s`` is the time this build
 would have saved (the rebuilt steps the change keeps cached), ``None`` when the
 change makes steps faster rather than cached and cachewhy cannot measure by how much.
+Advice tied to no miss (a cached `RUN curl` download that may be stale) is the
+report's own `advice`. `rewrite` turns a rule's advice into the changed
+Dockerfile that `cachewhy advise --verify` (verify.py) builds.
 Never raises: advice is a bonus, the report stands without it.
 """
 
@@ -16,7 +19,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-RULES = ("copy-manifest-first", "dockerignore", "cache-mount", "arg-late", "apt-update-alone", "pin-base-image")
+RULES = ("copy-manifest-first", "dockerignore", "cache-mount", "arg-late", "apt-update-alone", "copy-artefact-only",
+         "pin-base-image", "add-url")
 
 # package manager -> (regex on a RUN's text, manifests it reads, cache mount target)
 MANAGERS: dict[str, tuple[str, tuple[str, ...], str | None]] = {
@@ -127,8 +131,8 @@ class _Ctx:
 
 # --- rules -------------------------------------------------------------------
 
-def _copy_manifest_first(c: _Ctx, root: dict) -> dict | None:
-    """Rule 1: `COPY .` before an install that only needs the manifests."""
+def _cmf_plan(c: _Ctx, root: dict):  # type: ignore[no-untyped-def]
+    """What rule 1 found: (the COPY, the install RUN, its managers, the manifests, every install moved)."""
     cause = root.get("cause") or {}
     ins = c.ins(root.get("line"))
     if cause.get("kind") != "context-changed" or ins is None or ins.keyword not in ("COPY", "ADD") or ins.from_ref:
@@ -155,6 +159,17 @@ def _copy_manifest_first(c: _Ctx, root: dict) -> dict | None:
                 manifests.append(w)
     if any(f in manifests or f.rsplit("/", 1)[-1] in manifests for f in changed):
         return None  # a manifest changed: the install had to run again
+    if any(re.search(rf"(?<![\w./-]){re.escape(f.rsplit('/', 1)[-1])}(?![\w-])", run.text) for f in changed):
+        return None  # the install names a changed file (e.g. a package list): it reads it
+    return ins, run, found, manifests, installs, changed
+
+
+def _copy_manifest_first(c: _Ctx, root: dict) -> dict | None:
+    """Rule 1: `COPY .` before an install that only needs the manifests."""
+    plan = _cmf_plan(c, root)
+    if plan is None:
+        return None
+    ins, run, found, manifests, installs, changed = plan
     if any(n in ("apt", "apk") for n in found) and not manifests:
         message = (f"`{ins.text}` (line {ins.line}) comes before `{_short(run.text)}` (line {run.line}), "
                    f"which reads nothing from it; move the install above the COPY")
@@ -197,8 +212,8 @@ def _what(changed: list[str]) -> str:
     return shown + (f" and {len(tops) - 3} more" if len(tops) > 3 else "")
 
 
-def _dockerignore(c: _Ctx, root: dict) -> dict | None:
-    """Rule 2: changed files that .dockerignore could have kept out."""
+def _dockerignore_plan(c: _Ctx, root: dict):  # type: ignore[no-untyped-def]
+    """What rule 2 found: ({pattern: [changed files it keeps out]}, whether every changed file is ignorable)."""
     cause = root.get("cause") or {}
     ins = c.ins(root.get("line"))
     if cause.get("kind") != "context-changed":
@@ -217,10 +232,18 @@ def _dockerignore(c: _Ctx, root: dict) -> dict | None:
                 patterns.setdefault(pat, []).append(f)
     if not patterns:
         return None
+    return patterns, ignorable == len(changed)
+
+
+def _dockerignore(c: _Ctx, root: dict) -> dict | None:
+    """Rule 2: changed files that .dockerignore could have kept out."""
+    plan = _dockerignore_plan(c, root)
+    if plan is None:
+        return None
+    patterns, every = plan
     files = [f for fs in patterns.values() for f in fs]
     shown = ", ".join(f"`{f}`" for f in files[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
     pats = ", ".join(f"`{p}`" for p in patterns)
-    every = ignorable == len(changed)
     message = (f"{shown} changed and {'are' if len(files) != 1 else 'is'} "
                f"not needed in the image; add {pats} to .dockerignore"
                + ("" if every else " (other changed files still rebuild this step)"))
@@ -228,8 +251,8 @@ def _dockerignore(c: _Ctx, root: dict) -> dict | None:
             "saved_s": round(float(root.get("time_lost_s") or 0.0), 3) if every else None}
 
 
-def _cache_mount(c: _Ctx, root: dict) -> dict | None:
-    """Rule 3: a rebuilt package-manager step without a cache mount."""
+def _cache_mount_plan(c: _Ctx, root: dict):  # type: ignore[no-untyped-def]
+    """What rule 3 found: (the rebuilt miss, its RUN, the package manager, the mount to add)."""
     if (root.get("cause") or {}).get("kind") == "no-previous-build":
         return None  # a first build: a cache mount would have been empty too
     for m in c.cascade(root):
@@ -243,19 +266,28 @@ def _cache_mount(c: _Ctx, root: dict) -> dict | None:
             if target is None:
                 continue
             mount = f"--mount=type=cache,target={target}" + (",sharing=locked" if name in ("apt", "apk") else "")
-            extra = ""
-            if name == "pip" and "--no-cache-dir" in run.text:
-                extra = " and drop `--no-cache-dir`"
-            elif name == "apt":
-                extra = " (and remove /etc/apt/apt.conf.d/docker-clean, which empties it)"
-            message = (f"`{_short(run.text)}` (line {run.line}) was rebuilt ({_fmt(c.own(m))}) downloading "
-                       f"everything again; add `RUN {mount}`{extra} so {name} reuses its downloads")
-            return {"rule": "cache-mount", "message": message, "lines": [run.line], "saved_s": None}
+            return m, run, name, mount
     return None
 
 
-def _arg_late(c: _Ctx, root: dict) -> dict | None:
-    """Rule 4: an ARG declared long before its first use invalidates the steps in between."""
+def _cache_mount(c: _Ctx, root: dict) -> dict | None:
+    """Rule 3: a rebuilt package-manager step without a cache mount."""
+    plan = _cache_mount_plan(c, root)
+    if plan is None:
+        return None
+    m, run, name, mount = plan
+    extra = ""
+    if name == "pip" and "--no-cache-dir" in run.text:
+        extra = " and drop `--no-cache-dir`"
+    elif name == "apt":
+        extra = " (and remove /etc/apt/apt.conf.d/docker-clean, which empties it)"
+    message = (f"`{_short(run.text)}` (line {run.line}) was rebuilt ({_fmt(c.own(m))}) downloading "
+               f"everything again; add `RUN {mount}`{extra} so {name} reuses its downloads")
+    return {"rule": "cache-mount", "message": message, "lines": [run.line], "saved_s": None}
+
+
+def _arg_plan(c: _Ctx, root: dict):  # type: ignore[no-untyped-def]
+    """What rule 4 found: (the ARG's name, its declaration, its first use or None, the root's instruction)."""
     cause = root.get("cause") or {}
     ins = c.ins(root.get("line"))
     if cause.get("kind") != "build-arg-changed" or ins is None or c.df is None:
@@ -276,6 +308,15 @@ def _arg_late(c: _Ctx, root: dict) -> dict | None:
         return None
     first_use = next((i for i in c.df.instructions if i.stage == ins.stage and i.line > ins.line
                       and i.keyword not in ("ARG",) and _refs(i.text, name)), None)
+    return name, decl, first_use, ins
+
+
+def _arg_late(c: _Ctx, root: dict) -> dict | None:
+    """Rule 4: an ARG declared long before its first use invalidates the steps in between."""
+    plan = _arg_plan(c, root)
+    if plan is None:
+        return None
+    name, decl, first_use, ins = plan
     cascade = c.cascade(root)
     if first_use is None:
         saved = sum(c.own(m) for m in cascade if m.get("stage") == root.get("stage"))
@@ -321,28 +362,191 @@ def _pin_base_image(c: _Ctx, root: dict) -> dict | None:
             "saved_s": round(float(root.get("time_lost_s") or 0.0), 3)}
 
 
-def _apt_update_alone(c: _Ctx, root: dict) -> dict | None:
-    """Rule 5: `RUN apt-get update` alone, then a separate `RUN apt-get install` that was rebuilt."""
+APT_INSTALL = r"\bapt(-get)?\s+(-\S+\s+)*install\b"
+APT_UPDATE = r"\bapt(-get)?\s+(-\S+\s+)*update\b"
+
+
+def _apt_plan(c: _Ctx, root: dict):  # type: ignore[no-untyped-def]
+    """What rule 5 found: (the `apt-get update` RUN, the rebuilt install RUN after it)."""
     if c.df is None:
         return None
     for m in c.cascade(root):
         run = c.ins(m.get("line"))
-        if run is None or run.keyword != "RUN" or not re.search(r"\bapt(-get)?\s+(-\S+\s+)*install\b", run.text):
+        if run is None or run.keyword != "RUN" or not re.search(APT_INSTALL, run.text):
             continue
-        if re.search(r"\bapt(-get)?\s+(-\S+\s+)*update\b", run.text):
+        if re.search(APT_UPDATE, run.text):
             continue  # updated in the same step
-        before = [i for i in c.df.instructions if i.stage == run.stage and i.keyword == "RUN" and i.line < run.line]
-        upd = next((i for i in reversed(before) if re.search(r"\bapt(-get)?\s+(-\S+\s+)*update\b", i.text)), None)
-        if upd is None or re.search(r"\binstall\b", upd.text):
-            continue
-        message = (f"`{_short(upd.text)}` (line {upd.line}) stays cached while `{_short(run.text)}` (line {run.line}) "
-                   f"is rebuilt on old package lists (stale versions, 404s); run them in one step: "
-                   f"`RUN apt-get update && apt-get install -y …`")
-        return {"rule": "apt-update-alone", "message": message, "lines": [upd.line, run.line], "saved_s": None}
+        upd = apt_update_before(c.df, run)
+        rebuilt = {x.get("line") for x in c.by_id.values()}
+        if upd is not None and upd.line not in rebuilt:  # an update that ran in this build made fresh lists
+            return upd, run
     return None
 
 
-_RULES = (_copy_manifest_first, _dockerignore, _cache_mount, _arg_late, _apt_update_alone, _pin_base_image)
+def apt_update_before(df, run):  # type: ignore[no-untyped-def]
+    """The separate `RUN apt-get update` (without an install) nearest before `run` in its stage, or None."""
+    before = [i for i in df.instructions if i.stage == run.stage and i.keyword == "RUN" and i.line < run.line]
+    upd = next((i for i in reversed(before) if re.search(APT_UPDATE, i.text)), None)
+    if upd is None or re.search(r"\binstall\b", upd.text):
+        return None
+    return upd
+
+
+def _apt_update_alone(c: _Ctx, root: dict) -> dict | None:
+    """Rule 5: `RUN apt-get update` alone, then a separate `RUN apt-get install` that was rebuilt."""
+    plan = _apt_plan(c, root)
+    if plan is None:
+        return None
+    upd, run = plan
+    message = (f"`{_short(upd.text)}` (line {upd.line}) stays cached while `{_short(run.text)}` (line {run.line}) "
+               f"is rebuilt on old package lists (stale versions, 404s); run them in one step: "
+               f"`RUN apt-get update && apt-get install -y …`")
+    return {"rule": "apt-update-alone", "message": message, "lines": [upd.line, run.line], "saved_s": None}
+
+
+def _norm(path: str, cwd: str | None = None) -> str:
+    """An absolute, normalised path (relative ones against `cwd`, default `/`)."""
+    import posixpath  # noqa: PLC0415
+
+    joined = path if path.startswith("/") else posixpath.join(cwd or "/", path)
+    return posixpath.normpath(joined).replace("//", "/")
+
+
+def _workdir_at(stage, line: int) -> str:  # type: ignore[no-untyped-def]
+    """The WORKDIR in force at `line` of `stage` (`/` when unknown or unset)."""
+    dirs = [d for ln, d in sorted(stage.workdirs.items()) if ln < line]
+    return (dirs[-1] if dirs else None) or "/"
+
+
+_OUTPUT_RX = re.compile(r"(?:\s-o\s*|\s--output[=\s]\s*|[^\d&>]>\s*)([^\s;&|<>()'\"]+)")
+
+
+_INPUT_CHANGES = ("context-changed", "instruction-changed", "build-arg-changed", "env-changed",
+                  "base-image-changed", "remote-changed")
+
+
+def _artefact_plan(c: _Ctx, root: dict):  # type: ignore[no-untyped-def]
+    """What rule 6 found: (the wholesale COPY --from, the stage copied, its source path, the artefact
+    path or None, the RUN that writes it or None, the rebuilt misses of the copying stage from the COPY on)."""
+    # only an input change can leave the artefact the same; a cold or evicted cache rebuilds it all anyway
+    if c.df is None or (root.get("cause") or {}).get("kind") not in _INPUT_CHANGES:
+        return None
+    cascade = c.cascade(root)
+    for m in cascade:
+        copy = c.ins(m.get("line"))
+        if copy is None or copy.keyword != "COPY" or not copy.from_ref or m is root:
+            continue
+        src_stage = c.df.resolve_ref(copy.from_ref)
+        if src_stage is None or src_stage.index == copy.stage or len(copy.sources) != 1:
+            continue
+        source = _norm(copy.sources[0])
+        end = src_stage.instructions[-1].end_line + 1
+        trees = {"/", _workdir_at(src_stage, end)}
+        for i in src_stage.instructions:  # where the stage put a whole context folder
+            if i.keyword in ("COPY", "ADD") and not i.from_ref and i.destination and \
+                    any(_norm(s) == "/" for s in i.sources):
+                trees.add(_norm(i.destination, _workdir_at(src_stage, i.line)))
+        if source not in trees:
+            continue
+        artefact, writer = None, None
+        for run in reversed([i for i in src_stage.instructions if i.keyword == "RUN"]):
+            for out in _OUTPUT_RX.findall(" " + run.text):
+                path = _norm(out, _workdir_at(src_stage, run.line))
+                if out.startswith("/dev/") or "$" in out or path == source:
+                    continue
+                if source == "/" or path.startswith(source.rstrip("/") + "/"):
+                    artefact, writer = path, run
+                    break
+            if artefact:
+                break
+        copying = [x for x in cascade if x.get("stage") == m.get("stage") and (x.get("line") or 0) >= copy.line]
+        return copy, src_stage, source, artefact, writer, copying
+    return None
+
+
+def _copy_artefact_only(c: _Ctx, root: dict) -> dict | None:
+    """Rule 6: a stage's whole output copied where one artefact would do."""
+    plan = _artefact_plan(c, root)
+    if plan is None:
+        return None
+    copy, src_stage, source, artefact, writer, copying = plan
+    what = "its whole filesystem" if source == "/" else f"all of `{source}`"
+    lines = [x.get("line") for x in copying if x.get("line")]
+    span = f"line {lines[0]}" if len(lines) == 1 else f"lines {min(lines)}-{max(lines)}"
+    took = sum(c.own(x) for x in copying)
+    if artefact:
+        fix = f"copy only the artefact: `{_artefact_copy(copy, source, artefact)}`"
+    else:
+        fix = f"copy only the artefacts the image needs (`COPY --from={copy.from_ref} {source.rstrip('/')}/<artefact> …`)"
+    message = (f"`{copy.text}` (line {copy.line}) copies {what} from stage `{src_stage.alias or src_stage.name}`, "
+               f"so any change there rebuilt {span} ({_fmt(took)}) even when the built artefact stayed the same; "
+               f"{fix}")
+    return {"rule": "copy-artefact-only", "message": message,
+            "lines": sorted({copy.line, *([writer.line] if writer is not None else [])}), "saved_s": None}
+
+
+def _artefact_copy(copy, source: str, artefact: str) -> str:  # type: ignore[no-untyped-def]
+    """The COPY line that brings only `artefact` to where the wholesale copy put it."""
+    rel = artefact[len(source.rstrip("/")) + 1:] if source != "/" else artefact.lstrip("/")
+    dest = copy.destination or "."
+    target = dest.rstrip("/") + "/" + rel if dest not in (".", "./") else rel
+    flags = " ".join(f"{k}={v}" if v else k for k, vs in copy.flags.items() for v in vs)
+    return f"COPY {flags} {artefact} {target}"
+
+
+_RULES = (_copy_manifest_first, _dockerignore, _cache_mount, _arg_late, _apt_update_alone, _copy_artefact_only,
+          _pin_base_image)
+
+
+# --- advice not tied to a miss: a cached download may be stale -----------------
+
+_FETCH_RX = re.compile(r"\b(curl|wget)\b")
+_URL_RX = re.compile(r"\b(?:https?|ftp)://[^\s'\"|;&()<>]+")
+_SHA256_RX = re.compile(r"\b[0-9a-fA-F]{64}\b")
+_SAVE_AS_RX = re.compile(r"\s(?:-[A-Za-z]*[oO]|--output|--output-document)(?:=|\s+)([^\s;&|]+)")
+
+
+def _add_url_advice(ins) -> dict | None:  # type: ignore[no-untyped-def]
+    """Rule add-url for one RUN: it downloads a URL with curl/wget."""
+    if ins is None or ins.keyword != "RUN" or not _FETCH_RX.search(ins.text):
+        return None
+    urls = _URL_RX.findall(ins.text)
+    if not urls:
+        return None
+    url = urls[0]
+    dest = next((d for d in _SAVE_AS_RX.findall(" " + ins.text) if d not in ("-", url)), None)
+    if dest is None:  # piped into a shell or tar, or saved under its remote name
+        dest = "./" + (url.rstrip("/").rsplit("/", 1)[-1].split("?")[0] or "download")
+    sha = _SHA256_RX.search(ins.text)
+    add = f"ADD {f'--checksum=sha256:{sha.group(0).lower()} ' if sha else ''}{url} {dest}"
+    more = f" (and {len(urls) - 1} more URL{'s' if len(urls) > 2 else ''})" if len(urls) > 1 else ""
+    pin = "" if sha else " (with `--checksum=sha256:…` once the URL is pinned to a version)"
+    message = (f"`{_short(ins.text, 60)}` (line {ins.line}) came from the cache: BuildKit does not fetch "
+               f"{url}{more} again, so the image keeps the file of the build that first ran the step, even if "
+               f"the remote file changed since; use `{add}`, which BuildKit re-checks on every build{pin}")
+    return {"rule": "add-url", "message": message, "lines": [ins.line], "saved_s": None}
+
+
+def stale_downloads(report: dict, dockerfile_text: str | None) -> list[dict]:
+    """Advice for the RUN curl/wget steps this build took from the cache (their file may be stale).
+
+    A step that ran in this build fetched the URL just now: nothing to say about it.
+    """
+    if not dockerfile_text:
+        return []
+    from analyzer import dockerfile as dfmod  # noqa: PLC0415
+
+    df = dfmod.parse(dockerfile_text)
+    out, seen = [], set()
+    for step in report.get("steps") or []:
+        line = step.get("line")
+        if step.get("status") != "cached" or not line or line in seen:
+            continue
+        seen.add(line)
+        found = _add_url_advice(df.instruction_at(line))
+        if found is not None:
+            out.append(found)
+    return sorted(out, key=lambda a: a["lines"][0])
 
 
 def advise(report: dict, dockerfile_text: str | None, context: str | None = None) -> dict[str, list[dict]]:
@@ -359,15 +563,150 @@ def advise(report: dict, dockerfile_text: str | None, context: str | None = None
 
 
 def attach(report: dict, dockerfile_text: str | None, context: str | None = None) -> dict:
-    """Adds `advice` to the report's root misses that have some (in place); returns the report."""
+    """Adds `advice` to the report's root misses that have some, and the advice tied to no miss
+    (cached downloads) as the report's own `advice` (in place); returns the report."""
     try:
         found = advise(report, dockerfile_text, context)
+        stale = stale_downloads(report, dockerfile_text)
     except Exception:  # noqa: BLE001 - advice must never cost the report
         return report
     for m in report.get("misses") or []:
         if m["id"] in found:
             m["advice"] = found[m["id"]]
+    if stale:
+        report["advice"] = stale
     return report
+
+
+# --- the advised change made concrete (for `cachewhy advise --verify`) -----------
+
+def _flags_text(*instructions) -> str:  # type: ignore[no-untyped-def]
+    """The flags of instructions as Dockerfile text, each once, with a trailing space when any."""
+    seen: list[str] = []
+    for ins in instructions:
+        for k, vs in ins.flags.items():
+            for v in vs:
+                word = f"{k}={v}" if v else k
+                if word not in seen:
+                    seen.append(word)
+    return "".join(w + " " for w in seen)
+
+
+def _edit(text: str, ops: list[tuple[int, int, list[str]]]) -> str:
+    """Replace lines start..end (1-based, inclusive; end = start - 1 inserts before start) bottom up."""
+    lines = text.splitlines()
+    for start, end, new in sorted(ops, key=lambda o: (o[0], o[1]), reverse=True):
+        lines[start - 1:end] = new
+    return "\n".join(lines) + "\n"
+
+
+def _rewrite_copy_manifest_first(c: _Ctx, root: dict) -> list | None:
+    plan = _cmf_plan(c, root)
+    if plan is None:
+        return None
+    ins, run, found, manifests, _installs, _changed_files = plan
+    moved = run.original.splitlines()
+    ops: list[tuple[int, int, list[str]]] = [(run.line, run.end_line, [])]
+    missing = [w for w in manifests if not _copied_before(c, ins, w)]
+    if any(n in ("apt", "apk") for n in found) and not manifests or not missing:
+        return [*ops, (ins.line, ins.line - 1, moved)]  # nothing to copy first: move the install up
+    # the manifests go where `COPY .` would have put them (its destination, or the WORKDIR)
+    whole = [s.rstrip("/") or "/" for s in ins.sources] in (["."], ["/"])
+    base = (ins.destination or ".") if whole else "."
+    base = "/" if base.rstrip("/") == "" else base.rstrip("/")
+    into = base if base == "/" else base + "/"
+    flags = _flags_text(ins)
+    top = [w for w in missing if "/" not in w]
+    copies = [f"COPY {flags}{' '.join(top)} {into}"] if top else []
+    copies += [f"COPY {flags}{w} {into}{w}" for w in missing if "/" in w]
+    return [*ops, (ins.line, ins.line - 1, [*copies, *moved])]
+
+
+def _rewrite_apt_update_alone(c: _Ctx, root: dict) -> list | None:
+    plan = _apt_plan(c, root)
+    if plan is None:
+        return None
+    upd, run = plan
+    if upd.json_form or run.json_form or upd.heredocs or run.heredocs:
+        return None
+    merged = f"RUN {_flags_text(upd, run)}{upd.rest.strip()} && {run.rest.strip()}"
+    return [(upd.line, upd.end_line, []), (run.line, run.end_line, [merged])]
+
+
+def _rewrite_arg_late(c: _Ctx, root: dict) -> list | None:
+    plan = _arg_plan(c, root)
+    if plan is None:
+        return None
+    name, decl, first_use, _ins = plan
+    words = decl.rest.split()
+    if len(words) != len(decl.assignments):
+        return None  # a quoted default with spaces: not rewritten by hand here
+    mine = [w for w, (k, _) in zip(words, decl.assignments) if k == name]
+    others = [w for w, (k, _) in zip(words, decl.assignments) if k != name]
+    ops: list[tuple[int, int, list[str]]] = [(decl.line, decl.end_line, [f"ARG {' '.join(others)}"] if others else [])]
+    if first_use is not None:
+        ops.append((first_use.line, first_use.line - 1, [f"ARG {mine[-1]}"]))
+    return ops
+
+
+def _rewrite_cache_mount(c: _Ctx, root: dict) -> list | None:
+    plan = _cache_mount_plan(c, root)
+    if plan is None:
+        return None
+    _m, run, name, mount = plan
+    if name == "apt":  # docker-clean empties the cache after each install: drop it first
+        if run.json_form or run.heredocs:
+            return None
+        return [(run.line, run.end_line,
+                 [f"RUN {mount} {_flags_text(run)}rm -f /etc/apt/apt.conf.d/docker-clean; {run.rest.strip()}"])]
+    new = re.sub(r"^(\s*)RUN\b", lambda mt: f"{mt.group(1)}RUN {mount}", run.original, count=1, flags=re.I)
+    if name == "pip":
+        new = re.sub(r"[ \t]+--no-cache-dir\b", "", new)
+    return [(run.line, run.end_line, new.splitlines())]
+
+
+def _rewrite_copy_artefact_only(c: _Ctx, root: dict) -> list | None:
+    plan = _artefact_plan(c, root)
+    if plan is None or plan[3] is None:
+        return None  # no artefact named by the stage's RUNs: which one to copy is the user's call
+    copy, _stage, source, artefact, _writer, _copying = plan
+    return [(copy.line, copy.end_line, [_artefact_copy(copy, source, artefact)])]
+
+
+_REWRITES = {
+    "copy-manifest-first": _rewrite_copy_manifest_first,
+    "apt-update-alone": _rewrite_apt_update_alone,
+    "arg-late": _rewrite_arg_late,
+    "cache-mount": _rewrite_cache_mount,
+    "copy-artefact-only": _rewrite_copy_artefact_only,
+}
+
+#: rules whose change can be applied by cachewhy, and so verified by a rebuild
+REWRITABLE = (*_REWRITES, "dockerignore")
+
+
+def rewrite(report: dict, miss_id: str, rule: str, dockerfile_text: str | None,
+            context: str | None = None) -> dict | None:
+    """The advice of `rule` for root miss `miss_id` as a concrete change:
+    ``{"dockerfile": the rewritten text, "dockerignore": [patterns to add]}``, or None when
+    the rule does not apply there or its change is not mechanical (pin-base-image, add-url)."""
+    if not dockerfile_text:
+        return None
+    try:
+        c = _Ctx(report, dockerfile_text, context)
+        root = c.by_id.get(miss_id)
+        if root is None or c.df is None:
+            return None
+        if rule == "dockerignore":
+            plan = _dockerignore_plan(c, root)
+            return {"dockerfile": dockerfile_text, "dockerignore": list(plan[0])} if plan else None
+        make = _REWRITES.get(rule)
+        ops = make(c, root) if make is not None else None
+    except Exception:  # noqa: BLE001 - an odd Dockerfile: no rewrite rather than a crash
+        return None
+    if not ops:
+        return None
+    return {"dockerfile": _edit(dockerfile_text, ops), "dockerignore": []}
 
 
 # --- over the store's history -------------------------------------------------
@@ -376,7 +715,9 @@ def recurring(records: list[dict]) -> list[dict[str, Any]]:
     """Root misses grouped by (project, Dockerfile line, kind), most time lost first.
 
     Each group: context, dockerfile, line, instruction, kind, count, builds,
-    time_lost_s, saved_s (summed over builds where known), advice (the newest).
+    time_lost_s, saved_s (summed over builds where known), advice (the newest),
+    latest ({"build", "miss"}: where `--verify` replays it). Cached downloads
+    (advice tied to no miss) are groups of kind "cached", after the misses.
     """
     groups: dict[tuple, dict[str, Any]] = {}
     for rec in sorted(records, key=lambda r: r.get("created") or 0):
@@ -403,8 +744,24 @@ def recurring(records: list[dict]) -> list[dict[str, Any]]:
             g["builds"].append(rec.get("id"))
             g["time_lost_s"] = round(g["time_lost_s"] + float(m.get("time_lost_s") or 0.0), 3)
             g["instruction"] = m.get("instruction") or ""
+            g["latest"] = {"build": rec.get("id"), "miss": m["id"]}
             adv = m.get("advice") or advice.get(m["id"]) or []
             if adv:
                 g["advice"] = adv
                 g["saved_s"] = round(g["saved_s"] + sum(a.get("saved_s") or 0.0 for a in adv[:1]), 3)
-    return sorted(groups.values(), key=lambda g: (-g["time_lost_s"], -g["count"]))
+        stale = report.get("advice")
+        if stale is None and rec.get("dockerfile_text"):  # none, or a report older than this rule
+            stale = stale_downloads(report, rec.get("dockerfile_text"))
+        for a in stale or []:
+            line = (a.get("lines") or [None])[0]
+            key = (context, dockerfile, project.get("target"), line, "cached")
+            g = groups.setdefault(key, {"context": context, "dockerfile": dockerfile, "target": project.get("target"),
+                                        "line": line, "kind": "cached", "count": 0, "builds": [],
+                                        "time_lost_s": 0.0, "saved_s": 0.0, "advice": []})
+            g["count"] += 1
+            g["builds"].append(rec.get("id"))
+            step = next((s for s in report.get("steps") or [] if s.get("line") == line), {})
+            g["instruction"] = step.get("instruction") or ""
+            g["advice"] = [a]
+            g["latest"] = {"build": rec.get("id"), "miss": None}
+    return sorted(groups.values(), key=lambda g: (g["kind"] == "cached", -g["time_lost_s"], -g["count"]))

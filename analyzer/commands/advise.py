@@ -11,29 +11,47 @@ from analyzer.options import take_options, wants_help
 
 SUMMARY = """\
 advise [--store DIR] [--limit N|all] [--project CONTEXT] [--top N] [--json]
-      recurring cache misses over the stored builds: how often, time lost, the fix"""
+       [--verify [--rule RULE,…] [--keep DIR] [-- BUILDX ARGS]]
+      recurring cache misses over the stored builds: how often, time lost, the fix;
+      --verify builds the original and the advised Dockerfile side by side"""
 
 USAGE = """\
 usage: cachewhy advise [--store DIR] [--limit N|all] [--project CONTEXT] [--top N] [--json]
+       cachewhy advise --verify [same options] [--rule RULE,…] [--keep DIR] [-- BUILDX ARGS]
 
 Reads the newest N build records of the store and groups their root misses
 by project, Dockerfile line and cause kind: how many builds missed there, the
 time those misses cost in total, and the advice for that line (the rules are
-in docs/advice/) with the time it would have saved over those builds.
+in docs/advice/) with the time it would have saved over those builds. Cached
+`RUN curl`/`wget` downloads (stale while the remote file changes) come last.
+
+With --verify, for each group's advice that cachewhy can apply itself
+(copy-manifest-first, dockerignore, cache-mount, arg-late, apt-update-alone,
+copy-artefact-only): copies the context twice into a temporary folder, one with
+the original and one with the advised Dockerfile, builds each cold
+(--no-cache: nothing is pruned), replays the edit behind the newest miss (a
+unique content change of the same files, or two values of the same build
+arg), builds again, and shows the steps rebuilt and the times side by side.
+Advice is shown as verified only when the advised Dockerfile builds and the
+engine rebuilt fewer steps (cache-mount: took clearly less time;
+apt-update-alone: the install no longer ran on a cached update).
 
 options:
   --store DIR        where build records are kept  [CACHEWHY_STORE]
   --limit N|all      read the newest N records (default 50), or all of them
   --project CONTEXT  only the builds of this context directory
-  --top N            show the N groups that lost most time (default 10)
-  --json             the groups as JSON
+  --top N            show the N groups that lost most time (default 10; 3 with --verify)
+  --json             the groups (or the verification results) as JSON
+  --verify           build the original and the advised Dockerfile (4 builds per advice)
+  --rule RULE,…      with --verify: only these rules
+  --keep DIR         with --verify: keep the copies and the rawjson logs of the builds in DIR
+  -- BUILDX ARGS     with --verify: passed to every build (e.g. --build-arg, --network, --builder);
+                     the original build's arg values are not stored, so builds use the defaults
   -h, --help         this help
-
-`--verify` (building the original and the advised Dockerfile side by side) is
-not implemented yet.
 """
 
-_OPTIONS = {"--store": "store", "--limit": "limit", "--project": "project", "--top": "top"}
+_OPTIONS = {"--store": "store", "--limit": "limit", "--project": "project", "--top": "top", "--rule": "rule",
+            "--keep": "keep"}
 _SWITCHES = {"--json": "json", "--verify": "verify"}
 
 
@@ -71,8 +89,11 @@ def render(groups: list[dict], builds: int) -> str:
         if len(instr) > 60:
             instr = instr[:59] + "\u2026"
         out.append(f"{g.get('context') or '-'}  {where}  {instr}")
-        out.append(f"    {g['kind']}: {g['count']} build{'s' if g['count'] != 1 else ''}, "
-                   f"{_fmt(g['time_lost_s'])} lost in total")
+        builds = f"{g['count']} build{'s' if g['count'] != 1 else ''}"
+        if g["kind"] == "cached":  # advice tied to no miss: a download taken from the cache
+            out.append(f"    cached in {builds}: the URL was not fetched again, the file may be stale")
+        else:
+            out.append(f"    {g['kind']}: {builds}, {_fmt(g['time_lost_s'])} lost in total")
         for a in g.get("advice")[:1] if g.get("advice") else []:
             saved = f" (would have saved {_fmt(g['saved_s'])} over these builds)" if g.get("saved_s") else ""
             out.append(f"    fix [{a['rule']}]: {' '.join(a['message'].replace('`', '').split())}{saved}")
@@ -84,13 +105,26 @@ def run(argv: list[str], debug: bool) -> int:
     if wants_help(argv):
         sys.stdout.write(USAGE)
         return 0
+    buildx_args: list[str] = []
+    if "--" in argv:  # buildx arguments for the --verify builds
+        cut = argv.index("--")
+        argv, buildx_args = argv[:cut], argv[cut + 1:]
     found, rest = take_options(argv, _OPTIONS, _SWITCHES)
     if rest:
         raise UsageError(f"advise takes no arguments: {' '.join(rest)}")
-    if found.get("verify"):
-        raise UsageError("advise --verify is not implemented yet")
+    verifying = bool(found.get("verify"))
+    if not verifying and (buildx_args or found.get("rule") or found.get("keep")):
+        raise UsageError("--rule, --keep and buildx arguments go with --verify")
     limit = _count(found.get("limit"), "--limit", 50)
-    top = _count(found.get("top"), "--top", 10)
+    top = _count(found.get("top"), "--top", 3 if verifying else 10)
+    rules = None
+    if found.get("rule"):
+        from analyzer.advice import RULES  # noqa: PLC0415
+
+        rules = {r.strip() for r in str(found["rule"]).split(",") if r.strip()}
+        unknown = sorted(rules - set(RULES))
+        if unknown:
+            raise UsageError(f"--rule: no such rule {', '.join(unknown)} (rules: {', '.join(RULES)})")
 
     from analyzer.advice import recurring  # noqa: PLC0415
     from analyzer.store import StoreError, open_store  # noqa: PLC0415
@@ -109,11 +143,39 @@ def run(argv: list[str], debug: bool) -> int:
             records.append(store.load(e["id"]))
         except StoreError as exc:
             problems.append(str(exc))
-    groups = recurring(records)[:top]
+    groups = recurring(records)
+    if rules:
+        groups = [g for g in groups if any(a["rule"] in rules for a in g.get("advice") or [])]
+    groups = groups[:top]
+    if verifying:
+        return _verify(groups, records, buildx_args, rules, found.get("keep"), bool(found.get("json")), problems)
     if found.get("json"):
         sys.stdout.write(json.dumps(groups, indent=2, sort_keys=True) + "\n")
     else:
         sys.stdout.write(render(groups, len(records)))
     for p in problems:
         sys.stderr.write(f"cachewhy: note: {p}\n")
+    return 0
+
+
+def _verify(groups: list[dict], records: list[dict], buildx_args: list[str], rules: set[str] | None,
+            keep: object, as_json: bool, problems: list[str]) -> int:
+    from pathlib import Path  # noqa: PLC0415
+
+    from analyzer.verify import render as render_verified  # noqa: PLC0415
+    from analyzer.verify import verify  # noqa: PLC0415
+
+    keep_dir = None
+    if keep is not None:
+        keep_dir = Path(str(keep))
+        if keep_dir.exists() and (not keep_dir.is_dir() or any(keep_dir.iterdir())):
+            raise UsageError(f"--keep {keep}: give a new or empty folder")
+        keep_dir.mkdir(parents=True, exist_ok=True)
+    for p in problems:
+        sys.stderr.write(f"cachewhy: note: {p}\n")
+    results = verify(groups, {r.get("id"): r for r in records}, buildx_args, rules=rules, keep=keep_dir)
+    if as_json:
+        sys.stdout.write(json.dumps([r.as_dict() for r in results], indent=2, sort_keys=True) + "\n")
+    else:
+        sys.stdout.write(render_verified(results))
     return 0

@@ -251,6 +251,11 @@ def render(report: dict) -> str:
                        f"{esc.md(_fmt_time(r.time_lost_s))} |")
         out.append("")
         out += _advice_lines(roots)  # issue 6
+    for a in report.get("advice") or []:  # issue 6: advice tied to no miss (a cached download)
+        parts = esc.one_line(a.get("message") or "").split("`")
+        text = "".join(esc.md_code(p) if i % 2 else esc.md(p) for i, p in enumerate(parts))
+        rule = esc.md(str(a.get("rule") or ""))
+        out += [f"- **fix** {text} ([{rule}]({ADVICE_DOCS.format(rule=rule)}))", ""]
     for note in report.get("notes") or []:
         out.append(f"> note: {esc.md(note)}")
     if report.get("notes"):

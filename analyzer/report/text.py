@@ -138,7 +138,7 @@ def root_causes(report: dict, width: int = 100, colour: bool = False) -> str:
     if not misses:
         prev = report.get("previous")
         head = "Why: nothing was rebuilt" + (f" (compared with build {prev['ref']})" if prev else "")
-        return "\n".join([head, *(f"  note: {n}" for n in report.get("notes") or [])])
+        return "\n".join([head, *(f"  note: {n}" for n in report.get("notes") or []), *_unmissed_advice(report, width)])
     by_id = {m["id"]: m for m in misses}
     name = (report.get("build") or {}).get("dockerfile") or "Dockerfile"
     name = name.rsplit("/", 1)[-1]
@@ -177,7 +177,15 @@ def root_causes(report: dict, width: int = 100, colour: bool = False) -> str:
             out.extend(fix_lines(advice, width))
     for note in report.get("notes") or []:
         out.append(f"  note: {note}")
+    out.extend(_unmissed_advice(report, width))
     return "\n".join(out)
+
+
+def _unmissed_advice(report: dict, width: int) -> list[str]:
+    """Advice tied to no miss (issue 6: a cached download that may be stale), under the roots."""
+    return [line for a in report.get("advice") or [] for line in textwrap.wrap(
+        "fix: " + _one_line(a.get("message") or "").replace("`", ""), width=max(40, width),
+        initial_indent="  ", subsequent_indent=" " * 7)]
 
 
 def fix_lines(advice: dict, width: int = 100) -> list[str]:

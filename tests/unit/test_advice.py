@@ -348,3 +348,293 @@ def test_copy_manifest_first_names_the_requirement_file_pip_reads():
     rep = report([miss("r", 2, "COPY . .", followers=["i"], files=["app.py"]),
                   miss("i", 3, "RUN pip install -r requirements/prod.txt", root=False)], {"i": 5.0})
     assert "copy `requirements/prod.txt` first" in advise(rep, dockerfile)["r"][0]["message"]
+
+
+# --- rule copy-artefact-only ------------------------------------------------------------
+
+WHOLE = df("""
+    FROM golang AS builder
+    WORKDIR /src
+    COPY . .
+    RUN go build -o bin/app ./cmd/app
+    FROM alpine
+    COPY --from=builder /src /app
+    RUN /app/bin/app --selftest
+""")
+
+
+def artefact_report(kind="context-changed"):
+    return report([miss("r", 3, "COPY . .", kind=kind, followers=["b", "c", "t"], files=["README.md"],
+                        stage="builder"),
+                   miss("b", 4, "RUN go build -o bin/app ./cmd/app", root=False, stage="builder"),
+                   miss("c", 6, "COPY --from=builder /src /app", root=False, stage="stage-1"),
+                   miss("t", 7, "RUN /app/bin/app --selftest", root=False, stage="stage-1")],
+                  {"r": 0.1, "b": 20.0, "c": 0.5, "t": 4.0})
+
+
+def test_copy_artefact_only_names_the_artefact():
+    a = next(x for x in advise(artefact_report(), WHOLE)["r"] if x["rule"] == "copy-artefact-only")
+    assert a["lines"] == [4, 6] and a["saved_s"] is None
+    assert "copies all of `/src` from stage `builder`" in a["message"] and "rebuilt lines 6-7 (4.5s)" in a["message"]
+    assert "`COPY --from=builder /src/bin/app /app/bin/app`" in a["message"]
+
+
+@pytest.mark.parametrize("copy, wholesale", [
+    ("COPY --from=builder / /rootfs", True), ("COPY --from=builder /src/ /app", True),
+    ("COPY --from=0 /src /app", True), ("COPY --from=builder /src/bin/app /app/bin/app", False),
+])
+def test_copy_artefact_only_fires_on_wholesale_copies_only(copy, wholesale):
+    dockerfile = WHOLE.replace("COPY --from=builder /src /app", copy)
+    rep = artefact_report()
+    rep["misses"][2]["instruction"] = copy
+    assert ("copy-artefact-only" in rules(advise(rep, dockerfile))) is wholesale
+
+
+def test_copy_artefact_only_without_a_named_artefact_and_not_on_a_cold_build():
+    dockerfile = WHOLE.replace("RUN go build -o bin/app ./cmd/app", "RUN make")
+    a = next(x for x in advise(artefact_report(), dockerfile)["r"] if x["rule"] == "copy-artefact-only")
+    assert "(`COPY --from=builder /src/<artefact> …`)" in a["message"] and a["lines"] == [6]
+    assert "copy-artefact-only" not in rules(advise(artefact_report("no-previous-build"), WHOLE))
+    assert "copy-artefact-only" not in rules(advise(artefact_report("cache-evicted"), WHOLE))
+
+
+# --- rule add-url: advice tied to no miss ------------------------------------------------------
+
+def steps_report(statuses: dict[int, str]) -> dict:
+    rep = report([], {})
+    rep["steps"] = [{"id": f"s{ln}", "line": ln, "instruction": "", "stage": "stage-0", "status": st,
+                     "duration_s": 0.1, "inputs": []} for ln, st in statuses.items()]
+    return rep
+
+
+SHA = "ab" * 32
+
+
+@pytest.mark.parametrize("run, add", [
+    ("RUN curl -fsSLo /opt/tool.tgz https://example.com/tool.tgz", "ADD https://example.com/tool.tgz /opt/tool.tgz"),
+    ("RUN wget -q https://example.com/a/tool-1.2.tar.gz && tar xzf tool-1.2.tar.gz",
+     "ADD https://example.com/a/tool-1.2.tar.gz ./tool-1.2.tar.gz"),
+    ("RUN curl -fsSL https://get.example.com/install.sh | sh", "ADD https://get.example.com/install.sh ./install.sh"),
+    (f"RUN curl -o /t.tgz https://example.com/t-1.0.tgz && echo '{SHA}  /t.tgz' | sha256sum -c",
+     f"ADD --checksum=sha256:{SHA} https://example.com/t-1.0.tgz /t.tgz"),
+])
+def test_add_url_for_a_cached_download(run, add):
+    found = advise_stale(f"FROM x\n{run}\n", {2: "cached"})
+    assert [a["rule"] for a in found] == ["add-url"] and found[0]["lines"] == [2]
+    assert f"`{add}`" in found[0]["message"] and "(line 2) came from the cache" in found[0]["message"]
+    assert ("--checksum=sha256:…" in found[0]["message"]) is (SHA not in run)
+
+
+def advise_stale(dockerfile, statuses):
+    from analyzer.advice import stale_downloads  # noqa: PLC0415
+
+    return stale_downloads(steps_report(statuses), dockerfile)
+
+
+@pytest.mark.parametrize("dockerfile, statuses", [
+    ("FROM x\nRUN curl -fsSLo /t https://example.com/t\n", {2: "rebuilt"}),  # fetched in this very build
+    ("FROM x\nADD https://example.com/t /t\n", {2: "cached"}),
+    ("FROM x\nRUN echo 'see https://example.com' > /url\n", {2: "cached"}),
+    ("FROM x\nRUN curl --version\n", {2: "cached"}),
+])
+def test_add_url_silent(dockerfile, statuses):
+    assert advise_stale(dockerfile, statuses) == []
+
+
+def test_add_url_in_the_report_and_the_terminal():
+    dockerfile = "FROM x\nRUN curl -fsSLo /t https://example.com/t\n"
+    rep = attach(steps_report({2: "cached"}), dockerfile)
+    assert [a["rule"] for a in rep["advice"]] == ["add-url"]
+    why = text.root_causes(rep, width=100).splitlines()
+    assert why[0].startswith("Why: nothing was rebuilt") and why[1].startswith("  fix: RUN curl -fsSLo /t")
+    assert "[add-url](https://github.com/cachewhy/cachewhy/blob/main/docs/advice/add-url.md)" in markdown.render(rep)
+    assert "advice" not in attach(steps_report({2: "rebuilt"}), dockerfile)
+
+
+# --- the advised change made concrete (rewrite) ---------------------------------------------------
+
+def rewritten(rep, dockerfile, rule, context=None, mid="r"):
+    from analyzer.advice import rewrite  # noqa: PLC0415
+
+    out = rewrite(rep, mid, rule, dockerfile, str(context) if context else None)
+    return out and out["dockerfile"]
+
+
+def test_rewrite_copy_manifest_first(tmp_path):
+    assert rewritten(pip_report(tmp_path), PIP_BAD, "copy-manifest-first", tmp_path) == df("""
+        FROM python:3.12-slim
+        WORKDIR /app
+        COPY requirements.txt /app/
+        RUN --mount=type=cache,target=/root/.cache/pip pip install -r requirements.txt
+        COPY . /app
+        RUN python -m compileall src
+    """)
+
+
+def test_rewrite_copy_manifest_first_nested_manifest_flags_and_relative_destination():
+    dockerfile = df("""
+        FROM python
+        WORKDIR /srv
+        COPY --chown=app:app . .
+        RUN pip install \\
+            -r requirements/prod.txt
+        CMD ["python"]
+    """)
+    rep = report([miss("r", 3, "COPY --chown=app:app . .", followers=["i"], files=["app.py"]),
+                  miss("i", 4, "RUN pip install -r requirements/prod.txt", root=False)], {"i": 5.0})
+    assert rewritten(rep, dockerfile, "copy-manifest-first").splitlines()[2:6] == [
+        "COPY --chown=app:app requirements/prod.txt ./requirements/prod.txt",
+        "RUN pip install \\", "    -r requirements/prod.txt", "COPY --chown=app:app . ."]
+
+
+def test_rewrite_copy_manifest_first_moves_an_apt_install_up():
+    dockerfile = "FROM debian\nCOPY . /src\nRUN apt-get update && apt-get install -y gcc\nRUN make\n"
+    rep = report([miss("r", 2, "COPY . /src", followers=["i"], files=["main.c"]),
+                  miss("i", 3, "RUN apt-get update && apt-get install -y gcc", root=False)], {"i": 20.0})
+    assert rewritten(rep, dockerfile, "copy-manifest-first") == (
+        "FROM debian\nRUN apt-get update && apt-get install -y gcc\nCOPY . /src\nRUN make\n")
+
+
+def test_rewrite_apt_update_alone():
+    dockerfile = ("FROM debian\nRUN --mount=type=cache,target=/var/lib/apt/lists apt-get update\n"
+                  "COPY pkgs .\nRUN apt-get install -y \\\n    gcc\n")
+    rep = report([miss("r", 3, "COPY pkgs .", followers=["i"], files=["pkgs"]),
+                  miss("i", 4, "RUN apt-get install -y gcc", root=False)], {"i": 20.0})
+    assert rewritten(rep, dockerfile, "apt-update-alone") == (
+        "FROM debian\nCOPY pkgs .\n"
+        "RUN --mount=type=cache,target=/var/lib/apt/lists apt-get update && apt-get install -y     gcc\n")
+
+
+def test_rewrite_arg_late():
+    assert rewritten(arg_report(), ARG_BAD, "arg-late") == df("""
+        FROM alpine
+        RUN apk add --no-cache --virtual x make
+        RUN sleep 5
+        ARG VERSION
+        RUN echo $VERSION > /version
+    """)
+    # one of several names, with a default; never used again: removed
+    dockerfile = "FROM alpine\nARG OTHER=1 VERSION=2.0\nRUN make\n"
+    rep = report([miss("r", 3, "RUN make", kind="build-arg-changed", detail="VERSION changed (value redacted)")],
+                 {"r": 1.0})
+    assert rewritten(rep, dockerfile, "arg-late") == "FROM alpine\nARG OTHER=1\nRUN make\n"
+
+
+def test_rewrite_cache_mount():
+    dockerfile = "FROM python\nCOPY requirements.txt .\nRUN pip install --no-cache-dir -r requirements.txt\n"
+    rep = report([miss("r", 2, "COPY requirements.txt .", followers=["i"], files=["requirements.txt"]),
+                  miss("i", 3, "RUN pip install --no-cache-dir -r requirements.txt", root=False)], {"i": 12.0})
+    assert rewritten(rep, dockerfile, "cache-mount").splitlines()[2] == (
+        "RUN --mount=type=cache,target=/root/.cache/pip pip install -r requirements.txt")
+    dockerfile = "FROM debian\nCOPY pkgs .\nRUN apt-get update && apt-get install -y gcc\n"
+    rep = report([miss("r", 2, "COPY pkgs .", followers=["i"], files=["pkgs"]),
+                  miss("i", 3, "RUN apt-get update && apt-get install -y gcc", root=False)], {"i": 12.0})
+    assert rewritten(rep, dockerfile, "cache-mount").splitlines()[2] == (
+        "RUN --mount=type=cache,target=/var/cache/apt,sharing=locked rm -f /etc/apt/apt.conf.d/docker-clean; "
+        "apt-get update && apt-get install -y gcc")
+
+
+def test_rewrite_copy_artefact_only_and_dockerignore(tmp_path):
+    assert rewritten(artefact_report(), WHOLE, "copy-artefact-only").splitlines()[5] == (
+        "COPY --from=builder /src/bin/app /app/bin/app")
+    from analyzer.advice import rewrite  # noqa: PLC0415
+
+    rep = report([miss("r", 2, "COPY . /app", files=[".git/index"])], {}, context=tmp_path)
+    assert rewrite(rep, "r", "dockerignore", "FROM x\nCOPY . /app\n", str(tmp_path)) == {
+        "dockerfile": "FROM x\nCOPY . /app\n", "dockerignore": [".git"]}
+
+
+def test_rewrite_none_where_not_mechanical_or_not_applying(tmp_path):
+    rep = report([miss("r", 2, "RUN make", kind="base-image-changed", detail="d")], {})
+    assert rewritten(rep, "FROM python\nRUN make\n", "pin-base-image") is None
+    (tmp_path / "requirements.txt").write_text("flask\n")
+    followed = report([miss("r", 5, "COPY . /app", followers=["c"], files=["src/app.py"]),
+                       miss("c", 6, "RUN python -m compileall src", root=False)], {"c": 0.5}, context=tmp_path)
+    assert rewritten(followed, PIP_GOOD, "copy-manifest-first", tmp_path) is None
+    assert rewritten(pip_report(tmp_path), PIP_BAD, "copy-manifest-first", tmp_path, mid="nope") is None
+    assert rewritten(pip_report(tmp_path), None, "copy-manifest-first", tmp_path) is None
+
+
+# --- --verify: what it replays, its verdicts, its table --------------------------------------------
+
+def test_replay_of_a_miss():
+    from analyzer.verify import Replay, replay_of  # noqa: PLC0415
+
+    r = replay_of(miss("r", 2, "COPY . .", files=["src/a.py"]))
+    assert isinstance(r, Replay) and r.modified == ["src/a.py"] and r.describe().startswith("src/a.py modified")
+    r = replay_of(miss("r", 2, "RUN x", kind="build-arg-changed", detail="V changed (value redacted): a → b"))
+    assert r.build_arg == "V" and r.build_args("n", "a") == ["--build-arg", "V=cachewhy-verify-n-a"]
+    assert "cannot be replayed" in replay_of(miss("r", 2, "RUN x", kind="cache-evicted"))
+
+
+def test_replay_changes_the_copy(tmp_path):
+    from analyzer.verify import Replay  # noqa: PLC0415
+
+    src, ctx = tmp_path / "src", tmp_path / "ctx"
+    for d in (src, ctx):
+        (d / "sub").mkdir(parents=True)
+        (d / "mod.txt").write_text("m\n")
+        (d / "sub" / "new.txt").write_text("n\n")
+    r = Replay(added=["sub/new.txt"], modified=["mod.txt"], removed=["gone.txt"])
+    r.before(ctx, "0badcafe")
+    assert not (ctx / "sub" / "new.txt").exists() and (ctx / "gone.txt").is_file()
+    r.after(ctx, src, "0badcafe")
+    assert not (ctx / "gone.txt").exists()
+    for name in ("mod.txt", "sub/new.txt"):  # the same content plus one blank line unique to the run
+        text = (ctx / name).read_text()
+        assert text.startswith((src / name).read_text()) and text != (src / name).read_text()
+        assert not text[len((src / name).read_text()):].strip()
+
+
+def _measure(rebuilt, cached, steps=None, stale=0, exit_code=0):
+    from analyzer.verify import Measure  # noqa: PLC0415
+
+    return Measure(exit_code=exit_code, rebuilt=rebuilt, cached=cached, rebuilt_s=rebuilt * 1.0, wall_s=2.0,
+                   log="x.rawjson", error="ERROR: boom" if exit_code else None, stale_installs=stale,
+                   steps=steps or {})
+
+
+@pytest.mark.parametrize("rule, before, after, verified, words", [
+    ("copy-manifest-first", _measure(3, 2), _measure(2, 4), True, "rebuilt 2 step(s) instead of 3"),
+    ("copy-manifest-first", _measure(2, 2), _measure(2, 4), False, "with the advice and 2 without"),
+    ("copy-manifest-first", _measure(3, 2), _measure(0, 0, exit_code=1), False, "advised Dockerfile failed"),
+    ("cache-mount", _measure(2, 2, {5: ["rebuilt", 9.0]}), _measure(2, 2, {5: ["rebuilt", 2.0]}), True,
+     "took 2.0s instead of 9.0s"),
+    ("cache-mount", _measure(2, 2, {5: ["rebuilt", 1.2]}), _measure(2, 2, {5: ["rebuilt", 0.9]}), False,
+     "pays off when the package manager downloads"),
+    ("apt-update-alone", _measure(1, 3, stale=1), _measure(1, 2), True, "fresh package lists"),
+])
+def test_verdicts(rule, before, after, verified, words):
+    from analyzer.verify import Variant, _verdict  # noqa: PLC0415
+
+    ok, verdict = _verdict(rule, Variant(_measure(4, 0), before), Variant(_measure(4, 0), after), [5])
+    assert ok is verified and words in verdict and verdict.startswith("verified" if verified else "not verified")
+
+
+def test_verify_table():
+    from analyzer.verify import Result, Variant, render  # noqa: PLC0415
+
+    r = Result(context="/p", dockerfile="/p/Dockerfile", line=4, instruction="COPY . /app", kind="context-changed",
+               rule="copy-manifest-first", message="copy `requirements.txt` first", verified=True,
+               verdict="verified: the same edit rebuilt 2 step(s) instead of 3", replay="src/app.py modified",
+               change="--- Dockerfile (original)\n+++ Dockerfile (advised)",
+               original=Variant(_measure(5, 0), _measure(3, 2)), advised=Variant(_measure(5, 0), _measure(2, 4)))
+    out = render([r])
+    assert out.splitlines()[0] == "/p  Dockerfile:4  COPY . /app"
+    rows = [line.split() for line in out.splitlines() if line.strip().startswith(("original ", "advised "))]
+    assert [(row[0], row[2], row[3]) for row in rows] == [("original", "3", "2"), ("advised", "2", "4")]
+    assert "      +++ Dockerfile (advised)" in out and out.rstrip().endswith("instead of 3")
+
+
+def test_advise_verify_usage_errors(tmp_path, capsys):
+    store = str(tmp_path / "store")
+    assert main(["advise", "--store", store, "--rule", "copy-manifest-first"]) == 2
+    assert main(["advise", "--store", store, "--verify", "--rule", "no-such-rule"]) == 2
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x").write_text("x")
+    assert main(["advise", "--store", store, "--verify", "--keep", str(tmp_path / "full")]) == 2
+    err = capsys.readouterr().err
+    assert "go with --verify" in err and "no such rule no-such-rule" in err and "new or empty folder" in err
+    assert "Traceback" not in err
+    assert main(["advise", "--store", store, "--verify"]) == 0  # an empty store: nothing to verify
+    assert capsys.readouterr().out == "No advice to verify.\n"
