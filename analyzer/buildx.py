@@ -11,27 +11,17 @@ plain subprocess here: stdin and stdout stay the user's, stderr is ours.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import subprocess
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from analyzer.errors import EngineError
+from analyzer.launch import VALUE_FLAGS  # noqa: F401 - buildx flags that take a value (kept here too)
 
-# `docker buildx build` flags that take a value; anything else starting with
-# "-" is a switch. Only needed to tell the context PATH from flag values.
-VALUE_FLAGS = {
-    "--add-host", "--allow", "--annotation", "--attest", "--build-arg",
-    "--build-context", "--builder", "--cache-from", "--cache-to", "--call",
-    "--cgroup-parent", "-f", "--file", "--iidfile", "--label", "--metadata-file",
-    "--network", "--no-cache-filter", "-o", "--output", "--platform", "--progress",
-    "--provenance", "--sbom", "--secret", "--shm-size", "--ssh", "-t", "--tag",
-    "--target", "--ulimit", "--policy", "--source-policy-file",
-}
+if TYPE_CHECKING:
+    from analyzer.launch import Started
 
 
 @dataclass
@@ -137,6 +127,8 @@ def docker_command() -> list[str]:
     custom = os.environ.get("CACHEWHY_DOCKER")
     if custom:
         return custom.split()
+    import shutil  # noqa: PLC0415 - `analyze` reads buildx arguments without running docker
+
     exe = shutil.which("docker")
     if exe is None:
         raise EngineError("docker: command not found (install the Docker CLI with the buildx plugin, "
@@ -155,31 +147,41 @@ class RunResult:
 
 
 def run_build(args: BuildArgs, on_line: Callable[[str], None], on_start: Callable[[], None] | None = None,
-              workdir: Path | None = None) -> RunResult:
+              workdir: Path | None = None, launched: "Started | None" = None) -> RunResult:
     """Run buildx, calling `on_line` for each stderr line as it arrives.
 
     Provenance is asked for (BUILDX_METADATA_PROVENANCE=max into a metadata
     file) unless the user set their own: it maps vertices to Dockerfile lines.
     Ctrl-C and SIGTERM are forwarded so buildx cancels the build cleanly; the
-    lines seen until it exits are still handed over.
+    lines seen until it exits are still handed over. `launched`: the same
+    command, already started by analyzer/launch.py.
     """
-    env = dict(os.environ)
     meta_path: Path | None
-    extra: list[str] = []
-    if args.metadata_file:
-        meta_path = Path(args.metadata_file)
+    if launched is not None:
+        proc = launched
+        cmd = launched.cmd
+        started = launched.started
+        meta_path = Path(args.metadata_file) if args.metadata_file else Path(launched.workdir) / "metadata.json"
     else:
-        tmp = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="cachewhy-"))
-        meta_path = tmp / "metadata.json"
-        extra = ["--metadata-file", str(meta_path)]
-        # our own file: ask for full provenance (the user's file stays as they asked)
-        env.setdefault("BUILDX_METADATA_PROVENANCE", "max")
-    cmd = [*docker_command(), "buildx", "build", "--progress=rawjson", *extra, *args.argv]
-    started = time.time()
-    try:
-        proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, env=env)
-    except OSError as exc:
-        raise EngineError(f"cannot run {cmd[0]}: {exc.strerror or exc}") from exc
+        import subprocess  # noqa: PLC0415
+        import tempfile  # noqa: PLC0415
+
+        env = dict(os.environ)
+        extra: list[str] = []
+        if args.metadata_file:
+            meta_path = Path(args.metadata_file)
+        else:
+            tmp = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="cachewhy-"))
+            meta_path = tmp / "metadata.json"
+            extra = ["--metadata-file", str(meta_path)]
+            # our own file: ask for full provenance (the user's file stays as they asked)
+            env.setdefault("BUILDX_METADATA_PROVENANCE", "max")
+        cmd = [*docker_command(), "buildx", "build", "--progress=rawjson", *extra, *args.argv]
+        started = time.time()
+        try:
+            proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, env=env)
+        except OSError as exc:
+            raise EngineError(f"cannot run {cmd[0]}: {exc.strerror or exc}") from exc
 
     stopped: list[str] = []
 

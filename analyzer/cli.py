@@ -6,7 +6,6 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-import traceback
 
 from analyzer import __version__
 from analyzer.errors import CachewhyError, UsageError
@@ -53,10 +52,17 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if cmd not in COMMANDS:
             raise UsageError(f"unknown command {cmd!r} (try `cachewhy --help`)")
+        if cmd == "build":
+            # buildx first, then the imports: they take longer than a warm build can spare
+            from analyzer import launch  # noqa: PLC0415
+
+            launch.start(rest)
         module = importlib.import_module(f"analyzer.commands.{COMMANDS[cmd]}")
         return int(module.run(rest, debug))
     except CachewhyError as exc:
         if debug:
+            import traceback  # noqa: PLC0415
+
             traceback.print_exc()
         sys.stderr.write(f"cachewhy: {exc}\n")
         return exc.exit_code
@@ -65,16 +71,23 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Exception as exc:  # a bug of ours: one line, the traceback only when asked
         if debug:
+            import traceback  # noqa: PLC0415
+
             traceback.print_exc()
         sys.stderr.write(f"cachewhy: internal error: {exc!r} (run `cachewhy --debug …` for the traceback)\n")
         return 70
+    finally:
+        if cmd == "build":  # a buildx started early and not taken (a usage error): stop it
+            from analyzer import launch  # noqa: PLC0415
+
+            launch.discard()
 
 
 def entry() -> None:
     """The console script: main(), then exit without the interpreter's teardown.
 
     Everything is written and closed by then (records, reports, temporary
-    folders, threads joined); tearing down networkx's and the records' objects
+    folders, threads joined); tearing down the events' and the records' objects
     would only add tens of milliseconds to every build."""
     code = main()
     try:

@@ -34,6 +34,7 @@ without `json.loads`.
 from __future__ import annotations
 
 import binascii
+import gc
 import json
 import os
 import re
@@ -228,7 +229,7 @@ class VertexLog:
     decoded, when `data` or `text()` is read.
     """
 
-    __slots__ = ("_chunks", "_counted", "_pending", "_tail", "_total", "limit", "streams", "vertex")
+    __slots__ = ("_chunks", "_counted", "_pending", "_tail", "_total", "_uncounted", "limit", "streams", "vertex")
 
     def __init__(
         self,
@@ -244,6 +245,7 @@ class VertexLog:
         self._tail = b""  # decoded, at most `limit` bytes, older than _chunks
         self._chunks: list[str] = []  # base64 text not yet decoded, oldest first
         self._counted = 0  # how many of _chunks are counted in _pending/_total
+        self._uncounted = 0  # base64 characters of the chunks not counted yet
         self._pending = 0  # decoded size of the counted chunks
         self._total = 0
         if data:
@@ -271,6 +273,7 @@ class VertexLog:
             self._total += size
             self._pending += size
             self._counted = len(chunks)
+            self._uncounted = 0
         if self._pending >= self.limit + max(4096, self.limit):
             self._trim()
 
@@ -520,16 +523,20 @@ class EventDecoder:
 
 
 _LOG_LINE_PREFIX = '{"logs":[{"vertex":"'
-# One log entry as Go's encoder lays it out. Lines of `{"logs":[entry,...]}`
-# and nothing else are folded without json.loads; any other shape (another
-# field order, an omitted field) goes through it. Only lines without a
-# backslash are tried, so no string holds an escape and `[^"]*` ends each
-# string where JSON would. (Unlike json.loads this accepts raw control
-# characters inside the strings; buildx never writes them.)
-_log_entry = re.compile(
-    r'\{"vertex":"([^"]*)","stream":(0|[1-9][0-9]{0,17}),"data":"([^"]*)","timestamp":"[^"]*"\}'
-).match
-_log_line_end = re.compile(r"\]\}[ \t\r\n]*").fullmatch
+# One log entry as Go's encoder lays it out:
+#   {"vertex":"V","stream":N,"data":"B64","timestamp":"T"}
+# Lines of `{"logs":[entry,...]}` and nothing else are folded without
+# json.loads; any other shape (another field order, an omitted field) goes
+# through it. Only lines without a backslash are tried, so no string holds an
+# escape and the next '"' ends each string where JSON would. The strings are
+# cut out with str.find (memchr) rather than a regex: the data is most of a
+# big stream's bytes. (Unlike json.loads this accepts raw control characters
+# inside the strings; buildx never writes them.)
+_ENTRY_START = '{"vertex":"'
+_AFTER_VERTEX = '","stream":'
+_AFTER_STREAM = ',"data":"'
+_AFTER_DATA = '","timestamp":"'
+_LINE_END_SPACE = " \t\r\n"
 
 
 class BuildEvents:
@@ -676,10 +683,22 @@ class BuildEvents:
             lg = self.logs[vx] = VertexLog(vx, limit=self.log_limit)
         # Store the text as it is; VertexLog counts and trims in batches, and
         # decodes only what is still in the tail when it is read.
-        chunks = lg._chunks
-        chunks.append(data)
-        if len(chunks) - lg._counted >= 64 or len(data) > 65536:
-            lg._account()
+        if len(data) > lg.limit:
+            # Longer than the whole tail: kept as base64, it would stay whole while it
+            # straddles the tail (most of a 2,000-step build's output). Cut it now.
+            try:
+                lg.append(_a2b_base64(data))
+            except _B64_ERRORS:
+                pass
+        else:
+            chunks = lg._chunks
+            chunks.append(data)
+            # Counted (and trimmed to the tail) every 64 chunks, or as soon as the
+            # uncounted ones could decode to more than the tail: a step's output
+            # is held at most about twice over, whatever the size of its chunks.
+            lg._uncounted += len(data)
+            if len(chunks) - lg._counted >= 64 or lg._uncounted * 3 > lg.limit * 4 + 16384:
+                lg._account()
         if type(stream) is int:
             if stream not in lg.streams:
                 lg.streams.add(stream)
@@ -692,28 +711,45 @@ class BuildEvents:
         False, having folded nothing, for any other line."""
         if not line.startswith(_LOG_LINE_PREFIX) or "\\" in line:
             return False
-        m = _log_entry(line, 9)  # after '{"logs":['
-        if m is None:
-            return False
-        pos = m.end()
-        more = None
-        while line.startswith(",", pos):
-            if more is None:
-                more = [m.groups()]
-            m = _log_entry(line, pos + 1)
-            if m is None:
+        find, startswith = line.find, line.startswith
+        entries = []
+        pos = 9  # after '{"logs":['
+        while True:
+            # _ENTRY_START at pos: checked by the prefix, then by the ",{" loop below
+            start = pos + 11
+            end = find('"', start)
+            if end < 0 or not startswith(_AFTER_VERTEX, end):
                 return False
-            more.append(m.groups())
-            pos = m.end()
-        if _log_line_end(line, pos) is None:
-            return False
+            vx = line[start:end]
+            start = end + 11
+            end = find(",", start)
+            stream = line[start:end]
+            # 0 or [1-9][0-9]{0,17}: JSON's integer, and small enough to be BuildKit's
+            if not (0 < len(stream) <= 18 and stream.isdigit() and stream.isascii()
+                    and (stream[0] != "0" or stream == "0")) or not startswith(_AFTER_STREAM, end):
+                return False
+            start = end + 9
+            end = find('"', start)
+            if end < 0 or not startswith(_AFTER_DATA, end):
+                return False
+            data = line[start:end]
+            end = find('"', end + 15)
+            if end < 0 or not startswith("}", end + 1):
+                return False
+            entries.append((vx, stream, data))
+            pos = end + 2
+            if startswith(",{", pos):
+                pos += 1
+                if not startswith(_ENTRY_START, pos):
+                    return False
+                continue
+            if not startswith("]}", pos) or line[pos + 2:].strip(_LINE_END_SPACE):
+                return False
+            break
         self.objects += 1
-        if more is None:
-            vx, stream, data = m.groups()
-            self._add_log(vx, data, int(stream))
-        else:
-            for vx, stream, data in more:
-                self._add_log(vx, data, int(stream))
+        add_log = self._add_log
+        for vx, stream, data in entries:
+            add_log(vx, data, int(stream))
         return True
 
     def _fold_vertexes(self, items: object, changed: list[str] | None) -> None:
@@ -885,6 +921,18 @@ def _range_lines(r: object) -> tuple[int, int] | None:
 
 def read_events(lines: Iterable[str], log_limit: int = DEFAULT_LOG_LIMIT) -> BuildEvents:
     """Decode and fold a whole stream (lines of a file, of stdin, of a pipe)."""
+    # Folding keeps hundreds of thousands of objects and makes no cycles: the
+    # cyclic collector would only scan them again and again while they pile up.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _read_events(lines, log_limit)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _read_events(lines: Iterable[str], log_limit: int) -> BuildEvents:
     ev = BuildEvents(log_limit=log_limit)
     dec = ev._decoder
     fold = ev._fold

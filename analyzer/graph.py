@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterable
 
 from analyzer import dockerfile as dfmod
-from analyzer.events import BuildEvents, Vertex, parse_time
+from analyzer.events import BuildEvents, Vertex, _parse_ns, parse_time
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -75,11 +75,21 @@ class Step:
         return self.instruction or self.name
 
 
+def find_cycle(dag: "nx.DiGraph") -> list[tuple[str, str]] | None:
+    """The edges of one cycle of the graph, None when it is a DAG (as every
+    BuildKit build graph is: the acyclicity check is the cheap part)."""
+    import networkx as nx  # noqa: PLC0415
+
+    if nx.is_directed_acyclic_graph(dag):
+        return None
+    return nx.find_cycle(dag)
+
+
 @dataclass
 class BuildGraph:
     """The DAG and the steps in a stable, Dockerfile-first order."""
 
-    dag: "nx.DiGraph"
+    dag: "nx.DiGraph"  # vertex digests; what is known of each is in `steps`
     steps: dict[str, Step]
     missing_inputs: set[str] = field(default_factory=set)  # named by inputs, never announced
 
@@ -149,21 +159,26 @@ class Summary:
 def unfinished(v: Vertex) -> bool:
     """Started and not done: never completed, or restarted after its last
     completion (BuildKit restarts a vertex without clearing `completed`)."""
+    return _unfinished(v, parse_time(v.started), parse_time(v.completed))
+
+
+def _unfinished(v: Vertex, started: float | None, completed: float | None) -> bool:
+    """unfinished(v), given its parsed `started` and `completed`."""
     if not v.started or v.error:
         return False
     if not v.completed:
         return True
-    started, completed = parse_time(v.started), parse_time(v.completed)
     return started is not None and completed is not None and completed < started
 
 
-def vertex_status(v: Vertex) -> Status:
-    """Status of a Dockerfile step vertex from its folded updates."""
+def vertex_status(v: Vertex, running: bool | None = None) -> Status:
+    """Status of a Dockerfile step vertex from its folded updates
+    (`running`: unfinished(v), when the caller knows it already)."""
     if v.error:
         return Status.CANCELED if v.error.rstrip().endswith("context canceled") else Status.FAILED
     if v.cached:
         return Status.CACHED
-    if unfinished(v):
+    if unfinished(v) if running is None else running:
         return Status.RUNNING
     if v.completed:
         return Status.REBUILT
@@ -190,30 +205,28 @@ def build_graph(
     provenance); without it, lines come from matching vertex names against
     the parsed Dockerfile.
     """
-    import networkx as nx  # noqa: PLC0415 - heavy; imported while buildx runs
-
-    dag = nx.DiGraph()
     steps: dict[str, Step] = {}
     for v in events.vertices.values():
         steps[v.digest] = _make_step(v, events, dockerfile, locations)
     if dockerfile is not None and not locations:
         _add_shared_froms(steps, dockerfile)
     missing: set[str] = set()
+    pred: dict[str, list[str]] = {}
     for digest, step in steps.items():
-        dag.add_node(digest)
-    for digest, step in steps.items():
+        ins: list[str] = []
         for inp in step.inputs:
             if inp in steps:
-                if inp != digest:
-                    dag.add_edge(inp, digest)
+                if inp != digest and inp not in ins:
+                    ins.append(inp)
             else:
                 missing.add(inp)
-    for digest, step in steps.items():
-        dag.nodes[digest].update(
-            name=step.name, stage=step.stage, index=step.index, line=step.line,
-            instruction=step.instruction, status=step.status.value, cached=step.cached,
-            started=step.started, completed=step.completed, error=step.error,
-        )
+        pred[digest] = ins
+    import networkx as nx  # noqa: PLC0415 - heavy; `cachewhy build` imports it while buildx runs
+
+    # built in bulk, without per-node attributes: the steps dict holds what is known of each
+    dag = nx.DiGraph()
+    dag.add_nodes_from(pred)
+    dag.add_edges_from((a, d) for d, ins in pred.items() for a in ins)
     return BuildGraph(dag, steps, missing)
 
 
@@ -240,12 +253,16 @@ def _make_step(
     locations: dict[str, list[tuple[int, int]]] | None,
 ) -> Step:
     vname = dfmod.parse_vertex_name(v.name)
-    started = parse_time(v.started)
-    completed = parse_time(v.completed)
+    # each timestamp parsed once: the same values as parse_time() and v.duration_s()
+    a, b = _parse_ns(v.started), _parse_ns(v.completed)
+    started = None if a is None else a / 1e9
+    completed = None if b is None else b / 1e9
+    duration = None if a is None or b is None or b < a else (b - a) / 1e9
+    running = _unfinished(v, started, completed)
     step = Step(
         digest=v.digest, name=v.name, status=Status.INTERNAL, inputs=list(v.inputs),
-        started=started, completed=completed, duration_s=v.duration_s(),
-        cached=bool(v.cached), error=v.error, unfinished=unfinished(v),
+        started=started, completed=completed, duration_s=duration,
+        cached=bool(v.cached), error=v.error, unfinished=running,
     )
     if vname is None:
         step.status = _other_status(v)
@@ -256,7 +273,7 @@ def _make_step(
         step.total = vname.total
         step.platform = vname.platform
         step.instruction = vname.text
-        step.status = Status.SOURCE if vname.keyword == "FROM" else vertex_status(v)
+        step.status = Status.SOURCE if vname.keyword == "FROM" else vertex_status(v, running)
         if vname.keyword == "ADD" and not v.inputs and not v.error:
             # `ADD <url>` / `ADD <git>`: the download is a source vertex of its own,
             # named like the step, never `cached`; the step is the copy that reads it

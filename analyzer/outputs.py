@@ -48,6 +48,8 @@ FORMATS: tuple[Format, ...] = (
 
 # option -> attribute of Outputs
 OUTPUT_OPTIONS = {f.option: f.attr for f in FORMATS}
+# switches (no value) -> attribute of Outputs; for take_options(switches=...)
+OUTPUT_SWITCHES = {"--show-values": "show_values"}
 
 
 def _help() -> str:
@@ -58,6 +60,9 @@ def _help() -> str:
         first = f"{head:<20} {text[0]}" if len(head) <= 20 else f"{head}\n{'':20} {text[0]}"
         lines.append("\n".join([first, *(f"{'':20} {t}" for t in text[1:])]))
     lines.append(f"{'':20} (FILE `-` writes to stdout)")
+    lines.append(f"{'  --show-values':<20} show build-arg and ENV values in this run's reports\n"
+                 f"{'':20} (default: a short keyed hash); only the current\n"
+                 f"{'':20} build's values are known, never stored ones")
     return "\n".join(lines) + "\n"
 
 
@@ -69,7 +74,8 @@ def render_json(report: dict) -> str:
 
 
 def _from_options(cls: type, found: dict[str, object]) -> Outputs:
-    return cls(**{k: v for k, v in found.items() if k in OUTPUT_OPTIONS.values()})
+    attrs = {*OUTPUT_OPTIONS.values(), *OUTPUT_SWITCHES.values()}
+    return cls(**{k: v for k, v in found.items() if k in attrs})
 
 
 def _requested(self: Outputs) -> list[tuple[Format, str]]:
@@ -79,7 +85,8 @@ def _requested(self: Outputs) -> list[tuple[Format, str]]:
 
 # One `str | None` field per format, named by the table: Outputs(report_md="x.md").
 Outputs = dataclasses.make_dataclass(
-    "Outputs", [(f.attr, "str | None", dataclasses.field(default=None)) for f in FORMATS],
+    "Outputs", [*((f.attr, "str | None", dataclasses.field(default=None)) for f in FORMATS),
+                ("show_values", bool, dataclasses.field(default=False))],
     namespace={"from_options": classmethod(_from_options), "requested": _requested,
                "__doc__": "Where each format of FORMATS goes (None: not asked for)."},
 )

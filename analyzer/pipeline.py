@@ -10,7 +10,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 if TYPE_CHECKING:
     from analyzer.buildx import BuildArgs, RunResult
@@ -20,12 +20,20 @@ if TYPE_CHECKING:
     from analyzer.store import Store
 
 
+#: Bytes of log output kept per step while a build runs: enough for the last 20
+#: lines graph.py keeps of a failed step (the terminal shows 8). events.py's
+#: default, 64 KiB per vertex, is 128 MiB for 2,000 steps (docs/reliability.md §6).
+STEP_LOG_TAIL = 8 * 1024
+
+
 @dataclass
 class Outcome:
     record: dict
     analysis: "Analysis"
     report: dict
     log_tails: dict[str, str] = field(default_factory=dict)  # step id -> last output lines (terminal only)
+    # hash -> value of the build's own values, for --show-values (record.known_values); never stored
+    known_values: Callable[[], dict[str, str]] | None = None
 
 
 def analyse(*, events: "BuildEvents", args: "BuildArgs", result: "RunResult", dockerfile_text: str | None,
@@ -35,7 +43,7 @@ def analyse(*, events: "BuildEvents", args: "BuildArgs", result: "RunResult", do
     from analyzer.explain import explain  # noqa: PLC0415
     from analyzer.graph import build_graph  # noqa: PLC0415
     from analyzer.provenance import load_metadata  # noqa: PLC0415
-    from analyzer.record import make_hasher, make_record, step_id, store_key  # noqa: PLC0415
+    from analyzer.record import known_values, make_hasher, make_record, step_id, store_key  # noqa: PLC0415
     from analyzer.report.model import build_report  # noqa: PLC0415
     from analyzer.store import new_id  # noqa: PLC0415
 
@@ -52,31 +60,60 @@ def analyse(*, events: "BuildEvents", args: "BuildArgs", result: "RunResult", do
     df = dfmod.parse(dockerfile_text) if dockerfile_text is not None else None
     graph = build_graph(events, df, prov.vertex_lines() if prov is not None else None)
     notes = [*notes, *_graph_notes(graph)]
+    lost = _cut_short(graph, events, result)
+    if lost is not None:  # one clear note instead of the generic one
+        notes = [n for n in notes if not n.startswith("the events stop before the build did")] + [lost[1]]
     hasher = make_hasher(store_key(store.root) if store is not None else b"cachewhy")
     record = make_record(
         record_id=new_id(), args=args, result=result, graph=graph, prov=prov, dockerfile_path=dockerfile_path,
         dockerfile_text=dockerfile_text, snapshot=snapshot, messages=events.messages, hasher=hasher,
-        # stopped by the user, or buildx killed by a signal: what was seen is kept, marked incomplete
-        complete=result.interrupted is None and result.returncode < 128,
+        # stopped by the user, buildx killed by a signal, or the builder gone mid-build:
+        # what was seen is kept, marked incomplete
+        complete=result.interrupted is None and result.returncode < 128 and lost is None,
     )
+    if lost is not None and not record.get("interrupted"):
+        record["interrupted"] = lost[0]
     analysis = explain(record, previous)
     analysis.notes[:0] = notes
     report = build_report(analysis)
     record["report"] = report  # `cachewhy show` replays it
     tails = {step_id(s.digest): s.log_tail for s in graph.steps.values() if s.log_tail}
-    return Outcome(record, analysis, report, tails)
+    return Outcome(record, analysis, report, tails,
+                   known_values=lambda: known_values(args, prov, hasher, dockerfile_text))
+
+
+# buildx's words when its connection to BuildKit drops (the daemon stopped or crashed)
+_LOST = ("code = Unavailable", "error reading from server", "connection reset", "connection refused",
+         "transport is closing", "Cannot connect to the Docker daemon")
+
+
+def _cut_short(graph, events, result) -> tuple[str, str] | None:  # type: ignore[no-untyped-def]
+    """(record's `interrupted`, note) when buildx failed while steps were still running:
+    the builder went away mid-build (a stopped or crashed daemon, a dropped connection)."""
+    if result.returncode == 0 or result.returncode >= 128 or result.interrupted:
+        return None
+    running = [s for s in graph.steps.values() if s.unfinished]
+    if not running:
+        return None
+    error = " ".join((events.error_message() or "").split()).removeprefix("ERROR: ")
+    said = f" (buildx: {error[:200]})" if error else ""
+    n = f"{len(running)} step{'s were' if len(running) != 1 else ' was'} still running"
+    if any(w in error for w in _LOST):
+        return ("builder connection lost",
+                f"the connection to the builder was lost mid-build{said}: {n}; the daemon or BuildKit went "
+                "away. This build's record is kept, marked incomplete (never a baseline unless asked for)")
+    return ("stopped mid-build",
+            f"buildx stopped mid-build{said}: {n}. This build's record is kept, marked incomplete "
+            "(never a baseline unless asked for)")
 
 
 def _graph_notes(graph) -> list[str]:  # type: ignore[no-untyped-def]
     """What is odd about the events themselves, said once; a cycle is no build at all."""
-    import networkx as nx  # noqa: PLC0415
-
     from analyzer.errors import InputError  # noqa: PLC0415
 
-    try:
-        cycle = nx.find_cycle(graph.dag)
-    except nx.NetworkXNoCycle:
-        cycle = None
+    from analyzer.graph import find_cycle  # noqa: PLC0415
+
+    cycle = find_cycle(graph.dag)
     if cycle:
         names = " \u2192 ".join(graph.steps[a].name[:40] for a, _ in cycle)
         raise InputError(f"the vertices' inputs form a cycle ({names}): this is not a BuildKit build graph")
@@ -111,17 +148,36 @@ def deliver(outcome: Outcome, outputs: "Outputs", store: "Store | None", width: 
             "top_line": top.step.get("line") if top else None,
         })
     errors: list[str] = []
+    report = shown_report(outcome.report, outcome.known_values, outputs)  # after the record is saved
     try:
         try:
-            write_outputs(outcome.report, outputs)
+            write_outputs(report, outputs)
         except CachewhyError as exc:
             errors.append(str(exc))
         argv = (outcome.record.get("invocation") or {}).get("argv") or []
-        errors += github_hooks(outcome.report, stdout_busy=stdout_carries_data(argv, outputs))
+        errors += github_hooks(report, stdout_busy=stdout_carries_data(argv, outputs))
     finally:
-        show(outcome.report, outcome.log_tails, width)
+        show(report, outcome.log_tails, width)
     if errors:
         raise CachewhyError("; ".join(errors))
+
+
+def shown_report(report: dict, known: "Callable[[], dict[str, str]] | None", outputs: "Outputs") -> dict:
+    """The report as this run shows it: with --show-values, the hashes of values
+    this run knows in clear are shown with their values (report/reveal.py)."""
+    if not getattr(outputs, "show_values", False):
+        return report
+    values = known() if known is not None else {}
+    if not values:
+        try:
+            sys.stderr.write("cachewhy: --show-values: no values to show: values are never stored, only the "
+                             "build being run or analysed has them\n")
+        except BrokenPipeError:
+            pass
+        return report
+    from analyzer.report.reveal import reveal  # noqa: PLC0415
+
+    return reveal(report, values)
 
 
 def show(report: dict, log_tails: dict[str, str] | None, width: int) -> None:

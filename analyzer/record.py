@@ -208,6 +208,30 @@ def make_scrubber(values: dict[str, str]) -> Callable[[str], str]:
     return scrub
 
 
+def known_values(args: BuildArgs, prov: Provenance | None, hasher: Hasher,
+                 dockerfile_text: str | None = None) -> dict[str, str]:
+    """Hash -> value for the values this build knows in clear: its build args (command
+    line and provenance), the env values of its ops, the ARG/ENV values its Dockerfile
+    writes. Only `--show-values` reads it, at report time; it never enters a record.
+    A previous build's values are not here: its record holds only their hashes."""
+    out: dict[str, str] = {}
+    values = [v for v in args.build_args.values() if v is not None]
+    if prov is not None:
+        values += [v for k, v in prov.args.items() if k.startswith("build-arg:")]
+        for llb in prov.steps.values():
+            env = (((llb.op.get("Op") or {}).get("exec") or {}).get("meta") or {}).get("env")
+            if isinstance(env, list):
+                values += [str(e).partition("=")[2] for e in env if "=" in str(e)]
+    for value in set(values):
+        out[hasher(value)] = value
+    if dockerfile_text:
+        from analyzer.explain import _definitions, _value_hash  # noqa: PLC0415 - the hash explain shows
+
+        for defs in _definitions({"dockerfile_text": dockerfile_text}).values():
+            out[_value_hash(defs)] = "; ".join(v for _, v in defs)
+    return out
+
+
 def project_of(args: BuildArgs, dockerfile_path: Path | None) -> dict:
     """What makes two builds comparable: context, Dockerfile, target, platforms."""
     ctx = args.context_dir

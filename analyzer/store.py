@@ -33,6 +33,13 @@ Record schema versions: `SCHEMA` is the version written. `UPGRADERS` maps an
 older schema string to a function that takes such a record and returns one of
 a newer schema; `load` applies them until the record is current. A newer
 schema than this code knows is refused with a clear message.
+
+`cachewhy.record/v1` itself changed shape before versions were enforced; the
+records of its first shape (cachewhy up to commit eb9c182: `other_lines` in
+place of `also_at`, bare sha256 materials, no `hash_key_id`) are settled into
+the current shape as they are read (`settle_v1`). testdata/store-v1-early/ is
+a store written by that cachewhy. The next change of shape gets a new version
+and an entry in `UPGRADERS`.
 """
 
 from __future__ import annotations
@@ -235,6 +242,43 @@ def upgrade_record(record: dict, where: str = "record") -> dict:
             raise StoreError(f"{where}: upgrade from schema {schema} gave no record")
 
 
+_FROM_AS = re.compile(r"FROM\s.*\sAS\s+(\S+)\s*\Z", re.IGNORECASE).match
+
+
+def settle_v1(record: dict) -> dict:
+    """A `cachewhy.record/v1` record of the first shape, in the current one (in place).
+
+    * a step's `other_lines` (the further lines of one vertex, e.g. a base image two
+      stages start from) becomes `also_at`, each with the Dockerfile's text at that line;
+    * a material's bare sha256 hex digest becomes "sha256:<hex>".
+    A record of the current shape is returned unchanged."""
+    lines: list[str] | None = None
+    for step in record.get("steps") or []:
+        if not isinstance(step, dict) or "other_lines" not in step:
+            continue
+        others = step.pop("other_lines")
+        if "also_at" in step or not isinstance(others, list):
+            continue
+        if lines is None:
+            text = record.get("dockerfile_text")
+            lines = text.splitlines() if isinstance(text, str) else []
+        also = []
+        for n in others:
+            if not _is_int(n):
+                continue
+            text = lines[n - 1].strip() if 0 < n <= len(lines) else ""
+            named = _FROM_AS(text)  # "FROM image AS name": the stage's name
+            also.append({"line": n, "stage": named.group(1) if named else None, "instruction": text or None})
+        step["also_at"] = also
+    materials = record.get("materials")
+    if isinstance(materials, list):
+        for m in materials:
+            if (isinstance(m, list) and len(m) == 2 and isinstance(m[1], str)
+                    and ":" not in m[1] and re.fullmatch(r"[0-9a-f]{64}", m[1])):
+                m[1] = "sha256:" + m[1]
+    return record
+
+
 def parse_record(data: bytes, where: str) -> dict:
     """Decode, upgrade and validate the bytes of a record file."""
     if not data.strip():
@@ -256,7 +300,7 @@ def parse_record(data: bytes, where: str) -> dict:
         raise StoreError(f"{where}: not a record (JSON {type(record).__name__})")
     record = upgrade_record(record, where)
     validate_record(record, where)
-    return record
+    return settle_v1(record)
 
 
 # --------------------------------------------------------------------------

@@ -54,7 +54,6 @@ print(json.dumps({"t": t1 - t0, "lines": n}))
 
 OURS = r"""
 import json, sys, time
-import networkx  # imported while buildx runs in `cachewhy build`; not part of the analysis
 from analyzer.events import load_file
 from analyzer.graph import build_graph
 path = sys.argv[1]

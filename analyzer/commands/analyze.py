@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from analyzer.errors import InputError, UsageError
 from analyzer.gates import GATE_HELP, GATE_OPTIONS, GATE_REPEATABLE, Gates
 from analyzer.options import take_options, wants_help
-from analyzer.outputs import OUTPUT_HELP, OUTPUT_OPTIONS, Outputs
+from analyzer.outputs import OUTPUT_HELP, OUTPUT_OPTIONS, OUTPUT_SWITCHES, Outputs
 
 if TYPE_CHECKING:
     from analyzer.events import BuildEvents
@@ -74,7 +74,7 @@ _OPTIONS = {
     "--previous": "previous", "--previous-metadata": "previous_metadata",
     "--store": "store", "--width": "width",
 }
-_SWITCHES = {"--no-record": "no_record"}
+_SWITCHES = {**OUTPUT_SWITCHES, "--no-record": "no_record"}
 
 
 # --------------------------------------------------------------------------

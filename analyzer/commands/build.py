@@ -13,7 +13,7 @@ from pathlib import Path
 from analyzer.errors import CachewhyError, UsageError
 from analyzer.options import take_options, wants_help
 from analyzer.gates import GATE_HELP, GATE_OPTIONS, GATE_REPEATABLE, Gates
-from analyzer.outputs import OUTPUT_HELP, OUTPUT_OPTIONS, Outputs
+from analyzer.outputs import OUTPUT_HELP, OUTPUT_OPTIONS, OUTPUT_SWITCHES, Outputs
 
 SUMMARY = """\
 build [CACHEWHY OPTIONS] [DOCKER BUILDX BUILD ARGS] PATH
@@ -63,7 +63,8 @@ class BuildOptions:
 def parse_options(argv: list[str]) -> BuildOptions:
     from analyzer.buildx import VALUE_FLAGS  # noqa: PLC0415
 
-    found, rest = take_options(argv, _OPTIONS, foreign_value_flags=VALUE_FLAGS, repeatable=GATE_REPEATABLE)
+    found, rest = take_options(argv, _OPTIONS, OUTPUT_SWITCHES, foreign_value_flags=VALUE_FLAGS,
+                               repeatable=GATE_REPEATABLE)
     opts = BuildOptions(
         live=str(found.get("live") or os.environ.get("CACHEWHY_LIVE", "auto")),
         store=found.get("store"),  # type: ignore[arg-type]
@@ -234,18 +235,29 @@ def run(argv: list[str], debug: bool) -> int:
     from analyzer import buildx  # noqa: PLC0415
 
     args = buildx.parse_args(opts.buildx_argv)
+    from analyzer import launch  # noqa: PLC0415
+
+    # the buildx that cli.py started before importing this module, if it runs this very command
+    launched = launch.take(args.argv, args.metadata_file)
     df_path = args.dockerfile_path()
     if opts.against:  # a wrong --against is the user's error: say so before building
         from analyzer.store import open_store  # noqa: PLC0415
 
         open_store(opts.store).resolve(opts.against)
     width = opts.width or shutil.get_terminal_size((100, 24)).columns
-    # Everything else is prepared while buildx starts up (it takes half a second
-    # at least): the modules that read its events, the Dockerfile, the store and
-    # the previous record, the snapshot. buildx's first line is read after this.
-    state: dict = {"df_text": None, "baseline": None}
+    # Everything else is prepared on a thread of lower priority while buildx
+    # starts up and runs (it takes half a second at least): the modules that
+    # read its events, the Dockerfile, the store and the previous record, the
+    # snapshot, the modules of the analysis. On two cores this work would
+    # otherwise slow buildx and the engine down. Lines that come before the
+    # events can be folded wait in `early`.
+    import threading  # noqa: PLC0415
 
-    def on_line(line: str) -> None:
+    state: dict = {"df_text": None, "baseline": None}
+    ready = threading.Event()
+    early: list[str] = []
+
+    def fold(line: str) -> None:
         events, progress = state["events"], state["progress"]
         n_msgs = len(events.messages)
         changed = events.feed_line(line)
@@ -254,35 +266,71 @@ def run(argv: list[str], debug: bool) -> int:
         if changed:
             progress.update(events, changed)
 
-    def on_start() -> None:
-        from analyzer import dockerfile as dfmod  # noqa: PLC0415
-        from analyzer.events import BuildEvents  # noqa: PLC0415
-        from analyzer.progress import Progress  # noqa: PLC0415
+    def on_line(line: str) -> None:
+        if not ready.is_set():
+            early.append(line)
+            return
+        if early:
+            fold_early()
+        if "events" in state:
+            fold(line)
 
-        state["events"] = BuildEvents()
-        progress = state["progress"] = Progress(opts.live, None, width=width)
-        if args.progress and args.progress != "rawjson":
-            progress.message(f"cachewhy: --progress={args.progress} replaced by rawjson (cachewhy shows the progress)")
-        df = None
-        if df_path is not None:
-            try:
-                state["df_text"] = df_path.read_text(encoding="utf-8", errors="replace")
-                df = dfmod.parse(state["df_text"])
-            except OSError:
-                df = None  # buildx will say what is wrong with it
-        progress.dockerfile = df
+    def fold_early() -> None:
+        lines = early[:]
+        early.clear()
+        if "events" in state:
+            for ln in lines:
+                fold(ln)
+
+    def prepare() -> None:
+        _lower_priority()
+        try:
+            from analyzer import dockerfile as dfmod  # noqa: PLC0415
+            from analyzer.events import BuildEvents  # noqa: PLC0415
+            from analyzer.pipeline import STEP_LOG_TAIL  # noqa: PLC0415
+            from analyzer.progress import Progress  # noqa: PLC0415
+
+            events = BuildEvents(log_limit=STEP_LOG_TAIL)  # memory bounded also for 2,000 steps
+            progress = Progress(opts.live, None, width=width)
+            if args.progress and args.progress != "rawjson":
+                progress.message(f"cachewhy: --progress={args.progress} replaced by rawjson "
+                                 "(cachewhy shows the progress)")
+            df = None
+            if df_path is not None:
+                try:
+                    state["df_text"] = df_path.read_text(encoding="utf-8", errors="replace")
+                    df = dfmod.parse(state["df_text"])
+                except OSError:
+                    df = None  # buildx will say what is wrong with it
+            progress.dockerfile = df
+            state["events"], state["progress"] = events, progress
+        except Exception as exc:  # noqa: BLE001 - never leave buildx running because of us
+            state["error"] = exc
+            return
+        finally:
+            ready.set()
         try:
             baseline = state["baseline"] = Baseline(opts, args, df_path, df)
             baseline.start_snapshot()  # hashes the context while buildx works
-        except Exception as exc:  # never leave buildx running because of us
+        except Exception as exc:  # noqa: BLE001 - never leave buildx running because of us
             state["error"] = exc
             return
-        import networkx  # noqa: F401, PLC0415 - import while buildx runs
+        _import_analysis()
 
-    with tempfile.TemporaryDirectory(prefix="cachewhy-") as workdir:
-        result = buildx.run_build(args, on_line, on_start=on_start, workdir=Path(workdir))
-        events, progress = state["events"], state["progress"]
-        progress.finish(events)
+    preparing = threading.Thread(target=prepare, name="cachewhy-prepare", daemon=True)
+    tmp = None
+    if launched is None:
+        import tempfile  # noqa: PLC0415
+
+        tmp = tempfile.TemporaryDirectory(prefix="cachewhy-")
+    try:
+        result = buildx.run_build(args, on_line, on_start=preparing.start,
+                                  workdir=Path(tmp.name) if tmp is not None else None, launched=launched)
+        preparing.join()
+        fold_early()  # buildx ended before the events were made
+        events, progress = state.get("events"), state.get("progress")
+        if events is not None:
+            progress.finish(events)
         baseline = state["baseline"]
         df_text = state["df_text"]
         if baseline is None:  # the store or the previous record could not be set up
@@ -316,4 +364,37 @@ def run(argv: list[str], debug: bool) -> int:
                 traceback.print_exc()
             sys.stderr.write(f"cachewhy: internal error while analysing the build: {exc!r} "
                              f"(run with --debug for the traceback); the build's exit code is kept\n")
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+        elif launched is not None:
+            launch.remove_workdir(launched.workdir)
     return opts.gates.apply(report, result.returncode)  # the build's own failure wins
+
+
+def _lower_priority() -> None:
+    """Lower the priority of the calling thread only (Linux: a thread is a task
+    of its own), and of the threads it starts, so that buildx and the engine
+    go first on a busy machine; the build's lines are still read at full
+    priority on the main thread."""
+    if sys.platform.startswith("linux"):
+        import threading  # noqa: PLC0415
+
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+        except (OSError, AttributeError):
+            pass
+
+
+def _import_analysis() -> None:
+    """Import what the analysis after the build needs, while buildx runs."""
+    import networkx  # noqa: F401, PLC0415 - the build graph (graph.build_graph)
+
+    import analyzer.advice  # noqa: F401, PLC0415 - the report's fixes (report.model imports it when used)
+    import analyzer.explain  # noqa: F401, PLC0415
+    import analyzer.pipeline  # noqa: F401, PLC0415
+    import analyzer.provenance  # noqa: F401, PLC0415
+    import analyzer.record  # noqa: F401, PLC0415
+    import analyzer.report.model  # noqa: F401, PLC0415
+    import analyzer.report.text  # noqa: F401, PLC0415
+    import analyzer.store  # noqa: F401, PLC0415

@@ -17,7 +17,7 @@ from analyzer.commands.analyze import (
 from analyzer.errors import InputError, UsageError
 from analyzer.gates import GATE_HELP, GATE_OPTIONS, GATE_REPEATABLE, Gates
 from analyzer.options import take_options, wants_help
-from analyzer.outputs import OUTPUT_HELP, OUTPUT_OPTIONS, Outputs
+from analyzer.outputs import OUTPUT_HELP, OUTPUT_OPTIONS, OUTPUT_SWITCHES, Outputs
 
 SUMMARY = """\
 diff [OPTIONS] A B
@@ -177,7 +177,7 @@ def run(argv: list[str], debug: bool) -> int:
     if wants_help(argv):
         sys.stdout.write(USAGE)
         return 0
-    found, rest = take_options(argv, _OPTIONS, repeatable=GATE_REPEATABLE)
+    found, rest = take_options(argv, _OPTIONS, OUTPUT_SWITCHES, repeatable=GATE_REPEATABLE)
     refs = positionals(argv, rest, "diff")
     if len(refs) != 2:
         raise UsageError(f"diff takes two builds A and B, not {len(refs)}" + (f": {' '.join(refs)}" if refs else ""))
@@ -201,6 +201,7 @@ def run(argv: list[str], debug: bool) -> int:
     keys = key_store(named, store, writing=False)
     notes: list[str] = []
     records: list[dict] = []
+    known: dict[str, str] = {}  # hash -> value of the logs' own values, for --show-values
     for n, side in zip(named, ("a", "b")):
         if n.is_log:
             spec = LogSpec(n.ref, metadata=found.get(f"metadata_{side}"),  # type: ignore[arg-type]
@@ -209,6 +210,8 @@ def run(argv: list[str], debug: bool) -> int:
             rec = outcome.record
             rec["id"] = log_ref(n.ref)
             rec.pop("report", None)
+            if outputs.show_values and outcome.known_values is not None:
+                known.update(outcome.known_values())
             if not rec.get("has_provenance"):
                 notes.append(f"{side.upper()} ({n.ref}): no provenance: steps were matched by name; ops, base "
                              "images and remote sources could not be compared")
@@ -233,6 +236,9 @@ def run(argv: list[str], debug: bool) -> int:
     analysis = explain(b, a)
     analysis.notes[:0] = notes
     report = build_report(analysis)
+    from analyzer.pipeline import shown_report  # noqa: PLC0415
+
+    report = shown_report(report, lambda: known, outputs)
 
     from analyzer.outputs import write_outputs  # noqa: PLC0415
 

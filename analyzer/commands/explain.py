@@ -25,7 +25,7 @@ from analyzer.buildkit.address import BUILDER_HELP, BUILDER_OPTIONS, parse_targe
 from analyzer.errors import EngineError, InputError, UsageError
 from analyzer.gates import GATE_HELP, GATE_OPTIONS, GATE_REPEATABLE, Gates
 from analyzer.options import take_options, wants_help
-from analyzer.outputs import OUTPUT_HELP, OUTPUT_OPTIONS, Outputs
+from analyzer.outputs import OUTPUT_HELP, OUTPUT_OPTIONS, OUTPUT_SWITCHES, Outputs
 
 if TYPE_CHECKING:
     from analyzer.pipeline import Outcome
@@ -77,9 +77,10 @@ Exit codes: 0, 4 when a gate trips, 2 for bad arguments or an unknown ref,
 3 when the builder cannot be reached or keeps no build history.
 """
 
-_OPTIONS = {**OUTPUT_OPTIONS, **GATE_OPTIONS, "--builder": "builder", "--against": "against", "--store": "store",
-            "--width": "width", "--limit": "limit"}
-_SWITCHES = {"--list": "list"}
+_OPTIONS = {**OUTPUT_OPTIONS, **GATE_OPTIONS, **BUILDER_OPTIONS, "--against": "against", "--store": "store",
+            "--width": "width", "--limit": "limit", "--repo": "repo",
+            "--since": "since"}
+_SWITCHES = {**OUTPUT_SWITCHES, "--list": "list"}
 #: how many earlier builds of the same identity are looked at for the previous one
 _MAX_CANDIDATES = 6
 #: the share of Dockerfile lines an earlier build must have to be the same project

@@ -8,7 +8,7 @@ from analyzer.commands.analyze import parse_width, positionals
 from analyzer.errors import UsageError
 from analyzer.gates import GATE_HELP, GATE_OPTIONS, GATE_REPEATABLE, Gates
 from analyzer.options import take_options, wants_help
-from analyzer.outputs import OUTPUT_HELP, OUTPUT_OPTIONS, Outputs
+from analyzer.outputs import OUTPUT_HELP, OUTPUT_OPTIONS, OUTPUT_SWITCHES, Outputs
 
 SUMMARY = """\
 show [OPTIONS] [REF]
@@ -85,7 +85,7 @@ def run(argv: list[str], debug: bool) -> int:
     if wants_help(argv):
         sys.stdout.write(USAGE)
         return 0
-    found, rest = take_options(argv, _OPTIONS, repeatable=GATE_REPEATABLE)
+    found, rest = take_options(argv, _OPTIONS, OUTPUT_SWITCHES, repeatable=GATE_REPEATABLE)
     refs = positionals(argv, rest, "show")
     if len(refs) > 1:
         raise UsageError(f"show takes one REF, not {len(refs)}: {' '.join(refs)}")

@@ -137,7 +137,9 @@ def root_causes(report: dict, width: int = 100, colour: bool = False) -> str:
     roots = [m for m in misses if m.get("root")]
     if not misses:
         prev = report.get("previous")
-        head = "Why: nothing was rebuilt" + (f" (compared with build {prev['ref']})" if prev else "")
+        stopped = (report.get("build") or {}).get("complete") is False
+        head = (("Why: nothing was rebuilt before the build stopped" if stopped else "Why: nothing was rebuilt")
+                + (f" (compared with build {prev['ref']})" if prev else ""))
         return "\n".join([head, *(f"  note: {n}" for n in report.get("notes") or []), *_unmissed_advice(report, width)])
     by_id = {m["id"]: m for m in misses}
     name = (report.get("build") or {}).get("dockerfile") or "Dockerfile"

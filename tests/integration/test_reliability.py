@@ -29,8 +29,8 @@ def slow_project(tmp_path: Path, seconds: int = 60) -> Path:
     return ctx
 
 
-def start(ctx: Path, store: Path) -> subprocess.Popen:
-    env = dict(os.environ, CACHEWHY_LIVE="none")
+def start(ctx: Path, store: Path, env: dict | None = None) -> subprocess.Popen:
+    env = dict(env or os.environ, CACHEWHY_LIVE="none")
     return subprocess.Popen([sys.executable, "-m", "analyzer", "build", "--store", str(store), *COMMON, str(ctx)],
                             cwd=REPO, stderr=subprocess.PIPE, env=env)
 
@@ -100,3 +100,141 @@ def test_concurrent_builds_keep_every_record_whole(tmp_path, n):
         assert record["complete"] is True and record["steps"]
     reports = [json.loads((c / "r.json").read_text()) for c in contexts]
     assert sorted(r["build"]["ref"] for r in reports) == sorted(e["id"] for e in entries)
+
+
+# ------------------------------------------------------------ a daemon that goes away
+
+ENGINE_SH = REPO / "scripts" / "engine.sh"
+
+
+def _seed_engine_dir() -> Path | None:
+    """The folder of the engine these tests run on, if scripts/engine.sh made it:
+    its downloaded Debian packages let a second engine start in seconds."""
+    candidates = [Path(os.environ["DOCKER_CONFIG"]).parent] if os.environ.get("DOCKER_CONFIG") else []
+    if os.environ.get("CACHEWHY_ENGINE_DIR"):
+        candidates.append(Path(os.environ["CACHEWHY_ENGINE_DIR"]))
+    candidates.append(REPO / ".engine")
+    for d in candidates:
+        if (d / ".cachewhy-engine").is_file() and (d / "debs").is_dir():
+            return d
+    return None
+
+
+@pytest.fixture
+def private_engine(tmp_path: Path):
+    """A dockerd of this test's own (scripts/engine.sh up in a tmp folder), stopped and
+    removed afterwards: the test may kill it without touching the engine of the others.
+    Yields (environment to run docker in, the file holding dockerd's pid)."""
+    if os.geteuid() != 0:
+        if os.environ.get("CI") == "true":
+            pytest.fail("a private engine needs root")
+        pytest.skip("a private engine needs root")
+    d = tmp_path / "eng"
+    d.mkdir()
+    (d / ".cachewhy-engine").touch()  # engine.sh's mark: this folder is its own
+    seed = _seed_engine_dir()
+    if seed is not None:  # hard links to the packages already downloaded (a copy across file systems)
+        if subprocess.run(["cp", "-al", str(seed / "debs"), str(d / "debs")], stderr=subprocess.DEVNULL).returncode:
+            subprocess.run(["rm", "-rf", str(d / "debs")])
+            subprocess.run(["cp", "-a", str(seed / "debs"), str(d / "debs")], check=True)
+    env = dict(os.environ, CACHEWHY_PRIVATE_ENGINE="1", CACHEWHY_ENGINE_DIR=str(d))
+    up = subprocess.run(["bash", "-c", f'eval "$(bash {ENGINE_SH} up)" >&2 && env -0'], env=env,
+                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=900)
+    try:
+        assert up.returncode == 0, up.stderr.decode(errors="replace")[-2000:]
+        engine_env = dict(kv.split("=", 1) for kv in up.stdout.decode().split("\0") if "=" in kv)
+        for k in ("CACHEWHY_PRIVATE_ENGINE", "CACHEWHY_ENGINE_DIR"):
+            engine_env.pop(k, None)
+        sock = engine_env["DOCKER_HOST"].removeprefix("unix://")
+        yield engine_env, Path(sock).parent / "dockerd.pid"
+    finally:
+        subprocess.run(["bash", str(ENGINE_SH), "down", "--purge"], env=env, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, timeout=300)
+
+
+def test_daemon_gone_mid_build_leaves_an_incomplete_record(tmp_path, private_engine):
+    env, pidfile = private_engine
+    # a docker that writes down its own exit code: cachewhy's must be the same
+    rc_file = tmp_path / "buildx.rc"
+    shim = tmp_path / "docker-shim"
+    real = subprocess.run(["bash", "-c", "command -v docker"], env=env, stdout=subprocess.PIPE).stdout.decode().strip()
+    shim.write_text(f'#!/bin/sh\n"{real}" "$@"\nrc=$?\necho $rc > "{rc_file}"\nexit $rc\n')
+    shim.chmod(0o755)
+    store = tmp_path / "store"
+    proc = start(slow_project(tmp_path), store, env=dict(env, CACHEWHY_DOCKER=str(shim)))
+    wait_running(proc, 6.0)
+    os.kill(int(pidfile.read_text().strip()), signal.SIGKILL)  # the daemon crashes mid-RUN
+    _, err = proc.communicate(timeout=120)
+    text = err.decode()
+    assert "Traceback" not in text
+    assert rc_file.is_file(), text
+    assert proc.returncode == int(rc_file.read_text()) != 0
+    assert "the connection to the builder was lost mid-build" in text
+    assert "1 step was still running" in text and "marked incomplete" in text
+    assert "Why: nothing was rebuilt before the build stopped" in text
+    entries, problems = Store(store).list_records()
+    assert not problems and len(entries) == 1
+    record = Store(store).load(entries[0]["id"])
+    assert record["complete"] is False and record["interrupted"] == "builder connection lost"
+    assert Store(store).find_previous(record["project"]) is None
+
+
+# ------------------------------------------------------------ load
+
+def _bench_load():  # type: ignore[no-untyped-def]
+    """benchmarks/bench_load.py: the generator and the peak-RSS launcher of the full-size run."""
+    import importlib.util  # noqa: PLC0415
+
+    spec = importlib.util.spec_from_file_location("bench_load", REPO / "benchmarks" / "bench_load.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_load_is_streamed(tmp_path):
+    """The CI size of benchmarks/bench_load.py (2,000 steps, 100 MB there): 300 RUN steps of
+    64 KiB of output each, ~20 MB of step logs. cachewhy's own peak memory may not grow
+    with the log: it stays within a quarter of the log volume of a 3-step build's."""
+    bench = _bench_load()
+    env = dict(os.environ)
+    small = bench.make_context(tmp_path, 3, 1)
+    _, idle_rss, _ = bench.wrapped(small, env, tmp_path / "store-small")
+    big = bench.make_context(tmp_path, 300, 64)
+    _, peak_rss, err = bench.wrapped(big, env, tmp_path / "store", report_json=tmp_path / "r.json")
+    report = json.loads((tmp_path / "r.json").read_text())
+    steps = [s for s in report["steps"] if (s.get("instruction") or "").startswith("RUN ")]
+    assert len(steps) == 300 and all(s["status"] == "rebuilt" for s in steps)
+    assert "Traceback" not in err
+    log_volume = 300 * 64 * 1024
+    assert peak_rss - idle_rss < log_volume / 4, (
+        f"peak RSS {peak_rss / 1e6:.1f} MB against {idle_rss / 1e6:.1f} MB for a 3-step build, "
+        f"for {log_volume / 1e6:.0f} MB of step logs")
+
+
+# ------------------------------------------------------------ a store of an older cachewhy
+
+def test_store_of_an_older_cachewhy_is_a_baseline(tmp_path):
+    """testdata/store-v1-early: records written by cachewhy at 8c2d6d8 are listed and a
+    new build is explained against them (--against: the records name the folder they were
+    built in, /tmp/cachewhy-store-v1-early/ctx, not this test's)."""
+    import shutil  # noqa: PLC0415
+
+    root = tmp_path / "old"
+    shutil.copytree(REPO / "testdata" / "store-v1-early", root)
+    ctx = root / "project"
+    (ctx / "src" / "main.py").write_text(f"print({uuid.uuid4().hex!r})\n")  # new to the build cache too
+    history = run_cachewhy("history", "--store", str(root))
+    assert history.returncode == 0 and history.stdout.decode().count("/tmp/cachewhy-store-v1-early/ctx") == 2
+    res = run_cachewhy("build", "--store", str(root), "--against", "last", "--report-json", str(tmp_path / "r.json"),
+                       *COMMON, "--build-arg", "VERSION=2.0", str(ctx))
+    text = res.stderr.decode()
+    assert res.returncode == 0, text
+    assert "compared with build 20261128T064751446699-e3c3dca3" in text
+    report = json.loads((tmp_path / "r.json").read_text())
+    roots = [m for m in report["misses"] if m["root"]]
+    # only the changed file: the old record's ops, build-arg hashes and context snapshot all compare
+    assert [(m["line"], m["cause"]["kind"]) for m in roots] == [(13, "context-changed")]
+    assert roots[0]["cause"]["files"]["modified"] == ["src/main.py"]
+    entries, problems = Store(root).list_records()
+    assert not problems and len(entries) == 3

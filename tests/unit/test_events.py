@@ -1028,3 +1028,21 @@ def test_log_line_shapes_that_skip_json_loads():
     ]:
         assert not ev._fold_log_line(other), other
     assert ev.objects == 2
+
+
+def test_a_step_with_few_big_chunks_keeps_only_about_its_tail():
+    # BuildKit sends a step's output in a few dozen chunks of up to 16 KiB: fewer
+    # than the 64 of a counting batch, so counting by bytes too keeps memory bounded.
+    import base64 as b64
+
+    ev = BuildEvents(log_limit=8 * 1024)
+    written = b""
+    for i in range(40):
+        chunk = bytes([65 + i % 26]) * 12_000
+        written += chunk
+        ev.apply({"logs": [{"vertex": BUILDER, "stream": 1, "data": b64.b64encode(chunk).decode(),
+                            "timestamp": "2026-11-28T01:46:03Z"}]})
+        lg = ev.logs[BUILDER]
+        assert sum(map(len, lg._chunks)) * 3 // 4 <= 4 * lg.limit + 16 * 1024
+    lg = ev.logs[BUILDER]
+    assert lg.data == written[-8 * 1024:] and lg.total_bytes == len(written)

@@ -6,7 +6,7 @@ import pytest
 
 from analyzer import dockerfile as dfmod
 from analyzer.events import load_file
-from analyzer.graph import Status, build_graph
+from analyzer.graph import Status, build_graph, find_cycle
 from analyzer.provenance import load_metadata
 from tests.conftest import PROJECTS, RAWJSON
 
@@ -104,7 +104,28 @@ def test_every_capture_parses_into_a_dag():
     for path in sorted(RAWJSON.glob("*.jsonl")):
         df = FAILING if path.stem == "failing" else MULTISTAGE
         graph = graph_of(path.stem, df)
-        assert nx.is_directed_acyclic_graph(graph.dag), path.name
+        assert isinstance(graph.dag, nx.DiGraph) and nx.is_directed_acyclic_graph(graph.dag), path.name
+        assert find_cycle(graph.dag) is None, path.name
+        # an edge from each input to the vertex that reads it, and nothing else
+        vertices = load_file(path).vertices.values()
+        assert sorted(graph.dag.edges()) == sorted({(i, v.digest) for v in vertices for i in v.inputs
+                                                    if i != v.digest}), path.name
+        assert set(graph.dag.nodes) == {v.digest for v in vertices}, path.name
         assert not graph.missing_inputs, path.name
         steps = [s for s in graph.steps.values() if s.is_step]
         assert steps and all(s.line is not None for s in steps), path.name
+
+
+def test_a_cycle_is_found_and_named():
+    from analyzer.events import BuildEvents
+
+    ev = BuildEvents()
+    ev.apply({"vertexes": [{"digest": "sha256:a", "inputs": ["sha256:c"], "name": "a"},
+                           {"digest": "sha256:b", "inputs": ["sha256:a"], "name": "b"},
+                           {"digest": "sha256:c", "inputs": ["sha256:b", "sha256:b"], "name": "c"},
+                           {"digest": "sha256:d", "inputs": ["sha256:c", "sha256:d"], "name": "d"}]})
+    graph = build_graph(ev)
+    assert list(graph.dag.predecessors("sha256:c")) == ["sha256:b"]  # once each, no self-loop
+    assert list(graph.dag.predecessors("sha256:d")) == ["sha256:c"]
+    cycle = find_cycle(graph.dag)
+    assert sorted(cycle) == [("sha256:a", "sha256:b"), ("sha256:b", "sha256:c"), ("sha256:c", "sha256:a")]

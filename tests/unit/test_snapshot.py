@@ -917,10 +917,31 @@ def test_json_round_trip(ctx: Path) -> None:
     assert back == s
     assert back.entries["link"].target == "src/app.py"
     assert back.errors == {"src/app.py": "PermissionError: denied"}
-    assert data["v"] == 1 and data["root"] == str(ctx)
-    assert data["entries"]["src/util.py"][0] == "file" and len(data["entries"]["src/util.py"]) == 8
+    assert data["v"] == 2 and data["root"] == str(ctx)
+    rows = {}
+    last = ""
+    for row in data["entries"]:  # each path is the previous one's first `shared` characters + the rest
+        last = last[:row[0]] + row[1]
+        rows[last] = row
+    assert list(rows) == sorted(s.entries)
+    util = s.entries["src/util.py"]
+    assert rows["src/util.py"][0] == len("src/")  # shares its folder with src/app.py
+    assert rows["src/util.py"][2:] == ["f", util.mode, util.size, util.sha256, util.mtime_ns,
+                                       util.ctime_ns - util.mtime_ns, util.inode]
+    assert rows["link"][2] == "s" and rows["link"][9] == "src/app.py"
+    assert rows["src/app.py"][9:] == [None, "PermissionError: denied"]
     f = snapshot(ctx, follow=["src"])
     assert Snapshot.from_json(f.to_json()).follow == ["src"]
+
+
+def test_json_format_1_is_still_read(ctx: Path) -> None:
+    s = snapshot(ctx)
+    s.entries["src/app.py"] = Entry("file", 0o644, 1, None, None, 1, 2, 3, "PermissionError: denied")
+    v1 = {"v": 1, "root": s.root, "excludes": s.excludes, "follow": s.follow, "taken_ns": s.taken_ns,
+          "stats": {"hashed_bytes": s.hashed_bytes, "hashed_files": s.hashed_files, "reused": s.reused},
+          "entries": {p: [e.type, e.mode, e.size, e.sha256, e.target, e.mtime_ns, e.ctime_ns, e.inode]
+                      + ([e.error] if e.error is not None else []) for p, e in s.entries.items()}}
+    assert Snapshot.from_json(json.loads(json.dumps(v1))) == s
 
 
 @pytest.mark.skipif(os.uname().sysname == "Darwin", reason="macOS refuses non-UTF-8 names")
@@ -944,7 +965,15 @@ def test_json_with_non_utf8_names_is_utf8_encodable(tmp_path: Path) -> None:
 @pytest.mark.parametrize("garbage", [
     None, [], "text", 3,
     {},
+    {"v": 3, "root": "/x", "entries": []},
     {"v": 2, "root": "/x", "entries": {}},
+    {"v": 2, "root": "/x", "entries": [[0, "a", "f", 420, 1, None, 0, 0]]},
+    {"v": 2, "root": "/x", "entries": [[0, "a", "x", 420, 1, None, 0, 0, 0]]},
+    {"v": 2, "root": "/x", "entries": [[3, "a", "f", 420, 1, None, 0, 0, 0]]},
+    {"v": 2, "root": "/x", "entries": [["0", "a", "f", 420, 1, None, 0, 0, 0]]},
+    {"v": 2, "root": "/x", "entries": [[0, "a", "f", 420, 1, None, 0, "0", 0]]},
+    {"v": 2, "root": "/x", "entries": [[0, "/a", "f", 420, 1, None, 0, 0, 0]]},
+    {"v": 2, "root": "/x", "entries": [[0, "a", "s", 511, 0, None, 0, 0, 0, 5]]},
     {"v": 1, "root": "", "entries": {}},
     {"v": 1, "root": "/x"},
     {"v": 1, "root": "/x", "entries": []},

@@ -681,3 +681,46 @@ def test_list_10000_records(tmp_path, capsys):
     with capsys.disabled():
         print(f"\n[store] list_records(10,000): {elapsed * 1000:.1f} ms; "
               f"index {per_line:.0f} bytes/record")
+
+
+# --------------------------------------------------------------------------
+# a store written by an older cachewhy (testdata/store-v1-early/README.md)
+
+EARLY = Path(__file__).resolve().parents[2] / "testdata" / "store-v1-early"
+EARLY_IDS = ["20261128T064751446699-e3c3dca3", "20261128T064744030778-89009c0a"]  # newest first
+
+
+def test_store_of_an_older_cachewhy(tmp_path):
+    import shutil  # noqa: PLC0415
+    import subprocess  # noqa: PLC0415
+
+    root = tmp_path / "old"
+    shutil.copytree(EARLY, root, ignore=shutil.ignore_patterns("project", "README.md"))
+    index_before = (root / "index.jsonl").read_bytes()
+    old = Store(root)
+    entries, problems = old.list_records()
+    assert problems == [] and [e["id"] for e in entries] == EARLY_IDS
+    assert (root / "index.jsonl").read_bytes() == index_before  # its own index was read, nothing repaired
+    newest = old.load("last")
+    assert "other_lines" not in json.dumps(newest)  # settled into the current shape
+    from_step = next(s for s in newest["steps"] if s["keyword"] == "FROM")
+    assert from_step["also_at"] == [{"line": 8, "stage": "tools", "instruction": "FROM local/busybox:latest AS tools"}]
+    assert all(d.startswith("sha256:") for _, d in newest["materials"])
+    # the older record is the newest one's previous build
+    assert old.find_previous(newest["project"], before_id=newest["id"]) == EARLY_IDS[1]
+    assert old.find_previous(newest["project"]) == EARLY_IDS[0]
+
+    def cachewhy(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "analyzer", *args, "--store", str(root)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=120)
+
+    history = cachewhy("history")
+    assert history.returncode == 0, history.stderr
+    assert all(i in history.stdout for i in EARLY_IDS) and "context-changed at Dockerfile:5" in history.stdout
+    show = cachewhy("show", "last")
+    assert show.returncode == 0 and "Traceback" not in show.stderr
+    assert f"compared with build {EARLY_IDS[1]}" in show.stderr
+    assert "context changed: config.txt modified" in show.stderr
+    assert "   8  tools    source          FROM local/busybox:latest AS tools" in show.stderr
+    diff = cachewhy("diff", EARLY_IDS[1], EARLY_IDS[0])
+    assert diff.returncode == 0 and "context changed: config.txt modified" in diff.stderr

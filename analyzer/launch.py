@@ -1,0 +1,225 @@
+"""Start buildx before the rest of cachewhy is imported (`cachewhy build`).
+
+A warm build takes buildx about half a second; importing cachewhy's command
+modules (dataclasses, subprocess, tempfile, json ...) before launching it
+would add tens of milliseconds to every build. So cli.py calls `start` first:
+with only os, sys and signal imported, it splits cachewhy's own options from
+the user's buildx arguments, makes the temporary folder for the metadata file
+and spawns buildx with its stderr on a pipe. commands/build.py then parses
+the options for real and `take`s the process only when it was started with
+exactly the command it would have run itself (`take`); otherwise it stops
+it and starts buildx the ordinary way (buildx.run_build).
+
+Nothing here may import more than the standard library's os, sys and signal
+(and analyzer.options, which imports nothing).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+
+from analyzer.errors import UsageError
+from analyzer.options import take_options, wants_help
+
+# `docker buildx build` flags that take a value; anything else starting with
+# "-" is a switch. Only needed to tell the context PATH from flag values.
+VALUE_FLAGS = frozenset({
+    "--add-host", "--allow", "--annotation", "--attest", "--build-arg",
+    "--build-context", "--builder", "--cache-from", "--cache-to", "--call",
+    "--cgroup-parent", "-f", "--file", "--iidfile", "--label", "--metadata-file",
+    "--network", "--no-cache-filter", "-o", "--output", "--platform", "--progress",
+    "--provenance", "--sbom", "--secret", "--shm-size", "--ssh", "-t", "--tag",
+    "--target", "--ulimit", "--policy", "--source-policy-file",
+})
+
+# The options of `cachewhy build` (commands/build.py: _OPTIONS, the switches),
+# by name only; a unit test keeps these in step with build.py. A name missing
+# here only costs the early start: build.py then sees another buildx command
+# and starts buildx itself.
+OWN_OPTIONS = frozenset({
+    "--report-json", "--report-md", "--report-sarif", "--dot", "--svg", "--html",
+    "--fail-below-hit-ratio", "--fail-on",
+    "--live", "--width", "--store", "--against", "--baseline",
+})
+OWN_SWITCHES = frozenset({"--show-values"})
+
+# the signals Python ignores that a child should not inherit ignored (as subprocess does)
+_RESET_SIGNALS = tuple(getattr(signal, s) for s in ("SIGPIPE", "SIGXFZ", "SIGXFSZ") if hasattr(signal, s))
+
+
+class Started:
+    """A buildx process started here; the parts of subprocess.Popen that run_build uses."""
+
+    def __init__(self, pid: int, stderr_fd: int, cmd: list[str], buildx_argv: list[str],
+                 own_metadata: bool, workdir: str | None, started: float) -> None:
+        self.pid = pid
+        self.stderr = os.fdopen(stderr_fd, "rb")
+        self.cmd = cmd
+        self.buildx_argv = buildx_argv  # the user's buildx arguments, --progress taken out
+        self.own_metadata = own_metadata  # cachewhy's --metadata-file in workdir
+        self.workdir = workdir
+        self.started = started
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self) -> int:
+        while self.returncode is None:
+            try:
+                _, status = os.waitpid(self.pid, 0)
+            except InterruptedError:
+                continue
+            self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def send_signal(self, signum: int) -> None:
+        if self.poll() is None:
+            os.kill(self.pid, signum)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+    def stop(self) -> None:
+        """Cancel it (as Ctrl-C would), wait for it, and remove its folder."""
+        self.send_signal(signal.SIGINT)
+        self.stderr.close()
+        self.wait()
+        remove_workdir(self.workdir)
+
+
+_started: Started | None = None
+
+
+def start(argv: list[str]) -> None:
+    """Start buildx for `cachewhy build ARGV` if that can be done without the
+    rest of cachewhy; any doubt (help, --against, which must be checked
+    before building, a usage error) leaves it to commands/build.py."""
+    global _started  # noqa: PLW0603
+    if wants_help(argv) or any(a == "--against" or a.startswith("--against=") for a in argv):
+        return
+    try:
+        _found, rest = take_options(argv, {name: name for name in OWN_OPTIONS}, {s: s for s in OWN_SWITCHES},
+                                    foreign_value_flags=VALUE_FLAGS)
+    except UsageError:
+        return
+    buildx_argv, user_metadata = _without_progress(rest)
+    workdir = None
+    env = os.environ
+    extra: list[str] = []
+    if not user_metadata:
+        workdir = _make_workdir()
+        if workdir is None:
+            return
+        extra = ["--metadata-file", os.path.join(workdir, "metadata.json")]
+        if "BUILDX_METADATA_PROVENANCE" not in env:
+            env = dict(env, BUILDX_METADATA_PROVENANCE="max")
+    custom = os.environ.get("CACHEWHY_DOCKER")
+    docker = custom.split() if custom else ["docker"]
+    cmd = [*docker, "buildx", "build", "--progress=rawjson", *extra, *buildx_argv]
+    r, w = os.pipe()
+    try:
+        now = time.time()
+        pid = os.posix_spawnp(cmd[0], cmd, env, file_actions=[(os.POSIX_SPAWN_DUP2, w, 2)],
+                              setsigdef=_RESET_SIGNALS)
+    except OSError:  # no docker on PATH and the like: build.py says so properly
+        os.close(r)
+        remove_workdir(workdir)
+        return
+    finally:
+        os.close(w)
+    _started = Started(pid, r, cmd, buildx_argv, not user_metadata, workdir, now)
+
+
+def take(buildx_argv: list[str], user_metadata: str | None) -> Started | None:
+    """The buildx started by `start`, when it runs exactly the command that
+    commands/build.py would run (same buildx arguments, same metadata file
+    choice); else None, having stopped it."""
+    global _started  # noqa: PLW0603
+    got, _started = _started, None
+    if got is None:
+        return None
+    if got.buildx_argv == buildx_argv and got.own_metadata == (user_metadata is None):
+        return got
+    got.stop()
+    return None
+
+
+def discard() -> None:
+    """Stop a buildx started here that will not be used (a usage error, --help)."""
+    global _started  # noqa: PLW0603
+    got, _started = _started, None
+    if got is not None:
+        got.stop()
+
+
+def _without_progress(argv: list[str]) -> tuple[list[str], bool]:
+    """buildx.parse_args's reading of `argv`, only as far as the command line
+    depends on it: the arguments without --progress, and whether
+    --metadata-file is given."""
+    out: list[str] = []
+    metadata = False
+    i = 0
+    while i < len(argv):
+        tok = argv[i]
+        if tok == "--":
+            out.extend(argv[i:])
+            break
+        if tok.startswith("-") and tok != "-":
+            name, eq, _value = tok.partition("=")
+            takes_value = name in VALUE_FLAGS
+            if takes_value and not eq:
+                if i + 1 >= len(argv):
+                    out.append(tok)
+                    i += 1
+                    continue
+                i += 2
+            else:
+                i += 1
+            if name == "--progress":
+                continue
+            if name == "--metadata-file":
+                metadata = True
+            out.extend([tok] if eq or not takes_value else [tok, argv[i - 1]])
+            continue
+        out.append(tok)
+        i += 1
+    return out, metadata
+
+
+def _make_workdir() -> str | None:
+    """A private temporary folder (tempfile.mkdtemp's job, without importing tempfile)."""
+    base = next((os.environ[v] for v in ("TMPDIR", "TEMP", "TMP") if os.environ.get(v)), "/tmp")
+    for _ in range(10):
+        path = os.path.join(base, f"cachewhy-{os.urandom(6).hex()}")
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            continue
+        except OSError:
+            return None
+        return os.path.abspath(path)
+    return None
+
+
+def remove_workdir(path: str | None) -> None:
+    if path is None:
+        return
+    try:
+        for name in os.listdir(path):
+            os.unlink(os.path.join(path, name))
+        os.rmdir(path)
+    except OSError:
+        pass
+
+
+if sys.platform == "win32" or not hasattr(os, "posix_spawnp"):  # pragma: no cover
+    def start(argv: list[str]) -> None:  # type: ignore[no-redef]  # noqa: F811, ARG001
+        """No posix_spawn here: build.py starts buildx itself."""
