@@ -317,19 +317,26 @@ def test_the_engine_s_buildkit_is_reached_through_its_grpc_endpoint(tmp_path):
     assert gone.returncode == 3 and len(err.splitlines()) == 1 and "none.sock" in err, err
 
 
+def _docker_config_copy(tmp_path: Path) -> dict[str, str]:
+    """An environment whose DOCKER_CONFIG is a copy of the current one (with its
+    CLI plugins, without its builders): contexts and builders made there leave
+    the user's docker config as it was."""
+    import shutil  # noqa: PLC0415
+
+    config = tmp_path / "docker-config"
+    source = Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker")
+    if source.is_dir():
+        shutil.copytree(source, config, symlinks=True, ignore=shutil.ignore_patterns("buildx"))
+    config.mkdir(exist_ok=True)
+    return dict(os.environ, DOCKER_CONFIG=str(config))
+
+
 def test_the_builder_of_another_docker_context_is_reached(tmp_path):
     """A docker-driver builder named after a docker context other than the current
     one (buildx refuses `dial-stdio --builder` for it)."""
     ctx, name = _project(tmp_path)
     _plain_build(ctx, name)
-    config = tmp_path / "docker-config"  # a copy: the user's docker config is left as it was
-    source = Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker")
-    if source.is_dir():
-        import shutil  # noqa: PLC0415
-
-        shutil.copytree(source, config, symlinks=True, ignore=shutil.ignore_patterns("buildx"))
-    config.mkdir(exist_ok=True)
-    env = dict(os.environ, DOCKER_CONFIG=str(config))
+    env = _docker_config_copy(tmp_path)
     made = subprocess.run(["docker", "context", "create", "cw-elsewhere", "--docker",
                            f"host=unix://{_engine_socket()}"], env=env, capture_output=True, text=True, timeout=60)
     assert made.returncode == 0, made.stderr
@@ -431,14 +438,7 @@ def test_a_builder_of_buildx_s_remote_driver(tmp_path):
     it, and explain reads its history through `dial-stdio --builder`."""
     files = _tls_files(tmp_path)
     bk = _TlsBuildkit(files)
-    config = tmp_path / "docker-config"  # the builder is made in a copy of the docker config
-    source = Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker")
-    if source.is_dir():
-        import shutil  # noqa: PLC0415
-
-        shutil.copytree(source, config, symlinks=True, ignore=shutil.ignore_patterns("buildx"))
-    config.mkdir(exist_ok=True)
-    env = dict(os.environ, DOCKER_CONFIG=str(config))
+    env = _docker_config_copy(tmp_path)  # the builder is made in a copy of the docker config
     builder = f"cw-remote-{uuid.uuid4().hex[:6]}"
     opts = (f"cacert={files['ca.pem']},cert={files['client.pem']},key={files['client.key']},"
             f"servername=buildkitd")
