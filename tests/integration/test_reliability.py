@@ -222,7 +222,22 @@ def test_store_of_an_older_cachewhy_is_a_baseline(tmp_path):
 
     root = tmp_path / "old"
     shutil.copytree(REPO / "testdata" / "store-v1-early", root)
+    # The records name the base image by the digest it had on the engine that made them;
+    # `docker import` gives every engine its own digest (the import time is in the config),
+    # so the copy names this engine's, as if they had been made here.
+    made_with = "sha256:e70d30525037bf90052de33a4f4fee5df349d2003b1dd599a3afc9a239803463"
+    here = subprocess.run(["docker", "image", "inspect", "local/busybox:latest", "--format", "{{.Id}}"],
+                          capture_output=True, text=True, timeout=60, check=True).stdout.strip()
+    for record in root.glob("*.json"):
+        text = record.read_text()
+        assert made_with in text
+        record.write_text(text.replace(made_with, here))
     ctx = root / "project"
+    # the steps the old records saw cached must be in this engine's cache too (else they are
+    # cache-evicted here): the project as it was, built once without cachewhy
+    warm = subprocess.run(["docker", "buildx", "build", "--progress=quiet", *COMMON, "--build-arg", "VERSION=2.0",
+                           str(ctx)], capture_output=True, text=True, timeout=300, check=False)
+    assert warm.returncode == 0, warm.stderr[-2000:]
     (ctx / "src" / "main.py").write_text(f"print({uuid.uuid4().hex!r})\n")  # new to the build cache too
     history = run_cachewhy("history", "--store", str(root))
     assert history.returncode == 0 and history.stdout.decode().count("/tmp/cachewhy-store-v1-early/ctx") == 2
