@@ -211,22 +211,19 @@ def build_graph(
     if dockerfile is not None and not locations:
         _add_shared_froms(steps, dockerfile)
     missing: set[str] = set()
-    pred: dict[str, list[str]] = {}
+    edges: list[tuple[str, str]] = []  # input -> the vertex that reads it; networkx keeps each once
     for digest, step in steps.items():
-        ins: list[str] = []
         for inp in step.inputs:
-            if inp in steps:
-                if inp != digest and inp not in ins:
-                    ins.append(inp)
-            else:
+            if inp not in steps:
                 missing.add(inp)
-        pred[digest] = ins
+            elif inp != digest:
+                edges.append((inp, digest))
     import networkx as nx  # noqa: PLC0415 - heavy; `cachewhy build` imports it while buildx runs
 
     # built in bulk, without per-node attributes: the steps dict holds what is known of each
     dag = nx.DiGraph()
-    dag.add_nodes_from(pred)
-    dag.add_edges_from((a, d) for d, ins in pred.items() for a in ins)
+    dag.add_nodes_from(steps)
+    dag.add_edges_from(edges)
     return BuildGraph(dag, steps, missing)
 
 
