@@ -64,8 +64,8 @@ def _clean_dir(d: str | None) -> str:
     return "" if d in ("", ".") else d
 
 
-def _git(repo: str, *args: str, text: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run(["git", "-C", repo, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+def _git(repo: str, *args: str, text: bool = True, stdin: bytes | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", "-C", repo, *args], input=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           text=text, timeout=GIT_TIMEOUT_S, check=False)
 
 
@@ -151,8 +151,7 @@ def _blob_texts(repo: str, blobs: dict[str, str]) -> dict[str, str]:
     """path -> content of each (small) blob, read in one `git cat-file --batch`."""
     if not blobs:
         return {}
-    proc = subprocess.run(["git", "-C", repo, "cat-file", "--batch"], input="".join(f"{o}\n" for o in blobs.values()).encode(),
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=GIT_TIMEOUT_S, check=False)
+    proc = _git(repo, "cat-file", "--batch", text=False, stdin="".join(f"{o}\n" for o in blobs.values()).encode())
     out, texts, pos = proc.stdout, {}, 0
     for path in blobs:
         nl = out.find(b"\n", pos)
@@ -179,8 +178,10 @@ def contexts_from_git(before_attrs: Mapping[str, str], now_attrs: Mapping[str, s
     """Snapshots of both builds' contexts from git, when both carry a revision
     that the checkout at `where` (default: the current folder) holds."""
     old, new = revision_of(before_attrs), revision_of(now_attrs)
+    if old is None and new is None:  # most contexts are no git checkout: nothing to say
+        return GitContexts()
     if old is None or new is None:
-        which = "either build" if old is None and new is None else "the previous build" if old is None else "this build"
+        which = "the previous build" if old is None else "this build"
         return GitContexts(note=f"no git revision recorded for {which} (buildx records one when the context is a "
                                 "git checkout), so context files were not compared")
     if old.context_dir != new.context_dir:

@@ -247,7 +247,9 @@ def explain_build(client: Any, records: list[Any], index: int, *, store: "Store"
         prev = find_previous(client, records, index, current)
         notes += prev.notes
         if prev.fetched is not None:
-            git = git_contexts(prev.fetched.record, current.record, repo)
+            from analyzer.vcs import contexts_from_git  # noqa: PLC0415
+
+            git = contexts_from_git(prev.fetched.record.FrontendAttrs, current.record.FrontendAttrs, repo)
             if git.note:
                 notes.append(git.note)
             label = f"previous build ({describe(prev.fetched.record)})"
@@ -264,16 +266,6 @@ def explain_build(client: Any, records: list[Any], index: int, *, store: "Store"
     outcome.report["build"]["ref"] = outcome.record["id"]
     add_eviction_evidence(client, outcome)
     return outcome
-
-
-def git_contexts(before: Any, now: Any, repo: str | None) -> Any:
-    """Both builds' context files from git (analyzer/vcs.py); a note only where a
-    build recorded a revision, since most contexts are no git checkout."""
-    from analyzer.vcs import GitContexts, contexts_from_git, revision_of  # noqa: PLC0415
-
-    if revision_of(before.FrontendAttrs) is None and revision_of(now.FrontendAttrs) is None:
-        return GitContexts()
-    return contexts_from_git(before.FrontendAttrs, now.FrontendAttrs, repo)
 
 
 def add_eviction_evidence(client: Any, outcome: "Outcome") -> None:
@@ -349,9 +341,7 @@ def parse_duration(text: str) -> float:
 def explain_recent(client: Any, records: list[Any], after: float, *, store: "Store", outputs: Outputs,
                    gates: Gates, width: int, repo: str | None) -> int:
     """Each build created after `after` (epoch seconds), oldest first: a paragraph each."""
-    from analyzer.buildkit.history import describe  # noqa: PLC0415
-    from analyzer.commands.watch import paragraph  # noqa: PLC0415
-    from analyzer.errors import CachewhyError  # noqa: PLC0415
+    from analyzer.commands.watch import explained  # noqa: PLC0415
     from analyzer.outputs import render_json, write_file  # noqa: PLC0415
 
     picked = [i for i, r in enumerate(records) if r.CreatedAt.seconds + r.CreatedAt.nanos / 1e9 >= after]
@@ -361,15 +351,12 @@ def explain_recent(client: Any, records: list[Any], after: float, *, store: "Sto
     out = sys.stderr if outputs.report_json == "-" else sys.stdout  # stdout may be the JSON's
     reports, code = [], 0
     for index in reversed(picked):  # oldest first, as they ran
-        try:
-            outcome = explain_build(client, records, index, store=store, against=None, repo=repo)
-        except CachewhyError as exc:
-            out.write(f"Build {describe(records[index])}: could not be explained: {exc}\n\n")
-            continue
-        out.write(paragraph(outcome, describe(records[index]), width) + "\n\n")
+        text, outcome = explained(client, records, index, store=store, width=width, repo=repo)
+        out.write(text + "\n\n")
         out.flush()
-        reports.append(outcome.report)
-        code = max(code, gates.apply(outcome.report, 0))
+        if outcome is not None:
+            reports.append(outcome.report)
+            code = max(code, gates.apply(outcome.report, 0))
     if outputs.report_json:
         write_file(outputs.report_json, render_json(reports))  # type: ignore[arg-type]
     return code

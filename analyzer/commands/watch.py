@@ -81,8 +81,6 @@ def run(argv: list[str], debug: bool) -> int:
     target = parse_target(found)
 
     from analyzer.buildkit.connect import Client  # noqa: PLC0415
-    from analyzer.buildkit.history import describe  # noqa: PLC0415
-    from analyzer.commands.explain import explain_build  # noqa: PLC0415
     from analyzer.store import open_store  # noqa: PLC0415
 
     store = open_store(found.get("store"))  # type: ignore[arg-type]
@@ -95,7 +93,7 @@ def run(argv: list[str], debug: bool) -> int:
             if event.type != 1 or not event.record.Ref or event.record.Ref in known:  # 1: COMPLETE
                 continue
             known.add(event.record.Ref)
-            _explain_one(client, event.record.Ref, store, width, describe, explain_build)
+            _explain_one(client, event.record.Ref, store, width)
     except KeyboardInterrupt:
         return 0
     finally:
@@ -103,15 +101,30 @@ def run(argv: list[str], debug: bool) -> int:
     return 0
 
 
-def _explain_one(client: Any, ref: str, store: Any, width: int, describe: Any, explain_build: Any) -> None:
+def explained(client: Any, records: list[Any], index: int, *, store: Any, width: int,
+              repo: str | None = None) -> "tuple[str, Outcome | None]":
+    """The paragraph of the build at records[index] and its outcome; or a line
+    saying why it could not be explained, and None."""
+    from analyzer.buildkit.history import describe  # noqa: PLC0415
+    from analyzer.commands.explain import explain_build  # noqa: PLC0415
+
+    label = describe(records[index])
+    try:
+        outcome = explain_build(client, records, index, store=store, against=None, repo=repo)
+    except CachewhyError as exc:
+        return f"Build {label}: could not be explained: {exc}", None
+    return paragraph(outcome, label, width), outcome
+
+
+def _explain_one(client: Any, ref: str, store: Any, width: int) -> None:
     try:
         records = client.history()
+    except CachewhyError as exc:
+        text = f"Build {ref}: could not be explained: {exc}"
+    else:
         index = next((i for i, r in enumerate(records) if r.Ref == ref), None)
         if index is None:
             return
-        outcome = explain_build(client, records, index, store=store, against=None)
-        text = paragraph(outcome, describe(records[index]), width)
-    except CachewhyError as exc:
-        text = f"Build {ref}: could not be explained: {exc}"
+        text, _ = explained(client, records, index, store=store, width=width)
     sys.stdout.write(text + "\n\n")
     sys.stdout.flush()

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from analyzer.snapshot import Snapshot, diff
-from analyzer.vcs import contexts_from_git, revision_of, tree_snapshot
+from analyzer.vcs import GitContexts, contexts_from_git, revision_of, tree_snapshot
 
 pytestmark = pytest.mark.skipif(subprocess.run(["git", "--version"], capture_output=True).returncode != 0,
                                 reason="git is not installed")
@@ -105,6 +105,7 @@ def test_what_git_cannot_tell_is_said(repo: Path, tmp_path: Path):
     elsewhere.mkdir()
     outside = contexts_from_git(_attrs("1" * 40), _attrs(commit), str(elsewhere))
     assert outside.now is None and "is not a git checkout" in outside.note
+    assert contexts_from_git({}, {}, str(repo)) == GitContexts()  # no checkout at all: nothing to say
     none = contexts_from_git({}, _attrs(commit), str(repo))
     assert none.now is None and "no git revision recorded for the previous build" in none.note
 
