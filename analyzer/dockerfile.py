@@ -31,6 +31,7 @@ Standard library only; nothing here talks to an engine.
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import posixpath
 import re
@@ -802,9 +803,15 @@ def _resolve_workdir(cwd: str | None, raw: str, env: dict[str, str], escape: str
 def parse(text: str) -> Dockerfile:
     """Parse a Dockerfile.  Never raises on odd input (unknown instructions
     are kept as they are); raises :class:`DockerfileError` only when `text`
-    is not a string."""
+    is not a string.  The same text gives the same object (treat it as read
+    only): a build's analysis asks for it from several places."""
     if not isinstance(text, str):
         raise DockerfileError(f"Dockerfile text must be str, not {type(text).__name__}")
+    return _parse(text)
+
+
+@functools.lru_cache(maxsize=8)
+def _parse(text: str) -> Dockerfile:
     instructions, escape, directives = _scan(text)
 
     stages: list[Stage] = []

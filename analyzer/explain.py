@@ -75,9 +75,8 @@ def _lines(text: str) -> list[str]:
     return text.splitlines()
 
 
-@functools.lru_cache(maxsize=8)
 def _parsed(text: str):  # type: ignore[no-untyped-def]
-    """The parsed Dockerfile, once per text (explain asks for it per step)."""
+    """The parsed Dockerfile (dockerfile.parse keeps it per text: explain asks for it per step)."""
     from analyzer import dockerfile as dfmod  # noqa: PLC0415
 
     return dfmod.parse(text)
