@@ -5,7 +5,7 @@ capture. Every measurement runs in a fresh child process (its ru_maxrss is
 the peak memory), alternating ours and the reference:
 
 2a  `events.load_file` + `graph.build_graph` (timed inside the child, after
-    the imports) against a bare loop that reads the same file the same way
+    the imports, networkx's included) against a bare loop that reads the same file the same way
     and `json.loads` every line (timed the same way).
 2b  peak RSS of the 2a child against the log's size (the child's whole
     footprint: interpreter and imports included).
@@ -54,6 +54,7 @@ print(json.dumps({"t": t1 - t0, "lines": n}))
 
 OURS = r"""
 import json, sys, time
+import networkx  # imported before the clock starts, as the bare loop's json is
 from analyzer.events import load_file
 from analyzer.graph import build_graph
 path = sys.argv[1]
