@@ -56,6 +56,9 @@ def step_table(report: dict, log_tails: dict[str, str] | None = None, width: int
                          _one_line(other.get("instruction") or label), s))
     # one vertex can stand at several lines: keep Dockerfile order
     rows.sort(key=lambda r: (not r[0], int(r[0]) if r[0] else 0))
+    hidden = ""
+    if not all_rows and len(rows) > TERMINAL_ROWS:
+        rows, hidden = _screenful(rows)
     w_line = max([4] + [len(r[0]) for r in rows])
     w_stage = min(16, max([5] + [len(r[1]) for r in rows]))
     w_status = 8
@@ -81,11 +84,35 @@ def step_table(report: dict, log_tails: dict[str, str] | None = None, width: int
                 out.append(f"{indent}error: {_one_line(step['error'])[: width - len(indent) - 7]}")
             for log_line in (log_tails.get(step.get("id") or "") or "").splitlines()[-8:]:
                 out.append(f"{indent}| {log_line[: width - len(indent) - 2]}")
+    if hidden:
+        out.append(f"{'':>{w_line}}  {hidden}")
     if quiet:
         took = _fmt_time(sum(s.get("duration_s") or 0.0 for s in quiet))
         out.append(f"{'':>{w_line}}  {'':<{w_stage}}  {'internal':<{w_status}}  {took:>{w_time}}  "
                    f"{len(quiet)} internal and source vertices (loading the definition, context, metadata\u2026)")
     return "\n".join(out)
+
+
+#: The terminal answers in one screen: at most this many root causes and table
+#: rows; the report files (--report-json, --report-md, --html) hold every one.
+TERMINAL_ROOTS = 10
+TERMINAL_ROWS = 40
+_EVERY_ONE = "every one is in --report-md FILE or --report-json FILE"
+
+
+def _screenful(rows: list) -> tuple[list, str]:
+    """The rows a big build's table shows, in Dockerfile order: the steps that
+    did not come from the cache (failed ones first, then the slowest, when
+    even those are too many); and a line saying what was left out."""
+    keep = [r for r in rows if r[2] is not Status.CACHED]
+    if len(keep) > TERMINAL_ROWS:
+        first = sorted(range(len(keep)), key=lambda i: (keep[i][2] is not Status.FAILED,
+                                                        -(keep[i][5].get("duration_s") or 0.0)))
+        keep = [keep[i] for i in sorted(first[:TERMINAL_ROWS])]
+    cached = sum(1 for r in rows if r[2] is Status.CACHED)
+    others = len(rows) - len(keep) - cached
+    parts = ([f"{cached} cached"] if cached else []) + ([f"{others} quicker"] if others else [])
+    return keep, f"\u2026 {len(rows) - len(keep)} more rows not shown ({', '.join(parts)}); {_EVERY_ONE}"
 
 
 def footer(report: dict) -> str:
@@ -152,7 +179,7 @@ def root_causes(report: dict, width: int = 100, colour: bool = False) -> str:
             + (f" (compared with build {prev['ref']})" if prev else " (no previous build to compare with)"))
     out = [head]
     bold, reset = ("\x1b[1m", _RESET) if colour else ("", "")
-    for m in roots:
+    for m in roots[:TERMINAL_ROOTS]:
         where = f"{name}:{m.get('line')}" if m.get("line") else name
         instr = _one_line(m.get("instruction") or "")
         cause = m["cause"]
@@ -177,6 +204,10 @@ def root_causes(report: dict, width: int = 100, colour: bool = False) -> str:
             out.append(f"{'':17}also: {_KIND_TEXT.get(also['kind'], also['kind'])}: {_one_line(also.get('detail') or '')}"[:width])
         for advice in (m.get("advice") or [])[:1]:  # issue 6: the first fix, in rule priority order
             out.extend(fix_lines(advice, width))
+    rest = roots[TERMINAL_ROOTS:]
+    if rest:
+        out.append(f"  \u2026 {len(rest)} more root cause{'s' if len(rest) != 1 else ''}, "
+                   f"{_fmt_time(sum(m.get('time_lost_s') or 0 for m in rest))} lost in all; {_EVERY_ONE}")
     for note in report.get("notes") or []:
         out.append(f"  note: {note}")
     out.extend(_unmissed_advice(report, width))

@@ -206,6 +206,12 @@ def test_load_is_streamed(tmp_path):
     steps = [s for s in report["steps"] if (s.get("instruction") or "").startswith("RUN ")]
     assert len(steps) == 300 and all(s["status"] == "rebuilt" for s in steps)
     assert "Traceback" not in err
+    # the answer fits a screen: the table lists 40 of the 300 rebuilt steps and says so
+    # (the report file has every one)
+    table = err[err.index("\nLINE "):].splitlines()[2:]
+    assert sum(1 for ln in table if "  rebuilt  " in ln) == 40
+    assert "\u2026 260 more rows not shown (260 quicker); every one is in --report-md FILE" in err
+    assert len(err.splitlines()) < 80, err
     log_volume = 300 * 64 * 1024
     assert peak_rss - idle_rss < log_volume / 4, (
         f"peak RSS {peak_rss / 1e6:.1f} MB against {idle_rss / 1e6:.1f} MB for a 3-step build, "

@@ -132,6 +132,35 @@ def test_analyze_no_record(capsys, store):
     assert Store(store).list_records()[0] == []
 
 
+def test_a_big_build_answers_in_one_screen(capsys, store, tmp_path):
+    # copies of a real capture (benchmarks/gen_log.py): 58 root causes, 406 vertices
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        import gen_log  # noqa: PLC0415
+    finally:
+        sys.path.pop(0)
+    log = tmp_path / "big.jsonl"
+    gen_log.generate(log, vertices=400, mb=0.5)
+    assert main(["analyze", "--no-record", "--report-json", str(tmp_path / "r.json"), str(log)]) == 0
+    err = capsys.readouterr().err
+    report = json.loads((tmp_path / "r.json").read_text())
+    roots = [m for m in report["misses"] if m["root"]]
+    assert len(roots) == 58
+    why = err[err.index("Why:"):err.index("\nLINE ")]
+    # the ten biggest losses are shown, the rest are counted with their time
+    shown = [ln for ln in why.splitlines() if "steps rebuilt" in ln or "step rebuilt" in ln]
+    assert len(shown) == 10
+    assert "\u2026 48 more root causes, " in why and "every one is in --report-md FILE or --report-json FILE" in why
+    assert why.index("\u2026 48 more") > why.rindex("rebuilt, ")
+    # the table keeps 40 rows of the steps not from the cache, and says what it left out
+    table = err[err.index("\nLINE "):].splitlines()[2:]
+    rows = [ln for ln in table if "  rebuilt  " in ln]
+    rebuilt = [s for s in report["steps"] if s["status"] == "rebuilt"]
+    assert len(rows) == 40 < len(rebuilt)
+    assert f"\u2026 {len(rebuilt) - 40} more rows not shown ({len(rebuilt) - 40} quicker)" in err
+    assert len(err.splitlines()) < 100
+
+
 def test_analyze_compares_with_the_previous_record_of_the_same_project(capsys, store):
     common = ["--store", store, "--context", "/work/ctx"]
     assert cw(capsys, "analyze", *common, "--metadata-file", cap("multistage-warm.meta.json"),
