@@ -4,6 +4,8 @@
     process) against `git status` on the same tree (a git repository whose
     .git lives outside the tree, so that both look at exactly the same files;
     all files added and committed first), alternating.
+3c  (info) the floor of 3a: a bare Python walk, os.scandir and DirEntry.stat()
+    and nothing else, against the same `git status`.
 3b  a cold snapshot (no previous) against `find -type f -print0 | xargs -0
     sha256sum`: throughput in MB/s of file bytes hashed over wall time, both
     with the files in the page cache (warm-up runs first).
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import subprocess
 import time
 from pathlib import Path
@@ -82,6 +85,24 @@ def run(cfg, fixtures: Path) -> list[Row]:
                 "git status", res["ratio"], "<= 1.5", res["ratio"] <= 1.5,
                 notes=f"{reps} alternating pairs; {last['reused']} hashes reused, {last['hashed']} files read",
                 samples=res)]
+
+    # The floor of any Python walk: os.scandir and DirEntry.stat() alone, no
+    # comparison, nothing recorded (what 3a's target is up against)
+    def bare_walk() -> float:
+        t0 = time.perf_counter()
+        todo = [str(ctx)]
+        while todo:
+            d = todo.pop()
+            with os.scandir(d) as it:
+                for de in it:
+                    if stat.S_ISDIR(de.stat(follow_symlinks=False).st_mode):
+                        todo.append(de.path)
+        return time.perf_counter() - t0
+
+    res = alternate(bare_walk, git_status, pairs=reps, warmup=1)
+    rows.append(Row("3c", "bare Python walk (scandir + lstat, nothing compared)", res["ours"]["median"],
+                    res["ref"]["median"], "git status", res["ratio"], "info", None,
+                    notes=f"{reps} alternating pairs: the floor of 3a for any walk in Python", samples=res))
 
     total = info["bytes"]
 

@@ -14,7 +14,7 @@ NAMES (comma-separated; default all, in this order):
   startup   1d-1e  `cachewhy --help` / `cachewhy history`, fresh processes
   log       2a-2d  a generated 50 MB / 5,000-vertex rawjson log: load + graph
                    against a json.loads loop, peak memory, jq
-  snapshot  3a-3b  a generated 50,000-file / 500 MB context: re-snapshot
+  snapshot  3a-3c  a generated 50,000-file / 500 MB context: re-snapshot
                    against git status, cold snapshot against sha256sum
   explain   4a-4b  explain() on generated 1k..100k-step records
   store     5a-5b  a 10,000-record store: listing time, bytes per record
