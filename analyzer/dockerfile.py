@@ -30,8 +30,10 @@ Standard library only; nothing here talks to an engine.
 
 from __future__ import annotations
 
+import bisect
 import csv
 import functools
+import gc
 import json
 import posixpath
 import re
@@ -251,15 +253,33 @@ class Dockerfile:
     global_args: list[Instruction]  # ARG before the first FROM
     escape: str = "\\"
     directives: dict[str, str] = field(default_factory=dict)  # syntax / escape / check
+    # lookups by name, base image and line, made on first use: a file of
+    # thousands of stages is asked once per step
+    _index: tuple | None = field(default=None, init=False, repr=False, compare=False)
+
+    def _lookups(self) -> tuple[dict[str, Stage], dict[str, Stage], dict[tuple, list[Stage]], list[int]]:
+        if self._index is None or self._index[0] != (len(self.stages), len(self.instructions)):
+            by_name: dict[str, Stage] = {}
+            by_alias: dict[str, Stage] = {}
+            by_base: dict[tuple, list[Stage]] = {}
+            for st in self.stages:
+                by_name.setdefault(st.name, st)
+                if st.alias is not None:
+                    by_alias.setdefault(st.name, st)
+                if st.image_base:
+                    by_base.setdefault((st.resolved_base, st.platform), []).append(st)
+            starts = [ins.line for ins in self.instructions]
+            self._index = ((len(self.stages), len(self.instructions)), by_name, by_alias, by_base, starts)
+        return self._index[1:]
 
     def stage_by_name(self, name: str) -> Stage | None:
         """A stage by ``AS`` name (any case), ``stage-N`` or index string."""
         if not isinstance(name, str):
             return None
         key = name.strip().lower()
-        for st in self.stages:
-            if st.name == key:
-                return st
+        st = self._lookups()[0].get(key)
+        if st is not None:
+            return st
         m = _STAGE_N_RE.match(key)
         if m or key.isdigit():
             idx = int(m.group(1) if m else key)
@@ -279,17 +299,14 @@ class Dockerfile:
         if ref.isdigit() and allow_index:
             idx = int(ref)
             return self.stages[idx] if idx < len(self.stages) else None
-        key = ref.lower()
-        for st in self.stages:
-            if st.name == key and st.alias is not None:
-                return st
-        return None
+        return self._lookups()[1].get(ref.lower())
 
     def instruction_at(self, line: int) -> Instruction | None:
         """The instruction whose line range contains `line`."""
-        for ins in self.instructions:
-            if ins.line <= line <= ins.end_line:
-                return ins
+        starts = self._lookups()[3]
+        i = bisect.bisect_right(starts, line) - 1  # instructions are in file order, never overlapping
+        if i >= 0 and self.instructions[i].line <= line <= self.instructions[i].end_line:
+            return self.instructions[i]
         return None
 
     def uses_extra_state(self) -> bool:
@@ -336,10 +353,7 @@ class Dockerfile:
         """
         if not stage.image_base:
             return [stage]
-        return [
-            st for st in self.stages
-            if st.image_base and st.resolved_base == stage.resolved_base and st.platform == stage.platform
-        ]
+        return list(self._lookups()[2].get((stage.resolved_base, stage.platform), ()))
 
 
 @dataclass
@@ -362,6 +376,8 @@ class VertexName:
 
 def _split_words(s: str, escape: str = "\\", raw: bool = False) -> list[str]:
     """Split on unquoted whitespace.  raw=True keeps quotes and escapes."""
+    if "'" not in s and '"' not in s and escape not in s:
+        return s.split()  # nothing quoted or escaped, as in most instructions
     words: list[str] = []
     buf: list[str] = []
     in_word = False
@@ -422,6 +438,8 @@ def expand_vars(word: str, env: dict[str, str] | None, escape: str = "\\") -> tu
     `env` (it then expands to the empty string).  With env=None variables
     are kept as written.
     """
+    if "$" not in word and "'" not in word and '"' not in word and escape not in word:
+        return word, False  # nothing to expand, unquote or unescape
     out: list[str] = []
     unresolved = False
     quote = ""
@@ -633,6 +651,8 @@ def _cont_regex(escape: str) -> re.Pattern[str]:
 
 def _trim_continuation(s: str, regex: re.Pattern[str]) -> tuple[str, bool]:
     """Strip a trailing line-continuation token: (line, is_end_of_line)."""
+    if s.rstrip(" \t")[-1:] not in ("\\", "`"):
+        return s, True  # no escape character (either kind) at the end: the regex cannot match
     if regex.search(s):
         return regex.sub(lambda m: m.group(1) or "", s, count=1), False
     return s, True
@@ -807,7 +827,15 @@ def parse(text: str) -> Dockerfile:
     only): a build's analysis asks for it from several places."""
     if not isinstance(text, str):
         raise DockerfileError(f"Dockerfile text must be str, not {type(text).__name__}")
-    return _parse(text)
+    # A big file is a hundred thousand objects at once, and none of them in a
+    # cycle worth collecting: the cyclic collector waits until the end.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _parse(text)
+    finally:
+        if enabled:
+            gc.enable()
 
 
 @functools.lru_cache(maxsize=8)

@@ -243,6 +243,9 @@ class _Explainer:
         self.by_id = {s["id"]: s for s in self.steps}
         self.matches = match_steps(self.steps, prev.get("steps") or []) if prev else {}
         self.prev_by_digest = {x["digest"]: x for x in (prev or {}).get("steps") or []}
+        # nearest steps per digest, asked for up to three times per rebuilt step
+        self._near_now: dict[str, list[dict]] = {}
+        self._near_before: dict[str, list[dict]] = {}
         self._changed_paths: list[str] | None = None
         self._changed_index: tuple[set[str], set[str]] | None = None
         self._materials_now = dict((u, d) for u, d in cur.get("materials") or [])
@@ -331,19 +334,25 @@ class _Explainer:
                 out.append(Cause("instruction-changed", f"{'; '.join(old) or '(none)'} \u2192 {'; '.join(new) or '(none)'}"))
         return out
 
+    def nearest(self, digest: str, before: bool = False) -> list[dict]:
+        """The nearest Dockerfile steps of a vertex of this build (of the previous one: before=True)."""
+        memo = self._near_before if before else self._near_now
+        got = memo.get(digest)
+        if got is None:
+            got = memo[digest] = _nearest_steps(self.prev_by_digest if before else self.by_digest, digest)
+        return got
+
     def _parent_causes(self, s: dict, p: dict) -> list[Cause]:
         """The step is the same, but what it is built on is not: an instruction
         before it was removed, added or moved."""
         prev_by_digest = self.prev_by_digest
         if p["digest"] not in prev_by_digest:
             return []
-        now = {self.matches[n["id"]]["id"] if n["id"] in self.matches else "new:" + n["id"]
-               for n in _nearest_steps(self.by_digest, s["digest"])}
-        before = {n["id"] for n in _nearest_steps(prev_by_digest, p["digest"])}
-        if now == before:
+        new = self.nearest(s["digest"])
+        old = self.nearest(p["digest"], before=True)
+        now = {self.matches[n["id"]]["id"] if n["id"] in self.matches else "new:" + n["id"] for n in new}
+        if now == {n["id"] for n in old}:
             return []
-        old = [n for n in _nearest_steps(prev_by_digest, p["digest"])]
-        new = _nearest_steps(self.by_digest, s["digest"])
         fmt = lambda steps: ", ".join(f"line {x.get('line')} {_clip(_norm(x.get('instruction')), 40)}" for x in steps) or "the stage's base"  # noqa: E731
         return [Cause("instruction-changed", f"the steps before it changed: it was built on {fmt(old)}, "
                                              f"now on {fmt(new)}")]
@@ -568,7 +577,7 @@ class _Explainer:
     # -- the whole build --------------------------------------------------------
     def run(self) -> Analysis:
         rebuilt = {s["digest"] for s in self.steps if _is_step(s) and s.get("status") in MISSED}
-        nearest = {d: _nearest_steps(self.by_digest, d) for d in rebuilt}
+        nearest = {d: self.nearest(d) for d in rebuilt}
         misses: dict[str, Miss] = {}
         for s in self.steps:
             if s["digest"] not in rebuilt:

@@ -2,7 +2,10 @@
 
 `explain(cur, prev)` on a build of N Dockerfile steps with N/10 root misses
 (one per stage for nine stages in ten), the previous build mostly cached;
-each size in a fresh child process (generation is not timed).
+each size in fresh child processes (generation is not timed). Every time is
+the first call in its process, as in a cachewhy command: both Dockerfiles are
+parsed and the memory is new (a second call, given as context, finds the
+parsed Dockerfiles cached and is about half as long at 10k steps).
 
 4a  10,000 steps, 1,000 root misses: seconds, absolute target.
 4b  growth with steps + edges across 1k, 3k, 10k (and 100k when the growth
@@ -64,9 +67,8 @@ def run(cfg, fixtures: Path) -> list[Row]:
         reps = 5 if n <= 3_000 else 3
         if cfg.quick:
             reps = max(1, reps - 2)
-        log(f"4: explain at {n:,} steps ({reps} runs)")
-        out, _ = python_child(code, str(n), str(reps), "0", timeout=budget * 3)
-        results[n] = out
+        log(f"4: explain at {n:,} steps ({reps} fresh processes)")
+        results[n] = _first_calls(code, n, reps, budget)
     # 100k: only when the growth so far says it ends within the budget
     big = 100_000
     k_last = _exponent(results[3_000], results[10_000])
@@ -74,8 +76,7 @@ def run(cfg, fixtures: Path) -> list[Row]:
     skipped_big = None
     if predicted <= budget:
         log(f"4: explain at {big:,} steps (predicted {predicted:.0f} s)")
-        out, _ = python_child(code, str(big), "1", "0", timeout=budget * 3)
-        results[big] = out
+        results[big] = _first_calls(code, big, 1, budget)
     else:
         skipped_big = (f"100k not run: the 3k->10k growth (k={k_last:.2f}) predicts {predicted:.0f} s "
                        f"(budget {budget:.0f} s)")
@@ -90,7 +91,9 @@ def run(cfg, fixtures: Path) -> list[Row]:
     f10 = results[10_000]["facts"]
     rows = [Row("4a", f"explain(), {f10['steps']:,} steps / {f10['edges']:,} edges, {f10['roots']:,} root misses",
                 t10, None, "", None, "<= 0.5 s", t10 <= 0.5,
-                notes=f"{f10['rebuilt']:,} rebuilt steps; best of {len(results[10_000]['times'])}",
+                notes=(f"{f10['rebuilt']:,} rebuilt steps; best first call of {len(results[10_000]['times'])} "
+                       f"fresh processes (a second call in the same process: "
+                       f"{min(results[10_000]['repeat_times'] or [float('nan')]):.3g} s)"),
                 samples={"results": {str(k): v for k, v in results.items()}, "profile": profile})]
     ns = sorted(results)
     ks = [_exponent(results[a], results[b]) for a, b in zip(ns, ns[1:])]
@@ -103,6 +106,17 @@ def run(cfg, fixtures: Path) -> list[Row]:
                           + ", ".join(f"{k:.2f}" for k in ks) + (f"; {skipped_big}" if skipped_big else ""),
                     samples={"exponents": ks, "sizes": ns}))
     return rows
+
+
+def _first_calls(code: str, n: int, reps: int, budget: float) -> dict:
+    """`reps` fresh processes, each timing its first explain() (what one
+    cachewhy command does: its Dockerfiles parsed, its memory new) and then
+    one more call (informational: what caches and warm memory save)."""
+    outs = [python_child(code, str(n), "2", "0", timeout=budget * 3)[0] for _ in range(reps)]
+    out = dict(outs[0])
+    out["times"] = [o["times"][0] for o in outs]
+    out["repeat_times"] = [o["times"][1] for o in outs if len(o["times"]) > 1]
+    return out
 
 
 def _size(res: dict, steps: int | None = None) -> float:
