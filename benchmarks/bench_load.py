@@ -134,6 +134,50 @@ def engine_env(engine_dir: str | None) -> dict:
     return env
 
 
+def run(cfg, env: dict | None, why: str) -> list:  # type: ignore[no-untyped-def]
+    """Figure 6 of benchmarks/run.py: 2,000 steps x 50 KiB (--quick: the CI
+    size, 300 x 64 KiB), alternating bare and wrapped, a new BUST each run."""
+    from common import Row, log, median, not_measured  # noqa: PLC0415 - run.py's helpers
+
+    if env is None:
+        return [not_measured("6a", "wrapper overhead, 2,000-step build with 100 MB of step logs", "<= 1.02", why)]
+    steps, kb, pairs = (300, 64, 1) if cfg.quick else (2000, 50, 2)
+    work = cfg.fixtures / "load"
+    work.mkdir(parents=True, exist_ok=True)
+    ctx = make_context(work, steps, kb)
+    rawjson = work / "bare.rawjson"
+    log(f"6: {steps} steps x {kb} KiB: a first build to fill the base image's cache, then {pairs} pair(s)")
+    bare(ctx, env, rawjson)
+    ratios, bare_s, wrapped_s, rss = [], [], [], []
+    for i in range(pairs):
+        if i % 2:  # which goes first swaps every pair, as in the other figures
+            w, peak, _err = wrapped(ctx, env, work / "store")
+            b = bare(ctx, env, rawjson)
+        else:
+            b = bare(ctx, env, rawjson)
+            w, peak, _err = wrapped(ctx, env, work / "store")
+        bare_s.append(b)
+        wrapped_s.append(w)
+        rss.append(peak)
+        ratios.append(w / b)
+        log(f"  6 pair {i + 1}/{pairs}: wrapped {w:.1f} s, bare {b:.1f} s, ratio {w / b:.3f}, "
+            f"cachewhy peak RSS {peak / 1e6:.0f} MB")
+    logs = step_log_bytes(rawjson)
+    ratio = median(ratios)
+    name = f"{steps:,}-step build with {logs / 1e6:.0f} MB of step logs"
+    samples = {"steps": steps, "kib_per_step": kb, "step_log_bytes": logs, "rawjson_bytes": rawjson.stat().st_size,
+               "bare_s": bare_s, "wrapped_s": wrapped_s, "ratios": ratios, "peak_rss_bytes": rss}
+    return [
+        Row("6a", f"wrapper overhead, {name}", median(wrapped_s), median(bare_s), "buildx --progress=rawjson",
+            ratio, "<= 1.02", ratio <= 1.02, notes=f"{pairs} pair(s), a new BUST build arg each run; "
+                                                  "the long-build target of figure 1b", samples=samples),
+        Row("6b", f"cachewhy's peak RSS, {name}", max(rss) / 1e6, logs / 1e6, "step-log volume (MB)",
+            max(rss) / logs, "info", None, unit="MB",
+            notes=f"ru_maxrss of cachewhy's own process (buildx not counted); rawjson read "
+                  f"{rawjson.stat().st_size / 1e6:.0f} MB"),
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--steps", type=int, default=2000)

@@ -18,6 +18,9 @@ NAMES (comma-separated; default all, in this order):
                    against git status, cold snapshot against sha256sum
   explain   4a-4b  explain() on generated 1k..100k-step records
   store     5a-5b  a 10,000-record store: listing time, bytes per record
+  load      6a-6b  a wrapped build of 2,000 steps with 100 MB of step logs
+                   (issue 8), against plain buildx: overhead, peak memory
+                   (needs an engine; about 12 minutes, --quick 300 steps)
 
 The engine: figure 1 runs docker as found in the environment (after
 `eval "$(scripts/engine.sh up)"`), or, with --engine-dir DIR, starts a
@@ -67,7 +70,7 @@ from common import (
     table,
 )
 
-NAMES = ("wrapper", "startup", "log", "snapshot", "explain", "store")
+NAMES = ("wrapper", "startup", "log", "snapshot", "explain", "store", "load")
 
 
 def ensure_jq() -> None:
@@ -111,15 +114,20 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(NAMES)}")
     names = [n for n in NAMES if n in names]
     cfg.fixtures.mkdir(parents=True, exist_ok=True)
+    # bytecode, as an installed cachewhy has it (PYTHONDONTWRITEBYTECODE would
+    # otherwise make every cachewhy process compile what it imports)
+    import compileall
+
+    compileall.compile_dir(str(REPO / "analyzer"), quiet=1)
     # no benchmark may touch the user's own record store
     os.environ["CACHEWHY_STORE"] = str(cfg.fixtures / "scratch-store")
 
     started = time.time()
     env = why = None
-    if "wrapper" in names or "startup" in names:
+    if "wrapper" in names or "startup" in names or "load" in names:
         import bench_wrapper
 
-        if "wrapper" in names:
+        if "wrapper" in names or "load" in names:
             env, why = bench_wrapper.engine_env(cfg.engine_dir)
             if env is None:
                 log(f"figure 1 (wrapper): {why}")
@@ -160,10 +168,14 @@ def main(argv: list[str] | None = None) -> int:
                 import bench_explain
 
                 got = bench_explain.run(cfg, cfg.fixtures)
-            else:
+            elif name == "store":
                 import bench_store
 
                 got = bench_store.run(cfg, cfg.fixtures)
+            else:
+                import bench_load
+
+                got = bench_load.run(cfg, env, why or "")
         except Exception as exc:  # one broken figure must not lose the others
             traceback.print_exc()
             got = [not_measured(name, f"{name} benchmark", "-", f"error: {exc!r}")]
