@@ -889,16 +889,19 @@ def _read_events(lines: Iterable[str], log_limit: int) -> BuildEvents:
     dec = ev._decoder
     fold = ev._fold
     take = ev._take
-    loads = _json_loads
+    fast_loads, std_loads = _fast_loads, _std_loads  # _json_loads, inlined: this loop is per line
     pending = False
     for line in lines:
         # Fast path: a one-line object (the parsers ignore the line terminator).
         if not pending and type(line) is str and line[:1] == "{":
             try:
-                obj = loads(line)
+                obj = fast_loads(line)
             except _DECODE_ERRORS:
-                pass
-            else:
+                try:
+                    obj = std_loads(line)
+                except _DECODE_ERRORS:
+                    obj = None
+            if obj is not None:
                 fold(obj, None)
                 continue
         for item in dec.feed_line(line):
