@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from analyzer.pipeline import STEP_LOG_TAIL
 from analyzer.store import Store
 from tests.conftest import REPO, run_cachewhy
 
@@ -194,12 +196,15 @@ def _bench_load():  # type: ignore[no-untyped-def]
 
 def test_load_is_streamed(tmp_path):
     """The CI size of benchmarks/bench_load.py (2,000 steps, 100 MB there): 300 RUN steps of
-    64 KiB of output each, ~20 MB of step logs. cachewhy's own peak memory may not grow
-    with the log: it stays within a quarter of the log volume of a 3-step build's."""
+    64 KiB of output each, ~20 MB of step logs. cachewhy's own peak memory may not grow with
+    the log: against the same 300 steps printing 1 KiB each, it grows by no more than three
+    8 KiB tails a step. (The steps' graph, record and report cost memory per step, whatever
+    their output; a 3-step build as the baseline measured that too, and how fast the engine
+    sends the output changed it by machine.)"""
     bench = _bench_load()
     env = dict(os.environ)
-    small = bench.make_context(tmp_path, 3, 1)
-    _, idle_rss, _ = bench.wrapped(small, env, tmp_path / "store-small")
+    small = bench.make_context(tmp_path, 300, 1)
+    _, quiet_rss, _ = bench.wrapped(small, env, tmp_path / "store-small")
     big = bench.make_context(tmp_path, 300, 64)
     _, peak_rss, err = bench.wrapped(big, env, tmp_path / "store", report_json=tmp_path / "r.json")
     report = json.loads((tmp_path / "r.json").read_text())
@@ -210,12 +215,18 @@ def test_load_is_streamed(tmp_path):
     # (the report file has every one)
     table = err[err.index("\nLINE "):].splitlines()[2:]
     assert sum(1 for ln in table if "  rebuilt  " in ln) == 40
-    assert "\u2026 260 more rows not shown (260 quicker); every one is in --report-md FILE" in err
+    # (the FROM and COPY rows of the stages are not from the cache either, and quicker)
+    hidden = re.search(r"\u2026 (\d+) more rows not shown \((\d+) quicker\); every one is in --report-md FILE", err)
+    assert hidden and int(hidden[1]) == int(hidden[2]) >= 260, err[-3000:]
     assert len(err.splitlines()) < 80, err
-    log_volume = 300 * 64 * 1024
-    assert peak_rss - idle_rss < log_volume / 4, (
-        f"peak RSS {peak_rss / 1e6:.1f} MB against {idle_rss / 1e6:.1f} MB for a 3-step build, "
-        f"for {log_volume / 1e6:.0f} MB of step logs")
+    # What may grow: each step's 8 KiB tail, and base64 chunks waiting to be counted (at
+    # most about twice the tail): 300 x 24 KiB, 7.4 MB, well under the 19 MB more of logs
+    # (before the fixes in docs/reliability.md the growth was 17-20 MB).
+    extra_logs = 300 * (64 - 1) * 1024
+    bound = 300 * 3 * STEP_LOG_TAIL
+    assert peak_rss - quiet_rss < bound < extra_logs / 2, (
+        f"peak RSS {peak_rss / 1e6:.1f} MB against {quiet_rss / 1e6:.1f} MB for the same steps printing "
+        f"1 KiB each, for {extra_logs / 1e6:.0f} MB more of step logs")
 
 
 # ------------------------------------------------------------ a store of an older cachewhy
