@@ -209,6 +209,29 @@ def _pump(src: socket.socket, dst: socket.socket) -> None:
             pass
 
 
+def _quiet_grpc_threads() -> None:
+    """Keep grpc's own threads from printing a traceback once the channel is
+    being closed. A stream just cancelled (`watch` ended by Ctrl-C) can still
+    be in flight in the channel's spin thread when the channel closes; that
+    thread then fails on the closed queue ("'NoneType' object is not
+    callable" in grpc/_channel.py). It is grpc's bookkeeping of a call we
+    ended, not an error of the command; other threads' errors still print."""
+    previous = threading.excepthook
+    if getattr(previous, "cachewhy_quiet_grpc", False):
+        return
+
+    def hook(args: Any) -> None:
+        tb = args.exc_traceback
+        while tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+        if tb is not None and "/grpc/" in tb.tb_frame.f_code.co_filename.replace("\\", "/"):
+            return
+        previous(args)
+
+    hook.cachewhy_quiet_grpc = True  # type: ignore[attr-defined]
+    threading.excepthook = hook
+
+
 class Client:
     """The calls cachewhy makes on a builder; use as a context manager."""
 
@@ -243,6 +266,7 @@ class Client:
         self.close()
 
     def close(self) -> None:
+        _quiet_grpc_threads()
         try:
             self.channel.close()
         finally:

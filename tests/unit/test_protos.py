@@ -282,3 +282,23 @@ def test_client_old_builder_is_engine_error(fake_daemon):
     with Client(fake_daemon(with_history=False)) as client, pytest.raises(EngineError) as err:
         client.history()
     assert "does not support build history" in str(err.value) and err.value.exit_code == 3
+
+
+def test_closing_a_channel_hides_only_grpcs_own_thread_errors(monkeypatch):
+    # watch ended by Ctrl-C: the cancelled stream can still be in grpc's channel spin
+    # thread when the channel closes, which then fails inside grpc/_channel.py
+    import threading
+
+    from analyzer.buildkit import connect
+
+    shown: list[str] = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: shown.append(args.exc_type.__name__))
+    connect._quiet_grpc_threads()
+    connect._quiet_grpc_threads()  # once is enough: closing twice adds no second hook
+    spin: dict = {}
+    exec(compile("def spin():\n    tag = None\n    tag()\n", "/venv/site-packages/grpc/_channel.py", "exec"), spin)
+    for target in (spin["spin"], lambda: 1 / 0):
+        t = threading.Thread(target=target)
+        t.start()
+        t.join()
+    assert shown == ["ZeroDivisionError"]  # grpc's own is dropped; anyone else's still shows
