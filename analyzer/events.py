@@ -538,8 +538,6 @@ class EventDecoder:
 # Objects -> build state
 
 
-
-
 class BuildEvents:
     """Accumulates everything of one build."""
 
