@@ -144,6 +144,9 @@ class RunResult:
     metadata_path: Path | None  # where buildx wrote --metadata-file, if it did
     interrupted: str | None = None  # "SIGINT", "SIGTERM" when the user stopped it
     command: list[str] = field(default_factory=list)
+    # a bug of ours while reading the stream (on_line raised): the lines after it
+    # were drained unread, so buildx ran to its end, but the events are partial
+    reader_error: BaseException | None = None
 
 
 def run_build(args: BuildArgs, on_line: Callable[[str], None], on_start: Callable[[], None] | None = None,
@@ -193,12 +196,21 @@ def run_build(args: BuildArgs, on_line: Callable[[str], None], on_start: Callabl
             proc.send_signal(signum)
 
     old = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    reader_error: BaseException | None = None
     try:
         if on_start is not None:
-            on_start()
+            try:
+                on_start()
+            except Exception as exc:  # noqa: BLE001 - as below
+                reader_error = exc
         assert proc.stderr is not None
         for raw in proc.stderr:
-            on_line(raw.decode("utf-8", errors="replace"))
+            if reader_error is None:
+                try:
+                    on_line(raw.decode("utf-8", errors="replace"))
+                except Exception as exc:  # noqa: BLE001 - ours; buildx must still run to its end
+                    reader_error = exc
+            # else: drained unread, so that buildx never blocks on a full pipe
         rc = proc.wait()
     finally:
         for s, h in old.items():
@@ -208,5 +220,5 @@ def run_build(args: BuildArgs, on_line: Callable[[str], None], on_start: Callabl
     return RunResult(
         returncode=rc, started=started, ended=time.time(),
         metadata_path=meta_path if meta_path.is_file() else None,
-        interrupted=stopped[0] if stopped else None, command=cmd,
+        interrupted=stopped[0] if stopped else None, command=cmd, reader_error=reader_error,
     )

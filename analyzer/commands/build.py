@@ -260,11 +260,20 @@ def run(argv: list[str], debug: bool) -> int:
     def fold(line: str) -> None:
         events, progress = state["events"], state["progress"]
         n_msgs = len(events.messages)
-        changed = events.feed_line(line)
-        for msg in events.messages[n_msgs:]:
-            progress.message(msg)
-        if changed:
-            progress.update(events, changed)
+        changed = events.feed_line(line)  # a bug here goes to run_build, which keeps buildx going
+        if "view_error" in state:
+            return
+        try:
+            for msg in events.messages[n_msgs:]:
+                progress.message(msg)
+            if changed:
+                progress.update(events, changed)
+        except Exception as exc:  # noqa: BLE001 - a broken view must not cost the build or its analysis
+            state["view_error"] = exc
+            if debug:
+                traceback.print_exception(exc)
+            sys.stderr.write(f"cachewhy: internal error in the live progress view: {exc!r} (run with --debug for "
+                             "the traceback); the view stops, the build and its analysis go on\n")
 
     def on_line(line: str) -> None:
         if not ready.is_set():
@@ -327,10 +336,22 @@ def run(argv: list[str], debug: bool) -> int:
         result = buildx.run_build(args, on_line, on_start=preparing.start,
                                   workdir=Path(tmp.name) if tmp is not None else None, launched=launched)
         preparing.join()
+        if result.reader_error is not None:  # the events are partial: no analysis to trust
+            if debug:
+                traceback.print_exception(result.reader_error)
+            sys.stderr.write(f"cachewhy: internal error while reading the build's events: {result.reader_error!r} "
+                             "(run with --debug for the traceback); buildx ran to its end, the build ran "
+                             "without analysis\n")
+            return result.returncode
         fold_early()  # buildx ended before the events were made
         events, progress = state.get("events"), state.get("progress")
-        if events is not None:
-            progress.finish(events)
+        if events is not None and "view_error" not in state:
+            try:
+                progress.finish(events)
+            except Exception as exc:  # noqa: BLE001 - as in fold
+                state["view_error"] = exc
+                sys.stderr.write(f"cachewhy: internal error in the live progress view: {exc!r} (run with --debug "
+                                 "for the traceback); the analysis goes on\n")
         baseline = state["baseline"]
         df_text = state["df_text"]
         if baseline is None:  # the store or the previous record could not be set up

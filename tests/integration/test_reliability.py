@@ -42,6 +42,85 @@ def wait_running(proc: subprocess.Popen, seconds: float = 4.0) -> None:
     assert proc.poll() is None, "the build ended before it could be interrupted"
 
 
+# ------------------------------------------------------------ a fault of cachewhy's own
+
+# cachewhy as users run it (cli.entry), with one part of it made to fail: a bug
+# anywhere must leave the build's outputs and exit code alone
+FAULTS = {
+    # after buildx exits
+    "analysis": ("from analyzer import pipeline\n"
+                 "def broken(**kwargs):\n"
+                 "    raise RuntimeError('injected fault')\n"
+                 "pipeline._analyse = broken\n",
+                 "cachewhy: internal error while analysing the build: RuntimeError('injected fault') (run with "
+                 "--debug for the traceback); the build's exit code is kept"),
+    # while buildx runs: the live view (the analysis still runs)
+    "live-view": ("from analyzer import progress\n"
+                  "def broken(self, *a, **k):\n"
+                  "    raise RuntimeError('injected fault')\n"
+                  "progress.Progress.update = broken\n",
+                  "cachewhy: internal error in the live progress view: RuntimeError('injected fault') (run with "
+                  "--debug for the traceback); the view stops, the build and its analysis go on"),
+    # while buildx runs: folding the events (its stderr is then drained unread)
+    "event-fold": ("from analyzer import events\n"
+                   "def broken(self, line):\n"
+                   "    raise RuntimeError('injected fault')\n"
+                   "events.BuildEvents.feed_line = broken\n",
+                   "cachewhy: internal error while reading the build's events: RuntimeError('injected fault') (run "
+                   "with --debug for the traceback); buildx ran to its end, the build ran without analysis"),
+}
+
+
+def output_project(tmp_path: Path) -> Path:
+    ctx = tmp_path / "outputs"
+    ctx.mkdir()
+    (ctx / "a.txt").write_text(f"{uuid.uuid4().hex}\n")
+    (ctx / "Dockerfile").write_text(
+        "FROM local/busybox:latest AS b\n"
+        "ARG FAIL=0\n"
+        "COPY a.txt /out/a.txt\n"
+        'RUN test "$FAIL" != 1 && sha256sum /out/a.txt > /out/sum.txt\n'
+        "FROM scratch\n"
+        "COPY --from=b /out/ /\n")
+    return ctx
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("fail", [False, True], ids=["build-succeeds", "build-fails"])
+@pytest.mark.parametrize("fault", list(FAULTS))
+def test_a_fault_of_cachewhy_leaves_the_build_alone(tmp_path, fault, fail):
+    patch, line = FAULTS[fault]
+    faulty = patch + "from analyzer import cli\ncli.entry()\n"
+    ctx = output_project(tmp_path)
+    args = ["--network=none", "--build-arg", f"FAIL={int(fail)}"]
+    bare = subprocess.run(["docker", "buildx", "build", "--progress=quiet", *args,
+                           "--output", f"type=local,dest={tmp_path / 'bare'}", str(ctx)],
+                          capture_output=True, timeout=300)
+    env = dict(os.environ, CACHEWHY_LIVE="plain")  # the live view runs even without a terminal
+    wrapped = subprocess.run([sys.executable, "-c", faulty, "build", "--store", str(tmp_path / "store"),
+                              *args, "--output", f"type=local,dest={tmp_path / 'wrapped'}", str(ctx)],
+                             cwd=REPO, capture_output=True, env=env, timeout=300)
+    err = wrapped.stderr.decode()
+    assert (bare.returncode != 0) == fail
+    assert wrapped.returncode == bare.returncode, err  # buildx's exit code, whatever cachewhy did
+    assert "Traceback" not in err
+    assert [ln for ln in err.splitlines() if "injected fault" in ln] == [line], err
+    # the live view's fault costs the view only: the answer and the record are still there
+    assert ("Why:" in err and len(Store(tmp_path / "store").list_records()[0]) == 1) == (fault == "live-view")
+    if not fail:  # the same outputs as the bare build, byte for byte
+        assert set(tree(tmp_path / "bare")) == {"a.txt", "sum.txt"}
+        assert tree(tmp_path / "wrapped") == tree(tmp_path / "bare")
+    # --debug shows the traceback, and still keeps the exit code
+    debug = subprocess.run([sys.executable, "-c", faulty, "--debug", "build", "--store", str(tmp_path / "store"),
+                            *args, "--output", "type=cacheonly", str(ctx)],
+                           cwd=REPO, capture_output=True, env=env, timeout=300)
+    assert debug.returncode == bare.returncode
+    assert "Traceback" in debug.stderr.decode() and "RuntimeError: injected fault" in debug.stderr.decode()
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupted_build_leaves_an_incomplete_record(tmp_path, sig):
     store = tmp_path / "store"
