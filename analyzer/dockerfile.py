@@ -33,11 +33,12 @@ from __future__ import annotations
 import bisect
 import csv
 import functools
-import gc
 import json
 import posixpath
 import re
 from dataclasses import dataclass, field
+
+from analyzer.collector import paused
 
 __all__ = [
     "METADATA_KEYWORDS",
@@ -827,18 +828,11 @@ def parse(text: str) -> Dockerfile:
     only): a build's analysis asks for it from several places."""
     if not isinstance(text, str):
         raise DockerfileError(f"Dockerfile text must be str, not {type(text).__name__}")
-    # A big file is a hundred thousand objects at once, and none of them in a
-    # cycle worth collecting: the cyclic collector waits until the end.
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        return _parse(text)
-    finally:
-        if enabled:
-            gc.enable()
+    return _parse(text)
 
 
 @functools.lru_cache(maxsize=8)
+@paused
 def _parse(text: str) -> Dockerfile:
     instructions, escape, directives = _scan(text)
 

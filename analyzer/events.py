@@ -33,7 +33,6 @@ kept as their base64 text; only the bounded tail is ever decoded.
 from __future__ import annotations
 
 import binascii
-import gc
 import json
 import os
 import re
@@ -42,6 +41,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from itertools import accumulate, repeat
 from operator import mul, sub
+
+from analyzer.collector import paused
 
 __all__ = [
     "DEFAULT_LOG_LIMIT",
@@ -869,20 +870,9 @@ def _range_lines(r: object) -> tuple[int, int] | None:
 # Whole streams
 
 
+@paused
 def read_events(lines: Iterable[str], log_limit: int = DEFAULT_LOG_LIMIT) -> BuildEvents:
     """Decode and fold a whole stream (lines of a file, of stdin, of a pipe)."""
-    # Folding keeps hundreds of thousands of objects and makes no cycles: the
-    # cyclic collector would only scan them again and again while they pile up.
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        return _read_events(lines, log_limit)
-    finally:
-        if enabled:
-            gc.enable()
-
-
-def _read_events(lines: Iterable[str], log_limit: int) -> BuildEvents:
     ev = BuildEvents(log_limit=log_limit)
     dec = ev._decoder
     fold = ev._fold

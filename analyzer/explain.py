@@ -14,10 +14,11 @@ mounts are keyed on content), so only unbroken chains of rebuilt steps count.
 from __future__ import annotations
 
 import functools
-import gc
 import re
 from dataclasses import dataclass, field
 from typing import Any
+
+from analyzer.collector import paused
 
 KINDS = (
     "instruction-changed", "context-changed", "build-arg-changed", "env-changed",
@@ -644,14 +645,6 @@ class _Explainer:
         return Analysis(self.cur, self.prev, ordered, self.notes)
 
 
+@paused
 def explain(current: dict, previous: dict | None) -> Analysis:
-    # Big records are hundreds of thousands of objects; the cyclic collector
-    # would walk them again and again while the analysis allocates. It makes
-    # no cycles worth collecting here, so the collector waits until the end.
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        return _Explainer(current, previous).run()
-    finally:
-        if enabled:
-            gc.enable()
+    return _Explainer(current, previous).run()

@@ -11,11 +11,11 @@ warm build; the build context is never `cached`).
 from __future__ import annotations
 
 import enum
-import gc
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterable
 
 from analyzer import dockerfile as dfmod
+from analyzer.collector import paused
 from analyzer.events import BuildEvents, Vertex, _parse_ns, parse_time
 
 if TYPE_CHECKING:
@@ -195,6 +195,7 @@ def _other_status(v: Vertex) -> Status:
     return Status.INTERNAL
 
 
+@paused
 def build_graph(
     events: BuildEvents,
     dockerfile: dfmod.Dockerfile | None = None,
@@ -206,19 +207,6 @@ def build_graph(
     provenance); without it, lines come from matching vertex names against
     the parsed Dockerfile.
     """
-    # thousands of Steps and networkx's dicts, made beside the folded events: a
-    # collection would walk them all and find no cycle, so the collector waits
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        return _build_graph(events, dockerfile, locations)
-    finally:
-        if enabled:
-            gc.enable()
-
-
-def _build_graph(events: BuildEvents, dockerfile: dfmod.Dockerfile | None,
-                 locations: dict[str, list[tuple[int, int]]] | None) -> BuildGraph:
     steps: dict[str, Step] = {}
     for v in events.vertices.values():
         steps[v.digest] = _make_step(v, events, dockerfile, locations)

@@ -6,12 +6,13 @@ is handed, a stored record. The terminal and file outputs all read the report.
 
 from __future__ import annotations
 
-import gc
 import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Callable
+
+from analyzer.collector import paused
 
 if TYPE_CHECKING:
     from analyzer.buildx import BuildArgs, RunResult
@@ -37,24 +38,10 @@ class Outcome:
     known_values: Callable[[], dict[str, str]] | None = None
 
 
-def analyse(**kwargs: Any) -> Outcome:
-    """The build's graph, record and report (see _analyse). The cyclic
-    collector waits until the end: the events, graph, records and report of
-    a big build are millions of objects, and none of them forms a cycle
-    worth collecting, so each collection would walk them all for nothing
-    (a third of the report's time at 2,000 steps)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        return _analyse(**kwargs)
-    finally:
-        if enabled:
-            gc.enable()
-
-
-def _analyse(*, events: "BuildEvents", args: "BuildArgs", result: "RunResult", dockerfile_text: str | None,
-             dockerfile_path: Path | None, metadata_path: Path | None, snapshot: dict | None,
-             previous: dict | None, store: "Store | None", notes: list[str]) -> Outcome:
+@paused
+def analyse(*, events: "BuildEvents", args: "BuildArgs", result: "RunResult", dockerfile_text: str | None,
+            dockerfile_path: Path | None, metadata_path: Path | None, snapshot: dict | None,
+            previous: dict | None, store: "Store | None", notes: list[str]) -> Outcome:
     from analyzer import dockerfile as dfmod  # noqa: PLC0415
     from analyzer.explain import explain  # noqa: PLC0415
     from analyzer.graph import build_graph  # noqa: PLC0415

@@ -51,7 +51,7 @@ FAULTS = {
     "analysis": ("from analyzer import pipeline\n"
                  "def broken(**kwargs):\n"
                  "    raise RuntimeError('injected fault')\n"
-                 "pipeline._analyse = broken\n",
+                 "pipeline.analyse = broken\n",
                  "cachewhy: internal error while analysing the build: RuntimeError('injected fault') (run with "
                  "--debug for the traceback); the build's exit code is kept"),
     # while buildx runs: the live view (the analysis still runs)

@@ -129,3 +129,32 @@ def test_a_cycle_is_found_and_named():
     assert list(graph.dag.predecessors("sha256:d")) == ["sha256:c"]
     cycle = find_cycle(graph.dag)
     assert sorted(cycle) == [("sha256:a", "sha256:b"), ("sha256:b", "sha256:c"), ("sha256:c", "sha256:a")]
+
+
+def test_the_collector_is_paused_only_while_the_work_runs():
+    import gc
+
+    import pytest
+
+    from analyzer.collector import paused
+
+    seen = []
+
+    @paused
+    def work(fail: bool = False) -> str:
+        seen.append(gc.isenabled())
+        if fail:
+            raise ValueError("boom")
+        return "done"
+
+    assert gc.isenabled()
+    assert work() == "done" and seen == [False] and gc.isenabled()
+    with pytest.raises(ValueError):
+        work(fail=True)
+    assert gc.isenabled()  # back on after an error too
+    gc.disable()
+    try:
+        work()
+        assert not gc.isenabled()  # off before, off after: a caller's own pause is kept
+    finally:
+        gc.enable()
