@@ -16,6 +16,7 @@ from analyzer.errors import CachewhyError
 from analyzer.report import dot
 from analyzer.report import escape as esc
 from analyzer.report.markdown import (
+    ADVICE_DOCS,
     CAUSE_DOCS,
     dockerfile_name,
     facts,
@@ -109,6 +110,23 @@ def _started(report: dict) -> str:
     return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def _fixes(report: dict, roots: list) -> list[str]:
+    """Issue 6's advice: the first fix of each root (with the time it would
+    have saved), then the advice tied to no miss; each links its rule's page."""
+    items = []
+    for where, advice in [*((r.where, a) for r in roots for a in (r.miss.get("advice") or [])[:1]),
+                          *((None, a) for a in report.get("advice") or [])]:
+        rule = str(advice.get("rule") or "")
+        # `code` in the message becomes <code>; everything is escaped first
+        parts = esc.one_line(advice.get("message") or "").split("`")
+        text = "".join(f"<code>{esc.html(p)}</code>" if i % 2 else esc.html(p) for i, p in enumerate(parts))
+        saved = f" (would have saved {esc.html(fmt_time(advice['saved_s']))})" if advice.get("saved_s") else ""
+        head = f'<span class="where">{esc.html(where)}</span>: ' if where else ""
+        link = f' <a href="{esc.html(ADVICE_DOCS.format(rule=rule))}">{esc.html(rule)}</a>' if rule else ""
+        items.append(f"<li>{head}{text}{saved}{link}</li>")
+    return ['<h3>Fixes</h3><ul class="fixes">' + "".join(items) + "</ul>"] if items else []
+
+
 def render(report: dict) -> str:
     """The whole page, ending with a newline."""
     build = report.get("build") or {}
@@ -193,6 +211,7 @@ def render(report: dict) -> str:
                 f"<td>{detail}</td><td>{files}</td><td class=\"num\">{rebuilt_cell}</td>"
                 f'<td class="num">{esc.html(fmt_time(r.time_lost_s))}</td></tr>')
         out.append("</tbody></table>")
+    out.extend(_fixes(report, roots))
     for note in report.get("notes") or []:
         out.append(f'<p class="note">note: {esc.html(note)}</p>')
     out.append("</section>")

@@ -11,7 +11,7 @@ import pytest
 
 from analyzer.advice import advise, attach, recurring
 from analyzer.cli import main
-from analyzer.report import markdown, text
+from analyzer.report import html, markdown, text
 
 
 def df(s: str) -> str:
@@ -243,6 +243,17 @@ def test_attach_and_render(tmp_path):
     assert "would have saved 30.0s" in why
     md = markdown.render(rep)
     assert "- **fix** " in md and "<code>COPY . /app</code>" in md and "docs/advice/copy-manifest-first.md" in md
+    # the HTML page lists the same fix, with the root's place, the time and the rule's page
+    page = html.render(rep)
+    fixes = page[page.index('<ul class="fixes">'):page.index("</ul>", page.index('<ul class="fixes">'))]
+    assert fixes.count("<li>") == 1
+    assert '<span class="where">Dockerfile:3</span>: ' in fixes and "<code>COPY . /app</code>" in fixes
+    assert "would have saved 30.0s" in fixes and "docs/advice/copy-manifest-first.md" in fixes
+    # advice tied to no miss is listed too, and text from the build is escaped
+    rep["advice"] = [{"rule": "add-url", "message": "Use `ADD <script>x</script>` instead of `RUN curl`"}]
+    page = html.render(rep)
+    assert "<li>Use <code>ADD &lt;script&gt;x&lt;/script&gt;</code> instead of <code>RUN curl</code>" in page
+    assert "<script>x" not in page
 
 
 def test_attach_never_raises():
