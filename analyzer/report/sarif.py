@@ -96,6 +96,12 @@ def sarif_log(report: dict, base: Path | None = None) -> dict:
                  f"{' (' + r.lines + ')' if r.lines else ''}, {fmt_time(r.time_lost_s)} lost.")
         for also in r.also:
             text += f" Also: {also}."
+        fix = next(iter(m.get("advice") or []), None)  # issue 6: the root's first fix
+        if fix is not None:
+            text += f" Fix: {esc.one_line(fix.get('message') or '').replace('`', '')}"
+            if fix.get("saved_s"):
+                text += f" (would have saved {fmt_time(fix['saved_s'])})"
+            text += "."
         result: dict = {
             "ruleId": r.kind,
             "ruleIndex": index[r.kind],
@@ -108,6 +114,8 @@ def sarif_log(report: dict, base: Path | None = None) -> dict:
                 "stage": m.get("stage"),
                 "instruction": m.get("instruction") or "",
                 "step_id": m.get("id"),
+                **({"fix": {"rule": fix.get("rule"), "message": fix.get("message"),
+                            "saved_s": fix.get("saved_s")}} if fix is not None else {}),
             },
         }
         if artifact is not None:

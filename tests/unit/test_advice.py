@@ -11,7 +11,7 @@ import pytest
 
 from analyzer.advice import advise, attach, recurring
 from analyzer.cli import main
-from analyzer.report import html, markdown, text
+from analyzer.report import html, markdown, sarif, text
 
 
 def df(s: str) -> str:
@@ -231,6 +231,11 @@ def test_pin_base_image_silent_on_a_pinned_or_versioned_tag(base):
 
 # --- into the report, the terminal and Markdown --------------------------------------
 
+def esc_free(message: str) -> str:
+    """An advice message as plain text: one line, no backticks."""
+    return " ".join(message.split()).replace("`", "")
+
+
 def test_attach_and_render(tmp_path):
     rep = attach(pip_report(tmp_path), PIP_BAD, str(tmp_path))
     root = rep["misses"][0]
@@ -249,6 +254,11 @@ def test_attach_and_render(tmp_path):
     assert fixes.count("<li>") == 1
     assert '<span class="where">Dockerfile:3</span>: ' in fixes and "<code>COPY . /app</code>" in fixes
     assert "would have saved 30.0s" in fixes and "docs/advice/copy-manifest-first.md" in fixes
+    # SARIF carries the fix in the root's result (code scanning shows the message)
+    result = sarif.sarif_log(rep)["runs"][0]["results"][0]
+    assert result["message"]["text"].endswith("Fix: " + esc_free(rep["misses"][0]["advice"][0]["message"])
+                                              + " (would have saved 30.0s).")
+    assert result["properties"]["fix"]["rule"] == "copy-manifest-first"
     # advice tied to no miss is listed too, and text from the build is escaped
     rep["advice"] = [{"rule": "add-url", "message": "Use `ADD <script>x</script>` instead of `RUN curl`"}]
     page = html.render(rep)
