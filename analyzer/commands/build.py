@@ -257,6 +257,14 @@ def run(argv: list[str], debug: bool) -> int:
     ready = threading.Event()
     early: list[str] = []
 
+    def view_failed(exc: Exception) -> None:
+        """A broken live view must not cost the build or its analysis: it stops, said once."""
+        state["view_error"] = exc
+        if debug:
+            traceback.print_exception(exc)
+        sys.stderr.write(f"cachewhy: internal error in the live progress view: {exc!r} (run with --debug for "
+                         "the traceback); the view stops, the build and its analysis go on\n")
+
     def fold(line: str) -> None:
         events, progress = state["events"], state["progress"]
         n_msgs = len(events.messages)
@@ -268,12 +276,8 @@ def run(argv: list[str], debug: bool) -> int:
                 progress.message(msg)
             if changed:
                 progress.update(events, changed)
-        except Exception as exc:  # noqa: BLE001 - a broken view must not cost the build or its analysis
-            state["view_error"] = exc
-            if debug:
-                traceback.print_exception(exc)
-            sys.stderr.write(f"cachewhy: internal error in the live progress view: {exc!r} (run with --debug for "
-                             "the traceback); the view stops, the build and its analysis go on\n")
+        except Exception as exc:  # noqa: BLE001 - see view_failed
+            view_failed(exc)
 
     def on_line(line: str) -> None:
         if not ready.is_set():
@@ -348,10 +352,8 @@ def run(argv: list[str], debug: bool) -> int:
         if events is not None and "view_error" not in state:
             try:
                 progress.finish(events)
-            except Exception as exc:  # noqa: BLE001 - as in fold
-                state["view_error"] = exc
-                sys.stderr.write(f"cachewhy: internal error in the live progress view: {exc!r} (run with --debug "
-                                 "for the traceback); the analysis goes on\n")
+            except Exception as exc:  # noqa: BLE001 - see view_failed
+                view_failed(exc)
         baseline = state["baseline"]
         df_text = state["df_text"]
         if baseline is None:  # the store or the previous record could not be set up
