@@ -37,6 +37,7 @@ import json
 import posixpath
 import re
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from analyzer.collector import paused
 
@@ -246,6 +247,14 @@ class Stage:
         return out
 
 
+class _Lookups(NamedTuple):
+    made_for: tuple[int, int]  # (stages, instructions) when made
+    by_name: dict[str, Stage]  # lower-case name -> the first stage of that name
+    by_alias: dict[str, Stage]  # the same, stages with an AS name only
+    by_base: dict[tuple, list[Stage]]  # (resolved base, platform) -> image-based stages
+    starts: list[int]  # each instruction's first line, in file order
+
+
 @dataclass
 class Dockerfile:
     text: str
@@ -254,12 +263,13 @@ class Dockerfile:
     global_args: list[Instruction]  # ARG before the first FROM
     escape: str = "\\"
     directives: dict[str, str] = field(default_factory=dict)  # syntax / escape / check
-    # lookups by name, base image and line, made on first use: a file of
-    # thousands of stages is asked once per step
-    _index: tuple | None = field(default=None, init=False, repr=False, compare=False)
+    # lookups by name, base image and line, made on first use (a file of
+    # thousands of stages is asked once per step), again if stages were added
+    _index: _Lookups | None = field(default=None, init=False, repr=False, compare=False)
 
-    def _lookups(self) -> tuple[dict[str, Stage], dict[str, Stage], dict[tuple, list[Stage]], list[int]]:
-        if self._index is None or self._index[0] != (len(self.stages), len(self.instructions)):
+    def _lookups(self) -> _Lookups:
+        made_for = (len(self.stages), len(self.instructions))
+        if self._index is None or self._index.made_for != made_for:
             by_name: dict[str, Stage] = {}
             by_alias: dict[str, Stage] = {}
             by_base: dict[tuple, list[Stage]] = {}
@@ -269,16 +279,15 @@ class Dockerfile:
                     by_alias.setdefault(st.name, st)
                 if st.image_base:
                     by_base.setdefault((st.resolved_base, st.platform), []).append(st)
-            starts = [ins.line for ins in self.instructions]
-            self._index = ((len(self.stages), len(self.instructions)), by_name, by_alias, by_base, starts)
-        return self._index[1:]
+            self._index = _Lookups(made_for, by_name, by_alias, by_base, [ins.line for ins in self.instructions])
+        return self._index
 
     def stage_by_name(self, name: str) -> Stage | None:
         """A stage by ``AS`` name (any case), ``stage-N`` or index string."""
         if not isinstance(name, str):
             return None
         key = name.strip().lower()
-        st = self._lookups()[0].get(key)
+        st = self._lookups().by_name.get(key)
         if st is not None:
             return st
         m = _STAGE_N_RE.match(key)
@@ -300,12 +309,11 @@ class Dockerfile:
         if ref.isdigit() and allow_index:
             idx = int(ref)
             return self.stages[idx] if idx < len(self.stages) else None
-        return self._lookups()[1].get(ref.lower())
+        return self._lookups().by_alias.get(ref.lower())
 
     def instruction_at(self, line: int) -> Instruction | None:
         """The instruction whose line range contains `line`."""
-        starts = self._lookups()[3]
-        i = bisect.bisect_right(starts, line) - 1  # instructions are in file order, never overlapping
+        i = bisect.bisect_right(self._lookups().starts, line) - 1  # instructions are in file order, never overlapping
         if i >= 0 and self.instructions[i].line <= line <= self.instructions[i].end_line:
             return self.instructions[i]
         return None
@@ -354,7 +362,7 @@ class Dockerfile:
         """
         if not stage.image_base:
             return [stage]
-        return list(self._lookups()[2].get((stage.resolved_base, stage.platform), ()))
+        return list(self._lookups().by_base.get((stage.resolved_base, stage.platform), ()))
 
 
 @dataclass
