@@ -85,12 +85,45 @@ def _parsed(text: str):  # type: ignore[no-untyped-def]
 
 
 def _source_text(record: dict | None, step: dict) -> str:
-    """The instruction as written, heredoc bodies included, whitespace folded."""
+    """The instruction as written, heredoc bodies included, whitespace folded
+    (but in heredoc bodies, where it is content)."""
+    lines, heredoc = _source_lines(record, step)
+    return "\n".join(lines) if heredoc else _norm(" ".join(lines))
+
+
+def _source_lines(record: dict | None, step: dict) -> tuple[list[str], bool]:
+    """Each line of the instruction as written: the whole instruction at the step's
+    first line, as the Dockerfile parser reads it (older records end a multi-line
+    instruction at its first line); and whether it has heredocs. Whitespace is
+    folded, except in heredoc bodies."""
     text = (record or {}).get("dockerfile_text")
-    line, end = step.get("line"), step.get("end_line") or step.get("line")
-    if text and line:
-        return _norm("\n".join(_lines(text)[line - 1:end]))
-    return _norm(step.get("instruction"))
+    line = step.get("line")
+    if not text or not isinstance(line, int):
+        return [_norm(step.get("instruction"))], False
+    ins = _parsed(text).instruction_at(line)
+    end = ins.end_line if ins is not None and ins.line == line else (step.get("end_line") or line)
+    raw = _lines(text)[line - 1:end]
+    if ins is not None and ins.heredocs and raw:
+        return [_norm(raw[0]), *(x.rstrip("\r") for x in raw[1:])], True
+    return [_norm(x) for x in raw], False
+
+
+def _text_change(old: list[str], new: list[str], new_line: int | None) -> str:
+    """`old → new` of an edited instruction. For one on several lines (continuation
+    lines, a heredoc) the lines that differ, after its first line and the line number
+    where they start: what was edited stays in view, not the 80 characters before it."""
+    if len(old) <= 1 and len(new) <= 1:
+        return f"{_clip(' '.join(old))} \u2192 {_clip(' '.join(new))}"
+    head = 0
+    while head < min(len(old), len(new)) and old[head] == new[head]:
+        head += 1
+    tail = 0
+    while tail < min(len(old), len(new)) - head and old[-1 - tail] == new[-1 - tail]:
+        tail += 1
+    was = " \u23ce ".join(x.strip() for x in old[head:len(old) - tail]) or "(no line)"
+    now = " \u23ce ".join(x.strip() for x in new[head:len(new) - tail]) or "(no line)"
+    where = f" (line {new_line + head})" if new_line else ""
+    return f"{_clip(new[0], 40)}{where}: {_clip(was, 60)} \u2192 {_clip(now, 60)}"
 
 
 def _is_step(step: dict) -> bool:
@@ -303,7 +336,8 @@ class _Explainer:
         causes: list[Cause] = []
         old_text, new_text = _source_text(self.prev, p), _source_text(self.cur, s)
         if old_text != new_text:
-            causes.append(Cause("instruction-changed", f"{_clip(old_text)} \u2192 {_clip(new_text)}"))
+            causes.append(Cause("instruction-changed", _text_change(_source_lines(self.prev, p)[0],
+                                                                    _source_lines(self.cur, s)[0], s.get("line"))))
         if s.get("op") and p.get("op"):
             causes += self._op_causes(s, p, text_changed=bool(causes))
         elif not causes:  # no LLB ops to compare (a failed build has no provenance): read the Dockerfiles

@@ -19,6 +19,15 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+def _lines(step: dict) -> str:
+    """The LINE column: `12`, or `12-15` for an instruction on several lines
+    (continuation lines, heredoc bodies): one step, one row."""
+    line, end = step.get("line"), step.get("end_line")
+    if line is None:
+        return ""
+    return f"{line}-{end}" if isinstance(end, int) and end > line else str(line)
+
+
 _STATUS = {s.value: s for s in Status}
 
 
@@ -34,7 +43,7 @@ def step_table(report: dict, log_tails: dict[str, str] | None = None, width: int
                 and (s.get("duration_s") or 0.0) < QUIET_INTERNAL_S):
             quiet.append(s)
             continue
-        line = str(s["line"]) if s.get("line") is not None else ""
+        line = _lines(s)
         took = "" if status in (Status.CACHED, Status.SKIPPED) else fmt_time(s.get("duration_s"))
         label = s.get("instruction") or s.get("name") or ""
         rows.append((line, s.get("stage") or "", status, took, _one_line(label), s))
@@ -42,7 +51,7 @@ def step_table(report: dict, log_tails: dict[str, str] | None = None, width: int
             rows.append((str(other.get("line")), other.get("stage") or "", status, "",
                          _one_line(other.get("instruction") or label), s))
     # one vertex can stand at several lines: keep Dockerfile order
-    rows.sort(key=lambda r: (not r[0], int(r[0]) if r[0] else 0))
+    rows.sort(key=lambda r: (not r[0], int(r[0].partition("-")[0]) if r[0] else 0))
     hidden = ""
     if not all_rows and len(rows) > TERMINAL_ROWS:
         rows, hidden = _screenful(rows)

@@ -183,3 +183,25 @@ def test_without_ops_the_dockerfile_lines_before_a_step_are_compared():
     roots = explain(cur, prev).roots
     assert [(m.step["line"], m.cause.kind) for m in roots] == [(14, "instruction-changed")]
     assert roots[0].cause.detail == "(none) \u2192 USER nobody"
+
+
+def test_an_edit_inside_a_multi_line_instruction_shows_the_lines_that_differ():
+    from analyzer.explain import _text_change  # noqa: PLC0415
+
+    old = ["RUN <<EOF", "echo one", "echo two > /two", "EOF"]
+    new = ["RUN <<EOF", "echo one", "echo three > /two", "EOF"]
+    assert _text_change(old, new, 3) == "RUN <<EOF (line 5): echo two > /two \u2192 echo three > /two"
+    # a line added, a line removed
+    assert _text_change(old, [*old[:2], "echo x", *old[2:]], 3) == "RUN <<EOF (line 5): (no line) \u2192 echo x"
+    assert _text_change(old, [old[0], *old[2:]], 3) == "RUN <<EOF (line 4): echo one \u2192 (no line)"
+    # one line each: the whole instruction, as before
+    assert _text_change(["RUN echo one"], ["RUN echo two"], 3) == "RUN echo one \u2192 RUN echo two"
+
+
+def test_an_older_record_that_ends_a_heredoc_at_its_first_line_is_read_whole():
+    from analyzer.explain import _source_text  # noqa: PLC0415
+
+    text = "FROM x\nRUN <<EOF\necho  one\nEOF\nRUN a \\\n   b\n"
+    old_style = {"line": 2, "end_line": 2, "instruction": "RUN <<EOF"}
+    assert _source_text({"dockerfile_text": text}, old_style) == "RUN <<EOF\necho  one\nEOF"
+    assert _source_text({"dockerfile_text": text}, {"line": 5, "end_line": 5}) == "RUN a \\ b"
