@@ -18,13 +18,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from analyzer import causes
 from analyzer.collector import paused
 
-KINDS = (
-    "instruction-changed", "context-changed", "build-arg-changed", "env-changed",
-    "base-image-changed", "stage-changed", "cache-evicted", "no-cache-requested",
-    "cache-import-missing", "remote-changed", "no-previous-build", "platform-changed", "unknown",
-)
+KINDS = causes.KINDS  # the cause kinds this module gives: analyzer/causes.py lists them
 
 MISSED = ("rebuilt", "failed")  # statuses of steps that ran because the cache had nothing
 BUILT = ("rebuilt", "cached")  # statuses of steps whose result existed after that build
@@ -36,6 +33,10 @@ class Cause:
     detail: str
     files: dict[str, list[str]] | None = None
     root_id: str | None = None  # for stage-changed: the root miss it comes from
+
+    def __post_init__(self) -> None:
+        if self.kind not in causes.BY_NAME:  # a kind every output can name: analyzer/causes.py
+            raise ValueError(f"cause kind {self.kind!r} is not in analyzer/causes.py")
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"kind": self.kind, "detail": self.detail}

@@ -139,7 +139,9 @@ unmount_under() {
   done
 }
 
-cmdline_of() { tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null; }
+# The process may end between the glob and the read: the group's 2>/dev/null
+# must be in place before the redirect from /proc that fails.
+cmdline_of() { { tr '\0' ' ' <"/proc/$1/cmdline"; } 2>/dev/null; }
 
 # Is $1 the pid of this engine's dockerd?
 is_our_dockerd() {
