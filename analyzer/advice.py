@@ -95,7 +95,9 @@ class _Ctx:
         self.dockerignore: str | None = None
         if self.context is not None:
             try:
-                self.dockerignore = (self.context / ".dockerignore").read_text(encoding="utf-8", errors="replace")
+                from analyzer import confined  # noqa: PLC0415
+
+                self.dockerignore = confined.read_text(self.context, ".dockerignore")
             except OSError:
                 pass
         df_path = (report.get("build") or {}).get("dockerfile")
