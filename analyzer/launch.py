@@ -35,6 +35,10 @@ VALUE_FLAGS = frozenset({
     "--target", "--ulimit", "--policy", "--source-policy-file",
 })
 
+# buildx's quiet flag: refused by buildx together with --progress=rawjson, so
+# cachewhy takes it out and prints the image id itself (commands/build.py)
+QUIET_FLAGS = frozenset({"-q", "--quiet"})
+
 # `docker buildx build` flags that take no value (and the hidden ones buildx
 # still accepts): with VALUE_FLAGS, what buildx knows, so that an unknown
 # option one edit away from one of cachewhy's can be refused as a typo.
@@ -172,7 +176,7 @@ def discard() -> None:
 
 def _without_progress(argv: list[str]) -> tuple[list[str], bool]:
     """buildx.parse_args's reading of `argv`, only as far as the command line
-    depends on it: the arguments without --progress, and whether
+    depends on it: the arguments without --progress and -q, and whether
     --metadata-file is given."""
     out: list[str] = []
     metadata = False
@@ -193,7 +197,7 @@ def _without_progress(argv: list[str]) -> tuple[list[str], bool]:
                 i += 2
             else:
                 i += 1
-            if name == "--progress":
+            if name == "--progress" or name in QUIET_FLAGS:
                 continue
             if name == "--metadata-file":
                 metadata = True

@@ -131,7 +131,8 @@ def _graph_notes(graph) -> list[str]:  # type: ignore[no-untyped-def]
     return out
 
 
-def deliver(outcome: Outcome, outputs: "Outputs", store: "Store | None", width: int) -> None:
+def deliver(outcome: Outcome, outputs: "Outputs", store: "Store | None", width: int,
+            terminal: bool = True) -> None:
     """Keep what must not be lost first (the record, the report files), then show it.
 
     Under GitHub Actions the Markdown report is appended to $GITHUB_STEP_SUMMARY and
@@ -160,7 +161,8 @@ def deliver(outcome: Outcome, outputs: "Outputs", store: "Store | None", width: 
         argv = (outcome.record.get("invocation") or {}).get("argv") or []
         errors += github_hooks(report, stdout_busy=stdout_carries_data(argv, outputs))
     finally:
-        show(report, outcome.log_tails, width)
+        if terminal:
+            show(report, outcome.log_tails, width)
     if errors:
         raise CachewhyError("; ".join(errors))
 
