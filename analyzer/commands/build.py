@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-import tempfile
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -323,7 +322,10 @@ def run(argv: list[str], debug: bool) -> int:
             df = None
             if df_path is not None:
                 try:
-                    state["df_text"] = df_path.read_text(encoding="utf-8", errors="replace")
+                    from analyzer import confined  # noqa: PLC0415
+
+                    # as BuildKit reads it: never through a link out of its folder
+                    state["df_text"] = confined.read_beside(df_path)
                     df = dfmod.parse(state["df_text"])
                 except OSError:
                     df = None  # buildx will say what is wrong with it
@@ -344,13 +346,14 @@ def run(argv: list[str], debug: bool) -> int:
 
     preparing = threading.Thread(target=prepare, name="cachewhy-prepare", daemon=True)
     tmp = None
-    if launched is None:
-        import tempfile  # noqa: PLC0415
-
-        tmp = tempfile.TemporaryDirectory(prefix="cachewhy-")
+    if launched is None and args.metadata_file is None:
+        try:  # private, named by our pid: a later run removes it if this one is killed
+            tmp = launch.make_workdir()
+        except OSError as exc:
+            raise CachewhyError(str(exc)) from None
     try:
         result = buildx.run_build(args, on_line, on_start=preparing.start,
-                                  workdir=Path(tmp.name) if tmp is not None else None, launched=launched)
+                                  workdir=Path(tmp) if tmp is not None else None, launched=launched)
         preparing.join()
         if args.quiet:  # first: whatever happens to the analysis, stdout is buildx's -q stdout
             _print_image_id(args, result)
@@ -418,7 +421,7 @@ def run(argv: list[str], debug: bool) -> int:
                              f"(run with --debug for the traceback); the build's exit code is kept\n")
     finally:
         if tmp is not None:
-            tmp.cleanup()
+            launch.remove_workdir(tmp)
         elif launched is not None:
             launch.remove_workdir(launched.workdir)
     return opts.gates.apply(report, result.returncode)  # the build's own failure wins

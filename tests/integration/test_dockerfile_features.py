@@ -87,3 +87,57 @@ def test_editing_any_line_of_it_is_instruction_changed(new_project, old, new, li
     assert "although its Dockerfile text did not" not in detail
     assert len(b.roots) == 1
     assert_cascade(b, 12, root)
+
+
+# ----------------------------------------------- stages renamed or renumbered
+
+STAGES_DF = ("FROM local/busybox:latest AS builder\n"
+             "RUN echo NONCE > /nonce\n"
+             "COPY src/ /src\n"
+             "RUN cat /src/* > /out.txt\n"
+             "\n"
+             "FROM local/busybox:latest\n"
+             "RUN echo NONCE final > /nonce\n"
+             "COPY app/ /app\n"
+             "COPY --from=builder /out.txt /\n"
+             "RUN cat /out.txt /app/*\n")
+STAGES_FILES = {"src/a.txt": "alpha\n", "app/x.txt": "x\n"}
+
+
+def test_a_renamed_stage_with_a_file_edit_is_the_file(new_project):
+    p = new_project(STAGES_DF, STAGES_FILES)
+    p.build()
+    p.write("Dockerfile", STAGES_DF.replace("AS builder", "AS build").replace("--from=builder", "--from=build"))
+    p.write("src/a.txt", "alpha, edited\n")
+    b = p.build()
+    statuses = {s["line"]: s["status"] for s in b.report["steps"] if s["line"]}
+    assert (statuses[2], statuses[3], statuses[7], statuses[8]) == ("cached", "rebuilt", "cached", "cached"), statuses
+    root = assert_root(b, 3, "context-changed")
+    assert root["cause"]["files"]["modified"] == ["src/a.txt"], b.describe()
+    assert len(b.roots) == 1
+    copy_from = assert_cascade(b, 9, root, "stage-changed")
+    # the --from text follows the rename: no edit of its own
+    assert copy_from["also"] == [], b.describe()
+    assert_cascade(b, 10, root)
+
+
+def test_an_unnamed_stage_inserted_above_renumbers_without_losing_the_pairs(new_project):
+    p = new_project(STAGES_DF, STAGES_FILES)
+    p.build()
+    # the final stage was stage-1 and is now stage-2; the inserted stage is not built (nothing reads it)
+    p.write("Dockerfile", STAGES_DF.replace("\nFROM local/busybox:latest\n",
+                                            "\nFROM local/busybox:latest\nRUN echo NONCE tools > /tools\n\n"
+                                            "FROM local/busybox:latest\n"))
+    p.write("app/x.txt", "x, edited\n")
+    b = p.build()
+    statuses = {s["line"]: (s["stage"], s["status"]) for s in b.report["steps"] if s["line"]}
+    assert 7 not in statuses, statuses
+    assert statuses[10] == ("stage-2", "cached") and statuses[11] == ("stage-2", "rebuilt"), statuses
+    root = assert_root(b, 11, "context-changed")
+    assert root["cause"]["files"]["modified"] == ["app/x.txt"], b.describe()
+    assert len(b.roots) == 1
+    assert_cascade(b, 13, root)
+    # and with nothing changed again, nothing is rebuilt
+    again = p.build()
+    assert again.misses == [], again.describe()
+    check_terminal(again)
