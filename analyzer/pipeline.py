@@ -10,7 +10,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, TextIO
 
 from analyzer.collector import paused
 
@@ -132,7 +132,7 @@ def _graph_notes(graph) -> list[str]:  # type: ignore[no-untyped-def]
 
 
 def deliver(outcome: Outcome, outputs: "Outputs", store: "Store | None", width: int,
-            terminal: bool = True) -> None:
+            terminal: bool = True, stream: "TextIO | None" = None) -> None:
     """Keep what must not be lost first (the record, the report files), then show it.
 
     Under GitHub Actions the Markdown report is appended to $GITHUB_STEP_SUMMARY and
@@ -162,7 +162,7 @@ def deliver(outcome: Outcome, outputs: "Outputs", store: "Store | None", width: 
         errors += github_hooks(report, stdout_busy=stdout_carries_data(argv, outputs))
     finally:
         if terminal:
-            show(report, outcome.log_tails, width)
+            show(report, outcome.log_tails, width, stream)
     if errors:
         raise CachewhyError("; ".join(errors))
 
@@ -185,16 +185,19 @@ def shown_report(report: dict, known: "Callable[[], dict[str, str]] | None", out
     return reveal(report, values)
 
 
-def show(report: dict, log_tails: dict[str, str] | None, width: int) -> None:
+def show(report: dict, log_tails: dict[str, str] | None, width: int, stream: "TextIO | None" = None) -> None:
+    """The terminal report on `stream`: stderr for a build (stdout is buildx's), else
+    what outputs.report_stream chose."""
     from analyzer.report import text  # noqa: PLC0415
 
-    colour = sys.stderr.isatty() and "NO_COLOR" not in os.environ
+    out = stream or sys.stderr
+    colour = out.isatty() and "NO_COLOR" not in os.environ
     try:
         from analyzer import console  # noqa: PLC0415
 
         # trusted: our colours pass; the renderer has neutralised the build's text
-        console.write(sys.stderr, text.render(report, log_tails or {}, width=width, colour=colour) + "\n",
+        console.write(out, text.render(report, log_tails or {}, width=width, colour=colour) + "\n",
                       trusted=colour)
-        sys.stderr.flush()
+        out.flush()
     except BrokenPipeError:
         pass  # the reader went away (`| head`); the record and report are written
