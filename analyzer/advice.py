@@ -334,6 +334,19 @@ def _pin_base_image(c: _Ctx, root: dict) -> dict | None:
     if cause.get("kind") != "base-image-changed" or c.df is None:
         return None
     ins = c.ins(root.get("line"))
+    ref_from = ins.from_ref if ins is not None and ins.keyword in ("COPY", "ADD") else None
+    if ref_from and c.df.resolve_ref(ref_from) is None:
+        # the image that moved is the one COPY --from reads (an image, or a named
+        # build context of one), not the stage's FROM
+        if "@" in ref_from or "$" in ref_from:
+            return None
+        head, _, tail = ref_from.rpartition("/")
+        name = f"{head}/{tail.split(':', 1)[0]}" if head else tail.split(":", 1)[0]
+        message = (f"`{ins.keyword} --from={ref_from}` (line {ins.line}) reads an image by a moving tag, and it "
+                   f"moved; pin a digest where that image is named (`--from={name}@sha256:…`, or "
+                   f"`--build-context {ref_from}=docker-image://…@sha256:…`) and bump it on purpose")
+        return {"rule": "pin-base-image", "message": message, "lines": [ins.line],
+                "saved_s": round(float(root.get("time_lost_s") or 0.0), 3)}
     stage = None
     if ins is not None and ins.stage is not None:
         stage = c.df.stages[ins.stage]

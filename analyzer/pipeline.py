@@ -41,7 +41,8 @@ class Outcome:
 @paused
 def analyse(*, events: "BuildEvents", args: "BuildArgs", result: "RunResult", dockerfile_text: str | None,
             dockerfile_path: Path | None, metadata_path: Path | None, snapshot: dict | None,
-            previous: dict | None, store: "Store | None", notes: list[str]) -> Outcome:
+            previous: dict | None, store: "Store | None", notes: list[str],
+            named_snapshots: dict | None = None) -> Outcome:
     from analyzer import dockerfile as dfmod  # noqa: PLC0415
     from analyzer.explain import explain  # noqa: PLC0415
     from analyzer.graph import build_graph  # noqa: PLC0415
@@ -69,7 +70,8 @@ def analyse(*, events: "BuildEvents", args: "BuildArgs", result: "RunResult", do
     hasher = make_hasher(store_key(store.root) if store is not None else b"cachewhy")
     record = make_record(
         record_id=new_id(), args=args, result=result, graph=graph, prov=prov, dockerfile_path=dockerfile_path,
-        dockerfile_text=dockerfile_text, snapshot=snapshot, messages=events.messages, hasher=hasher,
+        dockerfile_text=dockerfile_text, snapshot=snapshot, named_snapshots=named_snapshots,
+        messages=events.messages, hasher=hasher,
         # stopped by the user, buildx killed by a signal, or the builder gone mid-build:
         # what was seen is kept, marked incomplete
         complete=result.interrupted is None and result.returncode < 128 and lost is None,

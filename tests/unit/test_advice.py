@@ -659,3 +659,15 @@ def test_advise_verify_usage_errors(tmp_path, capsys):
     assert "Traceback" not in err
     assert main(["advise", "--store", store, "--verify"]) == 0  # an empty store: nothing to verify
     assert capsys.readouterr().out == "No advice to verify.\n"
+
+
+@pytest.mark.parametrize("ref", ["extra", "registry.local:5000/team/tools", "tools:latest"])
+def test_pin_base_image_names_the_copy_from_image_that_moved(ref):
+    """The image that moved is the one COPY --from reads, not the stage's FROM."""
+    rep = report([miss("r", 3, f"COPY --from={ref} /f /f", kind="base-image-changed", detail="d",
+                       time_lost=2.0)], {"r": 2.0})
+    a = advise(rep, f"FROM python\nRUN make\nCOPY --from={ref} /f /f\n")["r"][0]
+    assert a["rule"] == "pin-base-image" and a["lines"] == [3], a
+    assert f"`COPY --from={ref}` (line 3)" in a["message"] and "FROM python" not in a["message"], a
+    name = ref.rsplit(":", 1)[0] if ref.endswith(":latest") else ref
+    assert f"--from={name}@sha256:" in a["message"], a
