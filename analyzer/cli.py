@@ -18,6 +18,7 @@ COMMANDS = {
     "show": "show",
     "history": "history",
     "advise": "advise",
+    "trends": "trends",
     "explain": "explain",
     "watch": "watch",
 }

@@ -683,6 +683,23 @@ class Store:
             ordered = ordered[:limit]
         return ordered, problems
 
+    def indexed(self) -> tuple[sqlite3.Connection, list[str], list[str]]:
+        """The index made whole for a reader of its step rows (`trends`): record files
+        it lacks are indexed, builds without step rows (a migrated index) get them.
+        Returns the index, the ids indexed whose record files are gone, and the
+        problems met. One query and one `os.listdir` when nothing needs repair."""
+        db = self.index(create=False)
+        if db is None:
+            return ix.connect(":memory:"), [], []
+        ids, problems = self._scan_names()
+        indexed = set(ix.ids(db))
+        if ids - indexed:
+            _, problems = self._entries()
+        if db.execute("SELECT 1 FROM builds WHERE steps = 0 LIMIT 1").fetchone():
+            _, more = self.fill_steps()
+            problems += more
+        return db, sorted(indexed - ids), problems
+
     def fill_steps(self) -> tuple[int, list[str]]:
         """Index the steps of builds indexed without them (a migrated index): read
         their record files. Returns how many builds were filled, and the problems."""
