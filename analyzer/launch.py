@@ -41,7 +41,7 @@ VALUE_FLAGS = frozenset({
 # and starts buildx itself.
 OWN_OPTIONS = frozenset({
     "--report-json", "--report-md", "--report-sarif", "--dot", "--svg", "--html",
-    "--fail-below-hit-ratio", "--fail-on",
+    "--fail-below-hit-ratio", "--fail-on", "--fail-above-time",
     "--live", "--width", "--store", "--against", "--baseline",
 })
 OWN_SWITCHES = frozenset({"--show-values"})
@@ -104,6 +104,9 @@ def start(argv: list[str]) -> None:
     before building, a usage error) leaves it to commands/build.py."""
     global _started  # noqa: PLW0603
     if wants_help(argv) or any(a == "--against" or a.startswith("--against=") for a in argv):
+        return
+    head = argv[: argv.index("--")] if "--" in argv else argv
+    if "--predict" in head:  # the prediction is printed before buildx starts
         return
     try:
         _found, rest = take_options(argv, {name: name for name in OWN_OPTIONS}, {s: s for s in OWN_SWITCHES},

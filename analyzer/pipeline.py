@@ -192,3 +192,24 @@ def show(report: dict, log_tails: dict[str, str] | None, width: int) -> None:
         sys.stderr.flush()
     except BrokenPipeError:
         pass  # the reader went away (`| head`); the record and report are written
+
+
+def publish(report: dict, outputs: "Outputs", width: int,
+            known: "Callable[[], dict[str, str]] | None" = None) -> None:
+    """Show a report that no build record keeps (a prediction): the report files, the
+    GitHub hooks (step summary, annotations), then the terminal. Errors as deliver's."""
+    from analyzer.errors import CachewhyError  # noqa: PLC0415
+    from analyzer.outputs import github_hooks, write_outputs  # noqa: PLC0415
+
+    errors: list[str] = []
+    report = shown_report(report, known, outputs)
+    try:
+        try:
+            write_outputs(report, outputs)
+        except CachewhyError as exc:
+            errors.append(str(exc))
+        errors += github_hooks(report, stdout_busy=False)
+    finally:
+        show(report, None, width)
+    if errors:
+        raise CachewhyError("; ".join(errors))
