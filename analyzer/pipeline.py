@@ -149,6 +149,7 @@ def deliver(outcome: Outcome, outputs: "Outputs", store: "Store | None", width: 
             "time_lost_s": outcome.report["summary"]["time_lost_s"],
             "top_cause": top.cause.kind if top else None,
             "top_line": top.step.get("line") if top else None,
+            **_predicted(outcome.record),
         })
     errors: list[str] = []
     report = shown_report(outcome.report, outcome.known_values, outputs)  # after the record is saved
@@ -163,6 +164,14 @@ def deliver(outcome: Outcome, outputs: "Outputs", store: "Store | None", width: 
         show(report, outcome.log_tails, width)
     if errors:
         raise CachewhyError("; ".join(errors))
+
+
+def _predicted(record: dict) -> dict:
+    """The score of `build --predict` in the index line: [statuses right, statuses scored]."""
+    sc = record.get("prediction")
+    if not isinstance(sc, dict):
+        return {}
+    return {"predicted": [sc.get("steps_right"), sc.get("steps")]}
 
 
 def shown_report(report: dict, known: "Callable[[], dict[str, str]] | None", outputs: "Outputs") -> dict:

@@ -589,3 +589,83 @@ def predict(args: "BuildArgs", *, store_dir: str | None, against: str | None,
     def known() -> dict[str, str]:
         return {hasher(v): v for v in args.build_args.values() if v is not None}
     return Prediction(previous, now, fc, analysis, report, known)
+
+
+# ------------------------------------------------------------------ the score (build --predict)
+
+def score(report: dict, built: dict) -> dict:
+    """Predicted against actual, per Dockerfile step (by line) and per root (line and kind).
+
+    `report` is the prediction's report, `built` the report of the build that followed.
+    A step marked may-rebuild is counted apart: never as a right or wrong "cached"."""
+    def by_line(rep: dict) -> dict[int, str]:
+        return {s["line"]: s.get("status") or "" for s in rep.get("steps") or []
+                if s.get("line") and s.get("status") not in ("source", "internal", None)}
+
+    predicted, actual = by_line(report), by_line(built)
+    lines = sorted(set(predicted) & set(actual))
+    missed = ("rebuilt", "failed")
+    right, wrongly_cached, wrongly_rebuilt, maybe, maybe_rebuilt = 0, [], [], [], []
+    for line in lines:
+        p, a = predicted[line], actual[line]
+        if p == MAY_REBUILD:
+            maybe.append(line)
+            if a in missed:
+                maybe_rebuilt.append(line)
+            continue
+        if a not in ("cached",) + missed:
+            continue  # canceled or skipped by a failure: nothing to score
+        if (p in missed) == (a in missed):
+            right += 1
+        elif a in missed:
+            wrongly_cached.append(line)
+        else:
+            wrongly_rebuilt.append(line)
+
+    def roots(rep: dict) -> list[list[Any]]:
+        return [[m.get("line"), (m.get("cause") or {}).get("kind")] for m in rep.get("misses") or [] if m.get("root")]
+
+    want, got = roots(built), roots(report)
+    roots_right = sum(1 for r in want if r in got)
+    scored = right + len(wrongly_cached) + len(wrongly_rebuilt)
+    return {
+        "baseline": (report.get("prediction") or {}).get("baseline"),
+        "steps": scored,
+        "steps_right": right,
+        "wrongly_cached": wrongly_cached,
+        "wrongly_rebuilt": wrongly_rebuilt,
+        "may_rebuild": maybe,
+        "may_rebuild_rebuilt": maybe_rebuilt,
+        "predicted_rebuilt": [ln for ln in lines if predicted[ln] in missed],
+        "rebuilt": [ln for ln in lines if actual[ln] in missed],
+        "roots_predicted": got,
+        "roots": want,
+        "roots_right": roots_right,
+        "expected_s": (report.get("prediction") or {}).get("expected_s"),
+        "rebuilt_s": (built.get("summary") or {}).get("rebuilt_time_s"),
+    }
+
+
+def score_lines(sc: dict, width: int = 80) -> list[str]:
+    """The prediction beside the build, for the terminal."""
+    def span(lines: list[int]) -> str:
+        text = ", ".join(str(x) for x in lines) or "none"
+        return text if len(text) <= width - 30 else text[: width - 31] + "\u2026"
+
+    ok = sc["steps_right"] == sc["steps"] and sc["roots_right"] == len(sc["roots"])
+    head = (f"Prediction {'right' if ok else 'scored'}: {sc['steps_right']}/{sc['steps']} step statuses, "
+            f"{sc['roots_right']}/{len(sc['roots'])} root causes")
+    out = [head,
+           f"  {'predicted to rebuild':<22} {span(sc['predicted_rebuilt'])}",
+           f"  {'rebuilt':<22} {span(sc['rebuilt'])}"]
+    if sc["may_rebuild"]:
+        out.append(f"  {'marked may-rebuild':<22} {span(sc['may_rebuild'])} "
+                   f"({len(sc['may_rebuild_rebuilt'])} rebuilt)")
+    if sc["wrongly_cached"]:
+        out.append(f"  {'predicted cached':<22} {span(sc['wrongly_cached'])} (rebuilt)")
+    if sc["wrongly_rebuilt"]:
+        out.append(f"  {'predicted to rebuild':<22} {span(sc['wrongly_rebuilt'])} (cached)")
+    exp, took = sc.get("expected_s"), sc.get("rebuilt_s")
+    if exp is not None and took is not None:
+        out.append(f"  {'time':<22} about {exp:.1f}s predicted, {took:.1f}s taken")
+    return out

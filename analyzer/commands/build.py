@@ -38,6 +38,9 @@ cachewhy options:
   --baseline FILE    compare with this record file (e.g. a CI artifact);
                      without it, the record carried by a --cache-from
                      type=local or type=registry cache is the baseline
+  --predict          first predict which steps will rebuild and why
+                     (`cachewhy predict`), then build and score the
+                     prediction; the record keeps the score
   --live MODE        live progress: auto (default), tty, plain (a line per
                      finished step), none          [CACHEWHY_LIVE]
   --width N          width of the report           [COLUMNS]
@@ -58,13 +61,14 @@ class BuildOptions:
     outputs: Outputs = field(default_factory=Outputs)
     gates: Gates = field(default_factory=Gates)
     buildx_argv: list[str] = field(default_factory=list)
+    predict: bool = False
 
 
 def parse_options(argv: list[str]) -> BuildOptions:
     from analyzer.buildx import VALUE_FLAGS  # noqa: PLC0415
 
-    found, rest = take_options(argv, _OPTIONS, OUTPUT_SWITCHES, foreign_value_flags=VALUE_FLAGS,
-                               repeatable=GATE_REPEATABLE)
+    found, rest = take_options(argv, _OPTIONS, {**OUTPUT_SWITCHES, "--predict": "predict"},
+                               foreign_value_flags=VALUE_FLAGS, repeatable=GATE_REPEATABLE)
     opts = BuildOptions(
         live=str(found.get("live") or os.environ.get("CACHEWHY_LIVE", "auto")),
         store=found.get("store"),  # type: ignore[arg-type]
@@ -73,6 +77,7 @@ def parse_options(argv: list[str]) -> BuildOptions:
         outputs=Outputs.from_options(found),
         gates=Gates.from_options(found),
         buildx_argv=rest,
+        predict=bool(found.get("predict")),
     )
     if opts.live not in ("auto", "tty", "plain", "none"):
         raise UsageError(f"--live must be auto, tty, plain or none, not {opts.live!r}")
@@ -245,6 +250,7 @@ def run(argv: list[str], debug: bool) -> int:
 
         open_store(opts.store).resolve(opts.against)
     width = opts.width or shutil.get_terminal_size((100, 24)).columns
+    prediction = _predict_first(opts, args, width, debug) if opts.predict else None
     # Everything else is prepared on a thread of lower priority while buildx
     # starts up and runs (it takes half a second at least): the modules that
     # read its events, the Dockerfile, the store and the previous record, the
@@ -376,10 +382,19 @@ def run(argv: list[str], debug: bool) -> int:
                               snapshot=baseline.snapshot(), previous=baseline.previous, store=baseline.store,
                               notes=baseline.notes)
             report = outcome.report  # the gates read it, even when an output cannot be written
+            scored = None
+            if prediction is not None:
+                from analyzer.predict import score  # noqa: PLC0415
+
+                scored = outcome.record["prediction"] = score(prediction.report, outcome.report)
             try:
                 deliver(outcome, opts.outputs, baseline.store, width)
             finally:  # the next CI job's baseline, even when a report file could not be written
                 baseline.export(outcome.record, result.returncode)
+            if scored is not None:
+                from analyzer.predict import score_lines  # noqa: PLC0415
+
+                sys.stderr.write("\n".join(score_lines(scored, width)) + "\n")
         except CachewhyError as exc:
             sys.stderr.write(f"cachewhy: {exc}\n")
         except Exception as exc:  # the build's result must survive any analysis bug
@@ -393,6 +408,23 @@ def run(argv: list[str], debug: bool) -> int:
         elif launched is not None:
             launch.remove_workdir(launched.workdir)
     return opts.gates.apply(report, result.returncode)  # the build's own failure wins
+
+
+def _predict_first(opts: BuildOptions, args, width: int, debug: bool):  # type: ignore[no-untyped-def]
+    """`--predict`: the prediction, shown before buildx starts; a prediction that
+    cannot be made is said in one line and the build goes on."""
+    try:
+        from analyzer.pipeline import show  # noqa: PLC0415
+        from analyzer.predict import predict  # noqa: PLC0415
+
+        got = predict(args, store_dir=opts.store, against=opts.against)
+        show(got.report, None, width)
+        return got
+    except Exception as exc:  # noqa: BLE001 - the build runs whatever the prediction does
+        if debug:
+            traceback.print_exc()
+        sys.stderr.write(f"cachewhy: no prediction: {exc if isinstance(exc, CachewhyError) else repr(exc)}\n")
+        return None
 
 
 def _lower_priority() -> None:
