@@ -22,7 +22,7 @@ import sys
 import time
 
 from analyzer.errors import UsageError
-from analyzer.options import take_options, wants_help
+from analyzer.options import check_typos, take_options, wants_help
 
 # `docker buildx build` flags that take a value; anything else starting with
 # "-" is a switch. Only needed to tell the context PATH from flag values.
@@ -34,6 +34,15 @@ VALUE_FLAGS = frozenset({
     "--provenance", "--sbom", "--secret", "--shm-size", "--ssh", "-t", "--tag",
     "--target", "--ulimit", "--policy", "--source-policy-file",
 })
+
+# `docker buildx build` flags that take no value (and the hidden ones buildx
+# still accepts): with VALUE_FLAGS, what buildx knows, so that an unknown
+# option one edit away from one of cachewhy's can be refused as a typo.
+SWITCH_FLAGS = frozenset({
+    "--check", "-D", "--debug", "--load", "--no-cache", "--pull", "--push", "-q", "--quiet",
+    "--detach", "--print", "--compress", "--force-rm", "--rm", "--squash", "--stream",
+})
+BUILDX_FLAGS = VALUE_FLAGS | SWITCH_FLAGS
 
 # The options of `cachewhy build` (commands/build.py: _OPTIONS, the switches),
 # by name only; a unit test keeps these in step with build.py. A name missing
@@ -109,6 +118,7 @@ def start(argv: list[str]) -> None:
     if "--predict" in head:  # the prediction is printed before buildx starts
         return
     try:
+        check_typos(argv, OWN_OPTIONS | OWN_SWITCHES, OWN_OPTIONS, BUILDX_FLAGS, VALUE_FLAGS)
         _found, rest = take_options(argv, {name: name for name in OWN_OPTIONS}, {s: s for s in OWN_SWITCHES},
                                     foreign_value_flags=VALUE_FLAGS)
     except UsageError:

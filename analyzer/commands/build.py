@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from analyzer.errors import CachewhyError, UsageError
-from analyzer.options import take_options, wants_help
+from analyzer.options import check_typos, take_options, wants_help
 from analyzer.gates import GATE_HELP, GATE_OPTIONS, GATE_REPEATABLE, Gates
 from analyzer.outputs import OUTPUT_HELP, OUTPUT_OPTIONS, OUTPUT_SWITCHES, Outputs
 
@@ -66,9 +66,13 @@ class BuildOptions:
 
 def parse_options(argv: list[str]) -> BuildOptions:
     from analyzer.buildx import VALUE_FLAGS  # noqa: PLC0415
+    from analyzer.launch import BUILDX_FLAGS  # noqa: PLC0415
 
-    found, rest = take_options(argv, _OPTIONS, {**OUTPUT_SWITCHES, "--predict": "predict"},
-                               foreign_value_flags=VALUE_FLAGS, repeatable=GATE_REPEATABLE)
+    own_value = set(_OPTIONS)
+    switches = {**OUTPUT_SWITCHES, "--predict": "predict"}
+    check_typos(argv, own_value | set(switches), own_value, BUILDX_FLAGS, VALUE_FLAGS)
+    found, rest = take_options(argv, _OPTIONS, switches, foreign_value_flags=VALUE_FLAGS,
+                               repeatable=GATE_REPEATABLE)
     opts = BuildOptions(
         live=str(found.get("live") or os.environ.get("CACHEWHY_LIVE", "auto")),
         store=found.get("store"),  # type: ignore[arg-type]
