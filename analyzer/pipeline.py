@@ -131,7 +131,8 @@ def _graph_notes(graph) -> list[str]:  # type: ignore[no-untyped-def]
     return out
 
 
-def deliver(outcome: Outcome, outputs: "Outputs", store: "Store | None", width: int) -> None:
+def deliver(outcome: Outcome, outputs: "Outputs", store: "Store | None", width: int,
+            terminal: bool = True) -> None:
     """Keep what must not be lost first (the record, the report files), then show it.
 
     Under GitHub Actions the Markdown report is appended to $GITHUB_STEP_SUMMARY and
@@ -161,7 +162,8 @@ def deliver(outcome: Outcome, outputs: "Outputs", store: "Store | None", width: 
         argv = (outcome.record.get("invocation") or {}).get("argv") or []
         errors += github_hooks(report, stdout_busy=stdout_carries_data(argv, outputs))
     finally:
-        show(report, outcome.log_tails, width)
+        if terminal:
+            show(report, outcome.log_tails, width)
     if errors:
         raise CachewhyError("; ".join(errors))
 
@@ -197,7 +199,11 @@ def show(report: dict, log_tails: dict[str, str] | None, width: int) -> None:
 
     colour = sys.stderr.isatty() and "NO_COLOR" not in os.environ
     try:
-        sys.stderr.write(text.render(report, log_tails or {}, width=width, colour=colour) + "\n")
+        from analyzer import console  # noqa: PLC0415
+
+        # trusted: our colours pass; the renderer has neutralised the build's text
+        console.write(sys.stderr, text.render(report, log_tails or {}, width=width, colour=colour) + "\n",
+                      trusted=colour)
         sys.stderr.flush()
     except BrokenPipeError:
         pass  # the reader went away (`| head`); the record and report are written

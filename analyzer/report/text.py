@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import textwrap
 
+from analyzer.console import neutralise_tree
 from analyzer.graph import Status
 from analyzer.report.rows import QUIET_INTERNAL_S, fmt_time, kind_text
 
@@ -36,7 +37,7 @@ _STATUS = {s.value: s for s in Status}
 def step_table(report: dict, log_tails: dict[str, str] | None = None, width: int = 100,
                colour: bool = False, all_rows: bool = False) -> str:
     """Every step of the build in Dockerfile order with its cache status and time."""
-    log_tails = log_tails or {}
+    report, log_tails = neutralise_tree(report), neutralise_tree(log_tails or {})
     rows: list[tuple[str, str, Status, str, str, dict]] = []
     quiet: list[dict] = []
     for s in report.get("steps") or []:
@@ -164,6 +165,7 @@ def render(report: dict, log_tails: dict[str, str] | None = None, width: int = 1
 
 def root_causes(report: dict, width: int = 100, colour: bool = False) -> str:
     """The answer first: root misses, biggest time loss first, with file and line."""
+    report = neutralise_tree(report)
     misses = report.get("misses") or []
     roots = [m for m in misses if m.get("root")]
     pred = report.get("prediction")
