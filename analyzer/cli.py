@@ -13,6 +13,7 @@ from analyzer.errors import CachewhyError, UsageError
 # command -> module under analyzer.commands; imported only when run
 COMMANDS = {
     "build": "build",
+    "predict": "predict",
     "analyze": "analyze",
     "diff": "diff",
     "show": "show",

@@ -343,7 +343,7 @@ def make_record(*, record_id: str, args: BuildArgs, result: RunResult, graph: Bu
         "interrupted": result.interrupted,
         "project": project_of(args, dockerfile_path),
         "invocation": {
-            "argv": redact_argv(args.argv),
+            "argv": redact_argv((["--quiet"] if getattr(args, "quiet", False) else []) + args.argv),
             "builder": args.builder,
             "no_cache": args.no_cache,
             "no_cache_filter": args.no_cache_filter,

@@ -53,7 +53,7 @@ def _short_context(context: str, width: int = 32) -> str:
 
 
 def row(entry: dict) -> tuple[str, ...]:
-    """(id, when, context, target, exit, hits, lost, top cause) of one index entry."""
+    """(id, when, context, target, exit, hits, predicted, lost, top cause) of one index entry."""
     summary = entry.get("summary") or {}
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(entry["created"]))
     target = entry.get("target") or "-"
@@ -61,7 +61,7 @@ def row(entry: dict) -> tuple[str, ...]:
         target += " " + ",".join(entry["platforms"])
     code = str(entry["exit_code"]) + ("" if entry.get("complete") else "*")
     if not summary:  # listed from its record file only (no summary in the index)
-        return entry["id"], when, _short_context(entry.get("context") or "-"), target, code, "?", "?", "?"
+        return entry["id"], when, _short_context(entry.get("context") or "-"), target, code, "?", "?", "?", "?"
     ratio = summary.get("hit_ratio")
     hits = f"{ratio:.0%}" if isinstance(ratio, (int, float)) else "-"
     lost = summary.get("time_lost_s")
@@ -75,7 +75,16 @@ def row(entry: dict) -> tuple[str, ...]:
     else:
         cause = "-"
     return (entry["id"], when, _short_context(entry.get("context") or "-"), target, code, hits,
-            fmt_time(lost, missing="?") if kind or lost else "-", cause)
+            _predicted(summary), fmt_time(lost, missing="?") if kind or lost else "-", cause)
+
+
+def _predicted(summary: dict) -> str:
+    """`build --predict`'s score: step statuses predicted right / scored ("-": not predicted)."""
+    got = summary.get("predicted")
+    if (isinstance(got, list) and len(got) == 2 and all(isinstance(x, int) and not isinstance(x, bool) for x in got)
+            and got[1] > 0):
+        return f"{got[0]}/{got[1]}"
+    return "-"
 
 
 DEFAULT_LIMIT = 20
@@ -89,16 +98,22 @@ def newest(store, limit: int | None) -> tuple[list[dict], int, list[str]]:  # ty
     return entries[:limit] if limit is not None else entries, len(entries), problems
 
 
-_HEAD = ("ID", "WHEN", "CONTEXT", "TARGET", "EXIT", "HITS", "LOST", "TOP CAUSE")
-_RIGHT = {4, 5, 6}  # numbers are right-aligned
+_HEAD = ("ID", "WHEN", "CONTEXT", "TARGET", "EXIT", "HITS", "PRED", "LOST", "TOP CAUSE")
+_RIGHT = {4, 5, 6, 7}  # numbers are right-aligned
+
+
+_PRED = _HEAD.index("PRED")
 
 
 def render(entries: list[dict]) -> str:
     rows = [_HEAD, *(row(e) for e in entries)]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(_HEAD) - 1)]
+    if all(r[_PRED] in ("-", "?") for r in rows[1:]):  # no build was predicted: no column for it
+        rows = [r[:_PRED] + r[_PRED + 1:] for r in rows]
+    right = _RIGHT if len(rows[0]) == len(_HEAD) else {4, 5, 6}
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     out = []
     for r in rows:
-        cells = [r[i].rjust(w) if i in _RIGHT else r[i].ljust(w) for i, w in enumerate(widths)]
+        cells = [r[i].rjust(w) if i in right else r[i].ljust(w) for i, w in enumerate(widths)]
         out.append("  ".join(cells) + "  " + r[-1])
     if any(not e.get("complete") for e in entries):
         out.append("* the build was stopped before it ended (Ctrl-C, a signal, a log cut short)")
