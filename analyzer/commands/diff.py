@@ -241,7 +241,9 @@ def run(argv: list[str], debug: bool) -> int:
     rows = step_rows(a, b, report)
     text = render(report, a, b, rows, width)
     try:
-        sys.stderr.write(text + "\n")
+        from analyzer import console  # noqa: PLC0415
+
+        console.write(sys.stderr, text + "\n", trusted=True)  # the colours of text.root_causes
         sys.stderr.flush()
     except BrokenPipeError:
         pass
@@ -249,11 +251,13 @@ def run(argv: list[str], debug: bool) -> int:
 
 
 def render(report: dict, a: dict, b: dict, rows: list, width: int) -> str:
+    from analyzer.console import neutralise_tree  # noqa: PLC0415
     from analyzer.report import text  # noqa: PLC0415
 
     colour = sys.stderr.isatty() and "NO_COLOR" not in os.environ
     lines = ["", f"A: {a.get('id')}", f"B: {b.get('id')}", "",
-             text.root_causes(report, width=width, colour=colour), "", render_table(rows, width)]
+             text.root_causes(report, width=width, colour=colour), "",
+             render_table(neutralise_tree(rows), width)]
     foot = []
     for label, rec, rep in (("A", a, None), ("B", b, report)):
         rep = rep or _summary(rec)

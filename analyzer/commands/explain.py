@@ -15,7 +15,6 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -189,7 +188,9 @@ def outcome_of(fetched: Any, *, label: str, previous: dict | None, key_store: "S
     events = events_of(fetched)
     if not events.vertices:
         raise InputError(f"{label}: its history record holds no build steps")
-    tmpdir = tempfile.mkdtemp(prefix="cachewhy-explain-")
+    from analyzer.launch import make_workdir  # noqa: PLC0415 - private, swept if we are killed
+
+    tmpdir = make_workdir()
     meta = None
     try:
         if fetched.predicate is not None:

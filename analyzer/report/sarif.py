@@ -132,4 +132,7 @@ def sarif_log(report: dict, base: Path | None = None) -> dict:
 
 
 def render(report: dict, base: Path | None = None) -> str:
-    return json.dumps(sarif_log(report, base), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    text = json.dumps(sarif_log(report, base), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    # bidi controls only occur inside JSON strings: as \u escapes they read the same to a
+    # program and cannot reorder what a person reads (escape.py)
+    return esc.BIDI.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
