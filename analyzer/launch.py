@@ -54,7 +54,7 @@ BUILDX_FLAGS = VALUE_FLAGS | SWITCH_FLAGS
 # and starts buildx itself.
 OWN_OPTIONS = frozenset({
     "--report-json", "--report-md", "--report-sarif", "--dot", "--svg", "--html",
-    "--fail-below-hit-ratio", "--fail-on",
+    "--fail-below-hit-ratio", "--fail-on", "--fail-above-time",
     "--live", "--width", "--store", "--against", "--baseline",
 })
 OWN_SWITCHES = frozenset({"--show-values"})
@@ -117,6 +117,9 @@ def start(argv: list[str]) -> None:
     before building, a usage error) leaves it to commands/build.py."""
     global _started  # noqa: PLW0603
     if wants_help(argv) or any(a == "--against" or a.startswith("--against=") for a in argv):
+        return
+    head = argv[: argv.index("--")] if "--" in argv else argv
+    if "--predict" in head:  # the prediction is printed before buildx starts
         return
     try:
         check_typos(argv, OWN_OPTIONS | OWN_SWITCHES, OWN_OPTIONS, BUILDX_FLAGS, VALUE_FLAGS)
