@@ -105,7 +105,9 @@ class _RecordBase(TypedDict):
 
 
 class Record(_RecordBase, total=False):
+    named_snapshots: Optional[dict[str, dict[str, Any]]]  # --build-context NAME=DIR -> its snapshot
     report: Report  # the report shown when the build ended (`cachewhy show`)
+    prediction: dict[str, Any]  # `build --predict`: how the prediction scored (predict.score)
 
 
 # --- the report -----------------------------------------------------------------
@@ -127,7 +129,7 @@ class PreviousRef(TypedDict):
     ref: Optional[str]
 
 
-class Summary(TypedDict):
+class _SummaryBase(TypedDict):
     cached: int
     rebuilt: int
     hit_ratio: Optional[float]  # None when no cacheable step ran
@@ -135,6 +137,10 @@ class Summary(TypedDict):
     rebuilt_time_s: float
     root_causes: int
     time_lost_s: float
+
+
+class Summary(_SummaryBase, total=False):
+    may_rebuild: int  # a prediction's steps it cannot tell
 
 
 class _ReportStepBase(TypedDict):
@@ -208,3 +214,4 @@ class _ReportBase(TypedDict):
 
 class Report(_ReportBase, total=False):
     advice: list[Advice]  # advice tied to no miss (a cached download)
+    prediction: dict[str, Any]  # a prediction's report (`cachewhy predict`): predict.py
