@@ -374,6 +374,15 @@ def _definitions(record: dict | None) -> dict[str, list[tuple[str, str]]]:
     return out
 
 
+def _arg_defaults(record: dict | None) -> set[str]:
+    """Names an ARG of the record's Dockerfile gives a default value (`ARG V=1`, not `ARG V`)."""
+    text = (record or {}).get("dockerfile_text")
+    if not text:
+        return set()
+    return {name for ins in _parsed(text).instructions if ins.keyword == "ARG"
+            for name, value in ins.assignments if value is not None}
+
+
 class _Explainer:
     def __init__(self, cur: dict, prev: dict | None) -> None:
         # the graph must be built from steps in Dockerfile order, whatever order they came in
@@ -542,8 +551,14 @@ class _Explainer:
         for name in sorted(set(_VAR_REF.findall(text))):
             hashed_apart = self.foreign_key and cur_args.get(name) and prev_args.get(name)
             if cur_args.get(name) != prev_args.get(name) and not hashed_apart:
+                def shown(args: dict, record: dict | None) -> str:
+                    # not given: the ARG's default in that build's Dockerfile, if it has one
+                    given = args.get(name)
+                    if given:
+                        return str(given)
+                    return "(Dockerfile default)" if name in _arg_defaults(record) else "(unset)"
                 out.append(Cause("build-arg-changed", f"{name} changed (value redacted): "
-                                                      f"{prev_args.get(name) or '(unset)'} \u2192 {cur_args.get(name) or '(unset)'}"))
+                                                      f"{shown(prev_args, self.prev)} \u2192 {shown(cur_args, self.cur)}"))
             elif cur_defs.get(name) != prev_defs.get(name):
                 kinds = {k for k, _ in cur_defs.get(name, []) + prev_defs.get(name, [])}
                 kind = "env-changed" if kinds == {"ENV"} else "build-arg-changed"
