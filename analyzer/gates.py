@@ -20,8 +20,10 @@ Gates come after the build's own result: a failed build keeps its exit code
 from __future__ import annotations
 
 import sys
+import textwrap
 from dataclasses import dataclass, field
 
+from analyzer.causes import KINDS
 from analyzer.errors import UsageError
 
 #: Exit code of a build (or analysis) that a gate failed.
@@ -31,37 +33,38 @@ GATE_EXIT = 4
 GATE_OPTIONS = {
     "--fail-below-hit-ratio": "fail_below_hit_ratio",
     "--fail-on": "fail_on",
+    "--fail-above-time": "fail_above_time",
 }
 GATE_REPEATABLE = frozenset({"--fail-on"})
 
-GATE_HELP = """\
-  --fail-below-hit-ratio R
-                     exit 4 when the cache hit ratio is below R (0..1, or a
-                     percentage such as 80%)
-  --fail-on CAUSE[,CAUSE...]
-                     exit 4 when a root cause is of one of these kinds
-                     (repeatable): instruction-changed, context-changed,
-                     build-arg-changed, env-changed, base-image-changed,
-                     stage-changed, cache-evicted, no-cache-requested,
-                     cache-import-missing, remote-changed, no-previous-build,
-                     platform-changed, unknown
-"""
+
+def _help() -> str:
+    """The gates' lines of a command's --help; the kinds come from the cause-kind table."""
+    kinds = textwrap.wrap("exit 4 when a root cause is of one of these kinds (repeatable): " + ", ".join(KINDS) + ",",
+                          width=56, break_on_hyphens=False)
+    kinds[-1] = kinds[-1][:-1]
+    return ("  --fail-below-hit-ratio R\n"
+            "                     exit 4 when the cache hit ratio is below R (0..1, or a\n"
+            "                     percentage such as 80%)\n"
+            "  --fail-on CAUSE[,CAUSE...]\n"
+            + "".join(f"{'':21}{line}\n" for line in kinds)
+            + "  --fail-above-time T\n"
+              "                     exit 4 when the rebuilt steps take (a prediction:\n"
+              "                     will take) more than T (seconds, or 90s, 5m, 1h)\n")
 
 
-def _kinds() -> tuple[str, ...]:
-    from analyzer.explain import KINDS  # noqa: PLC0415 - only when --fail-on is given
-
-    return KINDS
+GATE_HELP = _help()
 
 
 @dataclass
 class Gates:
     min_hit_ratio: float | None = None
     fail_on: list[str] = field(default_factory=list)
+    max_time_s: float | None = None  # --fail-above-time: a budget for the rebuilt steps' time
 
     @property
     def active(self) -> bool:
-        return self.min_hit_ratio is not None or bool(self.fail_on)
+        return self.min_hit_ratio is not None or bool(self.fail_on) or self.max_time_s is not None
 
     @classmethod
     def from_options(cls, found: dict[str, object]) -> "Gates":
@@ -69,6 +72,9 @@ class Gates:
         raw = found.get("fail_below_hit_ratio")
         if raw is not None:
             gates.min_hit_ratio = parse_ratio(str(raw))
+        budget = found.get("fail_above_time")
+        if budget is not None:
+            gates.max_time_s = parse_duration(str(budget))
         values = found.get("fail_on") or []
         if isinstance(values, str):
             values = [values]
@@ -78,12 +84,12 @@ class Gates:
                 kind = kind.strip()
                 if not kind:
                     continue
-                if kind not in _kinds():
-                    raise UsageError(f"--fail-on: unknown cause {kind!r}; valid causes: {', '.join(_kinds())}")
+                if kind not in KINDS:
+                    raise UsageError(f"--fail-on: unknown cause {kind!r}; valid causes: {', '.join(KINDS)}")
                 if kind not in kinds:
                     kinds.append(kind)
         if values and not kinds:
-            raise UsageError(f"--fail-on needs a cause; valid causes: {', '.join(_kinds())}")
+            raise UsageError(f"--fail-on needs a cause; valid causes: {', '.join(KINDS)}")
         gates.fail_on = kinds
         return gates
 
@@ -97,6 +103,11 @@ class Gates:
                 out.append(f"hit ratio {got} below {want}")
         if self.fail_on:
             out.extend(_cause_hits(report, set(self.fail_on)))
+        if self.max_time_s is not None:
+            took = (report.get("summary") or {}).get("rebuilt_time_s") or 0.0
+            if took > self.max_time_s:
+                verb = "will take" if report.get("prediction") else "took"
+                out.append(f"the rebuilt steps {verb} {took:.1f}s, above the budget of {self.max_time_s:g}s")
         return out
 
     def apply(self, report: dict | None, returncode: int, stream=None) -> int:  # type: ignore[no-untyped-def]
@@ -136,6 +147,20 @@ def parse_ratio(text: str) -> float:
                          f"(e.g. 0.8 or 80%), not {text!r}") from None
     if not 0.0 <= value <= 1.0:  # NaN too: every comparison with it is false
         raise UsageError(f"--fail-below-hit-ratio must be between 0 and 1 (0% and 100%), not {text!r}")
+    return value
+
+
+def parse_duration(text: str) -> float:
+    """`300`, `90s`, `5m`, `1h`, `1.5m` -> seconds; anything else is a usage error."""
+    t = text.strip().lower()
+    scale = {"s": 1.0, "m": 60.0, "h": 3600.0}.get(t[-1:], None)
+    number = t[:-1] if scale is not None else t
+    try:
+        value = float(number) * (scale or 1.0)
+    except ValueError:
+        value = float("nan")
+    if not value >= 0.0 or value == float("inf"):  # NaN fails this too
+        raise UsageError(f"--fail-above-time takes a duration such as 300, 90s, 5m or 1h, not {text!r}")
     return value
 
 

@@ -131,7 +131,8 @@ def _graph_notes(graph) -> list[str]:  # type: ignore[no-untyped-def]
     return out
 
 
-def deliver(outcome: Outcome, outputs: "Outputs", store: "Store | None", width: int) -> None:
+def deliver(outcome: Outcome, outputs: "Outputs", store: "Store | None", width: int,
+            terminal: bool = True) -> None:
     """Keep what must not be lost first (the record, the report files), then show it.
 
     Under GitHub Actions the Markdown report is appended to $GITHUB_STEP_SUMMARY and
@@ -149,6 +150,7 @@ def deliver(outcome: Outcome, outputs: "Outputs", store: "Store | None", width: 
             "time_lost_s": outcome.report["summary"]["time_lost_s"],
             "top_cause": top.cause.kind if top else None,
             "top_line": top.step.get("line") if top else None,
+            **_predicted(outcome.record),
         }
         if not any(s.get("keyword") for s in outcome.record.get("steps") or []):
             # it stopped at a Dockerfile error, or ran --check or --call: such a
@@ -165,9 +167,18 @@ def deliver(outcome: Outcome, outputs: "Outputs", store: "Store | None", width: 
         argv = (outcome.record.get("invocation") or {}).get("argv") or []
         errors += github_hooks(report, stdout_busy=stdout_carries_data(argv, outputs))
     finally:
-        show(report, outcome.log_tails, width)
+        if terminal:
+            show(report, outcome.log_tails, width)
     if errors:
         raise CachewhyError("; ".join(errors))
+
+
+def _predicted(record: dict) -> dict:
+    """The score of `build --predict` in the index line: [statuses right, statuses scored]."""
+    sc = record.get("prediction")
+    if not isinstance(sc, dict):
+        return {}
+    return {"predicted": [sc.get("steps_right"), sc.get("steps")]}
 
 
 def shown_report(report: dict, known: "Callable[[], dict[str, str]] | None", outputs: "Outputs") -> dict:
@@ -193,7 +204,32 @@ def show(report: dict, log_tails: dict[str, str] | None, width: int) -> None:
 
     colour = sys.stderr.isatty() and "NO_COLOR" not in os.environ
     try:
-        sys.stderr.write(text.render(report, log_tails or {}, width=width, colour=colour) + "\n")
+        from analyzer import console  # noqa: PLC0415
+
+        # trusted: our colours pass; the renderer has neutralised the build's text
+        console.write(sys.stderr, text.render(report, log_tails or {}, width=width, colour=colour) + "\n",
+                      trusted=colour)
         sys.stderr.flush()
     except BrokenPipeError:
         pass  # the reader went away (`| head`); the record and report are written
+
+
+def publish(report: dict, outputs: "Outputs", width: int,
+            known: "Callable[[], dict[str, str]] | None" = None) -> None:
+    """Show a report that no build record keeps (a prediction): the report files, the
+    GitHub hooks (step summary, annotations), then the terminal. Errors as deliver's."""
+    from analyzer.errors import CachewhyError  # noqa: PLC0415
+    from analyzer.outputs import github_hooks, write_outputs  # noqa: PLC0415
+
+    errors: list[str] = []
+    report = shown_report(report, known, outputs)
+    try:
+        try:
+            write_outputs(report, outputs)
+        except CachewhyError as exc:
+            errors.append(str(exc))
+        errors += github_hooks(report, stdout_busy=False)
+    finally:
+        show(report, None, width)
+    if errors:
+        raise CachewhyError("; ".join(errors))

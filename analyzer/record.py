@@ -14,9 +14,12 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import secrets
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
+
+from analyzer import dockerfile as dfmod
 
 from analyzer.buildx import BuildArgs, RunResult
 from analyzer.graph import BuildGraph, Step
@@ -208,6 +211,45 @@ def make_scrubber(values: dict[str, str]) -> Callable[[str], str]:
     return scrub
 
 
+# $NAME, ${NAME}, ${NAME:-word} and the like in Dockerfile text
+_VAR = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)[^}]*\}|([A-Za-z_][A-Za-z0-9_]*))")
+
+
+def values_in_names(steps: Iterable[Step]) -> dict[str, str]:
+    """Name -> value of the variables BuildKit expanded into vertex names, found by
+    laying each step's Dockerfile text (with `$NAME`) over its vertex name (with the
+    value). `build` knows these values from its command line and provenance;
+    `analyze` of a log learns them here, so both redact the same."""
+    out: dict[str, str] = {}
+    for step in steps:
+        if step.keyword is None or not step.instruction or "$" not in step.instruction:
+            continue
+        vname = dfmod.parse_vertex_name(step.name)
+        if vname is None:
+            continue
+        template = " ".join(step.instruction.replace("\\\n", " ").split())
+        expanded = " ".join(vname.text.split())
+        pattern, names, pos = [], [], 0
+        for m in _VAR.finditer(template):
+            pattern.append(re.escape(template[pos:m.start()]))
+            pattern.append("(.*?)")
+            names.append(m.group(1) or m.group(2))
+            pos = m.end()
+        if not names or len(names) > 20:  # a pathological text: not worth a slow regex
+            continue
+        pattern.append(re.escape(template[pos:]))
+        try:
+            got = re.fullmatch("".join(pattern), expanded)
+        except re.error:
+            continue
+        if got is None:
+            continue
+        for name, value in zip(names, got.groups()):
+            if value and "$" not in value:
+                out.setdefault(name, value)
+    return out
+
+
 def known_values(args: BuildArgs, prov: Provenance | None, hasher: Hasher,
                  dockerfile_text: str | None = None) -> dict[str, str]:
     """Hash -> value for the values this build knows in clear: its build args (command
@@ -281,8 +323,11 @@ def make_record(*, record_id: str, args: BuildArgs, result: RunResult, graph: Bu
             if key.startswith("build-arg:"):
                 build_args.setdefault(key[len("build-arg:"):], hasher(value))
                 values.setdefault(key[len("build-arg:"):], value)
+    ordered = graph.ordered()
+    for name, value in values_in_names(ordered).items():  # what BuildKit wrote into the names
+        values.setdefault(name, value)
     scrub = make_scrubber(values)
-    steps = [step_dict(s, prov, hasher) for s in graph.ordered()]
+    steps = [step_dict(s, prov, hasher) for s in ordered]
     for st in steps:  # text BuildKit expanded with build-arg values (names, errors) loses them here
         for key in ("instruction", "name", "error"):
             if st.get(key):
@@ -298,7 +343,7 @@ def make_record(*, record_id: str, args: BuildArgs, result: RunResult, graph: Bu
         "interrupted": result.interrupted,
         "project": project_of(args, dockerfile_path),
         "invocation": {
-            "argv": redact_argv(args.argv),
+            "argv": redact_argv((["--quiet"] if getattr(args, "quiet", False) else []) + args.argv),
             "builder": args.builder,
             "no_cache": args.no_cache,
             "no_cache_filter": args.no_cache_filter,

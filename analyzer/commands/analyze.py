@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from analyzer import confined
 from analyzer.errors import InputError, UsageError
 from analyzer.gates import GATE_HELP, GATE_OPTIONS, GATE_REPEATABLE, Gates
 from analyzer.options import take_options, wants_help
@@ -217,12 +218,12 @@ def log_outcome(events: "BuildEvents", spec: LogSpec, *, previous: dict | None, 
     df_text = None
     if spec.dockerfile:
         try:
-            df_text = Path(spec.dockerfile).read_text(encoding="utf-8", errors="replace")
+            df_text = confined.read_beside(spec.dockerfile)
         except OSError as exc:
             raise InputError(f"cannot read --dockerfile {spec.dockerfile}: {exc.strerror or exc}") from None
     elif df_path is not None and df_path.is_file() and (prov is None or prov.dockerfile_text is None):
         try:
-            df_text = df_path.read_text(encoding="utf-8", errors="replace")
+            df_text = confined.read_beside(df_path)
         except OSError:
             df_text = None
     notes = list(notes)
@@ -430,7 +431,7 @@ def dockerfile_of(spec: LogSpec) -> str | None:
     for path in (spec.dockerfile, os.path.join(spec.context, "Dockerfile") if spec.context else None):
         if path:
             try:
-                return Path(path).read_text(encoding="utf-8", errors="replace")
+                return confined.read_beside(path)
             except OSError:
                 pass
     return None

@@ -16,7 +16,6 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
@@ -214,7 +213,9 @@ def outcome_of(fetched: Any, *, label: str, previous: dict | None, key_store: "S
     events = events_of(fetched)
     if not events.vertices:
         raise InputError(f"{label}: its history record holds no build steps")
-    tmpdir = tempfile.mkdtemp(prefix="cachewhy-explain-")
+    from analyzer.launch import make_workdir  # noqa: PLC0415 - private, swept if we are killed
+
+    tmpdir = make_workdir()
     meta = None
     try:
         if fetched.predicate is not None:

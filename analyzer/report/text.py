@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import textwrap
 
+from analyzer.console import neutralise_tree
 from analyzer.graph import Status
+from analyzer.report.rows import QUIET_INTERNAL_S, fmt_time, kind_text
+
+MAY_REBUILD = "may-rebuild"  # a prediction's status of a step it cannot tell (analyzer/predict.py)
 
 _COLOURS = {
     Status.CACHED: "\x1b[32m", Status.REBUILT: "\x1b[33m", Status.FAILED: "\x1b[31;1m",
@@ -14,23 +18,18 @@ _COLOURS = {
 _RESET = "\x1b[0m"
 
 
-def _fmt_time(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    m, s = divmod(seconds, 60)
-    return f"{int(m)}m{s:04.1f}s"
-
-
 def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-# Vertices without a Dockerfile line that took less than this are summed into
-# one row, so the table stays on one screen; slower ones (an export, a big
-# context transfer) are shown.
-_QUIET_INTERNAL_S = 0.5
+def _lines(step: dict) -> str:
+    """The LINE column: `12`, or `12-15` for an instruction on several lines
+    (continuation lines, heredoc bodies): one step, one row."""
+    line, end = step.get("line"), step.get("end_line")
+    if line is None:
+        return ""
+    return f"{line}-{end}" if isinstance(end, int) and end > line else str(line)
+
 
 _STATUS = {s.value: s for s in Status}
 
@@ -38,30 +37,32 @@ _STATUS = {s.value: s for s in Status}
 def step_table(report: dict, log_tails: dict[str, str] | None = None, width: int = 100,
                colour: bool = False, all_rows: bool = False) -> str:
     """Every step of the build in Dockerfile order with its cache status and time."""
-    log_tails = log_tails or {}
+    report, log_tails = neutralise_tree(report), neutralise_tree(log_tails or {})
     rows: list[tuple[str, str, Status, str, str, dict]] = []
     quiet: list[dict] = []
     for s in report.get("steps") or []:
         status = _STATUS.get(s.get("status") or "", Status.INTERNAL)
+        if s.get("status") == MAY_REBUILD:
+            status = Status.RUNNING  # not cached, not known to rebuild: shown as "may-rebuild"
         if (not all_rows and s.get("line") is None and status in (Status.INTERNAL, Status.SOURCE)
-                and (s.get("duration_s") or 0.0) < _QUIET_INTERNAL_S):
+                and (s.get("duration_s") or 0.0) < QUIET_INTERNAL_S):
             quiet.append(s)
             continue
-        line = str(s["line"]) if s.get("line") is not None else ""
-        took = "" if status in (Status.CACHED, Status.SKIPPED) else _fmt_time(s.get("duration_s"))
+        line = _lines(s)
+        took = "" if status in (Status.CACHED, Status.SKIPPED) else fmt_time(s.get("duration_s"))
         label = s.get("instruction") or s.get("name") or ""
         rows.append((line, s.get("stage") or "", status, took, _one_line(label), s))
         for other in s.get("also_at") or []:
             rows.append((str(other.get("line")), other.get("stage") or "", status, "",
                          _one_line(other.get("instruction") or label), s))
     # one vertex can stand at several lines: keep Dockerfile order
-    rows.sort(key=lambda r: (not r[0], int(r[0]) if r[0] else 0))
+    rows.sort(key=lambda r: (not r[0], int(r[0].partition("-")[0]) if r[0] else 0))
     hidden = ""
     if not all_rows and len(rows) > TERMINAL_ROWS:
         rows, hidden = _screenful(rows)
     w_line = max([4] + [len(r[0]) for r in rows])
     w_stage = min(16, max([5] + [len(r[1]) for r in rows]))
-    w_status = 8
+    w_status = 8 if not report.get("prediction") else 11
     w_time = max([4] + [len(r[3]) for r in rows])
     fixed = w_line + w_stage + w_status + w_time + 8
     w_text = max(20, width - fixed)
@@ -74,7 +75,7 @@ def step_table(report: dict, log_tails: dict[str, str] | None = None, width: int
         if len(text) > w_text:
             text = text[: w_text - 1] + "\u2026"
         stage = stage[:w_stage]
-        st = f"{status.value:<{w_status}}"
+        st = f"{_label(step, status):<{w_status}}"
         if colour:
             st = _COLOURS.get(status, "") + st + _RESET
         out.append(f"{line:>{w_line}}  {stage:<{w_stage}}  {st}  {took:>{w_time}}  {text}")
@@ -87,7 +88,7 @@ def step_table(report: dict, log_tails: dict[str, str] | None = None, width: int
     if hidden:
         out.append(f"{'':>{w_line}}  {hidden}")
     if quiet:
-        took = _fmt_time(sum(s.get("duration_s") or 0.0 for s in quiet))
+        took = fmt_time(sum(s.get("duration_s") or 0.0 for s in quiet))
         out.append(f"{'':>{w_line}}  {'':<{w_stage}}  {'internal':<{w_status}}  {took:>{w_time}}  "
                    f"{len(quiet)} internal and source vertices (loading the definition, context, metadata\u2026)")
     return "\n".join(out)
@@ -115,7 +116,13 @@ def _screenful(rows: list) -> tuple[list, str]:
     return keep, f"\u2026 {len(rows) - len(keep)} more rows not shown ({', '.join(parts)}); {_EVERY_ONE}"
 
 
+def _label(step: dict, status: Status) -> str:
+    return MAY_REBUILD if step.get("status") == MAY_REBUILD else status.value
+
+
 def footer(report: dict) -> str:
+    if report.get("prediction"):
+        return _prediction_footer(report)
     summ = report.get("summary") or {}
     build = report.get("build") or {}
     cached, rebuilt = summ.get("cached") or 0, summ.get("rebuilt") or 0
@@ -125,13 +132,28 @@ def footer(report: dict) -> str:
     else:
         parts.append(f"cache hits {cached}/{cached + rebuilt} steps ({cached / (cached + rebuilt):.0%})")
     if rebuilt:
-        parts.append(f"{rebuilt} rebuilt step{'s' if rebuilt != 1 else ''} took {_fmt_time(summ.get('rebuilt_time_s'))}")
+        parts.append(f"{rebuilt} rebuilt step{'s' if rebuilt != 1 else ''} took {fmt_time(summ.get('rebuilt_time_s'))}")
     if summ.get("failed"):
         parts.append(f"{summ['failed']} failed")
     if build.get("duration_s") is not None:
-        parts.append(f"build {_fmt_time(build['duration_s'])}")
+        parts.append(f"build {fmt_time(build['duration_s'])}")
     if build.get("exit_code") is not None:
         parts.append(f"exit {build['exit_code']}")
+    return " \u00b7 ".join(parts)
+
+
+def _prediction_footer(report: dict) -> str:
+    summ = report.get("summary") or {}
+    pred = report["prediction"]
+    cached, rebuilt, maybe = summ.get("cached") or 0, summ.get("rebuilt") or 0, summ.get("may_rebuild") or 0
+    total = cached + rebuilt + maybe
+    parts = [f"predicted cache hits {cached}/{total} steps" if total else "no cacheable steps"]
+    if rebuilt:
+        parts.append(f"{rebuilt} will rebuild, about {fmt_time(pred.get('expected_s'))}"
+                     + (f" + {pred['steps_without_time']} new" if pred.get("steps_without_time") else ""))
+    if maybe:
+        parts.append(f"{maybe} may rebuild")
+    parts.append("cache checked" if pred.get("cache") == "checked" else "cache assumed")
     return " \u00b7 ".join(parts)
 
 
@@ -141,33 +163,21 @@ def render(report: dict, log_tails: dict[str, str] | None = None, width: int = 1
                       step_table(report, log_tails, width=width, colour=colour), footer(report)])
 
 
-_KIND_TEXT = {
-    "instruction-changed": "instruction changed",
-    "context-changed": "context changed",
-    "build-arg-changed": "build-arg changed",
-    "env-changed": "ENV changed",
-    "base-image-changed": "base image changed",
-    "stage-changed": "upstream stage changed",
-    "cache-evicted": "cache evicted",
-    "no-cache-requested": "no cache requested",
-    "cache-import-missing": "imported cache lacked it",
-    "remote-changed": "remote source changed",
-    "no-previous-build": "no previous build",
-    "platform-changed": "platform changed",
-    "unknown": "cause unknown",
-}
-
-
 def root_causes(report: dict, width: int = 100, colour: bool = False) -> str:
     """The answer first: root misses, biggest time loss first, with file and line."""
+    report = neutralise_tree(report)
     misses = report.get("misses") or []
     roots = [m for m in misses if m.get("root")]
+    pred = report.get("prediction")
     if not misses:
         prev = report.get("previous")
         stopped = (report.get("build") or {}).get("complete") is False
         head = (("Why: nothing was rebuilt before the build stopped" if stopped else "Why: nothing was rebuilt")
                 + (f" (compared with build {prev['ref']})" if prev else ""))
-        return "\n".join([head, *(f"  note: {n}" for n in report.get("notes") or []), *_unmissed_advice(report, width)])
+        if pred:
+            head = "Prediction: nothing will be rebuilt" + (f" (compared with build {prev['ref']})" if prev else "")
+        return "\n".join([head, *_may_rebuild(report, width), *(f"  note: {n}" for n in report.get("notes") or []),
+                          *_unmissed_advice(report, width)])
     by_id = {m["id"]: m for m in misses}
     name = (report.get("build") or {}).get("dockerfile") or "Dockerfile"
     name = name.rsplit("/", 1)[-1]
@@ -175,15 +185,18 @@ def root_causes(report: dict, width: int = 100, colour: bool = False) -> str:
         name = "Dockerfile"
     total = sum(m.get("time_lost_s") or 0 for m in roots)
     prev = report.get("previous")
-    head = (f"Why: {len(roots)} root cause{'s' if len(roots) != 1 else ''}, {_fmt_time(total)} lost"
+    head = (f"Why: {len(roots)} root cause{'s' if len(roots) != 1 else ''}, {fmt_time(total)} lost"
             + (f" (compared with build {prev['ref']})" if prev else " (no previous build to compare with)"))
+    if pred:
+        head = (f"Prediction: {len(roots)} root cause{'s' if len(roots) != 1 else ''}, about {fmt_time(total)} "
+                "to rebuild" + (f" (compared with build {prev['ref']})" if prev else " (no previous build to compare with)"))
     out = [head]
     bold, reset = ("\x1b[1m", _RESET) if colour else ("", "")
     for m in roots[:TERMINAL_ROOTS]:
         where = f"{name}:{m.get('line')}" if m.get("line") else name
         instr = _one_line(m.get("instruction") or "")
         cause = m["cause"]
-        text = f"{_KIND_TEXT.get(cause['kind'], cause['kind'])}: {_one_line(cause.get('detail') or '')}"
+        text = f"{kind_text(cause['kind'])}: {_one_line(cause.get('detail') or '')}"
         left = f"  {where:<14} {instr}"
         line = f"{left}   {text}"
         if len(line) <= width:
@@ -199,19 +212,35 @@ def root_causes(report: dict, width: int = 100, colour: bool = False) -> str:
         span = (f" (lines {min(lines)}-{max(lines)})" if lines and min(lines) != max(lines)
                 else (f" (line {lines[0]})" if lines else ""))
         n = 1 + len(followers)
-        out.append(f"{'':17}\u2192 {n} step{'s' if n != 1 else ''} rebuilt, {_fmt_time(m.get('time_lost_s') or 0)}{span}")
+        verb = ("will rebuild" if n != 1 else "will rebuild") if pred else "rebuilt"
+        out.append(f"{'':17}\u2192 {n} step{'s' if n != 1 else ''} {verb}, {fmt_time(m.get('time_lost_s') or 0)}{span}")
         for also in m.get("also") or []:
-            out.append(f"{'':17}also: {_KIND_TEXT.get(also['kind'], also['kind'])}: {_one_line(also.get('detail') or '')}"[:width])
+            out.append(f"{'':17}also: {kind_text(also['kind'])}: {_one_line(also.get('detail') or '')}"[:width])
         for advice in (m.get("advice") or [])[:1]:  # issue 6: the first fix, in rule priority order
             out.extend(fix_lines(advice, width))
     rest = roots[TERMINAL_ROOTS:]
     if rest:
         out.append(f"  \u2026 {len(rest)} more root cause{'s' if len(rest) != 1 else ''}, "
-                   f"{_fmt_time(sum(m.get('time_lost_s') or 0 for m in rest))} lost in all; {_EVERY_ONE}")
+                   f"{fmt_time(sum(m.get('time_lost_s') or 0 for m in rest))} lost in all; {_EVERY_ONE}")
+    out.extend(_may_rebuild(report, width))
     for note in report.get("notes") or []:
         out.append(f"  note: {note}")
     out.extend(_unmissed_advice(report, width))
     return "\n".join(out)
+
+
+def _may_rebuild(report: dict, width: int) -> list[str]:
+    """A prediction's steps whose rebuild cannot be told from disk, with why."""
+    rows = (report.get("prediction") or {}).get("may_rebuild") or []
+    name = ((report.get("build") or {}).get("dockerfile") or "Dockerfile").rsplit("/", 1)[-1]
+    out = []
+    for r in rows[:TERMINAL_ROOTS]:
+        where = f"{name}:{r.get('line')}" if r.get("line") else name
+        out.extend(textwrap.wrap(f"may rebuild: {where} {_one_line(r.get('instruction') or '')[:40]}: {r.get('reason')}",
+                                 width=max(40, width), initial_indent="  ", subsequent_indent=" " * 6))
+    if len(rows) > TERMINAL_ROOTS:
+        out.append(f"  \u2026 {len(rows) - TERMINAL_ROOTS} more steps may rebuild; {_EVERY_ONE}")
+    return out
 
 
 def _unmissed_advice(report: dict, width: int) -> list[str]:
@@ -226,5 +255,5 @@ def fix_lines(advice: dict, width: int = 100) -> list[str]:
     saved = advice.get("saved_s")
     text = "fix: " + _one_line(advice.get("message") or "").replace("`", "")
     if saved:
-        text += f" (would have saved {_fmt_time(saved)})"
+        text += f" (would have saved {fmt_time(saved)})"
     return textwrap.wrap(text, width=max(40, width), initial_indent=" " * 17, subsequent_indent=" " * 22)
