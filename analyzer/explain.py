@@ -18,7 +18,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from analyzer import notes as N
 from analyzer.collector import paused
+from analyzer.notes import Note
 
 KINDS = (
     "instruction-changed", "context-changed", "build-arg-changed", "env-changed",
@@ -60,7 +62,7 @@ class Analysis:
     current: dict
     previous: dict | None
     misses: list[Miss]
-    notes: list[str] = field(default_factory=list)
+    notes: list[Note] = field(default_factory=list)
 
     @property
     def roots(self) -> list[Miss]:
@@ -251,7 +253,7 @@ class _Explainer:
         self._changed_index: tuple[set[str], set[str]] | None = None
         self._materials_now = dict((u, d) for u, d in cur.get("materials") or [])
         self._materials_before = dict((u, d) for u, d in (prev or {}).get("materials") or [])
-        self.notes: list[str] = []
+        self.notes: list[Note] = []
         self.args = _declared_args(cur) | set(cur.get("build_args") or {})
         if prev:
             self.args |= _declared_args(prev) | set(prev.get("build_args") or {})
@@ -262,9 +264,10 @@ class _Explainer:
         self.foreign_key = bool(cur_key and prev_key and cur_key != prev_key)
         self.uncompared: dict[str, list[str]] = {}  # step id -> build args whose values were not compared
         if self.foreign_key:
-            self.notes.append("the previous record was made with another store's hash key, so build-arg and ENV "
-                              "values were not compared (give both builds the same CACHEWHY_HASH_KEY: "
-                              "docs/baseline.md)")
+            self.notes.append(Note(N.HASH_KEY, N.COMPARISON,
+                                   "the previous record was made with another store's hash key, so build-arg "
+                                   "and ENV values were not compared (give both builds the same "
+                                   "CACHEWHY_HASH_KEY: docs/baseline.md)"))
         #: (previous, current) short commits when both snapshots were read from git (analyzer/vcs.py)
         self.git_revisions: tuple[str, str] | None = None
         self._snapshots = self._load_snapshots()
@@ -276,15 +279,16 @@ class _Explainer:
 
         prev_git, cur_git = self.prev["snapshot"].get("git"), self.cur["snapshot"].get("git")
         if bool(prev_git) != bool(cur_git):  # git blob ids and sha256 sums cannot be compared
-            self.notes.append("one build's context files were read from git, the other's from disk: they were "
-                              "not compared")
+            self.notes.append(Note(N.SNAPSHOT, N.COMPARISON, "one build's context files were read from git, "
+                                   "the other's from disk: they were not compared"))
             return None
         if cur_git and prev_git:
             self.git_revisions = (str(prev_git.get("revision"))[:7], str(cur_git.get("revision"))[:7])
         try:
             return Snapshot.from_json(self.prev["snapshot"]), Snapshot.from_json(self.cur["snapshot"])
         except (ValueError, KeyError, TypeError):
-            self.notes.append("a context snapshot could not be read; changed files are not named")
+            self.notes.append(Note(N.SNAPSHOT, N.COMPARISON,
+                                   "a context snapshot could not be read; changed files are not named"))
             return None
 
     # -- causes of one step, on its own -----------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from analyzer.explain import Analysis, Cause
+from analyzer.notes import texts
 
 SCHEMA = "cachewhy.report/v1"
 
@@ -88,7 +89,7 @@ def build_report(analysis: Analysis) -> dict[str, Any]:
             }
             for m in analysis.misses
         ],
-        "notes": list(analysis.notes),
+        "notes": texts(analysis.notes),
     }
     from analyzer.advice import attach  # noqa: PLC0415 - issue 6: fixes under root misses
 
