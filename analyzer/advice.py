@@ -19,6 +19,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from analyzer.report.rows import fmt_time
+
 RULES = ("copy-manifest-first", "dockerignore", "cache-mount", "arg-late", "apt-update-alone", "copy-artefact-only",
          "pin-base-image", "add-url")
 
@@ -43,13 +45,6 @@ MANAGERS: dict[str, tuple[str, tuple[str, ...], str | None]] = {
 _DIRS = (".git", ".hg", ".svn", "node_modules", "__pycache__", ".cache", ".pytest_cache", ".mypy_cache",
          ".tox", ".idea", ".vscode", "dist", "build", "target")
 _FILES = ("*.log", "*.swp", "*.pyc", ".DS_Store")
-
-
-def _fmt(seconds: float) -> str:
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    m, s = divmod(seconds, 60)
-    return f"{int(m)}m{s:04.1f}s"
 
 
 def managers_in(text: str) -> list[str]:
@@ -101,7 +96,9 @@ class _Ctx:
         self.dockerignore: str | None = None
         if self.context is not None:
             try:
-                self.dockerignore = (self.context / ".dockerignore").read_text(encoding="utf-8", errors="replace")
+                from analyzer import confined  # noqa: PLC0415
+
+                self.dockerignore = confined.read_text(self.context, ".dockerignore")
             except OSError:
                 pass
         df_path = (report.get("build") or {}).get("dockerfile")
@@ -281,7 +278,7 @@ def _cache_mount(c: _Ctx, root: dict) -> dict | None:
         extra = " and drop `--no-cache-dir`"
     elif name == "apt":
         extra = " (and remove /etc/apt/apt.conf.d/docker-clean, which empties it)"
-    message = (f"`{_short(run.text)}` (line {run.line}) was rebuilt ({_fmt(c.own(m))}) downloading "
+    message = (f"`{_short(run.text)}` (line {run.line}) was rebuilt ({fmt_time(c.own(m))}) downloading "
                f"everything again; add `RUN {mount}`{extra} so {name} reuses its downloads")
     return {"rule": "cache-mount", "message": message, "lines": [run.line], "saved_s": None}
 
@@ -479,7 +476,7 @@ def _copy_artefact_only(c: _Ctx, root: dict) -> dict | None:
     else:
         fix = f"copy only the artefacts the image needs (`COPY --from={copy.from_ref} {source.rstrip('/')}/<artefact> …`)"
     message = (f"`{copy.text}` (line {copy.line}) copies {what} from stage `{src_stage.alias or src_stage.name}`, "
-               f"so any change there rebuilt {span} ({_fmt(took)}) even when the built artefact stayed the same; "
+               f"so any change there rebuilt {span} ({fmt_time(took)}) even when the built artefact stayed the same; "
                f"{fix}")
     return {"rule": "copy-artefact-only", "message": message,
             "lines": sorted({copy.line, *([writer.line] if writer is not None else [])}), "saved_s": None}

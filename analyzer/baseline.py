@@ -624,7 +624,8 @@ def write_record_file(folder: Path | str, record: dict) -> Path:
     target = d / RECORD_FILE
     try:
         d.mkdir(parents=True, exist_ok=True)
-        write_atomic(target, record_bytes(record), mode=0o644)
+        # private: it holds hashes and file names, and CI uploads what sits beside a cache
+        write_atomic(target, record_bytes(record), mode=0o600)
     except OSError as e:
         raise BaselineError(f"cannot write {target}: {e.strerror or e}") from None
     return target

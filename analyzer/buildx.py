@@ -167,14 +167,15 @@ def run_build(args: BuildArgs, on_line: Callable[[str], None], on_start: Callabl
         meta_path = Path(args.metadata_file) if args.metadata_file else Path(launched.workdir) / "metadata.json"
     else:
         import subprocess  # noqa: PLC0415
-        import tempfile  # noqa: PLC0415
 
         env = dict(os.environ)
         extra: list[str] = []
         if args.metadata_file:
             meta_path = Path(args.metadata_file)
         else:
-            tmp = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="cachewhy-"))
+            from analyzer.launch import make_workdir  # noqa: PLC0415
+
+            tmp = Path(workdir) if workdir else Path(make_workdir())
             meta_path = tmp / "metadata.json"
             extra = ["--metadata-file", str(meta_path)]
             # our own file: ask for full provenance (the user's file stays as they asked)

@@ -37,6 +37,13 @@ def usage() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from analyzer import console  # noqa: PLC0415
+
+    with console.installed():  # every line written from here on is neutralised (console.py)
+        return _main(argv)
+
+
+def _main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = os.environ.get("CACHEWHY_DEBUG") == "1"
     while argv and argv[0] == "--debug":

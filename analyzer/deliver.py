@@ -70,7 +70,11 @@ def show(report: dict, log_tails: dict[str, str] | None, width: int) -> None:
 
     colour = sys.stderr.isatty() and "NO_COLOR" not in os.environ
     try:
-        sys.stderr.write(text.render(report, log_tails or {}, width=width, colour=colour) + "\n")
+        from analyzer import console  # noqa: PLC0415
+
+        # trusted: our colours pass; the renderer has neutralised the build's text
+        console.write(sys.stderr, text.render(report, log_tails or {}, width=width, colour=colour) + "\n",
+                      trusted=colour)
         sys.stderr.flush()
     except BrokenPipeError:
         pass  # the reader went away (`| head`); the record and report are written

@@ -16,17 +16,14 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
+from analyzer import causes
 from analyzer import notes as N
 from analyzer.collector import paused
 from analyzer.notes import Note
 
-KINDS = (
-    "instruction-changed", "context-changed", "build-arg-changed", "env-changed",
-    "base-image-changed", "stage-changed", "cache-evicted", "no-cache-requested",
-    "cache-import-missing", "remote-changed", "no-previous-build", "platform-changed", "unknown",
-)
+KINDS = causes.KINDS  # the cause kinds this module gives: analyzer/causes.py lists them
 
 MISSED = ("rebuilt", "failed")  # statuses of steps that ran because the cache had nothing
 BUILT = ("rebuilt", "cached")  # statuses of steps whose result existed after that build
@@ -38,6 +35,10 @@ class Cause:
     detail: str
     files: dict[str, list[str]] | None = None
     root_id: str | None = None  # for stage-changed: the root miss it comes from
+
+    def __post_init__(self) -> None:
+        if self.kind not in causes.BY_NAME:  # a kind every output can name: analyzer/causes.py
+            raise ValueError(f"cause kind {self.kind!r} is not in analyzer/causes.py")
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"kind": self.kind, "detail": self.detail}
@@ -86,12 +87,45 @@ def _parsed(text: str):  # type: ignore[no-untyped-def]
 
 
 def _source_text(record: dict | None, step: dict) -> str:
-    """The instruction as written, heredoc bodies included, whitespace folded."""
+    """The instruction as written, heredoc bodies included, whitespace folded
+    (but in heredoc bodies, where it is content)."""
+    lines, heredoc = _source_lines(record, step)
+    return "\n".join(lines) if heredoc else _norm(" ".join(lines))
+
+
+def _source_lines(record: dict | None, step: dict) -> tuple[list[str], bool]:
+    """Each line of the instruction as written: the whole instruction at the step's
+    first line, as the Dockerfile parser reads it (older records end a multi-line
+    instruction at its first line); and whether it has heredocs. Whitespace is
+    folded, except in heredoc bodies."""
     text = (record or {}).get("dockerfile_text")
-    line, end = step.get("line"), step.get("end_line") or step.get("line")
-    if text and line:
-        return _norm("\n".join(_lines(text)[line - 1:end]))
-    return _norm(step.get("instruction"))
+    line = step.get("line")
+    if not text or not isinstance(line, int):
+        return [_norm(step.get("instruction"))], False
+    ins = _parsed(text).instruction_at(line)
+    end = ins.end_line if ins is not None and ins.line == line else (step.get("end_line") or line)
+    raw = _lines(text)[line - 1:end]
+    if ins is not None and ins.heredocs and raw:
+        return [_norm(raw[0]), *(x.rstrip("\r") for x in raw[1:])], True
+    return [_norm(x) for x in raw], False
+
+
+def _text_change(old: list[str], new: list[str], new_line: int | None) -> str:
+    """`old → new` of an edited instruction. For one on several lines (continuation
+    lines, a heredoc) the lines that differ, after its first line and the line number
+    where they start: what was edited stays in view, not the 80 characters before it."""
+    if len(old) <= 1 and len(new) <= 1:
+        return f"{_clip(' '.join(old))} \u2192 {_clip(' '.join(new))}"
+    head = 0
+    while head < min(len(old), len(new)) and old[head] == new[head]:
+        head += 1
+    tail = 0
+    while tail < min(len(old), len(new)) - head and old[-1 - tail] == new[-1 - tail]:
+        tail += 1
+    was = " \u23ce ".join(x.strip() for x in old[head:len(old) - tail]) or "(no line)"
+    now = " \u23ce ".join(x.strip() for x in new[head:len(new) - tail]) or "(no line)"
+    where = f" (line {new_line + head})" if new_line else ""
+    return f"{_clip(new[0], 40)}{where}: {_clip(was, 60)} \u2192 {_clip(now, 60)}"
 
 
 def _is_step(step: dict) -> bool:
@@ -121,38 +155,105 @@ def _dockerfile_order(steps: list[dict]) -> list[dict]:
                                         s.get("started") or 0.0, s.get("id") or ""))
 
 
+_STAGE_REF = re.compile(r"(--from=|\bfrom=)([^\s,]+)", re.IGNORECASE)
+_AS_NAME = re.compile(r"\s+AS\s+\S+\s*$", re.IGNORECASE)
+
+
+def _content_key(step: dict, stages: set[str]) -> tuple[str, str]:
+    """What a step is, whatever its stage is called: keyword and text, with the
+    names of the build's stages it reads (`COPY --from=builder`) and its own
+    stage's `AS` name left out."""
+    text = _norm(step.get("instruction"))
+    text = _STAGE_REF.sub(lambda m: m.group(1) + ("<stage>" if m.group(2).lower() in stages else m.group(2)), text)
+    if step.get("keyword") == "FROM":
+        text = _AS_NAME.sub("", text)
+    return str(step.get("keyword")), text
+
+
+def match_stages(cur: list[dict], prev: list[dict]) -> dict[str, str]:
+    """Current stage name -> the previous build's same stage.
+
+    By content first: the stages that share the most steps (keyword and text,
+    base image included) pair, so a renamed stage, or one renumbered `stage-N`
+    by an unnamed stage inserted above it, is still the same stage; a stage's own
+    name decides between equals. Stages that share nothing pair by name."""
+    def contents(steps: list[dict]) -> dict[str, list[tuple[str, str]]]:
+        names = {str(s["stage"]).lower() for s in steps if s.get("stage")}
+        out: dict[str, list[tuple[str, str]]] = {}
+        for s in steps:
+            if s.get("stage") and (_is_step(s) or s.get("keyword") == "FROM"):
+                out.setdefault(s["stage"], []).append(_content_key(s, names))
+        return out
+
+    now, before = contents(cur), contents(prev)
+    scored = []
+    for order, (c, keys) in enumerate(now.items()):
+        for p, old in before.items():
+            left = list(old)
+            shared = 0
+            for k in keys:
+                if k in left:
+                    left.remove(k)
+                    shared += 1
+            if shared:
+                scored.append((-shared, c != p, order, c, p))
+    out: dict[str, str] = {}
+    taken: set[str] = set()
+    for _, _, _, c, p in sorted(scored):
+        if c not in out and p not in taken:
+            out[c] = p
+            taken.add(p)
+    for c in now:
+        if c not in out and c in before and c not in taken:
+            out[c] = c
+            taken.add(c)
+    return out
+
+
 def match_steps(cur: list[dict], prev: list[dict]) -> dict[str, dict]:
     """Current step id -> the previous build's same step.
 
-    First by (stage, keyword, instruction text) in order of appearance, then
-    the leftovers by (stage, keyword, position among the stage's steps), which
+    Stages pair first (`match_stages`: by content, then name). Steps pair by
+    (stage, keyword, instruction text) in order of appearance, then the
+    leftovers by (stage, keyword, position among the stage's steps), which
     pairs an edited instruction with what it was.
     """
+    stages = match_stages(cur, prev)
+    cur_names = {str(s["stage"]).lower() for s in cur if s.get("stage")}
+    prev_names = {str(s["stage"]).lower() for s in prev if s.get("stage")}
     cur_steps = [s for s in cur if _is_step(s)]
     prev_steps = [s for s in prev if _is_step(s)]
+    # a current stage that pairs with no previous one must not take a step of a
+    # previous stage that merely had its name (the stages were renumbered)
+    unpaired = object()
+
+    def stage_of(s: dict) -> object:
+        st = s.get("stage")
+        return stages.get(st, unpaired) if st else None
+
     by_text: dict[tuple, list[dict]] = {}
     for p in prev_steps:
-        by_text.setdefault((p.get("stage"), p.get("keyword"), _norm(p.get("instruction"))), []).append(p)
+        by_text.setdefault((p.get("stage"), *_content_key(p, prev_names)), []).append(p)
     out: dict[str, dict] = {}
     used: set[str] = set()
     for s in cur_steps:
-        cands = by_text.get((s.get("stage"), s.get("keyword"), _norm(s.get("instruction"))))
+        cands = by_text.get((stage_of(s), *_content_key(s, cur_names)))
         if cands:
             p = cands.pop(0)
             out[s["id"]] = p
             used.add(p["id"])
 
-    def position(steps: list[dict]) -> dict[tuple, dict]:
+    def position(steps: list[dict], stage: Callable[[dict], object]) -> dict[tuple, dict]:
         counts: dict[tuple, int] = {}
         pos: dict[tuple, dict] = {}
         for s in sorted(steps, key=lambda x: (x.get("line") or 0)):
-            key = (s.get("stage"), s.get("keyword"))
+            key = (stage(s), s.get("keyword"))
             counts[key] = counts.get(key, 0) + 1
             pos[(*key, counts[key])] = s
         return pos
 
-    prev_pos = {k: v for k, v in position(prev_steps).items() if v["id"] not in used}
-    for key, s in position(cur_steps).items():
+    prev_pos = {k: v for k, v in position(prev_steps, lambda p: p.get("stage")).items() if v["id"] not in used}
+    for key, s in position(cur_steps, stage_of).items():
         if s["id"] not in out and key in prev_pos:
             out[s["id"]] = prev_pos.pop(key)
     return out
@@ -245,6 +346,9 @@ class _Explainer:
         self.by_digest = {s["digest"]: s for s in self.steps}
         self.by_id = {s["id"]: s for s in self.steps}
         self.matches = match_steps(self.steps, prev.get("steps") or []) if prev else {}
+        # previous stage name -> its current name, for the stages that were renamed
+        self.renamed = {p.lower(): c for c, p in match_stages(self.steps, prev.get("steps") or []).items()
+                        if c != p} if prev else {}
         self.prev_by_digest = {x["digest"]: x for x in (prev or {}).get("steps") or []}
         # nearest steps per digest, asked for up to three times per rebuilt step
         self._near_now: dict[str, list[dict]] = {}
@@ -305,8 +409,12 @@ class _Explainer:
             return [Cause("instruction-changed", f"new instruction: {_norm(s.get('instruction'))}")]
         causes: list[Cause] = []
         old_text, new_text = _source_text(self.prev, p), _source_text(self.cur, s)
+        if old_text != new_text and self.renamed:  # `COPY --from=builder` of a stage now called `build`
+            old_text = _STAGE_REF.sub(lambda m: m.group(1) + self.renamed.get(m.group(2).lower(), m.group(2)),
+                                      old_text)
         if old_text != new_text:
-            causes.append(Cause("instruction-changed", f"{_clip(old_text)} \u2192 {_clip(new_text)}"))
+            causes.append(Cause("instruction-changed", _text_change(_source_lines(self.prev, p)[0],
+                                                                    _source_lines(self.cur, s)[0], s.get("line"))))
         if s.get("op") and p.get("op"):
             causes += self._op_causes(s, p, text_changed=bool(causes))
         elif not causes:  # no LLB ops to compare (a failed build has no provenance): read the Dockerfiles

@@ -20,8 +20,10 @@ Gates come after the build's own result: a failed build keeps its exit code
 from __future__ import annotations
 
 import sys
+import textwrap
 from dataclasses import dataclass, field
 
+from analyzer.causes import KINDS
 from analyzer.errors import UsageError
 
 #: Exit code of a build (or analysis) that a gate failed.
@@ -34,24 +36,20 @@ GATE_OPTIONS = {
 }
 GATE_REPEATABLE = frozenset({"--fail-on"})
 
-GATE_HELP = """\
-  --fail-below-hit-ratio R
-                     exit 4 when the cache hit ratio is below R (0..1, or a
-                     percentage such as 80%)
-  --fail-on CAUSE[,CAUSE...]
-                     exit 4 when a root cause is of one of these kinds
-                     (repeatable): instruction-changed, context-changed,
-                     build-arg-changed, env-changed, base-image-changed,
-                     stage-changed, cache-evicted, no-cache-requested,
-                     cache-import-missing, remote-changed, no-previous-build,
-                     platform-changed, unknown
-"""
+
+def _help() -> str:
+    """The gates' lines of a command's --help; the kinds come from the cause-kind table."""
+    kinds = textwrap.wrap("exit 4 when a root cause is of one of these kinds (repeatable): " + ", ".join(KINDS) + ",",
+                          width=56, break_on_hyphens=False)
+    kinds[-1] = kinds[-1][:-1]
+    return ("  --fail-below-hit-ratio R\n"
+            "                     exit 4 when the cache hit ratio is below R (0..1, or a\n"
+            "                     percentage such as 80%)\n"
+            "  --fail-on CAUSE[,CAUSE...]\n"
+            + "".join(f"{'':21}{line}\n" for line in kinds))
 
 
-def _kinds() -> tuple[str, ...]:
-    from analyzer.explain import KINDS  # noqa: PLC0415 - only when --fail-on is given
-
-    return KINDS
+GATE_HELP = _help()
 
 
 @dataclass
@@ -78,12 +76,12 @@ class Gates:
                 kind = kind.strip()
                 if not kind:
                     continue
-                if kind not in _kinds():
-                    raise UsageError(f"--fail-on: unknown cause {kind!r}; valid causes: {', '.join(_kinds())}")
+                if kind not in KINDS:
+                    raise UsageError(f"--fail-on: unknown cause {kind!r}; valid causes: {', '.join(KINDS)}")
                 if kind not in kinds:
                     kinds.append(kind)
         if values and not kinds:
-            raise UsageError(f"--fail-on needs a cause; valid causes: {', '.join(_kinds())}")
+            raise UsageError(f"--fail-on needs a cause; valid causes: {', '.join(KINDS)}")
         gates.fail_on = kinds
         return gates
 

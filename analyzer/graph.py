@@ -286,7 +286,7 @@ def _make_step(
             if step.stage is None and ins.stage is not None:
                 step.stage = dockerfile.stages[ins.stage].name
     if locations and v.digest in locations:
-        (step.line, step.end_line), *others = locations[v.digest]
+        (step.line, step.end_line), *others = _instruction_ranges(locations[v.digest], dockerfile)
         if dockerfile is not None:
             ins = dockerfile.instruction_at(step.line)
             if ins is not None:
@@ -302,6 +302,24 @@ def _make_step(
         if log is not None:
             step.log_tail = "\n".join(log.text().rstrip("\n").splitlines()[-20:])
     return step
+
+
+def _instruction_ranges(ranges: list[tuple[int, int]],
+                        dockerfile: dfmod.Dockerfile | None) -> list[tuple[int, int]]:
+    """A vertex's provenance ranges, one per instruction. BuildKit gives each
+    physical line of a multi-line instruction (continuation lines, heredoc
+    bodies) a range of its own; they are one step, from its first line to its
+    last. Without the Dockerfile the ranges stay as they are: two FROM lines
+    of one image are two ranges that may well be neighbours."""
+    if dockerfile is None:
+        return ranges
+    out: list[tuple[int, int]] = []
+    for start, end in ranges:
+        ins = dockerfile.instruction_at(start)
+        got = (ins.line, ins.end_line) if ins is not None else (start, end)
+        if got not in out:
+            out.append(got)
+    return out
 
 
 def stage_names(steps: Iterable[Step]) -> list[str]:

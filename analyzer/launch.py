@@ -22,7 +22,7 @@ import sys
 import time
 
 from analyzer.errors import UsageError
-from analyzer.options import take_options, wants_help
+from analyzer.options import check_typos, take_options, wants_help
 
 # `docker buildx build` flags that take a value; anything else starting with
 # "-" is a switch. Only needed to tell the context PATH from flag values.
@@ -34,6 +34,15 @@ VALUE_FLAGS = frozenset({
     "--provenance", "--sbom", "--secret", "--shm-size", "--ssh", "-t", "--tag",
     "--target", "--ulimit", "--policy", "--source-policy-file",
 })
+
+# `docker buildx build` flags that take no value (and the hidden ones buildx
+# still accepts): with VALUE_FLAGS, what buildx knows, so that an unknown
+# option one edit away from one of cachewhy's can be refused as a typo.
+SWITCH_FLAGS = frozenset({
+    "--check", "-D", "--debug", "--load", "--no-cache", "--pull", "--push", "-q", "--quiet",
+    "--detach", "--print", "--compress", "--force-rm", "--rm", "--squash", "--stream",
+})
+BUILDX_FLAGS = VALUE_FLAGS | SWITCH_FLAGS
 
 # The options of `cachewhy build` (commands/build.py: _OPTIONS, the switches),
 # by name only; a unit test keeps these in step with build.py. A name missing
@@ -106,6 +115,7 @@ def start(argv: list[str]) -> None:
     if wants_help(argv) or any(a == "--against" or a.startswith("--against=") for a in argv):
         return
     try:
+        check_typos(argv, OWN_OPTIONS | OWN_SWITCHES, OWN_OPTIONS, BUILDX_FLAGS, VALUE_FLAGS)
         _found, rest = take_options(argv, {name: name for name in OWN_OPTIONS}, {s: s for s in OWN_SWITCHES},
                                     foreign_value_flags=VALUE_FLAGS)
     except UsageError:
@@ -194,11 +204,22 @@ def _without_progress(argv: list[str]) -> tuple[list[str], bool]:
     return out, metadata
 
 
+def _temp_base() -> str:
+    return next((os.environ[v] for v in ("TMPDIR", "TEMP", "TMP") if os.environ.get(v)), "/tmp")
+
+
+#: A private folder of one cachewhy process: `cachewhy-<pid>-<random hex>`. The pid
+#: lets a later run remove what a killed one (kill -9) left: the metadata file
+#: there holds build-arg values in clear.
+WORKDIR_PREFIX = "cachewhy-"
+
+
 def _make_workdir() -> str | None:
     """A private temporary folder (tempfile.mkdtemp's job, without importing tempfile)."""
-    base = next((os.environ[v] for v in ("TMPDIR", "TEMP", "TMP") if os.environ.get(v)), "/tmp")
+    base = _temp_base()
+    sweep_workdirs(base)
     for _ in range(10):
-        path = os.path.join(base, f"cachewhy-{os.urandom(6).hex()}")
+        path = os.path.join(base, f"{WORKDIR_PREFIX}{os.getpid()}-{os.urandom(6).hex()}")
         try:
             os.mkdir(path, 0o700)
         except FileExistsError:
@@ -207,6 +228,51 @@ def _make_workdir() -> str | None:
             return None
         return os.path.abspath(path)
     return None
+
+
+def make_workdir() -> str:
+    """The private folder of this process for buildx's metadata file; OSError when none can be made."""
+    got = _make_workdir()
+    if got is None:
+        raise OSError(f"cannot make a private folder in {_temp_base()}")
+    return got
+
+
+def sweep_workdirs(base: str | None = None) -> list[str]:
+    """Remove the private folders of cachewhy processes that are gone (killed before they
+    could clean up); return their paths. Only folders of this user, mode 0700, named
+    `cachewhy-<pid>-<hex>` with no process `pid`, are touched."""
+    base = base or _temp_base()
+    removed: list[str] = []
+    try:
+        names = os.listdir(base)
+    except OSError:
+        return removed
+    uid = os.getuid() if hasattr(os, "getuid") else None
+    for name in names:
+        if not name.startswith(WORKDIR_PREFIX):
+            continue
+        pid_s, _, tail = name[len(WORKDIR_PREFIX):].partition("-")
+        if not pid_s.isdigit() or not tail or int(pid_s) == os.getpid():
+            continue
+        path = os.path.join(base, name)
+        try:
+            st = os.lstat(path)
+        except OSError:
+            continue
+        if (not (st.st_mode & 0o170000 == 0o040000) or (uid is not None and st.st_uid != uid)
+                or st.st_mode & 0o077):
+            continue
+        try:
+            os.kill(int(pid_s), 0)
+            continue  # still running
+        except ProcessLookupError:
+            pass
+        except (PermissionError, OverflowError, OSError):
+            continue
+        remove_workdir(path)
+        removed.append(path)
+    return removed
 
 
 def remove_workdir(path: str | None) -> None:

@@ -80,3 +80,38 @@ def parse_width(found: dict[str, object]) -> int:
             raise UsageError(f"--width must be at least 20, not {width}")
         return width
     return shutil.get_terminal_size((100, 24)).columns
+
+
+def _one_edit(a: str, b: str) -> bool:
+    """Are a and b one insertion, deletion, substitution or swap of neighbours apart?"""
+    if a == b or abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) == len(b):
+        diff = [i for i, (x, y) in enumerate(zip(a, b)) if x != y]
+        return len(diff) == 1 or (len(diff) == 2 and diff[1] == diff[0] + 1
+                                  and a[diff[0]] == b[diff[1]] and a[diff[1]] == b[diff[0]])
+    short, long_ = (a, b) if len(a) < len(b) else (b, a)
+    i = next((k for k, (x, y) in enumerate(zip(short, long_)) if x != y), len(short))
+    return short[i:] == long_[i + 1:]
+
+
+def check_typos(argv: list[str], own: set[str] | frozenset[str], own_value: set[str] | frozenset[str],
+                foreign: set[str] | frozenset[str], foreign_value: set[str] | frozenset[str]) -> None:
+    """Refuse a long option that neither we nor the wrapped command know and
+    that is one edit away from one of ours: meant for us, it would otherwise
+    reach buildx and come back as its usage text. Options the wrapped command
+    knows (`foreign`) pass, whatever they look like; so does everything after `--`."""
+    i = 0
+    while i < len(argv):
+        tok = argv[i]
+        if tok == "--":
+            return
+        name, eq, _ = tok.partition("=")
+        if name in own_value or name in foreign_value:
+            i += 1 if eq else 2
+            continue
+        if tok.startswith("--") and name not in own and name not in foreign:
+            near = sorted(o for o in own if _one_edit(name, o))
+            if near:
+                raise UsageError(f"unknown option {name} (did you mean {' or '.join(near)}?)")
+        i += 1

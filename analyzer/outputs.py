@@ -172,7 +172,9 @@ def github_hooks(report: dict, stdout_busy: bool = False) -> list[str]:
         if lines:
             stream = sys.stderr if stdout_busy else sys.stdout
             try:
-                stream.write(lines)
+                from analyzer import console  # noqa: PLC0415
+
+                console.write(stream, lines, command=True)  # the one place lines may start with `::`
                 stream.flush()
             except BrokenPipeError:
                 pass

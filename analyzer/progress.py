@@ -13,6 +13,7 @@ import threading
 import time
 from typing import TextIO
 
+from analyzer import console
 from analyzer import dockerfile as dfmod
 from analyzer.events import BuildEvents, Vertex, parse_time
 from analyzer.graph import Status, vertex_status
@@ -54,6 +55,8 @@ class Progress:
             else:
                 stage = f"{vname.stage} " if vname.stage else ""
                 text = f"[{stage}{vname.index}/{vname.total}] {vname.keyword}"
+        if text is not None:
+            text = console.neutralise(text)  # before it is cut to the width
         self._labels[v.digest] = text
         return text
 
@@ -143,13 +146,14 @@ class Progress:
     def _clear(self) -> None:
         if self._drawn:
             # cursor up over the block, then clear to the end of the screen
-            self._write(f"\x1b[{self._drawn}F\x1b[J")
+            self._write(f"\x1b[{self._drawn}F\x1b[J", trusted=True)
             self._drawn = 0
 
-    def _write(self, text: str) -> None:
-        """Write, and keep going if the reader went away: the build must go on."""
+    def _write(self, text: str, trusted: bool = False) -> None:
+        """Write, and keep going if the reader went away: the build must go on.
+        Through the console's writer: only our own redraw is `trusted`."""
         try:
-            self.stream.write(text)
+            console.write(self.stream, text, trusted=trusted)
             self.stream.flush()
         except (BrokenPipeError, ValueError, OSError):
             self.mode = "none"

@@ -14,9 +14,12 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import secrets
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
+
+from analyzer import dockerfile as dfmod
 
 from analyzer.buildx import BuildArgs
 from analyzer.graph import BuildGraph, Step
@@ -211,6 +214,45 @@ def make_scrubber(values: dict[str, str]) -> Callable[[str], str]:
     return scrub
 
 
+# $NAME, ${NAME}, ${NAME:-word} and the like in Dockerfile text
+_VAR = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)[^}]*\}|([A-Za-z_][A-Za-z0-9_]*))")
+
+
+def values_in_names(steps: Iterable[Step]) -> dict[str, str]:
+    """Name -> value of the variables BuildKit expanded into vertex names, found by
+    laying each step's Dockerfile text (with `$NAME`) over its vertex name (with the
+    value). `build` knows these values from its command line and provenance;
+    `analyze` of a log learns them here, so both redact the same."""
+    out: dict[str, str] = {}
+    for step in steps:
+        if step.keyword is None or not step.instruction or "$" not in step.instruction:
+            continue
+        vname = dfmod.parse_vertex_name(step.name)
+        if vname is None:
+            continue
+        template = " ".join(step.instruction.replace("\\\n", " ").split())
+        expanded = " ".join(vname.text.split())
+        pattern, names, pos = [], [], 0
+        for m in _VAR.finditer(template):
+            pattern.append(re.escape(template[pos:m.start()]))
+            pattern.append("(.*?)")
+            names.append(m.group(1) or m.group(2))
+            pos = m.end()
+        if not names or len(names) > 20:  # a pathological text: not worth a slow regex
+            continue
+        pattern.append(re.escape(template[pos:]))
+        try:
+            got = re.fullmatch("".join(pattern), expanded)
+        except re.error:
+            continue
+        if got is None:
+            continue
+        for name, value in zip(names, got.groups()):
+            if value and "$" not in value:
+                out.setdefault(name, value)
+    return out
+
+
 def known_values(build_args: "BuildArgValues", prov: Provenance | None, hasher: Hasher,
                  dockerfile_text: str | None = None) -> dict[str, str]:
     """Hash -> value for the values this build knows in clear: its build args (command
@@ -286,8 +328,10 @@ def build_record(inp: "BuildInput", *, record_id: str, graph: BuildGraph, hasher
     inv = inp.invocation
     prov_args = prov.args if prov is not None else None
     build_args = inv.build_args.hashed(hasher, prov_args)
-    scrub = inv.build_args.scrubber(prov_args)
-    steps = [step_dict(s, prov, hasher) for s in graph.ordered()]
+    ordered = graph.ordered()
+    # and what BuildKit wrote into the vertex names (a log's values are known only there)
+    scrub = inv.build_args.scrubber(prov_args, learned=values_in_names(ordered))
+    steps = [step_dict(s, prov, hasher) for s in ordered]
     for st in steps:  # text BuildKit expanded with build-arg values (names, errors) loses them here
         for key in ("instruction", "name", "error"):
             if st.get(key):

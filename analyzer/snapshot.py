@@ -634,16 +634,25 @@ def read_dockerignore(context: str | Path, dockerfile: str | Path | None = None)
     current directory like ``docker buildx build -f``, falling back to the
     context directory when it does not exist there.
     """
-    candidates: list[Path] = []
+    from analyzer import confined  # noqa: PLC0415
+
+    # (root, name): each read as BuildKit reads it, never through a link out of its root
+    candidates: list[tuple[Path, str]] = []
     if dockerfile is not None and str(dockerfile) not in ("", "-"):
         df = Path(dockerfile)
         if not df.is_absolute() and not df.exists() and (Path(context) / df).exists():
             df = Path(context) / df
-        candidates.append(df.with_name(df.name + ".dockerignore"))
-    candidates.append(Path(context) / ".dockerignore")
-    for c in candidates:
-        if c.is_file():
-            return parse_dockerignore(c.read_bytes().decode("utf-8", "surrogateescape"))
+        df = Path(os.path.abspath(df))
+        candidates.append((df.parent, df.name + ".dockerignore"))
+    candidates.append((Path(context), ".dockerignore"))
+    for root, name in candidates:
+        try:
+            data = confined.read_bytes(root, name)
+        except FileNotFoundError:
+            continue
+        except OSError:
+            continue  # a link out of the root, a FIFO: BuildKit would not read it either
+        return parse_dockerignore(data.decode("utf-8", "surrogateescape"))
     return []
 
 

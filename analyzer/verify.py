@@ -24,6 +24,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from analyzer.report.rows import fmt_time
+
 # rules that keep steps cached: verified when the advised build rebuilds fewer steps
 STEP_RULES = ("copy-manifest-first", "dockerignore", "arg-late", "copy-artefact-only")
 # cache-mount makes the rebuilt steps faster, not cached: verified by time, with a margin for noise
@@ -241,14 +243,14 @@ def _verdict(rule: str, before: Variant, after: Variant, lines: list[int]) -> tu
         line = lines[0] if lines else None
         was, now = (b.steps.get(line) or [None, 0.0])[1], (a.steps.get(line) or [None, 0.0])[1]
         if now <= was * _FASTER and was - now >= _FASTER_BY_S:
-            return True, f"verified: the install (line {line}) took {_fmt(now)} instead of {_fmt(was)}"
-        return False, (f"not verified: after the same edit the install (line {line}) took {_fmt(now)} with the "
-                       f"mount and {_fmt(was)} without; a cache mount pays off when the package manager "
+            return True, f"verified: the install (line {line}) took {fmt_time(now)} instead of {fmt_time(was)}"
+        return False, (f"not verified: after the same edit the install (line {line}) took {fmt_time(now)} with the "
+                       f"mount and {fmt_time(was)} without; a cache mount pays off when the package manager "
                        f"downloads (build with the network it needs)")
     if a.rebuilt < b.rebuilt:
         less = b.rebuilt - a.rebuilt
         return True, (f"verified: the same edit rebuilt {a.rebuilt} step(s) instead of {b.rebuilt} "
-                      f"({less} fewer, {_fmt(max(0.0, b.rebuilt_s - a.rebuilt_s))} less step time)")
+                      f"({less} fewer, {fmt_time(max(0.0, b.rebuilt_s - a.rebuilt_s))} less step time)")
     return False, (f"not verified: the same edit rebuilt {a.rebuilt} step(s) with the advice and "
                    f"{b.rebuilt} without it")
 
@@ -257,13 +259,6 @@ def _why(m: Measure | None) -> str:
     if m is None:
         return "not built"
     return (m.error or f"exit {m.exit_code}").splitlines()[0][:200]
-
-
-def _fmt(seconds: float) -> str:
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    mins, s = divmod(seconds, 60)
-    return f"{int(mins)}m{s:04.1f}s"
 
 
 def verify_one(record: dict, miss_id: str, rule: str, workdir: Path, argv: list[str],
@@ -416,13 +411,13 @@ def render(results: list[Result]) -> str:
             out.append(f"    {'':10}{'cold build':>12}{'after the edit: rebuilt':>26}{'cached':>8}"
                        f"{'step time':>11}{'build':>8}")
             for label, v in rows:
-                cold = _fmt(v.cold.wall_s) if v.cold and not v.cold.exit_code else "failed"
+                cold = fmt_time(v.cold.wall_s) if v.cold and not v.cold.exit_code else "failed"
                 if v.warm is None or v.warm.exit_code:
                     out.append(f"    {label:<10}{cold:>12}{'failed' if v.warm else '-':>26}")
                     continue
                 w = v.warm
-                out.append(f"    {label:<10}{cold:>12}{w.rebuilt:>26}{w.cached:>8}{_fmt(w.rebuilt_s):>11}"
-                           f"{_fmt(w.wall_s):>8}")
+                out.append(f"    {label:<10}{cold:>12}{w.rebuilt:>26}{w.cached:>8}{fmt_time(w.rebuilt_s):>11}"
+                           f"{fmt_time(w.wall_s):>8}")
         out.append(f"    {r.verdict}")
         out.append("")
     return "\n".join(out)

@@ -139,7 +139,9 @@ unmount_under() {
   done
 }
 
-cmdline_of() { tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null; }
+# The process may end between the glob and the read: the group's 2>/dev/null
+# must be in place before the redirect from /proc that fails.
+cmdline_of() { { tr '\0' ' ' <"/proc/$1/cmdline"; } 2>/dev/null; }
 
 # Is $1 the pid of this engine's dockerd?
 is_our_dockerd() {
@@ -317,8 +319,13 @@ ensure_prefix() {
         if [ -n "$deb" ]; then dpkg-deb -x "$deb" "$tmp"; break; fi
       done
     done
-    # docker.io ships docker-init -> tini-static; make sure it is there
-    [ -e "$tmp/usr/bin/docker-init" ] || ln -sf tini-static "$tmp/usr/bin/docker-init"
+    # docker.io ships docker-init -> tini-static; when only the "tini" alternative
+    # was available, the link dangles: point it at whichever tini was unpacked
+    if [ ! -e "$tmp/usr/bin/docker-init" ]; then
+        for t in tini-static tini; do
+            if [ -x "$tmp/usr/bin/$t" ]; then ln -sf "$t" "$tmp/usr/bin/docker-init"; break; fi
+        done
+    fi
     if prefix_works "$tmp"; then
       printf '%s\n' "$suite" >"$tmp/.suite"
       rm -rf "$PREFIX"; mv "$tmp" "$PREFIX"

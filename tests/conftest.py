@@ -25,6 +25,59 @@ BASE_IMAGE = "local/busybox:latest"
 _engine_state: dict[str, str | None] = {}
 
 
+# ------------------------------------------------------------ never the user's own files
+#
+# Every test, and every cachewhy or docker it starts, runs with a HOME and XDG
+# folders of the session's own, so no record lands in the user's store and no
+# docker or buildx state in their configuration. Done at import, before any
+# test runs, so that subprocesses inherit it. The user's docker setup is
+# copied (config.json, contexts, buildx builders) or linked read-only (the CLI
+# plugins), never written to.
+
+def _isolate_home() -> Path:
+    import atexit  # noqa: PLC0415
+    import tempfile  # noqa: PLC0415
+
+    real_home = Path(os.path.expanduser("~"))
+    session = Path(tempfile.mkdtemp(prefix="cachewhy-tests-home-"))
+    atexit.register(shutil.rmtree, session, True)
+    home = session / "home"
+    home.mkdir()
+    if not os.environ.get("DOCKER_CONFIG"):
+        # an explicit DOCKER_CONFIG (scripts/engine.sh's private one) is kept as it is
+        real = real_home / ".docker"
+        config = home / ".docker"
+        config.mkdir()
+        if (real / "config.json").is_file():
+            shutil.copy2(real / "config.json", config / "config.json")
+        if (real / "contexts").is_dir():
+            shutil.copytree(real / "contexts", config / "contexts", symlinks=True)
+        for part in ("instances", "defaults"):
+            if (real / "buildx" / part).is_dir():
+                shutil.copytree(real / "buildx" / part, config / "buildx" / part, symlinks=True)
+        if (real / "buildx" / "current").is_file():
+            shutil.copy2(real / "buildx" / "current", config / "buildx" / "current")
+        if (real / "cli-plugins").is_dir():
+            (config / "cli-plugins").symlink_to(real / "cli-plugins")
+        os.environ["DOCKER_CONFIG"] = str(config)
+    os.environ["HOME"] = str(home)
+    for var, sub in (("XDG_DATA_HOME", ".local/share"), ("XDG_CONFIG_HOME", ".config"),
+                     ("XDG_CACHE_HOME", ".cache"), ("XDG_STATE_HOME", ".local/state")):
+        os.environ[var] = str(home / sub)
+    os.environ.pop("CACHEWHY_STORE", None)  # the user's own store, if they set one
+    return home
+
+
+TEST_HOME = _isolate_home()
+
+
+@pytest.fixture(autouse=True)
+def _own_store(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test's default store is a fresh one of its own (a test that wants a
+    store shared between its commands passes --store or CACHEWHY_STORE)."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("xdg-data")))
+
+
 def engine_problem() -> str | None:
     """None when docker buildx can build here, else why not."""
     if "problem" in _engine_state:

@@ -8,6 +8,7 @@ import sys
 
 from analyzer.errors import UsageError
 from analyzer.options import take_options, wants_help
+from analyzer.report.rows import fmt_time
 
 SUMMARY = """\
 advise [--store DIR] [--limit N|all] [--project CONTEXT] [--top N] [--json]
@@ -69,13 +70,6 @@ def _count(value: object, name: str, default: int | None) -> int | None:
     return n
 
 
-def _fmt(seconds: float) -> str:
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    m, s = divmod(seconds, 60)
-    return f"{int(m)}m{s:04.1f}s"
-
-
 def render(groups: list[dict], builds: int) -> str:
     if not groups:
         return f"No root misses in the {builds} build(s) read: nothing to advise.\n"
@@ -93,9 +87,9 @@ def render(groups: list[dict], builds: int) -> str:
         if g["kind"] == "cached":  # advice tied to no miss: a download taken from the cache
             out.append(f"    cached in {builds}: the URL was not fetched again, the file may be stale")
         else:
-            out.append(f"    {g['kind']}: {builds}, {_fmt(g['time_lost_s'])} lost in total")
+            out.append(f"    {g['kind']}: {builds}, {fmt_time(g['time_lost_s'])} lost in total")
         for a in g.get("advice")[:1] if g.get("advice") else []:
-            saved = f" (would have saved {_fmt(g['saved_s'])} over these builds)" if g.get("saved_s") else ""
+            saved = f" (would have saved {fmt_time(g['saved_s'])} over these builds)" if g.get("saved_s") else ""
             out.append(f"    fix [{a['rule']}]: {' '.join(a['message'].replace('`', '').split())}{saved}")
         out.append("")
     return "\n".join(out)

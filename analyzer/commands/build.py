@@ -5,13 +5,12 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-import tempfile
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from analyzer.errors import CachewhyError, UsageError
-from analyzer.options import take_options, wants_help
+from analyzer.options import check_typos, take_options, wants_help
 from analyzer.gates import GATE_HELP, GATE_OPTIONS, GATE_REPEATABLE, Gates
 from analyzer.outputs import OUTPUT_HELP, OUTPUT_OPTIONS, OUTPUT_SWITCHES, Outputs
 
@@ -62,7 +61,10 @@ class BuildOptions:
 
 def parse_options(argv: list[str]) -> BuildOptions:
     from analyzer.buildx import VALUE_FLAGS  # noqa: PLC0415
+    from analyzer.launch import BUILDX_FLAGS  # noqa: PLC0415
 
+    own_value = set(_OPTIONS)
+    check_typos(argv, own_value | set(OUTPUT_SWITCHES), own_value, BUILDX_FLAGS, VALUE_FLAGS)
     found, rest = take_options(argv, _OPTIONS, OUTPUT_SWITCHES, foreign_value_flags=VALUE_FLAGS,
                                repeatable=GATE_REPEATABLE)
     opts = BuildOptions(
@@ -311,7 +313,10 @@ def run(argv: list[str], debug: bool) -> int:
             df = None
             if df_path is not None:
                 try:
-                    state["df_text"] = df_path.read_text(encoding="utf-8", errors="replace")
+                    from analyzer import confined  # noqa: PLC0415
+
+                    # as BuildKit reads it: never through a link out of its folder
+                    state["df_text"] = confined.read_beside(df_path)
                     df = dfmod.parse(state["df_text"])
                 except OSError:
                     df = None  # buildx will say what is wrong with it
@@ -332,13 +337,14 @@ def run(argv: list[str], debug: bool) -> int:
 
     preparing = threading.Thread(target=prepare, name="cachewhy-prepare", daemon=True)
     tmp = None
-    if launched is None:
-        import tempfile  # noqa: PLC0415
-
-        tmp = tempfile.TemporaryDirectory(prefix="cachewhy-")
+    if launched is None and args.metadata_file is None:
+        try:  # private, named by our pid: a later run removes it if this one is killed
+            tmp = launch.make_workdir()
+        except OSError as exc:
+            raise CachewhyError(str(exc)) from None
     try:
         result = buildx.run_build(args, on_line, on_start=preparing.start,
-                                  workdir=Path(tmp.name) if tmp is not None else None, launched=launched)
+                                  workdir=Path(tmp) if tmp is not None else None, launched=launched)
         preparing.join()
         if result.reader_error is not None:  # the events are partial: no analysis to trust
             if debug:
@@ -392,7 +398,7 @@ def run(argv: list[str], debug: bool) -> int:
                              f"(run with --debug for the traceback); the build's exit code is kept\n")
     finally:
         if tmp is not None:
-            tmp.cleanup()
+            launch.remove_workdir(tmp)
         elif launched is not None:
             launch.remove_workdir(launched.workdir)
     return opts.gates.apply(report, result.returncode)  # the build's own failure wins

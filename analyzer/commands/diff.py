@@ -11,6 +11,7 @@ from analyzer.gates import GATE_HELP, GATE_OPTIONS, GATE_REPEATABLE, Gates
 from analyzer.notes import Note
 from analyzer.options import parse_width, positionals, take_options, wants_help
 from analyzer.outputs import OUTPUT_HELP, OUTPUT_OPTIONS, OUTPUT_SWITCHES, Outputs
+from analyzer.report.rows import fmt_time
 
 SUMMARY = """\
 diff [OPTIONS] A B
@@ -52,12 +53,6 @@ _OPTIONS = {
     **OUTPUT_OPTIONS, **GATE_OPTIONS, "--metadata-a": "metadata_a", "--metadata-b": "metadata_b",
     "--dockerfile-a": "dockerfile_a", "--dockerfile-b": "dockerfile_b", "--store": "store", "--width": "width",
 }
-
-
-def _fmt_time(seconds: float | None) -> str:
-    from analyzer.report.text import _fmt_time as fmt  # noqa: PLC0415
-
-    return fmt(seconds) or "-"
 
 
 def _one_line(text: str | None) -> str:
@@ -240,7 +235,9 @@ def run(argv: list[str], debug: bool) -> int:
     rows = step_rows(a, b, report)
     text = render(report, a, b, rows, width)
     try:
-        sys.stderr.write(text + "\n")
+        from analyzer import console  # noqa: PLC0415
+
+        console.write(sys.stderr, text + "\n", trusted=True)  # the colours of text.root_causes
         sys.stderr.flush()
     except BrokenPipeError:
         pass
@@ -248,21 +245,23 @@ def run(argv: list[str], debug: bool) -> int:
 
 
 def render(report: dict, a: dict, b: dict, rows: list, width: int) -> str:
+    from analyzer.console import neutralise_tree  # noqa: PLC0415
     from analyzer.report import text  # noqa: PLC0415
 
     colour = sys.stderr.isatty() and "NO_COLOR" not in os.environ
     lines = ["", f"A: {a.get('id')}", f"B: {b.get('id')}", "",
-             text.root_causes(report, width=width, colour=colour), "", render_table(rows, width)]
+             text.root_causes(report, width=width, colour=colour), "",
+             render_table(neutralise_tree(rows), width)]
     foot = []
     for label, rec, rep in (("A", a, None), ("B", b, report)):
         rep = rep or _summary(rec)
         part = f"{label}: {_ratio(rep)}"
         if rec.get("duration_s") is not None:
-            part += f", build {_fmt_time(rec['duration_s'])}"
+            part += f", build {fmt_time(rec['duration_s'], missing='-')}"
         part += f", exit {rec.get('exit_code')}"
         foot.append(part)
     lost = (report.get("summary") or {}).get("time_lost_s")
     if lost:
-        foot.append(f"{_fmt_time(lost)} lost in B")
+        foot.append(f"{fmt_time(lost, missing='-')} lost in B")
     lines.append(" \u00b7 ".join(foot))
     return "\n".join(lines)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from analyzer.buildkit.address import BUILDER_HELP, BUILDER_OPTIONS, parse_target
 from analyzer.errors import UsageError
 from analyzer.options import take_options, wants_help
+from analyzer.report.rows import fmt_time
 
 if TYPE_CHECKING:
     from analyzer.buildkit.address import Target
@@ -51,15 +52,6 @@ def _short_context(context: str, width: int = 32) -> str:
     return context
 
 
-def _fmt_time(seconds: object) -> str:
-    if not isinstance(seconds, (int, float)) or isinstance(seconds, bool):
-        return "?"
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    m, s = divmod(seconds, 60)
-    return f"{int(m)}m{s:04.1f}s"
-
-
 def row(entry: dict) -> tuple[str, ...]:
     """(id, when, context, target, exit, hits, lost, top cause) of one index entry."""
     summary = entry.get("summary") or {}
@@ -83,7 +75,7 @@ def row(entry: dict) -> tuple[str, ...]:
     else:
         cause = "-"
     return (entry["id"], when, _short_context(entry.get("context") or "-"), target, code, hits,
-            _fmt_time(lost) if kind or lost else "-", cause)
+            fmt_time(lost, missing="?") if kind or lost else "-", cause)
 
 
 DEFAULT_LIMIT = 20

@@ -5,8 +5,8 @@
 (GitHub shows the title as "cachewhy: context-changed": `:` and `,` are
 percent-encoded in property values, `%`, CR and LF everywhere.)
 
-`::notice` for `no-previous-build` (nothing is wrong, there was just nothing
-to compare with). The file is relative to GITHUB_WORKSPACE (else the working
+`::notice` for a kind whose SARIF level is `note` (`no-previous-build`:
+nothing is wrong, there was just nothing to compare with; analyzer/causes.py). The file is relative to GITHUB_WORKSPACE (else the working
 directory) so GitHub puts the annotation on the Dockerfile's line; a
 Dockerfile outside it keeps its absolute path, a Dockerfile from stdin none.
 """
@@ -16,12 +16,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from analyzer import causes
 from analyzer.report import escape as esc
-from analyzer.report.markdown import fmt_time, kind_text, relative_path, root_rows
-
-
-def level(kind: str) -> str:
-    return "notice" if kind == "no-previous-build" else "warning"
+from analyzer.report.rows import fmt_time, kind_text, relative_path, root_rows
 
 
 def render(report: dict, base: Path | None = None) -> str:
@@ -43,5 +40,5 @@ def render(report: dict, base: Path | None = None) -> str:
             message += f": {row.detail}"
         n = row.steps_rebuilt
         message += f" ({n} step{'s' if n != 1 else ''} rebuilt, {fmt_time(row.time_lost_s)} lost)"
-        out.append(f"::{level(row.kind)} {','.join(props)}::{esc.workflow_data(message)}\n")
+        out.append(f"::{causes.annotation_level(row.kind)} {','.join(props)}::{esc.workflow_data(message)}\n")
     return "".join(out)

@@ -17,7 +17,7 @@ import subprocess
 
 from analyzer.errors import CachewhyError
 from analyzer.report import escape as esc
-from analyzer.report.markdown import fmt_time, headline, kind_text, root_rows
+from analyzer.report.rows import fmt_time, headline, kind_text, root_rows
 
 LABEL_CHARS = 48
 

@@ -23,12 +23,16 @@ import re
 # invalid in XML/SVG, and a terminal or a log viewer may act on them.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _SPACE = re.compile(r"\s+")
+# bidirectional controls and line/paragraph separators: they reorder or split what a
+# reader sees (a file name `a\u202etxt.exe`); shown as text, as the terminal shows them
+BIDI = re.compile("[\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
 def clean(text: object) -> str:
     """`text` as a string without control characters (\\r included; \\n and tabs kept)."""
     s = "" if text is None else str(text)
-    return _CONTROL.sub("", s.replace("\r\n", "\n").replace("\r", "\n"))
+    s = _CONTROL.sub("", s.replace("\r\n", "\n").replace("\r", "\n"))
+    return BIDI.sub(lambda m: f"\\u{ord(m.group()):04x}", s) if BIDI.search(s) else s
 
 
 def one_line(text: object) -> str:

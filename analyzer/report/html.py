@@ -11,13 +11,12 @@ from __future__ import annotations
 import re
 from datetime import datetime, timezone
 
-from analyzer import __version__
+from analyzer import __version__, causes
 from analyzer.errors import CachewhyError
 from analyzer.report import dot
 from analyzer.report import escape as esc
-from analyzer.report.markdown import (
-    ADVICE_DOCS,
-    CAUSE_DOCS,
+from analyzer.report.markdown import ADVICE_DOCS
+from analyzer.report.rows import (
     dockerfile_name,
     facts,
     fmt_time,
@@ -94,13 +93,12 @@ def _badge(status: str, text: str | None = None) -> str:
 
 
 def _cause_link(kind: str) -> str:
-    from analyzer.explain import KINDS  # noqa: PLC0415
-
     text = esc.html(kind_text(kind))
-    if kind not in KINDS:
+    url = causes.doc_url(kind)
+    if url is None:
         return text
     # a link for when the page is opened online; nothing is loaded from it
-    return f'<a href="{esc.html(CAUSE_DOCS.format(kind=kind))}">{text}</a>'
+    return f'<a href="{esc.html(url)}">{text}</a>'
 
 
 def _started(report: dict) -> str:

@@ -66,6 +66,7 @@ def build_report(analysis: Analysis) -> dict[str, Any]:
                 "instruction": s.get("instruction"),
                 "dockerfile": dockerfile if s.get("line") else None,
                 "line": s.get("line"),
+                "end_line": s.get("end_line") or s.get("line"),  # a multi-line instruction's last line
                 "status": s.get("status"),
                 "duration_s": s.get("duration_s"),
                 "inputs": [ids[d] for d in s.get("inputs") or [] if d in ids],
@@ -78,6 +79,7 @@ def build_report(analysis: Analysis) -> dict[str, Any]:
             {
                 "id": m.step["id"],
                 "line": m.step.get("line"),
+                "end_line": m.step.get("end_line") or m.step.get("line"),
                 "instruction": m.step.get("instruction") or "",
                 "stage": m.step.get("stage"),
                 "root": m.root,

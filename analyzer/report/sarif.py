@@ -13,10 +13,9 @@ import os
 from pathlib import Path
 from urllib.parse import quote
 
-from analyzer import __version__
+from analyzer import __version__, causes
 from analyzer.report import escape as esc
-from analyzer.report.markdown import (
-    CAUSE_DOCS,
+from analyzer.report.rows import (
     fmt_time,
     kind_text,
     relative_path,
@@ -27,40 +26,18 @@ from analyzer.report.markdown import (
 SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
 INFORMATION_URI = "https://github.com/cachewhy/cachewhy"
 
-# What each kind means, for the rule's descriptions (README's table).
-KIND_SUMMARY = {
-    "instruction-changed": "The step's Dockerfile text changed, or an instruction before it was added, "
-                           "removed or moved.",
-    "context-changed": "Files under the step's COPY/ADD sources or bind mounts were added, modified or removed.",
-    "build-arg-changed": "A build arg in scope of the step changed.",
-    "env-changed": "An ENV value before the step changed.",
-    "base-image-changed": "A FROM or COPY --from=<image> resolved to another image digest.",
-    "stage-changed": "A stage the step copies from or builds on was rebuilt.",
-    "cache-evicted": "Nothing changed, but the step's cache entry is gone (pruned, garbage-collected).",
-    "no-cache-requested": "--no-cache or --no-cache-filter was given.",
-    "cache-import-missing": "--cache-from was given and the imported cache did not hold the step.",
-    "remote-changed": "An ADD <url> or git source resolved to other content.",
-    "no-previous-build": "There was no previous build to compare with.",
-    "platform-changed": "The step's platform differs from the previous build's.",
-    "unknown": "No difference was found, but data to rule one out was missing.",
-}
-
-
-def level(kind: str) -> str:
-    return "note" if kind == "no-previous-build" else "warning"
-
-
 def _rule(kind: str) -> dict:
     name = "".join(w.capitalize() for w in kind.split("-"))
-    summary = KIND_SUMMARY.get(kind, kind)
+    k = causes.BY_NAME.get(kind)
+    summary = k.summary if k else kind
     return {
         "id": kind,
         "name": name,
         "shortDescription": {"text": f"Cache miss: {kind_text(kind)}"},
-        "fullDescription": {"text": f"A BuildKit cache miss started at this step: {summary[0].lower()}{summary[1:]}"},
-        "helpUri": CAUSE_DOCS.format(kind=kind),
-        "help": {"text": f"{summary} See {CAUSE_DOCS.format(kind=kind)}"},
-        "defaultConfiguration": {"level": level(kind)},
+        "fullDescription": {"text": f"A BuildKit cache miss started at this step: {summary}."},
+        "helpUri": causes.doc_url(kind) or "",
+        "help": {"text": f"{summary[:1].upper()}{summary[1:]}. See {causes.doc_url(kind) or ''}"},
+        "defaultConfiguration": {"level": causes.sarif_level(kind)},
         "properties": {"tags": ["docker", "build-cache"]},
     }
 
@@ -105,7 +82,7 @@ def sarif_log(report: dict, base: Path | None = None) -> dict:
         result: dict = {
             "ruleId": r.kind,
             "ruleIndex": index[r.kind],
-            "level": level(r.kind),
+            "level": causes.sarif_level(r.kind),
             "message": {"text": text},
             "properties": {
                 "time_lost_s": r.time_lost_s,
@@ -155,4 +132,7 @@ def sarif_log(report: dict, base: Path | None = None) -> dict:
 
 
 def render(report: dict, base: Path | None = None) -> str:
-    return json.dumps(sarif_log(report, base), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    text = json.dumps(sarif_log(report, base), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    # bidi controls only occur inside JSON strings: as \u escapes they read the same to a
+    # program and cannot reorder what a person reads (escape.py)
+    return esc.BIDI.sub(lambda m: f"\\u{ord(m.group()):04x}", text)

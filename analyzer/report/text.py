@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import textwrap
 
+from analyzer.console import neutralise_tree
 from analyzer.graph import Status
+from analyzer.report.rows import QUIET_INTERNAL_S, fmt_time, kind_text
 
 _COLOURS = {
     Status.CACHED: "\x1b[32m", Status.REBUILT: "\x1b[33m", Status.FAILED: "\x1b[31;1m",
@@ -14,23 +16,18 @@ _COLOURS = {
 _RESET = "\x1b[0m"
 
 
-def _fmt_time(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    m, s = divmod(seconds, 60)
-    return f"{int(m)}m{s:04.1f}s"
-
-
 def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-# Vertices without a Dockerfile line that took less than this are summed into
-# one row, so the table stays on one screen; slower ones (an export, a big
-# context transfer) are shown.
-_QUIET_INTERNAL_S = 0.5
+def _lines(step: dict) -> str:
+    """The LINE column: `12`, or `12-15` for an instruction on several lines
+    (continuation lines, heredoc bodies): one step, one row."""
+    line, end = step.get("line"), step.get("end_line")
+    if line is None:
+        return ""
+    return f"{line}-{end}" if isinstance(end, int) and end > line else str(line)
+
 
 _STATUS = {s.value: s for s in Status}
 
@@ -38,24 +35,24 @@ _STATUS = {s.value: s for s in Status}
 def step_table(report: dict, log_tails: dict[str, str] | None = None, width: int = 100,
                colour: bool = False, all_rows: bool = False) -> str:
     """Every step of the build in Dockerfile order with its cache status and time."""
-    log_tails = log_tails or {}
+    report, log_tails = neutralise_tree(report), neutralise_tree(log_tails or {})
     rows: list[tuple[str, str, Status, str, str, dict]] = []
     quiet: list[dict] = []
     for s in report.get("steps") or []:
         status = _STATUS.get(s.get("status") or "", Status.INTERNAL)
         if (not all_rows and s.get("line") is None and status in (Status.INTERNAL, Status.SOURCE)
-                and (s.get("duration_s") or 0.0) < _QUIET_INTERNAL_S):
+                and (s.get("duration_s") or 0.0) < QUIET_INTERNAL_S):
             quiet.append(s)
             continue
-        line = str(s["line"]) if s.get("line") is not None else ""
-        took = "" if status in (Status.CACHED, Status.SKIPPED) else _fmt_time(s.get("duration_s"))
+        line = _lines(s)
+        took = "" if status in (Status.CACHED, Status.SKIPPED) else fmt_time(s.get("duration_s"))
         label = s.get("instruction") or s.get("name") or ""
         rows.append((line, s.get("stage") or "", status, took, _one_line(label), s))
         for other in s.get("also_at") or []:
             rows.append((str(other.get("line")), other.get("stage") or "", status, "",
                          _one_line(other.get("instruction") or label), s))
     # one vertex can stand at several lines: keep Dockerfile order
-    rows.sort(key=lambda r: (not r[0], int(r[0]) if r[0] else 0))
+    rows.sort(key=lambda r: (not r[0], int(r[0].partition("-")[0]) if r[0] else 0))
     hidden = ""
     if not all_rows and len(rows) > TERMINAL_ROWS:
         rows, hidden = _screenful(rows)
@@ -87,7 +84,7 @@ def step_table(report: dict, log_tails: dict[str, str] | None = None, width: int
     if hidden:
         out.append(f"{'':>{w_line}}  {hidden}")
     if quiet:
-        took = _fmt_time(sum(s.get("duration_s") or 0.0 for s in quiet))
+        took = fmt_time(sum(s.get("duration_s") or 0.0 for s in quiet))
         out.append(f"{'':>{w_line}}  {'':<{w_stage}}  {'internal':<{w_status}}  {took:>{w_time}}  "
                    f"{len(quiet)} internal and source vertices (loading the definition, context, metadata\u2026)")
     return "\n".join(out)
@@ -125,11 +122,11 @@ def footer(report: dict) -> str:
     else:
         parts.append(f"cache hits {cached}/{cached + rebuilt} steps ({cached / (cached + rebuilt):.0%})")
     if rebuilt:
-        parts.append(f"{rebuilt} rebuilt step{'s' if rebuilt != 1 else ''} took {_fmt_time(summ.get('rebuilt_time_s'))}")
+        parts.append(f"{rebuilt} rebuilt step{'s' if rebuilt != 1 else ''} took {fmt_time(summ.get('rebuilt_time_s'))}")
     if summ.get("failed"):
         parts.append(f"{summ['failed']} failed")
     if build.get("duration_s") is not None:
-        parts.append(f"build {_fmt_time(build['duration_s'])}")
+        parts.append(f"build {fmt_time(build['duration_s'])}")
     if build.get("exit_code") is not None:
         parts.append(f"exit {build['exit_code']}")
     return " \u00b7 ".join(parts)
@@ -141,25 +138,9 @@ def render(report: dict, log_tails: dict[str, str] | None = None, width: int = 1
                       step_table(report, log_tails, width=width, colour=colour), footer(report)])
 
 
-_KIND_TEXT = {
-    "instruction-changed": "instruction changed",
-    "context-changed": "context changed",
-    "build-arg-changed": "build-arg changed",
-    "env-changed": "ENV changed",
-    "base-image-changed": "base image changed",
-    "stage-changed": "upstream stage changed",
-    "cache-evicted": "cache evicted",
-    "no-cache-requested": "no cache requested",
-    "cache-import-missing": "imported cache lacked it",
-    "remote-changed": "remote source changed",
-    "no-previous-build": "no previous build",
-    "platform-changed": "platform changed",
-    "unknown": "cause unknown",
-}
-
-
 def root_causes(report: dict, width: int = 100, colour: bool = False) -> str:
     """The answer first: root misses, biggest time loss first, with file and line."""
+    report = neutralise_tree(report)
     misses = report.get("misses") or []
     roots = [m for m in misses if m.get("root")]
     if not misses:
@@ -175,7 +156,7 @@ def root_causes(report: dict, width: int = 100, colour: bool = False) -> str:
         name = "Dockerfile"
     total = sum(m.get("time_lost_s") or 0 for m in roots)
     prev = report.get("previous")
-    head = (f"Why: {len(roots)} root cause{'s' if len(roots) != 1 else ''}, {_fmt_time(total)} lost"
+    head = (f"Why: {len(roots)} root cause{'s' if len(roots) != 1 else ''}, {fmt_time(total)} lost"
             + (f" (compared with build {prev['ref']})" if prev else " (no previous build to compare with)"))
     out = [head]
     bold, reset = ("\x1b[1m", _RESET) if colour else ("", "")
@@ -183,7 +164,7 @@ def root_causes(report: dict, width: int = 100, colour: bool = False) -> str:
         where = f"{name}:{m.get('line')}" if m.get("line") else name
         instr = _one_line(m.get("instruction") or "")
         cause = m["cause"]
-        text = f"{_KIND_TEXT.get(cause['kind'], cause['kind'])}: {_one_line(cause.get('detail') or '')}"
+        text = f"{kind_text(cause['kind'])}: {_one_line(cause.get('detail') or '')}"
         left = f"  {where:<14} {instr}"
         line = f"{left}   {text}"
         if len(line) <= width:
@@ -199,15 +180,15 @@ def root_causes(report: dict, width: int = 100, colour: bool = False) -> str:
         span = (f" (lines {min(lines)}-{max(lines)})" if lines and min(lines) != max(lines)
                 else (f" (line {lines[0]})" if lines else ""))
         n = 1 + len(followers)
-        out.append(f"{'':17}\u2192 {n} step{'s' if n != 1 else ''} rebuilt, {_fmt_time(m.get('time_lost_s') or 0)}{span}")
+        out.append(f"{'':17}\u2192 {n} step{'s' if n != 1 else ''} rebuilt, {fmt_time(m.get('time_lost_s') or 0)}{span}")
         for also in m.get("also") or []:
-            out.append(f"{'':17}also: {_KIND_TEXT.get(also['kind'], also['kind'])}: {_one_line(also.get('detail') or '')}"[:width])
+            out.append(f"{'':17}also: {kind_text(also['kind'])}: {_one_line(also.get('detail') or '')}"[:width])
         for advice in (m.get("advice") or [])[:1]:  # issue 6: the first fix, in rule priority order
             out.extend(fix_lines(advice, width))
     rest = roots[TERMINAL_ROOTS:]
     if rest:
         out.append(f"  \u2026 {len(rest)} more root cause{'s' if len(rest) != 1 else ''}, "
-                   f"{_fmt_time(sum(m.get('time_lost_s') or 0 for m in rest))} lost in all; {_EVERY_ONE}")
+                   f"{fmt_time(sum(m.get('time_lost_s') or 0 for m in rest))} lost in all; {_EVERY_ONE}")
     for note in report.get("notes") or []:
         out.append(f"  note: {note}")
     out.extend(_unmissed_advice(report, width))
@@ -226,5 +207,5 @@ def fix_lines(advice: dict, width: int = 100) -> list[str]:
     saved = advice.get("saved_s")
     text = "fix: " + _one_line(advice.get("message") or "").replace("`", "")
     if saved:
-        text += f" (would have saved {_fmt_time(saved)})"
+        text += f" (would have saved {fmt_time(saved)})"
     return textwrap.wrap(text, width=max(40, width), initial_indent=" " * 17, subsequent_indent=" " * 22)

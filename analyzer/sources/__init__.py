@@ -55,13 +55,15 @@ class BuildArgValues:
             out.setdefault(name, hasher(value))
         return out
 
-    def scrubber(self, prov_args: Mapping[str, str] | None = None) -> Callable[[str], str]:
-        """Replaces the values in free text by `<NAME>` (record.make_scrubber)."""
+    def scrubber(self, prov_args: Mapping[str, str] | None = None,
+                 learned: Mapping[str, str] | None = None) -> Callable[[str], str]:
+        """Replaces the values in free text by `<NAME>` (record.make_scrubber): the
+        command line's, the provenance's, then those `learned` elsewhere."""
         from analyzer.record import make_scrubber  # noqa: PLC0415
 
         own, extra = self._with(prov_args)
         values = {name: value for name, value in own.items() if value}
-        for name, value in extra:
+        for name, value in [*extra, *(learned or {}).items()]:
             values.setdefault(name, value)
         return make_scrubber(values)  # type: ignore[arg-type]
 

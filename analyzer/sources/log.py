@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from analyzer import confined
 from analyzer import notes as N
 from analyzer.errors import InputError
 from analyzer.notes import Note
@@ -84,12 +85,12 @@ def from_log(events: "BuildEvents", *, label: str, metadata: "Metadata | None" =
     given: str | None = None
     if dockerfile:
         try:
-            given = Path(dockerfile).read_text(encoding="utf-8", errors="replace")
+            given = confined.read_beside(dockerfile)
         except OSError as exc:
             raise InputError(f"cannot read --dockerfile {dockerfile}: {exc.strerror or exc}") from None
     elif df_path is not None and df_path.is_file() and (prov is None or prov.dockerfile_text is None):
         try:
-            given = df_path.read_text(encoding="utf-8", errors="replace")
+            given = confined.read_beside(df_path)
         except OSError:
             given = None
     problems = [Note(N.PROVENANCE_UNREADABLE, N.PROVENANCE, p) for p in (metadata.problems if metadata else [])]

@@ -53,8 +53,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 sys.path.insert(0, str(REPO))
 
-from analyzer.explain import KINDS
-from analyzer.report.text import _KIND_TEXT
+from analyzer.causes import BY_NAME, KINDS
 
 BASE_IMAGE = "local/busybox:latest"
 I386_IMAGE = "local/busybox:i386"  # imported by scripts/engine.sh on x86_64
@@ -463,7 +462,8 @@ SCENARIOS: dict[str, Callable[[Scenario], Example]] = {
 
 @dataclass
 class KindDoc:
-    line: str  # one line, for the index
+    """A kind's page text; its label and one-line summary are in analyzer/causes.py."""
+
     about: str  # what BuildKit does, and why this kind of miss happens
     todo: list[str]
     not_a_cause: list[str] = field(default_factory=list)
@@ -471,7 +471,6 @@ class KindDoc:
 
 DOCS: dict[str, KindDoc] = {
     "instruction-changed": KindDoc(
-        "the step's Dockerfile text changed, or an instruction before it was added, removed or moved",
         "BuildKit looks a step up in its cache by a key made of the step's definition and the keys of "
         "what the step is built on. For `RUN` the definition is the command, its environment, working "
         "directory, user, mounts, network mode and platform; for `COPY`/`ADD` it is the paths and flags "
@@ -501,7 +500,6 @@ DOCS: dict[str, KindDoc] = {
         ],
     ),
     "context-changed": KindDoc(
-        "files under the step's COPY/ADD sources or bind mounts changed (added, modified, removed, mode)",
         "The build context is sent to BuildKit anew on every build and never matches by name: a `COPY` or "
         "`ADD` from the context, and a `RUN --mount=type=bind` of context files, are keyed by a checksum of "
         "the files they select: each file's path, content, mode, type, symlink target and extended "
@@ -535,7 +533,6 @@ DOCS: dict[str, KindDoc] = {
         ],
     ),
     "build-arg-changed": KindDoc(
-        "a build arg in scope changed (name shown, values only as keyed hashes)",
         "Every `ARG` in scope is put in the environment of every `RUN` after it in the stage, whether the "
         "command uses it or not, and a `RUN`'s environment is part of its cache key. A new value for a build "
         "arg (from `--build-arg`, or from the default in the `ARG` line) therefore misses at the first `RUN` "
@@ -563,7 +560,6 @@ DOCS: dict[str, KindDoc] = {
         ],
     ),
     "env-changed": KindDoc(
-        "an ENV value changed (the first RUN after it is the root: ENV makes no step)",
         "`ENV` makes no build step of its own: it sets variables in the environment of the `RUN` steps after "
         "it, and that environment is part of each `RUN`'s cache key. A new value therefore misses at the "
         "first `RUN` after the `ENV`, which cachewhy reports as the root (its own text did not change), and "
@@ -585,7 +581,6 @@ DOCS: dict[str, KindDoc] = {
         ],
     ),
     "base-image-changed": KindDoc(
-        "its FROM (or COPY --from=<image>) resolved to another image digest",
         "At the start of a build, BuildKit resolves each `FROM` tag (and each `COPY --from=<image>`) to an "
         "image digest and pins it in the build definition; the image's cache key comes from that manifest "
         "and its layers. When the tag now points to another image (a new release was pushed, `--pull` or a "
@@ -607,7 +602,6 @@ DOCS: dict[str, KindDoc] = {
         ],
     ),
     "stage-changed": KindDoc(
-        "a cascade across stages: COPY --from=<stage> or FROM <stage> whose stage was rebuilt",
         "In a multi-stage build, `COPY --from=<stage>` and `FROM <stage>` use another stage's result. A "
         "`COPY --from` is keyed by the content of the files it copies, so when the upstream stage was rebuilt "
         "and produced different files, it misses, and the rest of its stage follows; when the upstream stage "
@@ -628,7 +622,6 @@ DOCS: dict[str, KindDoc] = {
         ],
     ),
     "cache-evicted": KindDoc(
-        "step and inputs identical to the previous build, where it existed: the cache entry is gone",
         "The step, its definition, its inputs and the files it reads are all the same as in the previous "
         "build, where it was built or taken from the cache; yet BuildKit had no entry for it. The entry was "
         "removed: by `docker buildx prune` / `docker builder prune` / `docker system prune`, or by BuildKit's "
@@ -652,7 +645,6 @@ DOCS: dict[str, KindDoc] = {
         ],
     ),
     "no-cache-requested": KindDoc(
-        "--no-cache was given, or --no-cache-filter named the step's stage",
         "`--no-cache` tells BuildKit not to look anything up in the cache: every step runs, even though the "
         "same results are there. (The new results are still stored, so the next build without the flag can "
         "use them.) `--no-cache-filter <stage>` does the same for the named stages only; steps of other "
@@ -668,7 +660,6 @@ DOCS: dict[str, KindDoc] = {
         ],
     ),
     "cache-import-missing": KindDoc(
-        "--cache-from was given, and the imported cache did not hold the step (or could not be read)",
         "`--cache-from` lets BuildKit use cache exported by an earlier build with `--cache-to` (to a "
         "registry, a local folder, GitHub Actions' cache…), typically on a CI runner whose own cache is "
         "empty. When the step and its inputs are identical to the previous build but neither the builder's "
@@ -689,7 +680,6 @@ DOCS: dict[str, KindDoc] = {
         ],
     ),
     "remote-changed": KindDoc(
-        "an ADD <url> or git source resolved to other content",
         "For `ADD <url>`, BuildKit downloads the file at every build and keys it by the checksum of the "
         "downloaded bytes; a git source is keyed by the commit its ref resolves to. When the server now "
         "serves other bytes, or the branch or tag points to another commit, the `ADD` misses and the steps "
@@ -709,8 +699,6 @@ DOCS: dict[str, KindDoc] = {
         ],
     ),
     "no-previous-build": KindDoc(
-        "nothing to compare with: the first build of this project, or the previous build never reached "
-        "the step",
         "cachewhy explains a build by comparing it with the previous build of the same project: the same "
         "context folder, Dockerfile, target and platforms, found in its record store. When there is none, "
         "it cannot say why BuildKit had no cache entry, so the first rebuilt step of each chain is a root "
@@ -726,7 +714,6 @@ DOCS: dict[str, KindDoc] = {
         ],
     ),
     "platform-changed": KindDoc(
-        "the step's platform differs from the previous build's",
         "The platform (OS, architecture, variant) is part of every `RUN` step's cache key, and a `FROM` "
         "resolves to the image of that platform. A build for another platform therefore shares no steps "
         "with the previous one, even though the Dockerfile and the context are the same. cachewhy treats "
@@ -744,7 +731,6 @@ DOCS: dict[str, KindDoc] = {
         ],
     ),
     "unknown": KindDoc(
-        "cachewhy found no difference but lacked the data to rule one out",
         "cachewhy tells a real change from a lost cache entry by comparing the full build definition of the "
         "step (the LLB operation from buildx's provenance: command, environment, mounts, platform) and the "
         "context files it reads. When one of these is missing for either build, and nothing it could compare "
@@ -812,8 +798,8 @@ def check(kind: str, ex: Example) -> dict:
         raise ScenarioFailed(f"line {ex.line}: root={m['root']} {m['cause']}, expected "
                              f"{'a root' if ex.root_kind is None else 'a cascade'} of kind {kind}")
     why = " ".join(" ".join(b.why()).split())
-    if f"{_KIND_TEXT[root_kind]}:" not in why:
-        raise ScenarioFailed(f"the Why section does not say {_KIND_TEXT[root_kind]!r}:\n" + "\n".join(b.why()))
+    if f"{BY_NAME[root_kind].label}:" not in why:
+        raise ScenarioFailed(f"the Why section does not say {BY_NAME[root_kind].label!r}:\n" + "\n".join(b.why()))
     return m
 
 
@@ -831,13 +817,13 @@ def page(kind: str, s: Scenario, ex: Example, miss: dict) -> str:
     shell = stable("\n".join(s.shell), s, hashes)
     dockerfile = stable(numbered(ex.dockerfile), s, hashes)
     change = stable(ex.change, s, hashes)
-    words = _KIND_TEXT[kind]
+    words = BY_NAME[kind].label
     out = [
         f"# `{kind}`",
         "",
-        f"The step missed because {doc.line}. The terminal says **{words}**; the JSON report says "
+        f"The step missed because {BY_NAME[kind].summary}. The terminal says **{words}**; the JSON report says "
         f"`\"kind\": \"{kind}\"`." if kind != "stage-changed" else
-        f"The step missed because of {doc.line}. It is never a root cause: the JSON report has the step with "
+        f"The step missed because of {BY_NAME[kind].summary}. It is never a root cause: the JSON report has the step with "
         f"`\"root\": false` and `\"kind\": \"{kind}\"`, and the terminal's \"Why:\" section shows its root.",
         "",
         doc.about,
@@ -890,7 +876,7 @@ def page(kind: str, s: Scenario, ex: Example, miss: dict) -> str:
 
 
 def index() -> str:
-    rows = "\n".join(f"| [`{k}`]({k}.md) | {_KIND_TEXT[k]} | {DOCS[k].line} |" for k in KINDS)
+    rows = "\n".join(f"| [`{k}`]({k}.md) | {BY_NAME[k].label} | {BY_NAME[k].summary} |" for k in KINDS)
     return f"""# Cause kinds
 
 Every rebuilt step in a cachewhy report has a cause (`cause.kind` in the

@@ -27,7 +27,8 @@ COMMON = ["--network=none", "--output=type=cacheonly"]
 def slow_project(tmp_path: Path, seconds: int = 60) -> Path:
     ctx = tmp_path / f"slow-{uuid.uuid4().hex[:6]}"
     ctx.mkdir()
-    (ctx / "Dockerfile").write_text(f"FROM local/busybox:latest\nRUN echo {uuid.uuid4().hex} && sleep {seconds}\n")
+    token = uuid.uuid4().hex  # unique: no cache; and the shell that waits shows it in its command line
+    (ctx / "Dockerfile").write_text(f"FROM local/busybox:latest\nRUN echo {token} && sleep {seconds} && echo {token}\n")
     return ctx
 
 
@@ -37,9 +38,22 @@ def start(ctx: Path, store: Path, env: dict | None = None) -> subprocess.Popen:
                             cwd=REPO, stderr=subprocess.PIPE, env=env)
 
 
-def wait_running(proc: subprocess.Popen, seconds: float = 4.0) -> None:
-    time.sleep(seconds)
-    assert proc.poll() is None, "the build ended before it could be interrupted"
+def wait_running(proc: subprocess.Popen, ctx: Path, timeout: float = 180.0) -> None:
+    """Wait until the slow project's RUN step has its process running (a fixed sleep was not
+    enough on a fresh engine, where the first build is still loading the base image)."""
+    token = re.search(r"echo ([0-9a-f]{32})", (ctx / "Dockerfile").read_text()).group(1).encode()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "the build ended before it could be interrupted"
+        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+            try:
+                if token in cmdline.read_bytes():
+                    time.sleep(0.5)  # let buildx print the step's start
+                    return
+            except OSError:
+                continue  # the process ended while we looked
+        time.sleep(0.2)
+    raise AssertionError(f"the RUN step did not start within {timeout:.0f} s")
 
 
 # ------------------------------------------------------------ a fault of cachewhy's own
@@ -124,8 +138,9 @@ def test_a_fault_of_cachewhy_leaves_the_build_alone(tmp_path, fault, fail):
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupted_build_leaves_an_incomplete_record(tmp_path, sig):
     store = tmp_path / "store"
-    proc = start(slow_project(tmp_path), store)
-    wait_running(proc)
+    ctx = slow_project(tmp_path)
+    proc = start(ctx, store)
+    wait_running(proc, ctx)
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
     text = err.decode()
@@ -141,8 +156,9 @@ def test_interrupted_build_leaves_an_incomplete_record(tmp_path, sig):
 
 def test_killed_buildx_keeps_its_exit_code(tmp_path):
     store = tmp_path / "store"
-    proc = start(slow_project(tmp_path), store)
-    wait_running(proc)
+    ctx = slow_project(tmp_path)
+    proc = start(ctx, store)
+    wait_running(proc, ctx)
     # kill buildx itself (cachewhy's child), as the OOM killer would
     children = subprocess.run(["pgrep", "-P", str(proc.pid)], stdout=subprocess.PIPE).stdout.split()
     assert children, "buildx is not running under cachewhy"
@@ -242,8 +258,9 @@ def test_daemon_gone_mid_build_leaves_an_incomplete_record(tmp_path, private_eng
     shim.write_text(f'#!/bin/sh\n"{real}" "$@"\nrc=$?\necho $rc > "{rc_file}"\nexit $rc\n')
     shim.chmod(0o755)
     store = tmp_path / "store"
-    proc = start(slow_project(tmp_path), store, env=dict(env, CACHEWHY_DOCKER=str(shim)))
-    wait_running(proc, 6.0)
+    ctx = slow_project(tmp_path)
+    proc = start(ctx, store, env=dict(env, CACHEWHY_DOCKER=str(shim)))
+    wait_running(proc, ctx)
     os.kill(int(pidfile.read_text().strip()), signal.SIGKILL)  # the daemon crashes mid-RUN
     _, err = proc.communicate(timeout=120)
     text = err.decode()

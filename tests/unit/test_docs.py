@@ -15,10 +15,11 @@ import sys
 
 import pytest
 
+from analyzer.causes import BY_NAME
 from analyzer.explain import KINDS
-from analyzer.report.text import _KIND_TEXT
 from tests.conftest import REPO
 
+_KIND_TEXT = {name: kind.label for name, kind in BY_NAME.items()}  # what the terminal says
 DOCS = REPO / "docs"
 CAUSES = DOCS / "causes"
 CAUSE_TESTS = REPO / "tests" / "integration" / "test_causes.py"
@@ -114,7 +115,7 @@ def test_page_example_says_the_kind_as_the_terminal_does(kind):
     root_kind = ROOT_KIND.get(kind, kind)
     words = _KIND_TEXT[root_kind]
     assert any(f"{words}:" in entry for entry in roots.values()), \
-        f"{kind}.md: no root entry of the Why section says {words!r} (analyzer/report/text.py)\n{whys[0]}"
+        f"{kind}.md: no root entry of the Why section says {words!r} (analyzer/causes.py)\n{whys[0]}"
 
     jsons = _blocks(text, "json")
     assert len(jsons) == 1, f"{kind}.md should have one ```json block with the miss"

@@ -183,3 +183,68 @@ def test_without_ops_the_dockerfile_lines_before_a_step_are_compared():
     roots = explain(cur, prev).roots
     assert [(m.step["line"], m.cause.kind) for m in roots] == [(14, "instruction-changed")]
     assert roots[0].cause.detail == "(none) \u2192 USER nobody"
+
+
+def test_an_edit_inside_a_multi_line_instruction_shows_the_lines_that_differ():
+    from analyzer.explain import _text_change  # noqa: PLC0415
+
+    old = ["RUN <<EOF", "echo one", "echo two > /two", "EOF"]
+    new = ["RUN <<EOF", "echo one", "echo three > /two", "EOF"]
+    assert _text_change(old, new, 3) == "RUN <<EOF (line 5): echo two > /two \u2192 echo three > /two"
+    # a line added, a line removed
+    assert _text_change(old, [*old[:2], "echo x", *old[2:]], 3) == "RUN <<EOF (line 5): (no line) \u2192 echo x"
+    assert _text_change(old, [old[0], *old[2:]], 3) == "RUN <<EOF (line 4): echo one \u2192 (no line)"
+    # one line each: the whole instruction, as before
+    assert _text_change(["RUN echo one"], ["RUN echo two"], 3) == "RUN echo one \u2192 RUN echo two"
+
+
+def test_an_older_record_that_ends_a_heredoc_at_its_first_line_is_read_whole():
+    from analyzer.explain import _source_text  # noqa: PLC0415
+
+    text = "FROM x\nRUN <<EOF\necho  one\nEOF\nRUN a \\\n   b\n"
+    old_style = {"line": 2, "end_line": 2, "instruction": "RUN <<EOF"}
+    assert _source_text({"dockerfile_text": text}, old_style) == "RUN <<EOF\necho  one\nEOF"
+    assert _source_text({"dockerfile_text": text}, {"line": 5, "end_line": 5}) == "RUN a \\ b"
+
+
+def _renamed(record: dict, old: str, new: str) -> dict:
+    """The record as if its Dockerfile called stage `old` `new` (what BuildKit builds is the same)."""
+    rec = copy.deepcopy(record)
+    rec["dockerfile_text"] = rec["dockerfile_text"].replace(f"AS {old}", f"AS {new}").replace(
+        f"--from={old}", f"--from={new}").replace(f"FROM {old} ", f"FROM {new} ")
+    for s in rec["steps"]:
+        if s.get("stage") == old:
+            s["stage"] = new
+        if s.get("instruction"):
+            s["instruction"] = s["instruction"].replace(f"AS {old}", f"AS {new}").replace(f"--from={old}", f"--from={new}")
+    return rec
+
+
+def test_stages_pair_by_content_when_renamed(contexts):
+    from analyzer.explain import match_stages  # noqa: PLC0415
+
+    before, after = contexts
+    prev = record_of("multistage-warm", before, snap=snap(before))
+    cur = _renamed(_renamed(record_of("multistage-change", after, snap=snap(after)), "builder", "make"),
+                   "final", "stage-2")
+    cur["project"] = prev["project"]
+    assert match_stages(cur["steps"], prev["steps"]) == {"base": "base", "make": "builder", "stage-2": "final"}
+    roots = [m for m in explain(cur, prev).misses if m.root]
+    assert [(m.step["line"], m.cause.kind, m.cause.files["modified"]) for m in roots] == \
+        [(6, "context-changed", ["src/b.txt"])]
+    followers = {m.step["line"]: m for m in explain(cur, prev).misses if not m.root}
+    assert followers[11].cause.kind == "stage-changed" and followers[11].also == []
+
+
+def test_a_stage_that_shares_nothing_pairs_with_nothing_of_its_old_number():
+    from analyzer.explain import match_stages, match_steps  # noqa: PLC0415
+
+    def step(i, stage, text):
+        return {"id": f"{stage}-{i}", "digest": f"d{stage}{i}", "stage": stage, "keyword": text.split()[0],
+                "instruction": text, "line": i, "status": "cached"}
+    prev = [step(2, "stage-0", "RUN make"), step(4, "stage-1", "COPY app/ /app"), step(5, "stage-1", "RUN test")]
+    cur = [step(2, "stage-0", "RUN make"), step(4, "stage-1", "RUN tools"),
+           step(6, "stage-2", "COPY app/ /app"), step(7, "stage-2", "RUN test")]
+    assert match_stages(cur, prev) == {"stage-0": "stage-0", "stage-2": "stage-1"}
+    pairs = {c: p["id"] for c, p in match_steps(cur, prev).items()}
+    assert pairs == {"stage-0-2": "stage-0-2", "stage-2-6": "stage-1-4", "stage-2-7": "stage-1-5"}

@@ -158,3 +158,15 @@ def test_the_collector_is_paused_only_while_the_work_runs():
         assert not gc.isenabled()  # off before, off after: a caller's own pause is kept
     finally:
         gc.enable()
+
+
+def test_provenance_ranges_of_one_instruction_are_one_location():
+    """BuildKit gives each line of a heredoc or continuation a range of its own."""
+    from analyzer.graph import _instruction_ranges  # noqa: PLC0415
+
+    df = dfmod.parse("FROM x AS a\nFROM x AS b\nRUN <<EOF\necho 1\nEOF\nRUN a \\\n  b\n")
+    assert _instruction_ranges([(3, 3), (4, 4), (5, 5)], df) == [(3, 5)]
+    assert _instruction_ranges([(6, 6), (7, 7)], df) == [(6, 7)]
+    # one image under two FROM lines stays two places
+    assert _instruction_ranges([(1, 1), (2, 2)], df) == [(1, 1), (2, 2)]
+    assert _instruction_ranges([(3, 3), (4, 4)], None) == [(3, 3), (4, 4)]

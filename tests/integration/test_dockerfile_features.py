@@ -1,0 +1,143 @@
+"""Dockerfile features that fooled the cause engine (issue 14), on the real engine.
+
+Each test first checks BuildKit's own statuses (which steps it took from the
+cache) and then what cachewhy says about the miss: the line, the cause kind,
+the old and new text or the files. Projects are written inline with a nonce
+in their first step, so every first build is cold without touching anybody
+else's cache.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.integration.test_causes import Project, assert_cascade, assert_root, check_terminal
+
+pytestmark = pytest.mark.engine
+
+
+@pytest.fixture
+def new_project(tmp_path: Path):
+    count = [0]
+
+    def make(dockerfile: str, files: dict[str, str] | None = None) -> Project:
+        count[0] += 1
+        return Project(tmp_path / f"p{count[0]}", dockerfile, files)
+    return make
+
+
+def table_rows(b) -> list[str]:
+    """The terminal's step table, one string per row."""
+    lines = b.err.splitlines()
+    start = max(i for i, line in enumerate(lines) if line.lstrip().startswith("LINE "))
+    out = []
+    for line in lines[start + 1:]:
+        if not line.strip() or line.startswith("cache hits"):
+            break
+        out.append(line)
+    return out
+
+
+# ------------------------------------------------- heredocs and continuations
+
+HEREDOC_DF = ("FROM local/busybox:latest\n"
+              "RUN echo NONCE > /nonce\n"
+              "RUN <<EOF\n"
+              "echo one\n"
+              "echo two > /two\n"
+              "EOF\n"
+              "RUN echo cont \\\n"
+              "    && echo more > /more\n"
+              "COPY <<EOF /etc/conf.txt\n"
+              "hello\n"
+              "EOF\n"
+              "RUN cat /etc/conf.txt /two /more\n")
+
+
+def test_a_multi_line_instruction_is_one_step_and_one_row(new_project):
+    p = new_project(HEREDOC_DF)
+    b = p.build()
+    steps = {s["line"]: s for s in b.report["steps"] if s["line"]}
+    assert sorted(steps) == [1, 2, 3, 7, 9, 12], b.describe()
+    assert (steps[3]["end_line"], steps[7]["end_line"], steps[9]["end_line"]) == (6, 8, 11)
+    assert all(not s["also_at"] for s in steps.values()), b.describe()
+    rows = [r.split()[0] for r in table_rows(b) if r.split()[0][0].isdigit()]
+    assert rows == ["1", "2", "3-6", "7-8", "9-11", "12"], table_rows(b)
+    assert b.report["summary"]["rebuilt"] == 5
+
+
+@pytest.mark.parametrize("old, new, line, root_line, shown", [
+    ("echo two > /two", "echo three > /two", 5, 3, "echo two > /two \u2192 echo three > /two"),
+    ("    && echo more", "    && echo MORE", 8, 7, "&& echo more > /more \u2192 && echo MORE > /more"),
+    ("hello\n", "hello, edited\n", 10, 9, "hello \u2192 hello, edited"),
+], ids=["run-heredoc-body", "continuation-line", "copy-heredoc-body"])
+def test_editing_any_line_of_it_is_instruction_changed(new_project, old, new, line, root_line, shown):
+    p = new_project(HEREDOC_DF)
+    p.build()
+    p.write("Dockerfile", HEREDOC_DF.replace(old, new, 1))
+    b = p.build()
+    # BuildKit: the edited instruction and what follows it miss, what is above it hits
+    statuses = {s["line"]: s["status"] for s in b.report["steps"] if s["line"]}
+    assert statuses[2] == "cached" and statuses[root_line] == "rebuilt", statuses
+    root = assert_root(b, root_line, "instruction-changed")
+    detail = root["cause"]["detail"]
+    assert shown in detail and f"(line {line})" in detail, detail
+    assert "although its Dockerfile text did not" not in detail
+    assert len(b.roots) == 1
+    assert_cascade(b, 12, root)
+
+
+# ----------------------------------------------- stages renamed or renumbered
+
+STAGES_DF = ("FROM local/busybox:latest AS builder\n"
+             "RUN echo NONCE > /nonce\n"
+             "COPY src/ /src\n"
+             "RUN cat /src/* > /out.txt\n"
+             "\n"
+             "FROM local/busybox:latest\n"
+             "RUN echo NONCE final > /nonce\n"
+             "COPY app/ /app\n"
+             "COPY --from=builder /out.txt /\n"
+             "RUN cat /out.txt /app/*\n")
+STAGES_FILES = {"src/a.txt": "alpha\n", "app/x.txt": "x\n"}
+
+
+def test_a_renamed_stage_with_a_file_edit_is_the_file(new_project):
+    p = new_project(STAGES_DF, STAGES_FILES)
+    p.build()
+    p.write("Dockerfile", STAGES_DF.replace("AS builder", "AS build").replace("--from=builder", "--from=build"))
+    p.write("src/a.txt", "alpha, edited\n")
+    b = p.build()
+    statuses = {s["line"]: s["status"] for s in b.report["steps"] if s["line"]}
+    assert (statuses[2], statuses[3], statuses[7], statuses[8]) == ("cached", "rebuilt", "cached", "cached"), statuses
+    root = assert_root(b, 3, "context-changed")
+    assert root["cause"]["files"]["modified"] == ["src/a.txt"], b.describe()
+    assert len(b.roots) == 1
+    copy_from = assert_cascade(b, 9, root, "stage-changed")
+    # the --from text follows the rename: no edit of its own
+    assert copy_from["also"] == [], b.describe()
+    assert_cascade(b, 10, root)
+
+
+def test_an_unnamed_stage_inserted_above_renumbers_without_losing_the_pairs(new_project):
+    p = new_project(STAGES_DF, STAGES_FILES)
+    p.build()
+    # the final stage was stage-1 and is now stage-2; the inserted stage is not built (nothing reads it)
+    p.write("Dockerfile", STAGES_DF.replace("\nFROM local/busybox:latest\n",
+                                            "\nFROM local/busybox:latest\nRUN echo NONCE tools > /tools\n\n"
+                                            "FROM local/busybox:latest\n"))
+    p.write("app/x.txt", "x, edited\n")
+    b = p.build()
+    statuses = {s["line"]: (s["stage"], s["status"]) for s in b.report["steps"] if s["line"]}
+    assert 7 not in statuses, statuses
+    assert statuses[10] == ("stage-2", "cached") and statuses[11] == ("stage-2", "rebuilt"), statuses
+    root = assert_root(b, 11, "context-changed")
+    assert root["cause"]["files"]["modified"] == ["app/x.txt"], b.describe()
+    assert len(b.roots) == 1
+    assert_cascade(b, 13, root)
+    # and with nothing changed again, nothing is rebuilt
+    again = p.build()
+    assert again.misses == [], again.describe()
+    check_terminal(again)

@@ -1,0 +1,258 @@
+"""Issue 18: hostile contexts, damaged stores and odd logs.
+
+Each test is one attempt of the adversarial pass that broke cachewhy; it
+asserts what the user (or the attacker) would check."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from analyzer import confined, console, launch
+from analyzer.cli import main
+from analyzer.snapshot import read_dockerignore
+
+CANARY = "c4nary-0f-the-environment"
+
+
+@pytest.fixture(autouse=True)
+def _env(monkeypatch, tmp_path):
+    monkeypatch.setenv("CACHEWHY_STORE", str(tmp_path / "store"))
+    monkeypatch.setenv("COLUMNS", "80")
+    monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    monkeypatch.setenv("CACHEWHY_LIVE", "none")
+
+
+def cw(capsys, *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+# ----------------------------------------------------------------- 1. files outside the context
+
+def test_a_dockerignore_linked_to_the_environment_is_not_read(tmp_path, monkeypatch):
+    monkeypatch.setenv("CANARY_TOKEN", CANARY)
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / ".dockerignore").symlink_to("/proc/self/environ")
+    assert read_dockerignore(ctx) == []
+
+
+def test_a_dockerignore_linked_out_of_the_context_is_not_read(tmp_path):
+    outside = tmp_path / "outside"
+    outside.write_text("root:secret-hash:19000:0:99999:7:::\n")
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / ".dockerignore").symlink_to(outside)
+    assert read_dockerignore(ctx) == []
+    (ctx / ".dockerignore").unlink()
+    (ctx / ".dockerignore").symlink_to("../outside")  # relative: `..` stops at the context, as in BuildKit
+    assert read_dockerignore(ctx) == []
+
+
+def test_a_link_inside_the_context_is_read_as_buildkit_reads_it(tmp_path):
+    ctx = tmp_path / "ctx"
+    (ctx / "conf").mkdir(parents=True)
+    (ctx / "conf" / "ignore").write_text("node_modules\n")
+    (ctx / ".dockerignore").symlink_to("conf/ignore")
+    assert read_dockerignore(ctx) == ["node_modules"]
+    (ctx / ".dockerignore").unlink()
+    (ctx / ".dockerignore").symlink_to("/conf/ignore")  # absolute: rooted at the context
+    assert read_dockerignore(ctx) == ["node_modules"]
+
+
+def test_a_dockerfile_dockerignore_linked_out_is_not_read(tmp_path):
+    (tmp_path / "outside").write_text("secret-pattern\n")
+    ctx = tmp_path / "ctx"
+    (ctx / "build").mkdir(parents=True)
+    (ctx / "build" / "app.Dockerfile").write_text("FROM scratch\n")
+    (ctx / "build" / "app.Dockerfile.dockerignore").symlink_to(tmp_path / "outside")
+    (ctx / ".dockerignore").write_text("kept\n")
+    # the Dockerfile's own ignore file would win; as BuildKit cannot read it, the context's is used
+    assert read_dockerignore(ctx, ctx / "build" / "app.Dockerfile") == ["kept"]
+
+
+def test_a_dockerfile_linked_out_of_its_folder_is_refused(tmp_path):
+    (tmp_path / "shadow").write_text("root:secret-hash:19000\n")
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").symlink_to(tmp_path / "shadow")
+    with pytest.raises(FileNotFoundError):
+        confined.read_beside(ctx / "Dockerfile")
+    (ctx / "Dockerfile").unlink()
+    (ctx / "Dockerfile.real").write_text("FROM scratch\n")
+    (ctx / "Dockerfile").symlink_to("Dockerfile.real")
+    assert confined.read_beside(ctx / "Dockerfile") == "FROM scratch\n"
+
+
+def test_a_fifo_or_a_link_loop_is_refused_without_waiting(tmp_path):
+    os.mkfifo(tmp_path / "Dockerfile")
+    with pytest.raises(confined.Refused):
+        confined.read_beside(tmp_path / "Dockerfile")  # would hang if opened for a blocking read
+    (tmp_path / "a").symlink_to("b")
+    (tmp_path / "b").symlink_to("a")
+    with pytest.raises(confined.Refused):
+        confined.read_bytes(tmp_path, "a")
+
+
+def write_log(path: Path, vertices: list[dict]) -> Path:
+    path.write_text("".join(json.dumps({"vertexes": [v]}) + "\n" for v in vertices))
+    return path
+
+
+def D(n: int) -> str:
+    return "sha256:" + format(n, "064x")
+
+
+def _t(s: float) -> str:
+    return f"2026-01-01T00:00:{s:06.3f}Z"
+
+
+def test_analyze_redacts_build_arg_values_in_step_names_as_build_does(capsys, tmp_path):
+    secret = "s3cr3t-deploy-token-77"
+    df = tmp_path / "Dockerfile"
+    df.write_text('FROM alpine:3\nARG TOKEN\nRUN echo "deploying with $TOKEN"; exit 3\n')
+    log = write_log(tmp_path / "build.log", [
+        {"digest": D(2), "name": "[1/2] FROM docker.io/library/alpine:3", "started": _t(0), "completed": _t(1)},
+        {"digest": D(3), "name": f'[2/2] RUN echo "deploying with {secret}"; exit 3', "inputs": [D(2)],
+         "started": _t(1), "completed": _t(3),
+         "error": f'process "/bin/sh -c echo \\"deploying with {secret}\\"; exit 3" did not complete '
+                  "successfully: exit code: 3"},
+    ])
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    code, out, err = cw(capsys, "analyze", "--dockerfile", str(df), "--context", str(tmp_path),
+                        "--report-json", str(out_dir / "r.json"), "--report-md", str(out_dir / "r.md"),
+                        "--html", str(out_dir / "r.html"), str(log))
+    assert code == 0, err
+    assert "Dockerfile:3" in err  # the step is still shown, with its line
+    assert secret not in out + err
+    files = [p for p in [*out_dir.iterdir(), *(tmp_path / "store").iterdir()] if p.is_file()]
+    assert len(files) >= 4
+    for p in files:
+        assert secret not in p.read_text(errors="replace"), p
+    record = json.loads(next((tmp_path / "store").glob("2*.json")).read_text())
+    run = [s for s in record["steps"] if s.get("keyword") == "RUN"][0]
+    assert "<TOKEN>" in run["error"]
+
+
+def test_a_killed_runs_private_folder_is_removed_by_the_next_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    dead = 2 ** 22 + 12345  # above pid_max's default: no such process
+    left = tmp_path / f"cachewhy-{dead}-0123456789ab"
+    left.mkdir(mode=0o700)
+    (left / "metadata.json").write_text('{"buildx.build.provenance": {"args": {"build-arg:TOKEN": "x"}}}')
+    alive = tmp_path / f"cachewhy-{os.getppid()}-0123456789ab"
+    alive.mkdir(mode=0o700)
+    shared = tmp_path / f"cachewhy-{dead}-fedcba987654"
+    shared.mkdir(mode=0o755)  # not one of ours: not private
+    mine = launch.make_workdir()
+    try:
+        assert not left.exists()
+        assert alive.exists() and shared.exists()
+        assert Path(mine).name.startswith(f"cachewhy-{os.getpid()}-")
+        assert stat.S_IMODE(os.stat(mine).st_mode) == 0o700
+    finally:
+        launch.remove_workdir(mine)
+
+
+def test_the_record_carried_beside_a_cache_is_private(tmp_path):
+    from analyzer.baseline import write_record_file
+
+    path = write_record_file(tmp_path / "cache", {"schema": "cachewhy.record/v1", "id": "x"})
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+# ----------------------------------------------------------------- 2. terminal and CI injection
+
+def test_neutralise_makes_controls_and_bidi_visible():
+    assert console.neutralise("a\x1b[31mred\x1b]8;;http://x\x07b") == "a\\x1b[31mred\\x1b]8;;http://x\\x07b"
+    assert console.neutralise("invoice\u202efdp.exe") == "invoice\\u202efdp.exe"
+    assert console.neutralise("tab\tand\nnewline") == "tab\tand\nnewline"
+    assert console.neutralise("\x9b2J\r") == "\\x9b2J\\x0d"
+
+
+def test_the_writer_lets_only_cachewhys_own_escapes_through():
+    buf = io.StringIO()
+    w = console.Writer(buf, guard_commands=False)
+    w.write("\x1b[32mcached\x1b[0m \x1b]0;title\x07\n", trusted=True)
+    w.write("\x1b[32mnot ours\n")
+    assert buf.getvalue() == "\x1b[32mcached\x1b[0m \\x1b]0;title\\x07\n\\x1b[32mnot ours\n"
+
+
+@pytest.mark.parametrize("chunks", [
+    ["  ::error title=INJECTED::x.txt\n"],
+    ["  ", ":", ":error title=INJECTED::x.txt\n"],
+    ["note\n\u00a0\u2003::add-mask::x\n"],
+    ["ok\n   ##[error]old style\n"],
+    [":", ":stop-commands::tok"],
+])
+def test_no_line_can_start_a_workflow_command(chunks):
+    buf = io.StringIO()
+    w = console.Writer(buf, guard_commands=True)
+    for c in chunks:
+        w.write(c)
+    w.flush()
+    for line in buf.getvalue().split("\n"):
+        assert not line.lstrip().startswith(("::", "##[")), buf.getvalue()
+    assert "INJECTED" in buf.getvalue() or "mask" in buf.getvalue() or "error" in buf.getvalue() \
+        or "stop" in buf.getvalue()
+
+
+def test_own_annotations_still_reach_the_runner():
+    buf = io.StringIO()
+    w = console.Writer(buf, guard_commands=True)
+    w.write("::warning file=Dockerfile,line=3::COPY . /app rebuilt\n", command=True)
+    w.write("::error::not ours\n")
+    assert buf.getvalue().splitlines() == ["::warning file=Dockerfile,line=3::COPY . /app rebuilt",
+                                           "\\::error::not ours"]
+
+
+def hostile_log(tmp_path: Path) -> Path:
+    """A build whose COPY names a file with an escape sequence, a workflow command and a bidi override."""
+    name = "::error title=INJECTED::x.txt \x1b[31mred\x1b]0;pwned\x07 invoice\u202efdp.exe"
+    return write_log(tmp_path / "hostile.log", [
+        {"digest": D(2), "name": "[1/2] FROM docker.io/library/alpine:3", "started": _t(0), "completed": _t(1)},
+        {"digest": D(3), "name": f"[2/2] COPY {name} /app/", "inputs": [D(2)], "started": _t(1),
+         "completed": _t(3)},
+    ])
+
+
+def test_hostile_names_reach_no_terminal_raw(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    log = hostile_log(tmp_path)
+    code, out, err = cw(capsys, "analyze", "--width", "40", "--report-md", str(out_dir / "r.md"),
+                        "--html", str(out_dir / "r.html"), "--report-sarif", str(out_dir / "r.sarif"),
+                        "--report-json", str(out_dir / "r.json"), "--dot", str(out_dir / "g.dot"), str(log))
+    assert code == 0, err
+    assert "COPY ::error title=INJ" in err  # the name is shown, harmless
+    for stream in (out, err):
+        assert "\x1b" not in stream and "\x07" not in stream and "\u202e" not in stream
+        for line in stream.splitlines():
+            if line.lstrip().startswith("::"):
+                assert line.startswith(("::warning ", "::notice ", "::error file=")), line  # ours only
+                assert "INJECTED::" not in line.split("::", 2)[1], line
+    for p in out_dir.iterdir():
+        text = p.read_text()
+        assert "\x1b" not in text and "\u202e" not in text, p.name
+
+
+def test_history_shows_a_stored_path_with_escapes_neutralised(capsys, tmp_path):
+    ctx = tmp_path / "ctx\x1b]0;pwned\x07\u202e"
+    ctx.mkdir()
+    log = hostile_log(tmp_path)
+    code, _, err = cw(capsys, "analyze", "--context", str(ctx), str(log))
+    assert code == 0, err
+    code, out, err = cw(capsys, "history")
+    assert code == 0, err
+    assert "pwned" in out + err
+    assert "\x1b" not in out + err and "\x07" not in out + err and "\u202e" not in out + err
