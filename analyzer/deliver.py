@@ -13,7 +13,8 @@ if TYPE_CHECKING:
     from analyzer.store import Store
 
 
-def deliver(outcome: "Outcome", outputs: "Outputs", store: "Store | None", width: int) -> None:
+def deliver(outcome: "Outcome", outputs: "Outputs", store: "Store | None", width: int,
+            terminal: bool = True) -> None:
     """Keep what must not be lost first (the record, the report files), then show it.
 
     Under GitHub Actions the Markdown report is appended to $GITHUB_STEP_SUMMARY and
@@ -31,6 +32,7 @@ def deliver(outcome: "Outcome", outputs: "Outputs", store: "Store | None", width
             "time_lost_s": outcome.report["summary"]["time_lost_s"],
             "top_cause": top.cause.kind if top else None,
             "top_line": top.step.get("line") if top else None,
+            **_predicted(outcome.record),
         })
     errors: list[str] = []
     report = shown_report(outcome.report, outcome.known_values, outputs)  # after the record is saved
@@ -42,9 +44,18 @@ def deliver(outcome: "Outcome", outputs: "Outputs", store: "Store | None", width
         argv = (outcome.record.get("invocation") or {}).get("argv") or []
         errors += github_hooks(report, stdout_busy=stdout_carries_data(argv, outputs))
     finally:
-        show(report, outcome.log_tails, width)
+        if terminal:
+            show(report, outcome.log_tails, width)
     if errors:
         raise CachewhyError("; ".join(errors))
+
+
+def _predicted(record: dict) -> dict:
+    """The score of `build --predict` in the index line: [statuses right, statuses scored]."""
+    sc = record.get("prediction")
+    if not isinstance(sc, dict):
+        return {}
+    return {"predicted": [sc.get("steps_right"), sc.get("steps")]}
 
 
 def shown_report(report: dict, known: "Callable[[], dict[str, str]] | None", outputs: "Outputs") -> dict:
@@ -78,3 +89,24 @@ def show(report: dict, log_tails: dict[str, str] | None, width: int) -> None:
         sys.stderr.flush()
     except BrokenPipeError:
         pass  # the reader went away (`| head`); the record and report are written
+
+
+def publish(report: dict, outputs: "Outputs", width: int,
+            known: "Callable[[], dict[str, str]] | None" = None) -> None:
+    """Show a report that no build record keeps (a prediction): the report files, the
+    GitHub hooks (step summary, annotations), then the terminal. Errors as deliver's."""
+    from analyzer.errors import CachewhyError  # noqa: PLC0415
+    from analyzer.outputs import github_hooks, write_outputs  # noqa: PLC0415
+
+    errors: list[str] = []
+    report = shown_report(report, known, outputs)
+    try:
+        try:
+            write_outputs(report, outputs)
+        except CachewhyError as exc:
+            errors.append(str(exc))
+        errors += github_hooks(report, stdout_busy=False)
+    finally:
+        show(report, None, width)
+    if errors:
+        raise CachewhyError("; ".join(errors))

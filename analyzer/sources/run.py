@@ -30,7 +30,8 @@ def from_run(events: "BuildEvents", args: "BuildArgs", result: "RunResult", *, d
     if dockerfile_text is None and prov is not None:
         dockerfile_text = prov.dockerfile_text
     invocation = Invocation(
-        argv=redact_argv(args.argv), context=args.context, target=args.target, platforms=list(args.platforms),
+        # `-q` is cachewhy's to read (it keeps buildx's stdout), yet part of the command line
+        argv=redact_argv((["--quiet"] if getattr(args, "quiet", False) else []) + args.argv), context=args.context, target=args.target, platforms=list(args.platforms),
         build_args=BuildArgValues(args.build_args), no_cache=args.no_cache,
         no_cache_filter=list(args.no_cache_filter), cache_from=list(args.cache_from),
         cache_to=list(args.cache_to), builder=args.builder,

@@ -659,3 +659,22 @@ def test_advise_verify_usage_errors(tmp_path, capsys):
     assert "Traceback" not in err
     assert main(["advise", "--store", store, "--verify"]) == 0  # an empty store: nothing to verify
     assert capsys.readouterr().out == "No advice to verify.\n"
+
+
+def test_one_registry_of_rules():
+    """advice.TABLE is the one list: detection, advice, rewrite and verification read it."""
+    from analyzer import advice  # noqa: PLC0415
+    from tests.conftest import REPO  # noqa: PLC0415
+
+    assert advice.RULES == tuple(r.name for r in advice.TABLE)
+    assert len(set(advice.RULES)) == len(advice.RULES)
+    for r in advice.TABLE:
+        assert (REPO / r.doc_page).is_file(), r.doc_page
+        assert r.scope in ("root", "cached")
+        # a rule cachewhy can apply says how the rebuild verifies it, and only such a rule
+        assert (r.rewrite is not None) == (r.verified_by in ("steps", "time", "fresh-lists")), r.name
+    assert set(advice.REWRITABLE) == {r.name for r in advice.TABLE if r.rewrite is not None}
+    # a rule without a rewrite gives no change to verify
+    rep = report([miss("r", 2, "RUN make", kind="base-image-changed", detail="d", time_lost=3.0)], {"r": 3.0})
+    assert rules(advice.advise(rep, "FROM x:latest\nRUN make\n")) == ["pin-base-image"]
+    assert advice.rewrite(rep, "r", "pin-base-image", "FROM x:latest\nRUN make\n") is None
