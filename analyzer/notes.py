@@ -52,6 +52,8 @@ HASH_KEY = "hash-key"
 SNAPSHOT = "snapshot"
 GIT = "git"
 EVICTION_EVIDENCE = "eviction-evidence"
+CACHE_UNKNOWN = "cache-unknown"  # the builder's cache could not be inspected
+STEPLESS_PASSED = "stepless-passed"  # newer builds that stopped before any step, passed over
 NO_REPORT = "no-report"
 OTHER = "other"
 

@@ -61,7 +61,13 @@ def analyse(input: "BuildInput", baseline: "Baseline") -> Outcome:  # noqa: A002
     analysis = explain(made.record, baseline.record)
     analysis.notes[:0] = made.notes
     if inp.evidence is not None:
-        analysis.notes += inp.evidence(analysis)
+        held, notes = inp.evidence.still_cached(analysis, made.record)
+        if held:  # steps whose cache entry cannot have been evicted: their causes again
+            kept = analysis.notes
+            analysis = explain(made.record, baseline.record, held)
+            analysis.notes = kept
+        analysis.notes += notes
+        analysis.notes += inp.evidence.after(analysis)
     report = build_report(analysis)
     made.record["report"] = report  # `cachewhy show` replays it
     tails = {step_id(s.digest): s.log_tail for s in made.graph.steps.values() if s.log_tail}

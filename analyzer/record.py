@@ -293,20 +293,22 @@ def project(context: str | None, context_dir: Path | None, dockerfile_path: Path
     }
 
 
-def follow_paths(df: Any) -> list[str] | None:
+def follow_paths(df: Any, context: str | None = None) -> list[str] | None:
     """The context paths a Dockerfile's COPY/ADD and bind mounts read (None: all of it).
+    `context`: those of the named build context (`--build-context NAME=DIR`) that
+    `COPY --from=NAME` and `RUN --mount=from=NAME` read, instead of the main one's.
 
     Only these are hashed, as BuildKit transfers only these."""
     paths: list[str] = []
     for ins in df.instructions:
-        if ins.keyword in ("COPY", "ADD") and not ins.flag("--from"):
+        if ins.keyword in ("COPY", "ADD") and ins.flag("--from") == context:
             for src in ins.sources:
                 if "://" in src or src.startswith("git@"):
                     continue
                 paths.append(src)
         elif ins.keyword == "RUN":
             for mount in ins.mounts:
-                if mount.get("type", "bind") == "bind" and not mount.get("from"):
+                if mount.get("type", "bind") == "bind" and (mount.get("from") or None) == context:
                     paths.append(mount.get("source") or ".")
     clean = []
     for p in paths:
@@ -365,4 +367,7 @@ def build_record(inp: "BuildInput", *, record_id: str, graph: BuildGraph, hasher
         "messages": [scrub(m[:500]) for m in inp.events.messages if m.startswith(("WARNING", "ERROR"))][:50],
         "steps": steps,
         "snapshot": inp.snapshot,
+        # name -> snapshot of each named local build context (--build-context NAME=DIR);
+        # records without it (older ones) compare the main context only
+        "named_snapshots": inp.named_snapshots or None,
     }

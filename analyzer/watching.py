@@ -23,7 +23,14 @@ def explain_build(client: Any, records: list[Any], index: int, *, store: "Store"
     from analyzer.buildkit.history import describe, fetch_build  # noqa: PLC0415
     from analyzer.pipeline import analyse, make_record  # noqa: PLC0415
     from analyzer.sources import Baseline  # noqa: PLC0415
-    from analyzer.sources.history import dockerfile_of, eviction_evidence, find_previous, from_history  # noqa: PLC0415
+    from analyzer.sources.history import (  # noqa: PLC0415
+        dockerfile_of,
+        from_history,
+        has_steps,
+        no_previous_note,
+        previous_candidates,
+        reached_steps,
+    )
 
     current = fetch_build(client, records[index])
     notes: list[Note] = []
@@ -41,22 +48,42 @@ def explain_build(client: Any, records: list[Any], index: int, *, store: "Store"
         fallback = previous_record.get("dockerfile_text")
         keys = store if named.key_dir is not None else None
     else:
-        prev = find_previous(client, records, index, current)
-        notes += prev.notes
-        if prev.fetched is not None:
-            from analyzer.vcs import contexts_from_git  # noqa: PLC0415
+        from analyzer.vcs import contexts_from_git  # noqa: PLC0415
 
-            git = contexts_from_git(prev.fetched.record.FrontendAttrs, current.record.FrontendAttrs, repo)
+        tried = stepless = 0
+        for fetched, alike in previous_candidates(client, records, index, current):
+            if not reached_steps(fetched):
+                stepless += 1  # a Dockerfile error: it says nothing of the steps
+                continue
+            tried += 1
+            if not alike:
+                continue
+            git = contexts_from_git(fetched.record.FrontendAttrs, current.record.FrontendAttrs, repo)
+            try:
+                prev_input = from_history(fetched, label=f"previous build ({describe(fetched.record)})",
+                                          snapshot=git.before)
+                made = make_record(prev_input, Baseline())
+            except InputError:
+                made = None
+            if made is None or not has_steps(made.record):
+                stepless += 1  # a Dockerfile error, --check, --call: it says nothing of the steps
+                git = None
+                continue
             if git.note:
                 notes.append(Note(N.GIT, N.CONTEXT, git.note))
-            prev_input = from_history(prev.fetched, label=f"previous build ({describe(prev.fetched.record)})",
-                                      snapshot=git.before)
-            previous_record = make_record(prev_input, Baseline()).record
-            fallback = dockerfile_of(prev.fetched.predicate)
+            previous_record = made.record
+            fallback = dockerfile_of(fetched.predicate)
             notes += prev_input.source_notes()
+            if stepless:
+                notes.append(Note(N.STEPLESS_PASSED, N.BASELINE,
+                                  f"{stepless} newer build(s) of this Dockerfile stopped before any step (a "
+                                  "Dockerfile error, --check, --call): never a baseline, passed over"))
+            break
+        else:
+            notes.append(no_previous_note(records, index, tried, stepless))
     inp = from_history(current, label="this build",
                        fallback=(current.error_dockerfile or fallback) if current.predicate is None else None,
-                       snapshot=git.now if git is not None else None, evidence=eviction_evidence(client))
+                       snapshot=git.now if git is not None else None, client=client)
     return analyse(input=inp, baseline=Baseline(previous_record, notes, keys))
 
 
@@ -65,7 +92,7 @@ def paragraph(outcome: "Outcome", label: str, width: int) -> str:
     summary = outcome.report.get("summary") or {}
     cached, rebuilt = summary.get("cached") or 0, summary.get("rebuilt") or 0
     code = (outcome.record.get("exit_code") if isinstance(outcome.record, dict) else None) or 0
-    parts = [f"Build {label} {'failed' if code else 'completed'}:"]
+    parts = [f"Build {label} \u2014 {'failed' if code else 'completed'}:"]
     if cached + rebuilt:
         parts.append(f"cache hits {cached}/{cached + rebuilt} steps ({cached / (cached + rebuilt):.0%}).")
     else:
@@ -86,16 +113,17 @@ def paragraph(outcome: "Outcome", label: str, width: int) -> str:
     prev = outcome.analysis.previous
     if prev is not None and prev.get("id"):
         parts.append(f"(compared with {prev['id']})")
-    return textwrap.fill(" ".join(parts), width=max(40, width))
+    # cause kinds (context-changed) stay whole, to be found as printed
+    return textwrap.fill(" ".join(parts), width=max(40, width), break_on_hyphens=False)
 
 
 def explained(client: Any, records: list[Any], index: int, *, store: Any, width: int,
               repo: str | None = None) -> "tuple[str, Outcome | None]":
     """The paragraph of the build at records[index] and its outcome; or a line
     saying why it could not be explained, and None."""
-    from analyzer.buildkit.history import describe  # noqa: PLC0415
+    from analyzer.buildkit.history import headline  # noqa: PLC0415
 
-    label = describe(records[index])
+    label = headline(records[index])
     try:
         outcome = explain_build(client, records, index, store=store, against=None, repo=repo)
     except CachewhyError as exc:

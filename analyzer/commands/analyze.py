@@ -134,9 +134,13 @@ def run(argv: list[str], debug: bool) -> int:
         previous = prev_named.record
 
     outcome = analyse(input=inp, baseline=Baseline(previous, notes, keys))
+
+    from analyzer.outputs import report_stream  # noqa: PLC0415
+
+    out = report_stream(outputs)
     try:
-        deliver(outcome, outputs, store if recording else None, width)
+        deliver(outcome, outputs, store if recording else None, width, stream=out)
     except StoreError as exc:  # the analysis stands without its record
         sys.stderr.write(f"cachewhy: the record could not be kept: {exc}\n")
-        deliver(outcome, outputs, None, width)
+        deliver(outcome, outputs, None, width, stream=out)
     return gates.apply(outcome.report, 0)

@@ -77,6 +77,20 @@ _OPTIONS = {**OUTPUT_OPTIONS, **GATE_OPTIONS, **BUILDER_OPTIONS, "--against": "a
 _SWITCHES = {**OUTPUT_SWITCHES, "--list": "list"}
 
 
+def say_which(line: str, width: int) -> None:
+    """The report's first line: which build it explains (on stderr, with the
+    report). What does not fit goes on a second line: ref, name and when first."""
+    lines = [line]
+    if len(line) > width and ", " in line:
+        head, _, what = line.rpartition(", ")
+        lines = [head, "  " + what]
+    lines = [x if len(x) <= width else x[: width - 1] + "\u2026" for x in lines]
+    try:
+        sys.stderr.write("\n".join(lines) + "\n")
+    except BrokenPipeError:
+        pass
+
+
 # --------------------------------------------------------------------------
 # --since
 
@@ -104,7 +118,10 @@ def explain_recent(client: Any, records: list[Any], after: float, *, store: "Sto
     from analyzer.outputs import render_json, write_file  # noqa: PLC0415
     from analyzer.watching import explained  # noqa: PLC0415
 
-    picked = [i for i, r in enumerate(records) if r.CreatedAt.seconds + r.CreatedAt.nanos / 1e9 >= after]
+    from analyzer.buildkit.history import is_engine_check  # noqa: PLC0415
+
+    picked = [i for i, r in enumerate(records) if r.CreatedAt.seconds + r.CreatedAt.nanos / 1e9 >= after
+              and not is_engine_check(r)]
     if not picked:
         sys.stderr.write(f"cachewhy: no build in the builder's history since "
                          f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(after))}\n")
@@ -157,7 +174,7 @@ def run(argv: list[str], debug: bool) -> int:
     target = parse_target(found)
 
     from analyzer.buildkit.connect import Client  # noqa: PLC0415
-    from analyzer.sources.history import list_records, select  # noqa: PLC0415
+    from analyzer.sources.history import list_records, pick  # noqa: PLC0415
     from analyzer.store import open_store  # noqa: PLC0415
     from analyzer.watching import explain_build  # noqa: PLC0415
 
@@ -174,11 +191,13 @@ def run(argv: list[str], debug: bool) -> int:
             except BrokenPipeError:  # `cachewhy explain --since 1d | head`: the reader went away
                 os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
                 return 0
-        index = select(records, refs[0] if refs else None)
+        index = pick(records, refs[0] if refs else None)
         outcome = explain_build(client, records, index, store=store, against=found.get("against"),  # type: ignore[arg-type]
                                 repo=found.get("repo"))  # type: ignore[arg-type]
 
+    from analyzer.buildkit.history import headline  # noqa: PLC0415
     from analyzer.deliver import deliver  # noqa: PLC0415
 
+    say_which(f"Build {headline(records[index])}", width)
     deliver(outcome, outputs, None, width)  # a history build is the builder's, not kept in the store
     return gates.apply(outcome.report, 0)

@@ -72,8 +72,10 @@ def _explain_one(client: Any, ref: str, store: Any, width: int) -> None:
     except CachewhyError as exc:
         text = f"Build {ref}: could not be explained: {exc}"
     else:
+        from analyzer.buildkit.history import is_engine_check  # noqa: PLC0415
+
         index = next((i for i, r in enumerate(records) if r.Ref == ref), None)
-        if index is None:
+        if index is None or is_engine_check(records[index]):
             return
         from analyzer.watching import explained  # noqa: PLC0415
 

@@ -112,10 +112,10 @@ class BuildInput:
     dockerfile_path: Path | None = None
     interrupted: str | None = None  # "SIGINT", "log ended mid-build (…)": what was seen is kept, marked incomplete
     snapshot: dict | None = None  # the context files (snapshot.Snapshot.to_json())
+    named_snapshots: dict | None = None  # name -> snapshot of each named build context (--build-context NAME=DIR)
     notes: list[Note] = field(default_factory=list)  # what reading the source found
-    # evidence only the source can give once the causes are known (the builder's
-    # cache for cache-evicted roots): notes added before the report is made
-    evidence: "Callable[[Analysis], list[Note]] | None" = None
+    # what only the source can tell once the causes are known (the builder's cache)
+    evidence: "Evidence | None" = None
 
     @property
     def project(self) -> dict:
@@ -128,6 +128,20 @@ class BuildInput:
     def source_notes(self) -> list[Note]:
         """What reading it said about this build's own input (how its lines were mapped, a cut log)."""
         return [n for n in self.notes if n.about == N.SOURCE]
+
+
+class Evidence:
+    """What a source can tell only once the causes are known, asked by the
+    pipeline before it makes the report (a history build: the builder's cache)."""
+
+    def still_cached(self, analysis: "Analysis", record: dict) -> tuple[dict[str, str], list[Note]]:
+        """Vertex digest -> why the step's previous result is still cached (the
+        causes are then found again with it), and notes."""
+        return {}, []
+
+    def after(self, analysis: "Analysis") -> list[Note]:
+        """Notes on the final causes."""
+        return []
 
 
 @dataclass

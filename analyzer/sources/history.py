@@ -4,23 +4,22 @@ BuildKit keeps with it; and how builds are picked in that history."""
 
 from __future__ import annotations
 
+import re
 import sys
 import time
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Iterator
 
 from analyzer import notes as N
 from analyzer.errors import EngineError, InputError, UsageError
 from analyzer.notes import Note
-from analyzer.sources import BuildInput, from_events, logged_invocation
+from analyzer.sources import BuildInput, Evidence, from_events, logged_invocation
 
 if TYPE_CHECKING:
     from analyzer.buildkit.history import Fetched
     from analyzer.events import BuildEvents
     from analyzer.explain import Analysis
+    from analyzer.provenance import Provenance
 
-#: how many earlier builds of the same identity are looked at for the previous one
-_MAX_CANDIDATES = 6
 #: the share of Dockerfile lines an earlier build must have to be the same project
 _MIN_SHARED = 0.5
 
@@ -41,10 +40,11 @@ def events_of(fetched: "Fetched") -> "BuildEvents":
 
 
 def from_history(fetched: "Fetched", *, label: str, fallback: str | None = None, snapshot: dict | None = None,
-                 evidence: "Callable[[Analysis], list[Note]] | None" = None) -> BuildInput:
+                 client: Any = None) -> BuildInput:
     """The input of a history build, named `history REF` in its report.
     `fallback`: the Dockerfile text that maps its steps to lines when it has no
-    provenance (its own, from its error; else the other build's)."""
+    provenance (its own, from its error; else the other build's). `client`: the
+    builder, asked about its cache once the causes are known."""
     events = events_of(fetched)
     if not events.vertices:
         raise InputError(f"{label}: its history record holds no build steps")
@@ -64,23 +64,71 @@ def from_history(fetched: "Fetched", *, label: str, fallback: str | None = None,
                       given_text=None, given_name=None, dockerfile_path=None,
                       fallback=(fallback, whose) if fallback is not None else None, notes=notes,
                       record_id=f"history {fetched.record.Ref}", snapshot=snapshot)
-    inp.evidence = evidence
+    if client is not None:
+        inp.evidence = HistoryEvidence(client, fetched, prov)
     return inp
 
 
-def eviction_evidence(client: Any) -> "Callable[[Analysis], list[Note]]":
-    """For cache-evicted roots: what the builder's cache holds now."""
-    def evidence(analysis: "Analysis") -> list[Note]:
+class HistoryEvidence(Evidence):
+    """The builder's cache (DiskUsage), asked about once the causes are known."""
+
+    def __init__(self, client: Any, fetched: "Fetched", prov: "Provenance | None") -> None:
+        self.client, self.fetched, self.prov = client, fetched, prov
+
+    def still_cached(self, analysis: "Analysis", record: dict) -> tuple[dict[str, str], list[Note]]:
+        """Roots left `unknown` only because the context files were not compared:
+        when the builder's cache still holds the step's previous result, the cache
+        was not evicted and only the context content can differ (buildkit/usage.py)."""
+        from analyzer.buildkit.usage import StepRun, descriptions, held_earlier  # noqa: PLC0415
+        from analyzer.explain import BUILT, match_steps  # noqa: PLC0415
+
+        previous = analysis.previous
+        open_roots = [m.step for m in analysis.misses
+                      if m.root and m.cause.kind == "unknown" and _reads_context(m.step)
+                      and m.step.get("started") is not None and m.step.get("completed") is not None]
+        if previous is None or not open_roots or not previous.get("created"):
+            return {}, []
+        try:
+            usage = self.client.disk_usage()
+        except EngineError as exc:
+            return {}, [Note(N.CACHE_UNKNOWN, N.CACHE,
+                             f"the builder's cache could not be inspected ({exc}): whether a step's "
+                             "previous result is still cached is not known")]
+        current = self.fetched
+        names = {v.get("digest"): v.get("name") for st in current.statuses for v in st.get("vertexes") or []}
+        prev_steps = previous.get("steps") or []
+        pairs = match_steps(record.get("steps") or [], prev_steps)
+        runs = []
+        for step in open_roots:
+            llb = self.prov.op_for(step["digest"]) if self.prov is not None else None
+            p = pairs.get(step["id"])
+            if p is None or p.get("line") is None:
+                continue
+            later = [x for x in prev_steps if x.get("stage") == p.get("stage") and (x.get("line") or 0) > p["line"]
+                     and x.get("keyword") not in (None, "FROM") and x.get("status") in BUILT]
+            runs.append(StepRun(step["digest"], descriptions(names.get(step["digest"]), llb.op if llb else None),
+                                float(step["started"]), float(step["completed"]),
+                                after=tuple(descriptions(x.get("name"), x.get("op")) for x in later)))
+        started = current.record.CreatedAt.seconds + current.record.CreatedAt.nanos / 1e9
+        found = held_earlier(usage, runs, started, float(previous["created"]))
+        return {d: (f"the previous result (made {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(t))}) is "
+                    f"still in the builder's cache (DiskUsage)") for d, t in found.items()}, []
+
+    def after(self, analysis: "Analysis") -> list[Note]:
+        """For cache-evicted roots: what the builder's cache holds now."""
         if not any(m.root and m.cause.kind == "cache-evicted" for m in analysis.misses):
             return []
         try:
-            records = client.disk_usage()
+            records = self.client.disk_usage()
         except EngineError as exc:
             text = f"cache-evicted: the builder's cache could not be inspected ({exc})"
         else:
             text = eviction_note(records, time.time())
         return [Note(N.EVICTION_EVIDENCE, N.CACHE, text)]
-    return evidence
+
+
+def _reads_context(step: dict) -> bool:
+    return any(c.get("source") == "context" for c in step.get("context_inputs") or [])
 
 
 def eviction_note(records: list[Any], now: float) -> str:
@@ -127,6 +175,19 @@ def select(records: list[Any], ref: str | None) -> int:
     return hits[0]
 
 
+def pick(records: list[Any], ref: str | None) -> int:
+    """The index in `records` of the build REF names; ^N and the default count
+    only builds of projects, not the engine's self-test builds."""
+    from analyzer.buildkit.history import is_engine_check  # noqa: PLC0415
+
+    if ref is not None and not ref.startswith("^") and ref != "last":
+        return select(records, ref)
+    projects = [r for r in records if not is_engine_check(r)]
+    if records and not projects:
+        raise InputError("the builder's history holds only the engine's self-test builds")
+    return records.index(projects[select(projects, ref)])
+
+
 def _similar(a: str | None, b: str | None) -> float:
     if a is None or b is None:
         return 0.0
@@ -146,38 +207,55 @@ def dockerfile_of(predicate: dict | None, fetched: Any = None) -> str | None:
         return None
 
 
-@dataclass
-class Previous:
-    fetched: Any | None
-    notes: list[Note] = field(default_factory=list)
-
-
-def find_previous(client: Any, records: list[Any], index: int, current: Any) -> Previous:
-    """The newest earlier build of the same identity whose Dockerfile is most alike."""
-    from analyzer.buildkit.history import fetch_build, identity  # noqa: PLC0415
+def previous_candidates(client: Any, records: list[Any], index: int, current: Any) -> Iterator[tuple[Any, bool]]:
+    """The earlier builds of the same project in the whole history, in the order
+    they are tried: those of the same platforms first, newest first, then those
+    of other platforms (compared, a step's platform is then its cause); each with
+    whether its Dockerfile shares enough lines with this one's."""
+    from analyzer.buildkit.history import fetch_build, identity, is_engine_check, platforms  # noqa: PLC0415
 
     me = records[index]
-    ident = identity(me)
-    older = [r for r in records[index + 1:] if identity(r) == ident][:_MAX_CANDIDATES]
-    if not older:
-        return Previous(None, [Note(N.NO_BASELINE, N.BASELINE,
-                                    f"no earlier build of the same Dockerfile ({ident.get('filename', 'Dockerfile')}"
-                                    f"{', target ' + ident['target'] if ident.get('target') else ''}) in the "
-                                    f"builder's history to compare with")])
+    ident, plats = identity(me), platforms(me)
+    older = [r for r in records[index + 1:] if identity(r) == ident and not is_engine_check(r)]
+    older.sort(key=lambda r: platforms(r) != plats)  # stable: newest first within each
     text = dockerfile_of(current.predicate, current)
-    best = 0.0
     for rec in older:
         fetched = fetch_build(client, rec)
-        if text is None:  # a failed build without its source: the newest one of the same identity
-            return Previous(fetched)
-        score = _similar(text, dockerfile_of(fetched.predicate, fetched))
-        if score >= _MIN_SHARED:
-            return Previous(fetched)
-        best = max(best, score)
-    return Previous(None, [Note(N.NO_BASELINE, N.BASELINE,
-                                f"the {len(older)} earlier build(s) of the same Dockerfile name in the builder's "
-                                f"history have other Dockerfiles (at most {best:.0%} of lines shared): not "
-                                f"compared (give --against a record to compare with)")])
+        yield fetched, text is None or _similar(text, dockerfile_of(fetched.predicate, fetched)) >= _MIN_SHARED
+
+
+def no_previous_note(records: list[Any], index: int, tried: int, stepless: int) -> Note:
+    from analyzer.buildkit.history import identity  # noqa: PLC0415
+
+    ident = identity(records[index])
+    what = (f"the same Dockerfile ({ident.get('filename', 'Dockerfile')}"
+            f"{', target ' + ident['target'] if ident.get('target') else ''})")
+    if stepless:
+        text = (f"no earlier build of {what} with build steps in the builder's history to compare with "
+                f"({stepless} stopped before any step, e.g. at a Dockerfile error: never a baseline)")
+    elif tried:
+        text = (f"none of the {tried} earlier build(s) of {what} in the builder's history shares at least "
+                f"{_MIN_SHARED:.0%} of its Dockerfile's lines: not compared (give --against a record to compare with)")
+    else:
+        text = f"no earlier build of {what} in the builder's history to compare with"
+    return Note(N.NO_BASELINE, N.BASELINE, text)
+
+
+#: how BuildKit's Dockerfile frontend names a step's vertex: `[2/4] RUN …`, `[build 2/4] COPY …`
+_STEP_NAME = re.compile(r"\[[^\]]*\b\d+/\d+\] ")
+
+
+def reached_steps(fetched: Any) -> bool:
+    """Did a history build get as far as its Dockerfile's steps? (Not one that
+    stopped at a Dockerfile parse error.)"""
+    return fetched.predicate is not None or any(
+        _STEP_NAME.match(v.get("name") or "") for st in fetched.statuses for v in st.get("vertexes") or [])
+
+
+def has_steps(record: dict) -> bool:
+    """Did the build reach its Dockerfile's steps? (Not when it stopped at a
+    Dockerfile error, or only checked or outlined it: --check, --call.)"""
+    return any(s.get("keyword") for s in record.get("steps") or [])
 
 
 def list_records(records: list[Any], out: Any = None) -> None:

@@ -16,7 +16,8 @@ if TYPE_CHECKING:
 
 
 def from_run(events: "BuildEvents", args: "BuildArgs", result: "RunResult", *, dockerfile_text: str | None,
-             dockerfile_path: Path | None, snapshot: dict | None) -> BuildInput:
+             dockerfile_path: Path | None, snapshot: dict | None,
+             named_snapshots: dict | None = None) -> BuildInput:
     """The input of a build run here; the Dockerfile read before the build wins
     over the provenance's copy (it is the file the user edits)."""
     from analyzer.provenance import load_metadata  # noqa: PLC0415
@@ -39,5 +40,6 @@ def from_run(events: "BuildEvents", args: "BuildArgs", result: "RunResult", *, d
     return BuildInput(
         label="this build", events=events, invocation=invocation, started=result.started, ended=result.ended,
         exit_code=result.returncode, interrupted=result.interrupted, provenance=prov,
-        dockerfile_text=dockerfile_text, dockerfile_path=dockerfile_path, snapshot=snapshot, notes=notes,
+        dockerfile_text=dockerfile_text, dockerfile_path=dockerfile_path, snapshot=snapshot,
+        named_snapshots=named_snapshots, notes=notes,
     )
