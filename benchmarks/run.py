@@ -21,6 +21,11 @@ NAMES (comma-separated; default all, in this order):
   load      6a-6b  a wrapped build of 2,000 steps with 100 MB of step logs
                    (issue 8), against plain buildx: overhead, peak memory
                    (needs an engine; about 12 minutes, --quick 300 steps)
+  predict   7a-7d  issue 15: the acceptance corpus replayed with `build
+                   --predict` (statuses and roots predicted right, none
+                   predicted cached that rebuilt); `cachewhy predict` on the
+                   unchanged 50,000-file context against build's snapshot
+                   (needs an engine of its own: the corpus prunes it)
 
 The engine: figure 1 runs docker as found in the environment (after
 `eval "$(scripts/engine.sh up)"`), or, with --engine-dir DIR, starts a
@@ -70,7 +75,7 @@ from common import (
     table,
 )
 
-NAMES = ("wrapper", "startup", "log", "snapshot", "explain", "store", "load")
+NAMES = ("wrapper", "startup", "log", "snapshot", "explain", "store", "load", "predict")
 
 
 def ensure_jq() -> None:
@@ -124,10 +129,10 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.time()
     env = why = None
-    if "wrapper" in names or "startup" in names or "load" in names:
+    if "wrapper" in names or "startup" in names or "load" in names or "predict" in names:
         import bench_wrapper
 
-        if "wrapper" in names or "load" in names:
+        if "wrapper" in names or "load" in names or "predict" in names:
             env, why = bench_wrapper.engine_env(cfg.engine_dir)
             if env is None:
                 log(f"figure 1 (wrapper): {why}")
@@ -172,6 +177,10 @@ def main(argv: list[str] | None = None) -> int:
                 import bench_store
 
                 got = bench_store.run(cfg, cfg.fixtures)
+            elif name == "predict":
+                import bench_predict
+
+                got = bench_predict.run(cfg, cfg.fixtures, env, why or "")
             else:
                 import bench_load
 

@@ -301,15 +301,13 @@ def test_evicted_cache_predicted_then_confirmed(new_project, private_engine):  #
     p.build()
     _, predicted = p.predict()
     assert rebuilt(predicted) == [] and predicted["prediction"]["cache"] == "checked"
-    # prune the record of the last RUN (a leaf: nothing is built on it)
-    du = docker("buildx", "du", "--format", "json", env=env).stdout.decode().splitlines()
-    records = [json.loads(x) for x in du if x.strip()]
-    leaf = [r["ID"] for r in records if r.get("Description") == "mount / from exec /bin/sh -c cat f"]
-    assert len(leaf) == 1, records
-    docker("buildx", "prune", "-af", "--filter", f"id={leaf[0]}", env=env)
+    # the engine is this test's own: its whole build cache goes (on dockerd 28.5 a prune of
+    # any record drops every cache key, so a partial prune would rebuild all the same)
+    docker("buildx", "prune", "-af", env=env)
     err, predicted = p.predict()
-    assert roots(predicted) == [(4, "cache-evicted")], predicted["misses"]
-    assert "cache evicted" in err
+    assert roots(predicted) == [(2, "cache-evicted")], predicted["misses"]
+    assert rebuilt(predicted) == [2, 3, 4]
+    assert "cache evicted: the step and its inputs are identical to the previous build" in " ".join(err.split())
     _, built = p.build()
     confirmed(predicted, built)
 
