@@ -318,11 +318,19 @@ def _arg_late(c: _Ctx, root: dict, plan: Any) -> dict:
 
 
 def _pin_plan(c: _Ctx, root: dict):  # type: ignore[no-untyped-def]
-    """What rule pin-base-image found: (the stage whose FROM moved, its resolved reference, its tag or None)."""
+    """What rule pin-base-image found: (the stage whose FROM moved, its resolved reference, its tag or None),
+    or (the COPY/ADD whose --from image moved, that reference, None)."""
     cause = root.get("cause") or {}
     if cause.get("kind") != "base-image-changed" or c.df is None:
         return None
     ins = c.ins(root.get("line"))
+    ref_from = ins.from_ref if ins is not None and ins.keyword in ("COPY", "ADD") else None
+    if ref_from and c.df.resolve_ref(ref_from) is None:
+        # the image that moved is the one COPY --from reads (an image, or a named
+        # build context of one), not the stage's FROM
+        if "@" in ref_from or "$" in ref_from:
+            return None
+        return ins, ref_from, None
     stage = None
     if ins is not None and ins.stage is not None:
         stage = c.df.stages[ins.stage]
@@ -345,6 +353,15 @@ def _pin_plan(c: _Ctx, root: dict):  # type: ignore[no-untyped-def]
 def _pin_base_image(c: _Ctx, root: dict, plan: Any) -> dict:
     """Rule pin-base-image: a base image referenced by a moving tag moved."""
     stage, ref, tag = plan
+    if getattr(stage, "keyword", None) in ("COPY", "ADD"):  # the image of a COPY --from (or a named context)
+        ins = stage
+        head, _, tail = ref.rpartition("/")
+        name = f"{head}/{tail.split(':', 1)[0]}" if head else tail.split(":", 1)[0]
+        message = (f"`{ins.keyword} --from={ref}` (line {ins.line}) reads an image by a moving tag, and it "
+                   f"moved; pin a digest where that image is named (`--from={name}@sha256:…`, or "
+                   f"`--build-context {ref}=docker-image://…@sha256:…`) and bump it on purpose")
+        return {"rule": "pin-base-image", "message": message, "lines": [ins.line],
+                "saved_s": round(float(root.get("time_lost_s") or 0.0), 3)}
     message = (f"`FROM {stage.base}` (line {stage.from_line}) follows a moving tag"
                f"{'' if tag else ' (no tag: latest)'}, and it moved; pin a digest "
                f"(`FROM {ref.split(':')[0] if tag else ref}@sha256:…`) and bump it on purpose")

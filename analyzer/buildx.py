@@ -41,6 +41,7 @@ class BuildArgs:
     metadata_file: str | None = None
     builder: str | None = None
     progress: str | None = None  # the user's --progress, which cachewhy replaces
+    build_contexts: dict[str, str] = field(default_factory=dict)  # --build-context name=value, as given
     # -q/--quiet: buildx refuses it with rawjson, so it is not passed on; cachewhy
     # prints the image id itself (image_id) and shows no progress
     quiet: bool = False
@@ -127,6 +128,10 @@ def _note(out: BuildArgs, name: str, value: str) -> None:
         out.metadata_file = value
     elif name == "--builder":
         out.builder = value
+    elif name == "--build-context":
+        key, eq, val = value.partition("=")
+        if eq and key:
+            out.build_contexts[key] = val
     elif name == "--call":
         out.call = value
     elif name == "--check":

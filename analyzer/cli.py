@@ -19,6 +19,7 @@ COMMANDS = {
     "show": "show",
     "history": "history",
     "advise": "advise",
+    "trends": "trends",
     "explain": "explain",
     "watch": "watch",
 }

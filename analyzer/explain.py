@@ -287,6 +287,46 @@ def _image_repo(identifier: str) -> tuple[str, str]:
     return name, digest
 
 
+def _familiar(ref: str) -> tuple[str, str]:
+    """(name, tag) of an image reference as Docker shows it: docker.io/library/ left out."""
+    ref = ref.removeprefix("docker-image://").partition("@")[0]
+    slash, colon = ref.rfind("/"), ref.rfind(":")
+    name, tag = (ref[:colon], ref[colon + 1:]) if colon > slash else (ref, "latest")
+    name = name.removeprefix("docker.io/").removeprefix("index.docker.io/").removeprefix("library/")
+    return name, tag
+
+
+def _material_digest(identifier: str, materials: dict[str, str]) -> str | None:
+    """The digest provenance lists for an image, among its materials (`pkg:docker/NAME@TAG?platform=…`
+    package URLs); None when no material, or more than one digest, fits."""
+    import urllib.parse  # noqa: PLC0415
+
+    want = _familiar(identifier)
+    found = set()
+    for uri, digest in materials.items():
+        if not uri.startswith("pkg:docker/") or not digest:
+            continue
+        path = urllib.parse.unquote(uri[len("pkg:docker/"):].partition("?")[0])
+        name, _, tag = path.rpartition("@")
+        if name and _familiar(f"{name}:{tag}") == want:
+            found.add(digest)
+    return found.pop() if len(found) == 1 else None
+
+
+def _named_context_of(record: dict, identifier: str) -> str | None:
+    """The name of the `--build-context NAME=docker-image://REF` that made this image input."""
+    argv = (record.get("invocation") or {}).get("argv") or []
+    want = _familiar(identifier)
+    for i, tok in enumerate(argv):
+        value = argv[i + 1] if tok == "--build-context" and i + 1 < len(argv) else (
+            tok.partition("=")[2] if tok.startswith("--build-context=") else None)
+        if value:
+            name, _, ref = value.partition("=")
+            if ref.startswith("docker-image://") and _familiar(ref) == want:
+                return name
+    return None
+
+
 def _short_digest(d: str) -> str:
     return d[:19] if d else "?"
 
@@ -334,8 +374,17 @@ def _definitions(record: dict | None) -> dict[str, list[tuple[str, str]]]:
     return out
 
 
+def _arg_defaults(record: dict | None) -> set[str]:
+    """Names an ARG of the record's Dockerfile gives a default value (`ARG V=1`, not `ARG V`)."""
+    text = (record or {}).get("dockerfile_text")
+    if not text:
+        return set()
+    return {name for ins in _parsed(text).instructions if ins.keyword == "ARG"
+            for name, value in ins.assignments if value is not None}
+
+
 class _Explainer:
-    def __init__(self, cur: dict, prev: dict | None) -> None:
+    def __init__(self, cur: dict, prev: dict | None, held: dict[str, str] | None = None) -> None:
         # the graph must be built from steps in Dockerfile order, whatever order they came in
         cur = dict(cur, steps=_dockerfile_order(cur.get("steps") or []))
         self.cur = cur
@@ -351,11 +400,15 @@ class _Explainer:
         # nearest steps per digest, asked for up to three times per rebuilt step
         self._near_now: dict[str, list[dict]] = {}
         self._near_before: dict[str, list[dict]] = {}
-        self._changed_paths: list[str] | None = None
-        self._changed_index: tuple[set[str], set[str]] | None = None
+        self._changed_paths: dict[str, list[str]] = {}  # build context -> paths changed anywhere in it
+        self._changed_index: dict[str, tuple[set[str], set[str]]] = {}
+        self._named_pairs: dict[str, tuple[Any, Any] | None] = {}
         self._materials_now = dict((u, d) for u, d in cur.get("materials") or [])
         self._materials_before = dict((u, d) for u, d in (prev or {}).get("materials") or [])
         self.notes: list[str] = []
+        #: vertex digest -> the evidence that the step's previous result is still cached
+        #: (the builder's DiskUsage: analyzer/buildkit/usage.py)
+        self.held = held or {}
         self.args = _declared_args(cur) | set(cur.get("build_args") or {})
         if prev:
             self.args |= _declared_args(prev) | set(prev.get("build_args") or {})
@@ -501,8 +554,14 @@ class _Explainer:
         for name in sorted(set(_VAR_REF.findall(text))):
             hashed_apart = self.foreign_key and cur_args.get(name) and prev_args.get(name)
             if cur_args.get(name) != prev_args.get(name) and not hashed_apart:
+                def shown(args: dict, record: dict | None) -> str:
+                    # not given: the ARG's default in that build's Dockerfile, if it has one
+                    given = args.get(name)
+                    if given:
+                        return str(given)
+                    return "(Dockerfile default)" if name in _arg_defaults(record) else "(unset)"
                 out.append(Cause("build-arg-changed", f"{name} changed (value redacted): "
-                                                      f"{prev_args.get(name) or '(unset)'} \u2192 {cur_args.get(name) or '(unset)'}"))
+                                                      f"{shown(prev_args, self.prev)} \u2192 {shown(cur_args, self.cur)}"))
             elif cur_defs.get(name) != prev_defs.get(name):
                 kinds = {k for k, _ in cur_defs.get(name, []) + prev_defs.get(name, [])}
                 kind = "env-changed" if kinds == {"ENV"} else "build-arg-changed"
@@ -530,7 +589,7 @@ class _Explainer:
         cur_imgs = sorted(set(s.get("image_inputs") or []))
         prev_imgs = sorted(set(p.get("image_inputs") or []))
         if cur_imgs == prev_imgs:
-            return []
+            return self._unpinned_image_causes(cur_imgs)
         out = []
         prev_by_repo = dict(_image_repo(i) for i in prev_imgs)
         unpaired_old = [i for i in prev_imgs if i not in cur_imgs]
@@ -546,6 +605,23 @@ class _Explainer:
                 out += self.variable_causes(self._from_text(s))
                 out.append(Cause("base-image-changed", f"{o_repo}@{_short_digest(o_digest)} \u2192 "
                                                        f"{repo}@{_short_digest(digest)}"))
+        return out
+
+    def _unpinned_image_causes(self, images: list[str]) -> list[Cause]:
+        """Images the op names without a digest (`--build-context NAME=docker-image://REF`:
+        BuildKit resolves it at build time): the digests provenance lists for them."""
+        out = []
+        for ident in images:
+            if "@" in ident:
+                continue
+            old = _material_digest(ident, self._materials_before)
+            new = _material_digest(ident, self._materials_now)
+            if old and new and old != new:
+                repo = ident.removeprefix("docker-image://")
+                via = _named_context_of(self.cur, ident)
+                where = f" (--build-context {via})" if via else ""
+                out.append(Cause("base-image-changed", f"{repo}{where}: {_short_digest(old)} \u2192 "
+                                                       f"{_short_digest(new)}"))
         return out
 
     def _from_text(self, s: dict) -> str:
@@ -568,29 +644,57 @@ class _Explainer:
                 out.append(Cause("remote-changed", f"{uri}: {_short_digest(old)} \u2192 {_short_digest(new)}"))
         return out
 
+    def _snapshot_pair(self, source: str) -> tuple[Any, Any] | None:
+        """(previous, current) snapshots of one build context: `context`, the main one,
+        or a named one (`--build-context NAME=DIR`); None when one build has none."""
+        if source == "context":
+            return self._snapshots
+        if source not in self._named_pairs:
+            old = ((self.prev or {}).get("named_snapshots") or {}).get(source)
+            new = (self.cur.get("named_snapshots") or {}).get(source)
+            pair = None
+            if isinstance(old, dict) and isinstance(new, dict):
+                from analyzer.snapshot import Snapshot  # noqa: PLC0415
+
+                try:
+                    pair = Snapshot.from_json(old), Snapshot.from_json(new)
+                except (ValueError, KeyError, TypeError):
+                    self.notes.append(f"a snapshot of the build context {source} could not be read; "
+                                      "its changed files are not named")
+            self._named_pairs[source] = pair
+        return self._named_pairs[source]
+
     def _context_causes(self, s: dict) -> list[Cause]:
-        inputs = [c for c in s.get("context_inputs") or [] if c.get("source") == "context"]
-        if not inputs or self._snapshots is None:
-            return []
+        """The files the step reads from the main context and from named contexts
+        that changed; those of a named context are named `NAME:path`."""
+        by_source: dict[str, list[dict]] = {}
+        for c in s.get("context_inputs") or []:
+            by_source.setdefault(str(c.get("source")), []).append(c)
         from analyzer.snapshot import diff  # noqa: PLC0415
 
-        old, new = self._snapshots
-        if self._changed_paths is None:  # one whole-context diff; per step only where it matters
-            whole = diff(old, new)
-            self._changed_paths = [x.rstrip("/") for x in (*whole.added, *whole.modified, *whole.removed)]
         added: set[str] = set()
         modified: set[str] = set()
         removed: set[str] = set()
         modes: dict[str, tuple[int, int]] = {}
-        for c in inputs:
-            path = str(c.get("path") or "/").strip("/") or "."
-            if not self._may_have_changed(path):
+        for source, inputs in sorted(by_source.items(), key=lambda kv: kv[0] != "context"):
+            pair = self._snapshot_pair(source)
+            if pair is None:
                 continue
-            ch = diff(old, new, under=[path], include=c.get("include") or None, exclude=c.get("exclude") or None)
-            added |= set(ch.added)
-            modified |= set(ch.modified)
-            removed |= set(ch.removed)
-            modes.update(ch.mode_changes)
+            old, new = pair
+            if source not in self._changed_paths:  # one whole-context diff; per step only where it matters
+                whole = diff(old, new)
+                self._changed_paths[source] = [x.rstrip("/") for x in (*whole.added, *whole.modified, *whole.removed)]
+            name = (lambda p: p) if source == "context" else (lambda p, src=source: f"{src}:{p}")
+            for c in inputs:
+                path = str(c.get("path") or "/").strip("/") or "."
+                if not self._may_have_changed(source, path):
+                    continue
+                ch = diff(old, new, under=[path], include=c.get("include") or None,
+                          exclude=c.get("exclude") or None)
+                added |= {name(x) for x in ch.added}
+                modified |= {name(x) for x in ch.modified}
+                removed |= {name(x) for x in ch.removed}
+                modes.update({name(x): m for x, m in ch.mode_changes.items()})
         if not (added or modified or removed):
             return []
         files = {"added": sorted(added), "modified": sorted(modified), "removed": sorted(removed)}
@@ -601,27 +705,28 @@ class _Explainer:
                 parts.append(f"{shown} {label}")
         if modes:
             parts.append("; ".join(f"mode of {path} {old:o} \u2192 {new:o}" for path, (old, new) in sorted(modes.items())[:3]))
-        if self.git_revisions:
+        if self.git_revisions and "context" in by_source:
             parts.append("from git, {} \u2192 {} (committed changes only)".format(*self.git_revisions))
         return [Cause("context-changed", "; ".join(parts), files)]
 
-    def _may_have_changed(self, path: str) -> bool:
+    def _may_have_changed(self, source: str, path: str) -> bool:
         """Could anything under this source path have changed? (Wildcards: assume so.)"""
-        if not self._changed_paths:
+        changed = self._changed_paths.get(source)
+        if not changed:
             return False
         if path == "." or any(ch in path for ch in "*?["):
             return True
-        if self._changed_index is None:
+        if source not in self._changed_index:
             # every changed path and each folder above it: one set lookup per step
-            exact = set(self._changed_paths)
+            exact = set(changed)
             above: set[str] = set()
             for c in exact:
                 cut = c.rfind("/")
                 while cut > 0:
                     above.add(c[:cut])
                     cut = c.rfind("/", 0, cut)
-            self._changed_index = (exact, above)
-        exact, above = self._changed_index
+            self._changed_index[source] = (exact, above)
+        exact, above = self._changed_index[source]
         if path in exact or path in above:
             return True
         cut = path.rfind("/")
@@ -647,14 +752,21 @@ class _Explainer:
             not_compared.append(f"its LLB op, base images and context files (no provenance for {which})")
         local = [c for c in s.get("context_inputs") or [] if c.get("source") == "context"]
         named = sorted({str(c.get("source")) for c in s.get("context_inputs") or [] if c.get("source") != "context"})
+        paths = sorted({str(c.get("path") or "/").strip("/") or "." for c in local})
+        files_unseen = False  # the context files it reads are all that was not compared
         if local and self._snapshots and self.git_revisions:
             compared.append("context files at git revisions {} and {}".format(*self.git_revisions))
             not_compared.append("uncommitted changes to the context files it reads (buildx records only the commit)")
+            files_unseen = True
         elif local and self._snapshots:
             compared.append("context files")
         elif local:
-            paths = sorted({str(c.get("path") or "/").strip("/") or "." for c in local})
             not_compared.append(f"the context files it reads ({', '.join(paths)}): no context snapshot of both builds")
+            files_unseen = True
+        snapped = [n for n in named if self._snapshot_pair(n) is not None]
+        if snapped:
+            compared.append(f"files of the build context{'s' if len(snapped) > 1 else ''} {', '.join(snapped)}")
+        named = [n for n in named if n not in snapped]
         if named:
             not_compared.append(f"files of the build context{'s' if len(named) > 1 else ''} {', '.join(named)}")
         if p is not None and p.get("status") not in BUILT:
@@ -667,12 +779,23 @@ class _Explainer:
             if import_warnings:
                 detail += f" ({import_warnings[0]})"
             return Cause("cache-import-missing", detail)
+        if files_unseen and both_ops and len(not_compared) == 1 and s.get("digest") in self.held:
+            return self._context_by_elimination(s, paths, compared)
         if not_compared:
             return Cause("unknown", f"no difference found in the {', '.join(compared)}; "
                                     f"not compared: {'; '.join(not_compared)}")
         when = "was cached" if p is not None and p.get("status") == "cached" else "was built"
         return Cause("cache-evicted", f"the step and its inputs are identical to the previous build, where it {when}; "
                                       "its cache entry is gone (pruned or garbage-collected)")
+
+    def _context_by_elimination(self, s: dict, paths: list[str], compared: list[str]) -> Cause:
+        """The step's op and inputs are those of the previous build and its previous
+        result is still cached (self.held): only the content it reads can differ."""
+        what = "uncommitted changes in " if self.git_revisions else ""
+        return Cause("context-changed",
+                     f"{what}{', '.join(paths)} changed, by elimination: same {', '.join(compared)} and build "
+                     f"args, and {self.held[s['digest']]}, so only the files' content can differ; to name "
+                     f"the files, build with `cachewhy build`{'' if self.git_revisions else ' or give --repo'}")
 
     def _uncompared_cause(self, s: dict) -> Cause | None:
         """Nothing else changed, but build args the step reads were hashed with another key."""
@@ -754,5 +877,7 @@ class _Explainer:
 
 
 @paused
-def explain(current: dict, previous: dict | None) -> Analysis:
-    return _Explainer(current, previous).run()
+def explain(current: dict, previous: dict | None, held: dict[str, str] | None = None) -> Analysis:
+    """held: vertex digest -> evidence that the step's previous result is still in
+    the builder's cache, for steps whose cache entry cannot have been evicted."""
+    return _Explainer(current, previous, held).run()

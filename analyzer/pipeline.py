@@ -10,7 +10,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, TextIO
 
 from analyzer.collector import paused
 
@@ -41,7 +41,8 @@ class Outcome:
 @paused
 def analyse(*, events: "BuildEvents", args: "BuildArgs", result: "RunResult", dockerfile_text: str | None,
             dockerfile_path: Path | None, metadata_path: Path | None, snapshot: dict | None,
-            previous: dict | None, store: "Store | None", notes: list[str]) -> Outcome:
+            previous: dict | None, store: "Store | None", notes: list[str],
+            named_snapshots: dict | None = None) -> Outcome:
     from analyzer import dockerfile as dfmod  # noqa: PLC0415
     from analyzer.explain import explain  # noqa: PLC0415
     from analyzer.graph import build_graph  # noqa: PLC0415
@@ -69,7 +70,8 @@ def analyse(*, events: "BuildEvents", args: "BuildArgs", result: "RunResult", do
     hasher = make_hasher(store_key(store.root) if store is not None else b"cachewhy")
     record = make_record(
         record_id=new_id(), args=args, result=result, graph=graph, prov=prov, dockerfile_path=dockerfile_path,
-        dockerfile_text=dockerfile_text, snapshot=snapshot, messages=events.messages, hasher=hasher,
+        dockerfile_text=dockerfile_text, snapshot=snapshot, named_snapshots=named_snapshots,
+        messages=events.messages, hasher=hasher,
         # stopped by the user, buildx killed by a signal, or the builder gone mid-build:
         # what was seen is kept, marked incomplete
         complete=result.interrupted is None and result.returncode < 128 and lost is None,
@@ -132,7 +134,7 @@ def _graph_notes(graph) -> list[str]:  # type: ignore[no-untyped-def]
 
 
 def deliver(outcome: Outcome, outputs: "Outputs", store: "Store | None", width: int,
-            terminal: bool = True) -> None:
+            terminal: bool = True, stream: "TextIO | None" = None) -> None:
     """Keep what must not be lost first (the record, the report files), then show it.
 
     Under GitHub Actions the Markdown report is appended to $GITHUB_STEP_SUMMARY and
@@ -145,13 +147,18 @@ def deliver(outcome: Outcome, outputs: "Outputs", store: "Store | None", width: 
 
     if store is not None:
         top = outcome.analysis.roots[0] if outcome.analysis.roots else None
-        store.save(outcome.record, summary={
+        summary = {
             "hit_ratio": outcome.report["summary"]["hit_ratio"],
             "time_lost_s": outcome.report["summary"]["time_lost_s"],
             "top_cause": top.cause.kind if top else None,
             "top_line": top.step.get("line") if top else None,
             **_predicted(outcome.record),
-        })
+        }
+        if not any(s.get("keyword") for s in outcome.record.get("steps") or []):
+            # it stopped at a Dockerfile error, or ran --check or --call: such a
+            # record is never a baseline (store.find_previous)
+            summary["no_steps"] = True
+        store.save(outcome.record, summary=summary)
     errors: list[str] = []
     report = shown_report(outcome.report, outcome.known_values, outputs)  # after the record is saved
     try:
@@ -163,7 +170,7 @@ def deliver(outcome: Outcome, outputs: "Outputs", store: "Store | None", width: 
         errors += github_hooks(report, stdout_busy=stdout_carries_data(argv, outputs))
     finally:
         if terminal:
-            show(report, outcome.log_tails, width)
+            show(report, outcome.log_tails, width, stream)
     if errors:
         raise CachewhyError("; ".join(errors))
 
@@ -194,17 +201,20 @@ def shown_report(report: dict, known: "Callable[[], dict[str, str]] | None", out
     return reveal(report, values)
 
 
-def show(report: dict, log_tails: dict[str, str] | None, width: int) -> None:
+def show(report: dict, log_tails: dict[str, str] | None, width: int, stream: "TextIO | None" = None) -> None:
+    """The terminal report on `stream`: stderr for a build (stdout is buildx's), else
+    what outputs.report_stream chose."""
     from analyzer.report import text  # noqa: PLC0415
 
-    colour = sys.stderr.isatty() and "NO_COLOR" not in os.environ
+    out = stream or sys.stderr
+    colour = out.isatty() and "NO_COLOR" not in os.environ
     try:
         from analyzer import console  # noqa: PLC0415
 
         # trusted: our colours pass; the renderer has neutralised the build's text
-        console.write(sys.stderr, text.render(report, log_tails or {}, width=width, colour=colour) + "\n",
+        console.write(out, text.render(report, log_tails or {}, width=width, colour=colour) + "\n",
                       trusted=colour)
-        sys.stderr.flush()
+        out.flush()
     except BrokenPipeError:
         pass  # the reader went away (`| head`); the record and report are written
 

@@ -1,18 +1,18 @@
-"""Figure 7: predictions (issue 15).
+"""Figure 8: predictions (issue 15).
 
-7a-7c replay the acceptance corpus (/work/shared/acceptance, its own
+8a-8c replay the acceptance corpus (/work/shared/acceptance, its own
       check_cachewhy.py: fresh contexts, the same prunes, re-tags and edits)
       with `cachewhy build --predict` for every build: cachewhy predicts
       first, then builds, and keeps the score in the build's record. Summed
       over every build of every scenario:
-  7a  step statuses predicted right (rebuilt or cached, by Dockerfile line),
+  8a  step statuses predicted right (rebuilt or cached, by Dockerfile line),
       steps marked may-rebuild left out                      target >= 98%
-  7b  root causes predicted right (the build's roots: same line and kind)
+  8b  root causes predicted right (the build's roots: same line and kind)
                                                              target >= 95%
-  7c  steps predicted cached that BuildKit rebuilt, not marked may-rebuild
+  8c  steps predicted cached that BuildKit rebuilt, not marked may-rebuild
                                                              target 0
       The corpus prunes the engine's whole cache: run it with --engine-dir.
-7d    `cachewhy predict` (the whole command, a fresh process) on the unchanged
+8d    `cachewhy predict` (the whole command, a fresh process) on the unchanged
       50,000-file context of figure 3, against the snapshot `cachewhy build`
       takes of the same context (in process, with the previous record's stat
       data, as build.Baseline takes it), alternating.       target <= 1.5
@@ -35,7 +35,7 @@ CORPUS = Path(os.environ.get("CACHEWHY_ACCEPTANCE", "/work/shared/acceptance"))
 
 
 def corpus(env: dict | None, why: str) -> list[Row]:
-    names = ("7a", "7b", "7c")
+    names = ("8a", "8b", "8c")
     if env is None:
         return [not_measured(n, "prediction on the acceptance corpus", "-", why) for n in names]
     script = CORPUS / "check_cachewhy.py"
@@ -45,7 +45,7 @@ def corpus(env: dict | None, why: str) -> list[Row]:
     store = Path(tempfile.mkdtemp(prefix="cachewhy-bench-predict-"))
     try:
         cmd = f"{sys.executable} -m analyzer build --predict --report-json {{report}} {{buildx_args}} {{context}}"
-        log("7: the acceptance corpus, `cachewhy build --predict` for every build")
+        log("8: the acceptance corpus, `cachewhy build --predict` for every build")
         res = subprocess.run([sys.executable, str(script), "--cmd", cmd], cwd=REPO, capture_output=True,
                              env=dict(env, CACHEWHY_STORE=str(store / "records"), CACHEWHY_LIVE="none"),
                              timeout=3600)
@@ -74,12 +74,12 @@ def corpus(env: dict | None, why: str) -> list[Row]:
         pct_steps = 100.0 * right / steps if steps else None
         pct_roots = 100.0 * roots_right / roots if roots else None
         return [
-            Row("7a", f"step statuses predicted right ({right}/{steps}; {maybe} may-rebuild)", pct_steps, None, "",
+            Row("8a", f"step statuses predicted right ({right}/{steps}; {maybe} may-rebuild)", pct_steps, None, "",
                 None, ">= 98%", pct_steps is not None and pct_steps >= 98.0, unit="%", notes=note, samples=samples),
-            Row("7b", f"root causes predicted right, line and kind ({roots_right}/{roots})", pct_roots, None, "",
+            Row("8b", f"root causes predicted right, line and kind ({roots_right}/{roots})", pct_roots, None, "",
                 None, ">= 95%", pct_roots is not None and pct_roots >= 95.0, unit="%",
                 notes="; ".join(misses)[:600]),
-            Row("7c", "steps predicted cached that BuildKit rebuilt (not may-rebuild)", float(wrong_cached), None, "",
+            Row("8c", "steps predicted cached that BuildKit rebuilt (not may-rebuild)", float(wrong_cached), None, "",
                 None, "= 0", wrong_cached == 0, unit="steps"),
         ]
     finally:
@@ -89,7 +89,7 @@ def corpus(env: dict | None, why: str) -> list[Row]:
 def big_context(env: dict | None, why: str, ctx: Path | None, quick: bool) -> Row:
     name = "predict on the unchanged 50,000-file context vs build's own snapshot"
     if env is None or ctx is None:
-        return not_measured("7d", name, "<= 1.5", why or "no 50,000-file context")
+        return not_measured("8d", name, "<= 1.5", why or "no 50,000-file context")
     sys.path.insert(0, str(REPO))
     from analyzer import dockerfile as dfmod
     from analyzer import snapshot as snapmod
@@ -99,10 +99,10 @@ def big_context(env: dict | None, why: str, ctx: Path | None, quick: bool) -> Ro
     try:
         penv = dict(env, CACHEWHY_STORE=str(store), CACHEWHY_LIVE="none")
         args = ["--network=none", "--output=type=cacheonly", str(ctx)]
-        log("7d: one build of the 50,000-file context for its record (sends ~500 MB to the engine)")
+        log("8d: one build of the 50,000-file context for its record (sends ~500 MB to the engine)")
         first = run_child([sys.executable, "-m", "analyzer", "build", *args], env=penv, cwd=REPO)
         if first.returncode != 0:
-            return not_measured("7d", name, "<= 1.5", f"the build failed (exit {first.returncode})")
+            return not_measured("8d", name, "<= 1.5", f"the build failed (exit {first.returncode})")
         record = json.loads(max(store.glob("*.json"), key=lambda p: p.stat().st_mtime).read_text())
         df_path = ctx / "Dockerfile"
         follow = follow_paths(dfmod.parse(df_path.read_text()))
@@ -123,7 +123,7 @@ def big_context(env: dict | None, why: str, ctx: Path | None, quick: bool) -> Ro
 
         pairs = 3 if quick else 7
         res = alternate(predict, snap, pairs=pairs, warmup=1)
-        return Row("7d", name, res["ours"]["median"], res["ref"]["median"], "snapshot as build takes it",
+        return Row("8d", name, res["ours"]["median"], res["ref"]["median"], "snapshot as build takes it",
                    res["ratio"], "<= 1.5", res["ratio"] <= 1.5,
                    notes=f"{pairs} alternating pairs; predict is a fresh process (start-up, python-on-whales, "
                          "DiskUsage included), the snapshot runs in this one", samples=res)

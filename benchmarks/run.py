@@ -21,7 +21,10 @@ NAMES (comma-separated; default all, in this order):
   load      6a-6b  a wrapped build of 2,000 steps with 100 MB of step logs
                    (issue 8), against plain buildx: overhead, peak memory
                    (needs an engine; about 12 minutes, --quick 300 steps)
-  predict   7a-7d  issue 15: the acceptance corpus replayed with `build
+  trends    7a-7c  `cachewhy trends` over 100,000 generated builds (20 projects
+                   x 60 steps), `history` of 10,000, one build into the index
+                   (issue 16; the stores take some minutes to generate once)
+  predict   8a-8d  issue 15: the acceptance corpus replayed with `build
                    --predict` (statuses and roots predicted right, none
                    predicted cached that rebuilt); `cachewhy predict` on the
                    unchanged 50,000-file context against build's snapshot
@@ -75,7 +78,7 @@ from common import (
     table,
 )
 
-NAMES = ("wrapper", "startup", "log", "snapshot", "explain", "store", "load", "predict")
+NAMES = ("wrapper", "startup", "log", "snapshot", "explain", "store", "load", "trends", "predict")
 
 
 def ensure_jq() -> None:
@@ -177,6 +180,10 @@ def main(argv: list[str] | None = None) -> int:
                 import bench_store
 
                 got = bench_store.run(cfg, cfg.fixtures)
+            elif name == "trends":
+                import bench_trends
+
+                got = bench_trends.run(cfg, cfg.fixtures)
             elif name == "predict":
                 import bench_predict
 

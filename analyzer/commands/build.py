@@ -124,6 +124,11 @@ class Baseline:
         self.context = args.context_dir
         self.df_path = df_path
         self.follow = follow_paths(df) if df is not None else None
+        from analyzer.snapshot import named_context_dirs  # noqa: PLC0415
+
+        self.named = named_context_dirs(args.build_contexts)  # --build-context NAME=DIR
+        self.named_follow = {name: follow_paths(df, name) if df is not None else None for name in self.named}
+        self._named_snapshots: dict | None = None
         self._thread = None
         self._import = None
         self._snapshot: dict | None = None
@@ -207,7 +212,7 @@ class Baseline:
     def start_snapshot(self) -> None:
         import threading  # noqa: PLC0415
 
-        if self.context is None or not self.context.is_dir():
+        if (self.context is None or not self.context.is_dir()) and not self.named:
             return
         self._thread = threading.Thread(target=self._take_snapshot, daemon=True)
         self._thread.start()
@@ -215,6 +220,13 @@ class Baseline:
     def _take_snapshot(self) -> None:
         from analyzer import snapshot  # noqa: PLC0415
 
+        if self.named:
+            prev_named = (self._local or {}).get("named_snapshots")
+            self._named_snapshots, problems = snapshot.snapshot_named(
+                self.named, self.named_follow, prev_named if isinstance(prev_named, dict) else None)
+            self.notes.extend(problems)
+        if self.context is None or not self.context.is_dir():
+            return
         try:
             prev = None  # a snapshot taken on this machine: another machine's stat data is no cache
             if self._local and self._local.get("snapshot"):
@@ -232,6 +244,12 @@ class Baseline:
         if self._thread is not None:
             self._thread.join()
         return self._snapshot
+
+    def named_snapshots(self) -> dict | None:
+        """Name -> snapshot of each named local build context (None: there are none)."""
+        if self._thread is not None:
+            self._thread.join()
+        return self._named_snapshots
 
 
 def run(argv: list[str], debug: bool) -> int:
@@ -411,7 +429,7 @@ def run(argv: list[str], debug: bool) -> int:
             outcome = analyse(events=events, args=args, result=result, dockerfile_text=df_text,
                               dockerfile_path=df_path, metadata_path=result.metadata_path,
                               snapshot=baseline.snapshot(), previous=baseline.previous, store=baseline.store,
-                              notes=baseline.notes)
+                              notes=baseline.notes, named_snapshots=baseline.named_snapshots())
             report = outcome.report  # the gates read it, even when an output cannot be written
             scored = None
             if prediction is not None:

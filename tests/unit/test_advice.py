@@ -678,3 +678,15 @@ def test_one_registry_of_rules():
     rep = report([miss("r", 2, "RUN make", kind="base-image-changed", detail="d", time_lost=3.0)], {"r": 3.0})
     assert rules(advice.advise(rep, "FROM x:latest\nRUN make\n")) == ["pin-base-image"]
     assert advice.rewrite(rep, "r", "pin-base-image", "FROM x:latest\nRUN make\n") is None
+
+
+@pytest.mark.parametrize("ref", ["extra", "registry.local:5000/team/tools", "tools:latest"])
+def test_pin_base_image_names_the_copy_from_image_that_moved(ref):
+    """The image that moved is the one COPY --from reads, not the stage's FROM."""
+    rep = report([miss("r", 3, f"COPY --from={ref} /f /f", kind="base-image-changed", detail="d",
+                       time_lost=2.0)], {"r": 2.0})
+    a = advise(rep, f"FROM python\nRUN make\nCOPY --from={ref} /f /f\n")["r"][0]
+    assert a["rule"] == "pin-base-image" and a["lines"] == [3], a
+    assert f"`COPY --from={ref}` (line 3)" in a["message"] and "FROM python" not in a["message"], a
+    name = ref.rsplit(":", 1)[0] if ref.endswith(":latest") else ref
+    assert f"--from={name}@sha256:" in a["message"], a

@@ -132,7 +132,7 @@ def test_analyze_redacts_build_arg_values_in_step_names_as_build_does(capsys, tm
                         "--report-json", str(out_dir / "r.json"), "--report-md", str(out_dir / "r.md"),
                         "--html", str(out_dir / "r.html"), str(log))
     assert code == 0, err
-    assert "Dockerfile:3" in err  # the step is still shown, with its line
+    assert "Dockerfile:3" in out  # the step is still shown, with its line
     assert secret not in out + err
     files = [p for p in [*out_dir.iterdir(), *(tmp_path / "store").iterdir()] if p.is_file()]
     assert len(files) >= 4
@@ -234,7 +234,7 @@ def test_hostile_names_reach_no_terminal_raw(capsys, tmp_path, monkeypatch):
                         "--html", str(out_dir / "r.html"), "--report-sarif", str(out_dir / "r.sarif"),
                         "--report-json", str(out_dir / "r.json"), "--dot", str(out_dir / "g.dot"), str(log))
     assert code == 0, err
-    assert "COPY ::error title=INJ" in err  # the name is shown, harmless
+    assert "COPY ::error title=INJ" in out  # the name is shown, harmless
     for stream in (out, err):
         assert "\x1b" not in stream and "\x07" not in stream and "\u202e" not in stream
         for line in stream.splitlines():
