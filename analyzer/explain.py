@@ -247,7 +247,7 @@ def match_steps(cur: list[dict], prev: list[dict]) -> dict[str, dict]:
         for s in sorted(steps, key=lambda x: (x.get("line") or 0)):
             key = (stage(s), s.get("keyword"))
             counts[key] = counts.get(key, 0) + 1
-            pos[(*key, counts[key])] = s
+            pos[key + (counts[key],)] = s
         return pos
 
     prev_pos = {k: v for k, v in position(prev_steps, lambda p: p.get("stage")).items() if v["id"] not in used}
