@@ -104,10 +104,10 @@ def cache_description(step: dict) -> str | None:
     if "exec" in body:
         args = ((body["exec"] or {}).get("meta") or {}).get("args") or []
         return "mount / from exec " + " ".join(str(a) for a in args)
-    name, instr, keyword = step.get("name") or "", step.get("instruction") or "", step.get("keyword") or ""
-    if not name.startswith("[") or not instr.startswith(keyword) or "<" in instr:
+    instr = step.get("instruction") or ""
+    if not instr or "<" in instr or step.get("index") is None:  # a build arg's value was in the name
         return None
-    return f"{name}{instr[len(keyword):]}"
+    return instr
 
 
 def cache_presence(previous: dict, builder: str | None) -> tuple[dict[str, bool] | None, str | None]:
@@ -132,9 +132,17 @@ def _usage(r: Any) -> dict:
 
 def presence_from_records(previous: dict, records: list[dict]) -> dict[str, bool]:
     """See cache_presence; `records` as DiskUsage gives them (ID, Description, Parents)."""
+    # a file op's record is described by its vertex name, "[stage i/M] COPY …" (the stage only
+    # where names carry it): keyed here by the instruction and i
     by_desc: dict[str, list[dict]] = {}
     for r in records:
-        by_desc.setdefault(r.get("Description") or "", []).append(r)
+        desc = r.get("Description") or ""
+        if desc.startswith("["):
+            head, sep, text = desc.partition("] ")
+            index = head.rsplit(" ", 1)[-1].lstrip("[").partition("/")[0]
+            if sep and index.isdigit():
+                desc = f"{index}\0{text}"
+        by_desc.setdefault(desc, []).append(r)
     steps = previous.get("steps") or []
     by_digest = {s["digest"]: s for s in steps if s.get("digest")}
     found: dict[str, set[str] | None] = {}  # digest -> candidate record ids (None: cannot tell)
@@ -154,6 +162,8 @@ def presence_from_records(previous: dict, records: list[dict]) -> dict[str, bool
             found[d] = None
             return None
         desc = cache_description(s)
+        if desc is not None and not desc.startswith("mount / from exec "):
+            desc = f"{s.get('index')}\0{desc}"
         if desc is None:
             found[d] = None
             return None

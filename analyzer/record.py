@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from analyzer import dockerfile as dfmod
+from analyzer.model import ContextInput, Project, Record, RecordStep
 
 from analyzer.buildx import BuildArgs
 from analyzer.graph import BuildGraph, Step
@@ -91,18 +92,17 @@ def _redact_env(entry: Any, hasher: Hasher) -> Any:
     return f"{name}={hasher(value)}" if eq else entry
 
 
-def _step_inputs(prov: Provenance, llb: LLBStep) -> tuple[list[str], list[dict], list[str]]:
+def _step_inputs(prov: Provenance, llb: LLBStep) -> tuple[list[str], list[ContextInput], list[str]]:
     """Which images, which parts of the local context and which remote
     sources (URLs, git) one op reads directly."""
     images: list[str] = []
     remotes: list[str] = []
-    context: list[dict] = []
+    context: list[ContextInput] = []
     inputs = [prov.steps.get(i) for i in llb.input_ids]
 
     def source_of(index: int) -> dict | None:
-        if 0 <= index < len(inputs) and inputs[index] is not None:
-            return (inputs[index].op.get("Op") or {}).get("source")
-        return None
+        found = inputs[index] if 0 <= index < len(inputs) else None
+        return (found.op.get("Op") or {}).get("source") if found is not None else None
 
     for index in range(len(inputs)):
         src = source_of(index)
@@ -148,8 +148,8 @@ def step_id(digest: str) -> str:
     return digest.split(":", 1)[-1][:12]
 
 
-def step_dict(step: Step, prov: Provenance | None, hasher: Hasher) -> dict:
-    out: dict[str, Any] = {
+def step_dict(step: Step, prov: Provenance | None, hasher: Hasher) -> RecordStep:
+    out: RecordStep = {
         "id": step_id(step.digest),
         "digest": step.digest,
         "name": _safe_name(step),
@@ -171,7 +171,7 @@ def step_dict(step: Step, prov: Provenance | None, hasher: Hasher) -> dict:
         "platform": step.platform,
     }
     llb = prov.op_for(step.digest) if prov is not None else None
-    if llb is not None:
+    if prov is not None and llb is not None:
         op = redact_op(llb.op, hasher)
         out["op"] = op
         out["op_hash"] = hashlib.sha256(canonical(op).encode()).hexdigest()
@@ -277,13 +277,13 @@ def known_values(build_args: "BuildArgValues", prov: Provenance | None, hasher: 
     return out
 
 
-def project_of(args: BuildArgs, dockerfile_path: Path | None) -> dict:
+def project_of(args: BuildArgs, dockerfile_path: Path | None) -> Project:
     """What makes two builds comparable: context, Dockerfile, target, platforms."""
     return project(args.context, args.context_dir, dockerfile_path, args.target, args.platforms)
 
 
 def project(context: str | None, context_dir: Path | None, dockerfile_path: Path | None, target: str | None,
-            platforms: list[str]) -> dict:
+            platforms: list[str]) -> Project:
     """A build's project (record["project"]): what the store finds its previous build by."""
     return {
         "context": str(context_dir.resolve()) if context_dir is not None else (context or "-"),
@@ -324,7 +324,7 @@ def follow_paths(df: Any, context: str | None = None) -> list[str] | None:
 
 
 def build_record(inp: "BuildInput", *, record_id: str, graph: BuildGraph, hasher: Hasher,
-                 complete: bool) -> dict:
+                 complete: bool) -> Record:
     """The record of one build (schema cachewhy.record/v1, docs/record-json.md)."""
     prov = inp.provenance
     inv = inp.invocation
@@ -335,9 +335,12 @@ def build_record(inp: "BuildInput", *, record_id: str, graph: BuildGraph, hasher
     scrub = inv.build_args.scrubber(prov_args, learned=values_in_names(ordered))
     steps = [step_dict(s, prov, hasher) for s in ordered]
     for st in steps:  # text BuildKit expanded with build-arg values (names, errors) loses them here
-        for key in ("instruction", "name", "error"):
-            if st.get(key):
-                st[key] = scrub(st[key])
+        if st["instruction"]:
+            st["instruction"] = scrub(st["instruction"])
+        if st["name"]:
+            st["name"] = scrub(st["name"])
+        if st["error"]:
+            st["error"] = scrub(st["error"])
     return {
         "schema": SCHEMA,
         "id": record_id,
