@@ -804,7 +804,7 @@ class Store:
             candidates = [e for e in candidates if e["complete"]]
         # a build that stopped before its steps (Dockerfile error, --check, --call) is never a
         # baseline: every step of the next build would look new
-        # (the summary's `no_steps`, which pipeline.deliver writes)
+        # (the summary's `no_steps`, which deliver.deliver writes)
         candidates = [e for e in candidates if not e["summary"].get("no_steps")]
         if not candidates:
             return None

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import sys
 
+from analyzer import notes as N
 from analyzer.errors import UsageError
 from analyzer.gates import Gates
+from analyzer.notes import Note
 from analyzer.options import Parser, gate_options, output_options, store_options, width_options
 from analyzer.outputs import Outputs
 
@@ -62,11 +64,13 @@ def report_of(record: dict, store) -> tuple[dict, object]:  # type: ignore[no-un
         note = f" ({exc})"
     analysis = explain(record, previous)
     if previous is not None:
-        analysis.notes.insert(0, f"this record was kept without its report: explained again against "
-                                 f"{previous['id']}, the build before it of the same project in the store")
+        analysis.notes.insert(0, Note(N.NO_REPORT, N.RECORD,
+                                      f"this record was kept without its report: explained again against "
+                                      f"{previous['id']}, the build before it of the same project in the store"))
     else:
-        analysis.notes.insert(0, "this record was kept without its report, and the store holds no earlier "
-                                 f"build of its project to explain it against{note}: causes are not known")
+        analysis.notes.insert(0, Note(N.NO_REPORT, N.RECORD,
+                                      "this record was kept without its report, and the store holds no earlier "
+                                      f"build of its project to explain it against{note}: causes are not known"))
     return build_report(analysis), analysis
 
 
@@ -82,7 +86,8 @@ def run(argv: list[str], debug: bool) -> int:
     width = opts.report_width
 
     from analyzer.explain import Analysis  # noqa: PLC0415
-    from analyzer.pipeline import Outcome, deliver  # noqa: PLC0415
+    from analyzer.deliver import deliver  # noqa: PLC0415
+    from analyzer.pipeline import Outcome  # noqa: PLC0415
     from analyzer.store import open_store  # noqa: PLC0415
 
     store = open_store(opts.store)
