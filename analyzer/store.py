@@ -691,10 +691,18 @@ class Store:
         db = self.index(create=False)
         if db is None:
             return ix.connect(":memory:"), [], []
-        ids, problems = self._scan_names()
-        indexed = set(ix.ids(db))
-        if ids - indexed:
+        try:
+            names = os.listdir(self.root)
+        except OSError:
+            names = None
+        indexed = {r[0] for r in db.execute("SELECT id FROM builds")}
+        problems: list[str] = []
+        # the names of the record files present: what `_scan_names` checks one by one is
+        # checked only when some file is not indexed (then `_entries` repairs and says why)
+        ids = {n[:-len(SUFFIX)] for n in names if n.endswith(SUFFIX) and not n.startswith(".")} if names else set()
+        if names is None or not ids <= indexed:
             _, problems = self._entries()
+            ids, _ = self._scan_names()
         if db.execute("SELECT 1 FROM builds WHERE steps = 0 LIMIT 1").fetchone():
             _, more = self.fill_steps()
             problems += more
