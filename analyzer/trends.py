@@ -14,9 +14,11 @@ The regression rule (docs/trends.md says the same):
   or failed). An onset is a build k where M - C counted from k to the newest
   build is largest and above 0, k being an M whose build before it is a C.
   The line has regressed when, from an onset k on, it missed in more than
-  half of the builds and in at least `MIN_MISSES`, and before k it was cached
-  in more than half of at least `MIN_BEFORE` builds (of onsets that tie, the
-  earliest that meets this). The regression's
+  half of the builds and in at least `MIN_MISSES`, before k it was cached in
+  more than half of at least `MIN_BEFORE` builds, and so many misses from k on
+  are unlikely (below `CHANCE`) at the miss rate the line had before k (never
+  taken as below `BASE_RATE_FLOOR`): a binomial tail. Of onsets that tie, the
+  earliest that meets all this. The regression's
   cause is the root cause of the line's miss in build k, read from that
   build's record; when the record cannot be read, the cause is said unknown.
   Lines that regressed in the same build from the same root are one regression,
@@ -25,6 +27,7 @@ The regression rule (docs/trends.md says the same):
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import sqlite3
@@ -38,6 +41,8 @@ WINDOW = 60  # newest builds per project read step by step (strip, regression ca
 STRIP_BUILDS = 40  # builds shown in the builds x steps strip
 MIN_MISSES = 3
 MIN_BEFORE = 2
+CHANCE = 0.01  # a run of misses this likely at the line's earlier miss rate is noise, not a regression
+BASE_RATE_FLOOR = 0.05  # the earlier miss rate never taken as below this (a line never missed before)
 TOP_LINES = 5
 PER_BUILD_MAX = 60  # --per auto: one point per build up to this many builds, else one per day
 
@@ -269,9 +274,20 @@ def _is_regression(seq: list[tuple[int, bool, float]]) -> tuple[int, int, int, f
         misses = sum(1 for _, m, _ in after if m)
         cached_before = sum(1 for _, m, _ in before if not m)
         if (misses * 2 > len(after) and misses >= MIN_MISSES
-                and len(before) >= MIN_BEFORE and cached_before * 2 > len(before)):
+                and len(before) >= MIN_BEFORE and cached_before * 2 > len(before)
+                and _tail(len(after), misses, max(1 - cached_before / len(before), BASE_RATE_FLOOR)) < CHANCE):
             return k, misses, len(after), sum(d for _, m, d in after if m)
     return None
+
+
+def _tail(n: int, m: int, p: float) -> float:
+    """P(at least m misses in n builds) when each misses with probability p (binomial)."""
+    if p >= 1.0:
+        return 1.0
+    lp, lq = math.log(p), math.log1p(-p)
+    lgn = math.lgamma(n + 1)
+    return min(1.0, sum(math.exp(lgn - math.lgamma(i + 1) - math.lgamma(n - i + 1) + i * lp + (n - i) * lq)
+                        for i in range(m, n + 1)))
 
 
 def _regressions(db: sqlite3.Connection, detail: dict[int, list[tuple]], window: list[tuple], line_info: dict,
