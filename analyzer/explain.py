@@ -19,7 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from analyzer import causes
+from analyzer import notes as N
 from analyzer.collector import paused
+from analyzer.notes import Note
 
 KINDS = causes.KINDS  # the cause kinds this module gives: analyzer/causes.py lists them
 
@@ -61,7 +63,7 @@ class Analysis:
     current: dict
     previous: dict | None
     misses: list[Miss]
-    notes: list[str] = field(default_factory=list)
+    notes: list[Note] = field(default_factory=list)
 
     @property
     def roots(self) -> list[Miss]:
@@ -247,7 +249,7 @@ def match_steps(cur: list[dict], prev: list[dict]) -> dict[str, dict]:
         for s in sorted(steps, key=lambda x: (x.get("line") or 0)):
             key = (stage(s), s.get("keyword"))
             counts[key] = counts.get(key, 0) + 1
-            pos[(*key, counts[key])] = s
+            pos[key + (counts[key],)] = s
         return pos
 
     prev_pos = {k: v for k, v in position(prev_steps, lambda p: p.get("stage")).items() if v["id"] not in used}
@@ -405,7 +407,7 @@ class _Explainer:
         self._named_pairs: dict[str, tuple[Any, Any] | None] = {}
         self._materials_now = dict((u, d) for u, d in cur.get("materials") or [])
         self._materials_before = dict((u, d) for u, d in (prev or {}).get("materials") or [])
-        self.notes: list[str] = []
+        self.notes: list[Note] = []
         #: vertex digest -> the evidence that the step's previous result is still cached
         #: (the builder's DiskUsage: analyzer/buildkit/usage.py)
         self.held = held or {}
@@ -419,9 +421,10 @@ class _Explainer:
         self.foreign_key = bool(cur_key and prev_key and cur_key != prev_key)
         self.uncompared: dict[str, list[str]] = {}  # step id -> build args whose values were not compared
         if self.foreign_key:
-            self.notes.append("the previous record was made with another store's hash key, so build-arg and ENV "
-                              "values were not compared (give both builds the same CACHEWHY_HASH_KEY: "
-                              "docs/baseline.md)")
+            self.notes.append(Note(N.HASH_KEY, N.COMPARISON,
+                                   "the previous record was made with another store's hash key, so build-arg "
+                                   "and ENV values were not compared (give both builds the same "
+                                   "CACHEWHY_HASH_KEY: docs/baseline.md)"))
         #: (previous, current) short commits when both snapshots were read from git (analyzer/vcs.py)
         self.git_revisions: tuple[str, str] | None = None
         self._snapshots = self._load_snapshots()
@@ -433,15 +436,16 @@ class _Explainer:
 
         prev_git, cur_git = self.prev["snapshot"].get("git"), self.cur["snapshot"].get("git")
         if bool(prev_git) != bool(cur_git):  # git blob ids and sha256 sums cannot be compared
-            self.notes.append("one build's context files were read from git, the other's from disk: they were "
-                              "not compared")
+            self.notes.append(Note(N.SNAPSHOT, N.COMPARISON, "one build's context files were read from git, "
+                                   "the other's from disk: they were not compared"))
             return None
         if cur_git and prev_git:
             self.git_revisions = (str(prev_git.get("revision"))[:7], str(cur_git.get("revision"))[:7])
         try:
             return Snapshot.from_json(self.prev["snapshot"]), Snapshot.from_json(self.cur["snapshot"])
         except (ValueError, KeyError, TypeError):
-            self.notes.append("a context snapshot could not be read; changed files are not named")
+            self.notes.append(Note(N.SNAPSHOT, N.COMPARISON,
+                                   "a context snapshot could not be read; changed files are not named"))
             return None
 
     # -- causes of one step, on its own -----------------------------------------
@@ -659,8 +663,9 @@ class _Explainer:
                 try:
                     pair = Snapshot.from_json(old), Snapshot.from_json(new)
                 except (ValueError, KeyError, TypeError):
-                    self.notes.append(f"a snapshot of the build context {source} could not be read; "
-                                      "its changed files are not named")
+                    self.notes.append(Note(N.SNAPSHOT, N.COMPARISON,
+                                           f"a snapshot of the build context {source} could not be read; "
+                                           "its changed files are not named"))
             self._named_pairs[source] = pair
         return self._named_pairs[source]
 

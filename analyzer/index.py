@@ -26,7 +26,9 @@ import sqlite3
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# indexes made differently by an older schema: dropped, then made again by _DDL
+_REMADE = {1: ("steps_missed", "steps_roots")}
 BUSY_TIMEOUT_MS = 60_000
 
 # step status in the index: what the trends need to tell apart
@@ -82,8 +84,9 @@ CREATE TABLE IF NOT EXISTS steps (
     PRIMARY KEY (build, pos)
 ) WITHOUT ROWID;
 -- covering indexes of the rows trends aggregates: misses (a small part of all steps) and roots
-CREATE INDEX IF NOT EXISTS steps_missed ON steps (line, created, build, duration_s) WHERE status != 0;
-CREATE INDEX IF NOT EXISTS steps_roots ON steps (line, kind, created, build, lost_s) WHERE root = 1;
+-- (the filtered column last: SQLite reads a partial index without the table only when it holds it)
+CREATE INDEX IF NOT EXISTS steps_missed ON steps (line, created, build, duration_s, status) WHERE status != 0;
+CREATE INDEX IF NOT EXISTS steps_roots ON steps (line, kind, created, build, lost_s, root) WHERE root = 1;
 -- one line's status build after build (a regression's whole history)
 CREATE INDEX IF NOT EXISTS steps_by_line ON steps (line, created, build, status, duration_s);
 """
@@ -112,7 +115,11 @@ def connect(path: str | os.PathLike[str], *, fsync: bool = True) -> sqlite3.Conn
             if version > SCHEMA_VERSION:
                 raise IndexCorrupt(f"index schema {version} is newer than this cachewhy's ({SCHEMA_VERSION})")
             with transaction(db):
-                if db.execute("PRAGMA user_version").fetchone()[0] == 0:
+                old = db.execute("PRAGMA user_version").fetchone()[0]
+                if old < SCHEMA_VERSION:
+                    for v in range(old, SCHEMA_VERSION):
+                        for name in _REMADE.get(v, ()):
+                            db.execute(f"DROP INDEX IF EXISTS {name}")
                     for stmt in _DDL.split(";"):
                         if stmt.strip():
                             db.execute(stmt)

@@ -14,10 +14,11 @@ from analyzer.events import load_file
 from analyzer.explain import explain, match_steps
 from analyzer.graph import build_graph
 from analyzer.provenance import load_metadata
-from analyzer.record import make_hasher, make_record
+from analyzer.record import build_record, make_hasher
 from analyzer.report import text
 from analyzer.report.model import build_report
 from analyzer.snapshot import snapshot
+from analyzer.sources.run import from_run
 from tests.conftest import PROJECTS, RAWJSON
 
 HASH = make_hasher(b"test-key")
@@ -31,10 +32,9 @@ def record_of(capture: str, context=None, argv=None, snap=None, dockerfile_text=
     prov = load_metadata(RAWJSON / f"{capture}.meta.json").primary()
     graph = build_graph(events, df, prov.vertex_lines() if prov else None)
     args = parse_args([*(argv or []), str(ctx)])
-    result = RunResult(returncode=0, started=1.0, ended=2.0, metadata_path=None)
-    return make_record(record_id=capture, args=args, result=result, graph=graph, prov=prov,
-                       dockerfile_path=ctx / "Dockerfile", dockerfile_text=df_text,
-                       snapshot=snap, messages=events.messages, hasher=HASH, complete=True)
+    result = RunResult(returncode=0, started=1.0, ended=2.0, metadata_path=RAWJSON / f"{capture}.meta.json")
+    inp = from_run(events, args, result, dockerfile_text=df_text, dockerfile_path=ctx / "Dockerfile", snapshot=snap)
+    return build_record(inp, record_id=capture, graph=graph, hasher=HASH, complete=True)
 
 
 @pytest.fixture
