@@ -47,6 +47,7 @@ from pathlib import Path
 
 from analyzer.atomic import write_atomic
 from analyzer.errors import CachewhyError, InputError
+from analyzer.model import Record
 
 RECORD_FILE = "cachewhy-record.json"
 RECORD_MEDIA_TYPE = "application/vnd.cachewhy.record.v1+json"
@@ -259,7 +260,7 @@ def record_layer(manifest_data: bytes, where: str) -> dict:
     return layer
 
 
-def parse(data: bytes, where: str) -> dict:
+def parse(data: bytes, where: str) -> Record:
     """Decode and check a record (store.parse_record: upgrade to the current schema, validate_record)."""
     from analyzer.store import parse_record  # noqa: PLC0415
 

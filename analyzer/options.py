@@ -43,8 +43,9 @@ def take_options(argv: list[str], spec: dict[str, str], switches: dict[str, str]
                 i += 1
             key = spec[name]
             if name in repeatable:
-                found.setdefault(key, [])
-                found[key].append(value)  # type: ignore[union-attr]
+                values = found.setdefault(key, [])
+                assert isinstance(values, list)
+                values.append(value)
             else:
                 found[key] = value
             i += 1

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Callable
 
 from analyzer import notes as N
 from analyzer.collector import paused
+from analyzer.model import Record, Report
 from analyzer.notes import Note
 
 if TYPE_CHECKING:
@@ -28,9 +29,9 @@ STEP_LOG_TAIL = 8 * 1024
 
 @dataclass
 class Outcome:
-    record: dict
+    record: Record
     analysis: "Analysis"
-    report: dict
+    report: Report
     log_tails: dict[str, str] = field(default_factory=dict)  # step id -> last output lines (terminal only)
     # hash -> value of the build's own values, for --show-values (record.known_values); never stored
     known_values: Callable[[], dict[str, str]] | None = None
@@ -40,7 +41,7 @@ class Outcome:
 class Made:
     """A build's record and graph, before any comparison."""
 
-    record: dict
+    record: Record
     graph: "BuildGraph"
     notes: list[Note]  # the input's and baseline's notes, then what the graph and provenance told
     known_values: Callable[[], dict[str, str]]

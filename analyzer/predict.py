@@ -27,8 +27,11 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
+from analyzer import notes as N
+from analyzer.model import Report
+from analyzer.notes import as_note
 from analyzer.probe import Resolved, normalise_image  # noqa: F401 - what probe resolves; named here too
 
 if TYPE_CHECKING:
@@ -296,13 +299,13 @@ def forecast(previous: dict | None, now: Now, hasher: "Hasher") -> Forecast:
         # inputs: the step before it in its stage (or the stage it starts from), the stages it
         # copies or mounts from, and the sources (context, images) it read last time
         inputs: list[str] = []
-        if cand["keyword"] != "FROM" and st is not None:
+        if cand["keyword"] != "FROM" and st is not None and ins is not None:
             if st.name in last_of_stage:
                 inputs.append(last_of_stage[st.name])
             elif st.base_stage is not None and stage_names[st.base_stage] in last_of_stage:
                 inputs.append(last_of_stage[stage_names[st.base_stage]])
             refs = [ins.from_ref] if ins.keyword in ("COPY", "ADD") and ins.from_ref else []
-            refs += [m.get("from") for m in ins.mounts if m.get("from")] if ins.keyword == "RUN" else []
+            refs += [ref for m in ins.mounts if (ref := m.get("from"))] if ins.keyword == "RUN" else []
             for ref in refs:
                 other = df.resolve_ref(ref)
                 if other is not None and other.name in last_of_stage:
@@ -397,7 +400,7 @@ def _carry_op(s: dict, p: dict, df: "Dockerfile", old_df: "Dockerfile | None", n
     new_meta = dict(meta, env=env)
     if user_now != user_before:
         new_meta["user"] = user_now or ""
-    op = dict(op)
+    op = dict(op or {})
     op["Op"] = dict(op["Op"], exec=dict(op["Op"]["exec"], meta=new_meta))
     s["op"] = op
 
@@ -465,13 +468,13 @@ def _decide(record: dict, previous: dict | None, now: Now, df: "Dockerfile", rem
 
 # ------------------------------------------------------------------ the report
 
-def report_of(fc: Forecast, previous: dict | None, now: Now) -> tuple[Any, dict]:
+def report_of(fc: Forecast, previous: dict | None, now: Now) -> tuple[Any, Report]:
     """(analysis, report) of a forecast: the cause engine's, with a `prediction` block."""
     from analyzer.explain import explain  # noqa: PLC0415
     from analyzer.report.model import build_report  # noqa: PLC0415
 
     analysis = explain(fc.record, previous)
-    analysis.notes[:0] = fc.notes
+    analysis.notes[:0] = [as_note(n, N.SOURCE) for n in fc.notes]
     report = build_report(analysis)
     steps = fc.record["steps"]
     rebuilt = [s for s in steps if s.get("status") == "rebuilt" and s.get("keyword") not in (None, "FROM")]
@@ -546,7 +549,7 @@ class Prediction:
     now: Now
     forecast: Forecast
     analysis: Any
-    report: dict
+    report: Report
     known_values: Any = None  # hash -> value of this run's build args, for --show-values
 
 
@@ -564,7 +567,7 @@ def predict(args: "BuildArgs", *, store_dir: str | None, against: str | None,
         project = project_of(args, args.dockerfile_path())
         try:
             ref = against or store.find_previous(project)
-            previous = store.load(ref) if ref else None
+            previous = cast(dict, store.load(ref)) if ref else None  # read as plain JSON here
         except CachewhyError as exc:
             if against:
                 raise

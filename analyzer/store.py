@@ -788,7 +788,7 @@ class Store:
 
     def find_previous(
         self,
-        project: dict,
+        project: Project | dict,
         before_id: str | None = None,
         include_incomplete: bool = False,
     ) -> str | None:

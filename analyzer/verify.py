@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from analyzer.model import Record
 from analyzer.report.rows import fmt_time
 
 # cache-mount makes the rebuilt steps faster, not cached: verified by time, with a margin for noise
@@ -262,7 +263,7 @@ def _why(m: Measure | None) -> str:
     return (m.error or f"exit {m.exit_code}").splitlines()[0][:200]
 
 
-def verify_one(record: dict, miss_id: str, rule: str, workdir: Path, argv: list[str],
+def verify_one(record: Record, miss_id: str, rule: str, workdir: Path, argv: list[str],
                say: Callable[[str], None]) -> Result:
     """Apply `rule`'s change for root miss `miss_id` of `record` in copies of its context and
     measure both Dockerfiles after the same edit."""

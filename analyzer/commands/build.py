@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from analyzer.errors import CachewhyError, EngineError, UsageError
+from analyzer.model import Record
 from analyzer.options import check_typos, check_width, take_options, wants_help
 from analyzer.gates import GATE_HELP, GATE_OPTIONS, GATE_REPEATABLE, Gates
 from analyzer.outputs import OUTPUT_HELP, OUTPUT_OPTIONS, OUTPUT_SWITCHES, Outputs
@@ -115,7 +116,7 @@ class Baseline:
 
         self.notes: list[str] = []
         self.store = None
-        self._previous: dict | None = None
+        self._previous: Record | None = None
         self.source: str | None = None  # where the baseline came from: against, baseline, cache-from, store
         self.cache_to = list(args.cache_to)
         self.context = args.context_dir
@@ -129,7 +130,7 @@ class Baseline:
         self._thread = None
         self._import = None
         self._snapshot: dict | None = None
-        self._local: dict | None = None  # the local store's record: its snapshot is this machine's stat cache
+        self._local: Record | None = None  # the local store's record: its snapshot is this machine's stat cache
         project = project_of(args, df_path)
         try:
             self.store = open_store(opts.store)
@@ -199,7 +200,7 @@ class Baseline:
             self._import = None
         return self._previous
 
-    def export(self, record: dict | None, returncode: int) -> None:
+    def export(self, record: Record | None, returncode: int) -> None:
         """Carry the record with the build cache (--cache-to type=local|registry) after a successful build."""
         if not self.cache_to or record is None or returncode != 0 or not record.get("complete"):
             return

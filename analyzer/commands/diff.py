@@ -8,6 +8,7 @@ import sys
 from analyzer import notes as N
 from analyzer.errors import InputError, UsageError
 from analyzer.gates import Gates
+from analyzer.model import Record
 from analyzer.notes import Note
 from analyzer.options import Parser, gate_options, output_options, store_options, width_options
 from analyzer.outputs import Outputs
@@ -59,7 +60,7 @@ def _ratio(report: dict) -> str:
     return f"cache hits {cached}/{cached + rebuilt} ({cached / (cached + rebuilt):.0%})"
 
 
-def _summary(record: dict) -> dict:
+def _summary(record: Record) -> dict:
     steps = [s for s in record.get("steps") or [] if s.get("keyword") not in (None, "FROM")]
     cached = sum(1 for s in steps if s.get("status") == "cached")
     rebuilt = sum(1 for s in steps if s.get("status") == "rebuilt")

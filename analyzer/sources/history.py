@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 from analyzer import notes as N
 from analyzer.errors import EngineError, InputError, UsageError
+from analyzer.model import Record
 from analyzer.notes import Note
 from analyzer.sources import BuildInput, Evidence, from_events, logged_invocation
 
@@ -75,7 +76,7 @@ class HistoryEvidence(Evidence):
     def __init__(self, client: Any, fetched: "Fetched", prov: "Provenance | None") -> None:
         self.client, self.fetched, self.prov = client, fetched, prov
 
-    def still_cached(self, analysis: "Analysis", record: dict) -> tuple[dict[str, str], list[Note]]:
+    def still_cached(self, analysis: "Analysis", record: Record) -> tuple[dict[str, str], list[Note]]:
         """Roots left `unknown` only because the context files were not compared:
         when the builder's cache still holds the step's previous result, the cache
         was not evicted and only the context content can differ (buildkit/usage.py)."""
@@ -252,7 +253,7 @@ def reached_steps(fetched: Any) -> bool:
         _STEP_NAME.match(v.get("name") or "") for st in fetched.statuses for v in st.get("vertexes") or [])
 
 
-def has_steps(record: dict) -> bool:
+def has_steps(record: Record) -> bool:
     """Did the build reach its Dockerfile's steps? (Not when it stopped at a
     Dockerfile error, or only checked or outlined it: --check, --call.)"""
     return any(s.get("keyword") for s in record.get("steps") or [])
