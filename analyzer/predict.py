@@ -585,14 +585,14 @@ def predict(args: "BuildArgs", *, store_dir: str | None, against: str | None,
 
 # ------------------------------------------------------------------ the score (build --predict)
 
-def score(report: dict, built: dict) -> dict:
+def score(report: dict, built: Report | dict) -> dict:
     """Predicted against actual, per Dockerfile step (by line) and per root (line and kind).
 
     `report` is the prediction's report, `built` the report of the build that followed.
     A step marked may-rebuild is counted apart: never as a right or wrong "cached"."""
-    def by_line(rep: dict) -> dict[int, str]:
-        return {s["line"]: s.get("status") or "" for s in rep.get("steps") or []
-                if s.get("line") and s.get("status") not in ("source", "internal", None)}
+    def by_line(rep: Report | dict) -> dict[int, str]:
+        return {line: s.get("status") or "" for s in rep.get("steps") or []
+                if (line := s.get("line")) and s.get("status") not in ("source", "internal", None)}
 
     predicted, actual = by_line(report), by_line(built)
     lines = sorted(set(predicted) & set(actual))
@@ -614,7 +614,7 @@ def score(report: dict, built: dict) -> dict:
         else:
             wrongly_rebuilt.append(line)
 
-    def roots(rep: dict) -> list[list[Any]]:
+    def roots(rep: Report | dict) -> list[list[Any]]:
         return [[m.get("line"), (m.get("cause") or {}).get("kind")] for m in rep.get("misses") or [] if m.get("root")]
 
     want, got = roots(built), roots(report)

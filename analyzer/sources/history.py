@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 import sys
 import time
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator, cast
 
 from analyzer import notes as N
 from analyzer.errors import EngineError, InputError, UsageError
@@ -98,7 +98,7 @@ class HistoryEvidence(Evidence):
         current = self.fetched
         names = {v.get("digest"): v.get("name") for st in current.statuses for v in st.get("vertexes") or []}
         prev_steps = previous.get("steps") or []
-        pairs = match_steps(record.get("steps") or [], prev_steps)
+        pairs = match_steps(cast(list, record.get("steps") or []), prev_steps)
         runs = []
         for step in open_roots:
             llb = self.prov.op_for(step["digest"]) if self.prov is not None else None
