@@ -36,6 +36,7 @@ class Outcome:
     log_tails: dict[str, str] = field(default_factory=dict)  # step id -> last output lines (terminal only)
     # hash -> value of the build's own values, for --show-values (record.known_values); never stored
     known_values: Callable[[], dict[str, str]] | None = None
+    store_fault: str | None = None  # the note saying why the record cannot be kept, when it cannot
 
 
 @paused
@@ -46,7 +47,7 @@ def analyse(*, events: "BuildEvents", args: "BuildArgs", result: "RunResult", do
     from analyzer.explain import explain  # noqa: PLC0415
     from analyzer.graph import build_graph  # noqa: PLC0415
     from analyzer.provenance import load_metadata  # noqa: PLC0415
-    from analyzer.record import known_values, make_hasher, make_record, step_id, store_key  # noqa: PLC0415
+    from analyzer.record import known_values, make_hasher, make_record, step_ids, store_key_noted  # noqa: PLC0415
     from analyzer.report.model import build_report  # noqa: PLC0415
     from analyzer.store import new_id  # noqa: PLC0415
 
@@ -66,7 +67,21 @@ def analyse(*, events: "BuildEvents", args: "BuildArgs", result: "RunResult", do
     lost = _cut_short(graph, events, result)
     if lost is not None:  # one clear note instead of the generic one
         notes = [n for n in notes if not n.startswith("the events stop before the build did")] + [lost[1]]
-    hasher = make_hasher(store_key(store.root) if store is not None else b"cachewhy")
+    store_fault = None
+    key = b"cachewhy"
+    if store is not None:
+        try:
+            key, key_notes = store_key_noted(store.root)
+            notes = [*notes, *key_notes]
+        except OSError as exc:
+            # the store cannot be written: the report still comes, the record is not kept;
+            # a key of this run only, so no hash here can be matched with another run's
+            import secrets  # noqa: PLC0415
+
+            key = secrets.token_bytes(32)
+            store_fault = _store_fault(store, exc)
+            notes = [*notes, store_fault]
+    hasher = make_hasher(key)
     record = make_record(
         record_id=new_id(), args=args, result=result, graph=graph, prov=prov, dockerfile_path=dockerfile_path,
         dockerfile_text=dockerfile_text, snapshot=snapshot, messages=events.messages, hasher=hasher,
@@ -76,13 +91,39 @@ def analyse(*, events: "BuildEvents", args: "BuildArgs", result: "RunResult", do
     )
     if lost is not None and not record.get("interrupted"):
         record["interrupted"] = lost[0]
-    analysis = explain(record, previous)
+    analysis = _explain_against(record, previous, notes)
     analysis.notes[:0] = notes
     report = build_report(analysis)
     record["report"] = report  # `cachewhy show` replays it
-    tails = {step_id(s.digest): s.log_tail for s in graph.steps.values() if s.log_tail}
+    ids = step_ids(graph.steps)
+    tails = {ids[d]: s.log_tail for d, s in graph.steps.items() if s.log_tail}
     return Outcome(record, analysis, report, tails,
-                   known_values=lambda: known_values(args, prov, hasher, dockerfile_text))
+                   known_values=lambda: known_values(args, prov, hasher, dockerfile_text), store_fault=store_fault)
+
+
+def _explain_against(record: dict, previous: dict | None, notes: list[str]) -> "Analysis":
+    """explain(record, previous); a previous record that cannot be compared (it came from
+    anywhere: another store, a CI artifact, a shared cache) is skipped with a note naming it."""
+    from analyzer.explain import explain  # noqa: PLC0415
+    from analyzer.store import analysis_problem  # noqa: PLC0415
+
+    if previous is None:
+        return explain(record, None)
+    problem = analysis_problem(previous)
+    if problem is None:
+        try:
+            return explain(record, previous)
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+            problem = f"it could not be compared ({exc!r})"
+    notes.append(f"the previous record {str(previous.get('id'))[:40]} was skipped: {problem}; this build is "
+                 "explained without a previous build")
+    return explain(record, None)
+
+
+def _store_fault(store: "Store", exc: BaseException) -> str:
+    """The one note of a store that cannot keep this build's record."""
+    why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return f"this build's record is not kept in the record store {store.root}: {why}"
 
 
 # buildx's words when its connection to BuildKit drops (the daemon stopped or crashed)
@@ -142,14 +183,13 @@ def deliver(outcome: Outcome, outputs: "Outputs", store: "Store | None", width: 
     from analyzer.errors import CachewhyError  # noqa: PLC0415
     from analyzer.outputs import github_hooks, stdout_carries_data, write_outputs  # noqa: PLC0415
 
-    if store is not None:
-        top = outcome.analysis.roots[0] if outcome.analysis.roots else None
-        store.save(outcome.record, summary={
-            "hit_ratio": outcome.report["summary"]["hit_ratio"],
-            "time_lost_s": outcome.report["summary"]["time_lost_s"],
-            "top_cause": top.cause.kind if top else None,
-            "top_line": top.step.get("line") if top else None,
-        })
+    if store is not None and outcome.store_fault is None:
+        try:
+            _save(outcome, store)
+        except (CachewhyError, OSError) as exc:  # a full disk, a read-only store: one note, the report comes
+            note = _store_fault(store, exc)
+            outcome.store_fault = note
+            outcome.report.setdefault("notes", []).append(note)
     errors: list[str] = []
     report = shown_report(outcome.report, outcome.known_values, outputs)  # after the record is saved
     try:
@@ -163,6 +203,16 @@ def deliver(outcome: Outcome, outputs: "Outputs", store: "Store | None", width: 
         show(report, outcome.log_tails, width)
     if errors:
         raise CachewhyError("; ".join(errors))
+
+
+def _save(outcome: Outcome, store: "Store") -> None:
+    top = outcome.analysis.roots[0] if outcome.analysis.roots else None
+    store.save(outcome.record, summary={
+        "hit_ratio": outcome.report["summary"]["hit_ratio"],
+        "time_lost_s": outcome.report["summary"]["time_lost_s"],
+        "top_cause": top.cause.kind if top else None,
+        "top_line": top.step.get("line") if top else None,
+    })
 
 
 def shown_report(report: dict, known: "Callable[[], dict[str, str]] | None", outputs: "Outputs") -> dict:

@@ -379,9 +379,10 @@ def run(argv: list[str], debug: bool) -> int:
             from analyzer.record import project_of  # noqa: PLC0415
 
             args = parse_args([*(["-f", spec.dockerfile] if spec.dockerfile else []), spec.context or "-"])
-            ref = store.find_previous(_project_with_prov(project_of(args, args.dockerfile_path()), spec))
-            if ref:
-                prev_named = Named(ref, record=store.load(ref), key_dir=_key_dir(store.root))
+            prev, skipped = store.load_previous(_project_with_prov(project_of(args, args.dockerfile_path()), spec))
+            notes.extend(skipped)
+            if prev is not None:
+                prev_named = Named(prev["id"], record=prev, key_dir=_key_dir(store.root))
         except StoreError as exc:
             notes.append(f"no previous record: {exc}")
     else:

@@ -98,8 +98,9 @@ def newest(store, limit: int | None) -> tuple[list[dict], int, list[str]]:  # ty
         return entries[:limit] if limit is not None else entries, len(entries), problems
 
     try:
-        with open(store.index_path, "rb") as f:
-            data = f.read()
+        from analyzer.store import read_regular  # noqa: PLC0415
+
+        data = read_regular(store.index_path)  # a FIFO in its place is never waited on
         names = os.listdir(store.root)
     except FileNotFoundError:
         return slow()  # no store yet, or no index: list_records knows what to say
