@@ -8,7 +8,8 @@ would have saved (the rebuilt steps the change keeps cached), ``None`` when the
 change makes steps faster rather than cached and cachewhy cannot measure by how much.
 Advice tied to no miss (a cached `RUN curl` download that may be stale) is the
 report's own `advice`. `rewrite` turns a rule's advice into the changed
-Dockerfile that `cachewhy advise --verify` (verify.py) builds.
+Dockerfile that `cachewhy advise --verify` (verify.py) builds. Every rule is
+one row of TABLE (name, detection, advice, rewrite, how it is verified).
 Never raises: advice is a bonus, the report stands without it.
 """
 
@@ -16,13 +17,11 @@ from __future__ import annotations
 
 import fnmatch
 import re
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, NamedTuple
 
 from analyzer.report.rows import fmt_time
-
-RULES = ("copy-manifest-first", "dockerignore", "cache-mount", "arg-late", "apt-update-alone", "copy-artefact-only",
-         "pin-base-image", "add-url")
 
 # package manager -> (regex on a RUN's text, manifests it reads, cache mount target)
 MANAGERS: dict[str, tuple[str, tuple[str, ...], str | None]] = {
@@ -161,11 +160,8 @@ def _cmf_plan(c: _Ctx, root: dict):  # type: ignore[no-untyped-def]
     return ins, run, found, manifests, installs, changed
 
 
-def _copy_manifest_first(c: _Ctx, root: dict) -> dict | None:
+def _copy_manifest_first(c: _Ctx, root: dict, plan: Any) -> dict:
     """Rule 1: `COPY .` before an install that only needs the manifests."""
-    plan = _cmf_plan(c, root)
-    if plan is None:
-        return None
     ins, run, found, manifests, installs, changed = plan
     if any(n in ("apt", "apk") for n in found) and not manifests:
         message = (f"`{ins.text}` (line {ins.line}) comes before `{_short(run.text)}` (line {run.line}), "
@@ -232,11 +228,8 @@ def _dockerignore_plan(c: _Ctx, root: dict):  # type: ignore[no-untyped-def]
     return patterns, ignorable == len(changed)
 
 
-def _dockerignore(c: _Ctx, root: dict) -> dict | None:
+def _dockerignore(c: _Ctx, root: dict, plan: Any) -> dict:
     """Rule 2: changed files that .dockerignore could have kept out."""
-    plan = _dockerignore_plan(c, root)
-    if plan is None:
-        return None
     patterns, every = plan
     files = [f for fs in patterns.values() for f in fs]
     shown = ", ".join(f"`{f}`" for f in files[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
@@ -267,11 +260,8 @@ def _cache_mount_plan(c: _Ctx, root: dict):  # type: ignore[no-untyped-def]
     return None
 
 
-def _cache_mount(c: _Ctx, root: dict) -> dict | None:
+def _cache_mount(c: _Ctx, root: dict, plan: Any) -> dict:
     """Rule 3: a rebuilt package-manager step without a cache mount."""
-    plan = _cache_mount_plan(c, root)
-    if plan is None:
-        return None
     m, run, name, mount = plan
     extra = ""
     if name == "pip" and "--no-cache-dir" in run.text:
@@ -308,11 +298,8 @@ def _arg_plan(c: _Ctx, root: dict):  # type: ignore[no-untyped-def]
     return name, decl, first_use, ins
 
 
-def _arg_late(c: _Ctx, root: dict) -> dict | None:
+def _arg_late(c: _Ctx, root: dict, plan: Any) -> dict:
     """Rule 4: an ARG declared long before its first use invalidates the steps in between."""
-    plan = _arg_plan(c, root)
-    if plan is None:
-        return None
     name, decl, first_use, ins = plan
     cascade = c.cascade(root)
     if first_use is None:
@@ -330,12 +317,20 @@ def _arg_late(c: _Ctx, root: dict) -> dict | None:
     return {"rule": "arg-late", "message": message, "lines": lines, "saved_s": round(saved, 3)}
 
 
-def _pin_base_image(c: _Ctx, root: dict) -> dict | None:
-    """Rule 6: a base image referenced by a moving tag moved."""
+def _pin_plan(c: _Ctx, root: dict):  # type: ignore[no-untyped-def]
+    """What rule pin-base-image found: (the stage whose FROM moved, its resolved reference, its tag or None),
+    or (the COPY/ADD whose --from image moved, that reference, None)."""
     cause = root.get("cause") or {}
     if cause.get("kind") != "base-image-changed" or c.df is None:
         return None
     ins = c.ins(root.get("line"))
+    ref_from = ins.from_ref if ins is not None and ins.keyword in ("COPY", "ADD") else None
+    if ref_from and c.df.resolve_ref(ref_from) is None:
+        # the image that moved is the one COPY --from reads (an image, or a named
+        # build context of one), not the stage's FROM
+        if "@" in ref_from or "$" in ref_from:
+            return None
+        return ins, ref_from, None
     stage = None
     if ins is not None and ins.stage is not None:
         stage = c.df.stages[ins.stage]
@@ -352,6 +347,21 @@ def _pin_base_image(c: _Ctx, root: dict) -> dict | None:
     tag = tail.split(":", 1)[1] if ":" in tail else None
     if tag not in (None, "latest"):
         return None
+    return stage, ref, tag
+
+
+def _pin_base_image(c: _Ctx, root: dict, plan: Any) -> dict:
+    """Rule pin-base-image: a base image referenced by a moving tag moved."""
+    stage, ref, tag = plan
+    if getattr(stage, "keyword", None) in ("COPY", "ADD"):  # the image of a COPY --from (or a named context)
+        ins = stage
+        head, _, tail = ref.rpartition("/")
+        name = f"{head}/{tail.split(':', 1)[0]}" if head else tail.split(":", 1)[0]
+        message = (f"`{ins.keyword} --from={ref}` (line {ins.line}) reads an image by a moving tag, and it "
+                   f"moved; pin a digest where that image is named (`--from={name}@sha256:…`, or "
+                   f"`--build-context {ref}=docker-image://…@sha256:…`) and bump it on purpose")
+        return {"rule": "pin-base-image", "message": message, "lines": [ins.line],
+                "saved_s": round(float(root.get("time_lost_s") or 0.0), 3)}
     message = (f"`FROM {stage.base}` (line {stage.from_line}) follows a moving tag"
                f"{'' if tag else ' (no tag: latest)'}, and it moved; pin a digest "
                f"(`FROM {ref.split(':')[0] if tag else ref}@sha256:…`) and bump it on purpose")
@@ -389,11 +399,8 @@ def apt_update_before(df, run):  # type: ignore[no-untyped-def]
     return upd
 
 
-def _apt_update_alone(c: _Ctx, root: dict) -> dict | None:
+def _apt_update_alone(c: _Ctx, root: dict, plan: Any) -> dict:
     """Rule 5: `RUN apt-get update` alone, then a separate `RUN apt-get install` that was rebuilt."""
-    plan = _apt_plan(c, root)
-    if plan is None:
-        return None
     upd, run = plan
     message = (f"`{_short(upd.text)}` (line {upd.line}) stays cached while `{_short(run.text)}` (line {run.line}) "
                f"is rebuilt on old package lists (stale versions, 404s); run them in one step: "
@@ -461,11 +468,8 @@ def _artefact_plan(c: _Ctx, root: dict):  # type: ignore[no-untyped-def]
     return None
 
 
-def _copy_artefact_only(c: _Ctx, root: dict) -> dict | None:
+def _copy_artefact_only(c: _Ctx, root: dict, plan: Any) -> dict:
     """Rule 6: a stage's whole output copied where one artefact would do."""
-    plan = _artefact_plan(c, root)
-    if plan is None:
-        return None
     copy, src_stage, source, artefact, writer, copying = plan
     what = "its whole filesystem" if source == "/" else f"all of `{source}`"
     lines = [x.get("line") for x in copying if x.get("line")]
@@ -491,10 +495,6 @@ def _artefact_copy(copy, source: str, artefact: str) -> str:  # type: ignore[no-
     return f"COPY {flags} {artefact} {target}"
 
 
-_RULES = (_copy_manifest_first, _dockerignore, _cache_mount, _arg_late, _apt_update_alone, _copy_artefact_only,
-          _pin_base_image)
-
-
 # --- advice not tied to a miss: a cached download may be stale -----------------
 
 _FETCH_RX = re.compile(r"\b(curl|wget)\b")
@@ -503,13 +503,15 @@ _SHA256_RX = re.compile(r"\b[0-9a-fA-F]{64}\b")
 _SAVE_AS_RX = re.compile(r"\s(?:-[A-Za-z]*[oO]|--output|--output-document)(?:=|\s+)([^\s;&|]+)")
 
 
-def _add_url_advice(ins) -> dict | None:  # type: ignore[no-untyped-def]
-    """Rule add-url for one RUN: it downloads a URL with curl/wget."""
+def _add_url_plan(ins):  # type: ignore[no-untyped-def]
+    """What rule add-url found in one cached RUN: the URLs it downloads with curl/wget."""
     if ins is None or ins.keyword != "RUN" or not _FETCH_RX.search(ins.text):
         return None
-    urls = _URL_RX.findall(ins.text)
-    if not urls:
-        return None
+    return _URL_RX.findall(ins.text) or None
+
+
+def _add_url(ins, urls: list[str]) -> dict:  # type: ignore[no-untyped-def]
+    """Rule add-url for one cached RUN: it downloads a URL with curl/wget."""
     url = urls[0]
     dest = next((d for d in _SAVE_AS_RX.findall(" " + ins.text) if d not in ("-", url)), None)
     if dest is None:  # piped into a shell or tar, or saved under its remote name
@@ -540,9 +542,11 @@ def stale_downloads(report: dict, dockerfile_text: str | None) -> list[dict]:
         if step.get("status") != "cached" or not line or line in seen:
             continue
         seen.add(line)
-        found = _add_url_advice(df.instruction_at(line))
-        if found is not None:
-            out.append(found)
+        ins = df.instruction_at(line)
+        for rule in CACHED_RULES:
+            plan = rule.plan(ins)
+            if plan is not None:
+                out.append(rule.advise(ins, plan))
     return sorted(out, key=lambda a: a["lines"][0])
 
 
@@ -553,7 +557,7 @@ def advise(report: dict, dockerfile_text: str | None, context: str | None = None
     for m in report.get("misses") or []:
         if not m.get("root"):
             continue
-        found = [a for rule in _RULES if (a := rule(c, m)) is not None]
+        found = [rule.advise(c, m, plan) for rule in ROOT_RULES if (plan := rule.plan(c, m)) is not None]
         if found:
             out[m["id"]] = found
     return out
@@ -577,6 +581,13 @@ def attach(report: dict, dockerfile_text: str | None, context: str | None = None
 
 # --- the advised change made concrete (for `cachewhy advise --verify`) -----------
 
+class Change(NamedTuple):
+    """A rule's change: Dockerfile edits (start, end, new lines; see _edit) and .dockerignore patterns."""
+
+    ops: list[tuple[int, int, list[str]]]
+    dockerignore: list[str]
+
+
 def _flags_text(*instructions) -> str:  # type: ignore[no-untyped-def]
     """The flags of instructions as Dockerfile text, each once, with a trailing space when any."""
     seen: list[str] = []
@@ -597,16 +608,13 @@ def _edit(text: str, ops: list[tuple[int, int, list[str]]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _rewrite_copy_manifest_first(c: _Ctx, root: dict) -> list | None:
-    plan = _cmf_plan(c, root)
-    if plan is None:
-        return None
+def _rewrite_copy_manifest_first(c: _Ctx, root: dict, plan: Any) -> Change | None:
     ins, run, found, manifests, _installs, _changed_files = plan
     moved = run.original.splitlines()
     ops: list[tuple[int, int, list[str]]] = [(run.line, run.end_line, [])]
     missing = [w for w in manifests if not _copied_before(c, ins, w)]
     if any(n in ("apt", "apk") for n in found) and not manifests or not missing:
-        return [*ops, (ins.line, ins.line - 1, moved)]  # nothing to copy first: move the install up
+        return Change([*ops, (ins.line, ins.line - 1, moved)], [])  # nothing to copy first: move the install up
     # the manifests go where `COPY .` would have put them (its destination, or the WORKDIR)
     whole = [s.rstrip("/") or "/" for s in ins.sources] in (["."], ["/"])
     base = (ins.destination or ".") if whole else "."
@@ -616,24 +624,18 @@ def _rewrite_copy_manifest_first(c: _Ctx, root: dict) -> list | None:
     top = [w for w in missing if "/" not in w]
     copies = [f"COPY {flags}{' '.join(top)} {into}"] if top else []
     copies += [f"COPY {flags}{w} {into}{w}" for w in missing if "/" in w]
-    return [*ops, (ins.line, ins.line - 1, [*copies, *moved])]
+    return Change([*ops, (ins.line, ins.line - 1, [*copies, *moved])], [])
 
 
-def _rewrite_apt_update_alone(c: _Ctx, root: dict) -> list | None:
-    plan = _apt_plan(c, root)
-    if plan is None:
-        return None
+def _rewrite_apt_update_alone(c: _Ctx, root: dict, plan: Any) -> Change | None:
     upd, run = plan
     if upd.json_form or run.json_form or upd.heredocs or run.heredocs:
         return None
     merged = f"RUN {_flags_text(upd, run)}{upd.rest.strip()} && {run.rest.strip()}"
-    return [(upd.line, upd.end_line, []), (run.line, run.end_line, [merged])]
+    return Change([(upd.line, upd.end_line, []), (run.line, run.end_line, [merged])], [])
 
 
-def _rewrite_arg_late(c: _Ctx, root: dict) -> list | None:
-    plan = _arg_plan(c, root)
-    if plan is None:
-        return None
+def _rewrite_arg_late(c: _Ctx, root: dict, plan: Any) -> Change | None:
     name, decl, first_use, _ins = plan
     words = decl.rest.split()
     if len(words) != len(decl.assignments):
@@ -643,43 +645,77 @@ def _rewrite_arg_late(c: _Ctx, root: dict) -> list | None:
     ops: list[tuple[int, int, list[str]]] = [(decl.line, decl.end_line, [f"ARG {' '.join(others)}"] if others else [])]
     if first_use is not None:
         ops.append((first_use.line, first_use.line - 1, [f"ARG {mine[-1]}"]))
-    return ops
+    return Change(ops, [])
 
 
-def _rewrite_cache_mount(c: _Ctx, root: dict) -> list | None:
-    plan = _cache_mount_plan(c, root)
-    if plan is None:
-        return None
+def _rewrite_cache_mount(c: _Ctx, root: dict, plan: Any) -> Change | None:
     _m, run, name, mount = plan
     if name == "apt":  # docker-clean empties the cache after each install: drop it first
         if run.json_form or run.heredocs:
             return None
-        return [(run.line, run.end_line,
-                 [f"RUN {mount} {_flags_text(run)}rm -f /etc/apt/apt.conf.d/docker-clean; {run.rest.strip()}"])]
+        merged = f"RUN {mount} {_flags_text(run)}rm -f /etc/apt/apt.conf.d/docker-clean; {run.rest.strip()}"
+        return Change([(run.line, run.end_line, [merged])], [])
     new = re.sub(r"^(\s*)RUN\b", lambda mt: f"{mt.group(1)}RUN {mount}", run.original, count=1, flags=re.I)
     if name == "pip":
         new = re.sub(r"[ \t]+--no-cache-dir\b", "", new)
-    return [(run.line, run.end_line, new.splitlines())]
+    return Change([(run.line, run.end_line, new.splitlines())], [])
 
 
-def _rewrite_copy_artefact_only(c: _Ctx, root: dict) -> list | None:
-    plan = _artefact_plan(c, root)
-    if plan is None or plan[3] is None:
+def _rewrite_copy_artefact_only(c: _Ctx, root: dict, plan: Any) -> Change | None:
+    if plan[3] is None:
         return None  # no artefact named by the stage's RUNs: which one to copy is the user's call
     copy, _stage, source, artefact, _writer, _copying = plan
-    return [(copy.line, copy.end_line, [_artefact_copy(copy, source, artefact)])]
+    return Change([(copy.line, copy.end_line, [_artefact_copy(copy, source, artefact)])], [])
 
 
-_REWRITES = {
-    "copy-manifest-first": _rewrite_copy_manifest_first,
-    "apt-update-alone": _rewrite_apt_update_alone,
-    "arg-late": _rewrite_arg_late,
-    "cache-mount": _rewrite_cache_mount,
-    "copy-artefact-only": _rewrite_copy_artefact_only,
-}
+def _rewrite_dockerignore(c: _Ctx, root: dict, plan: Any) -> Change | None:
+    return Change([], list(plan[0]))
 
+
+# --- the rules ------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Rule:
+    """One advice rule (docs/advice/<name>.md): `plan` detects it, on a root miss
+    (scope "root": `plan(ctx, miss)`) or on a cached step (scope "cached":
+    `plan(instruction)`), and returns what it found, or None; `advise` turns
+    that into the advice (`{"rule", "message", "lines", "saved_s"}`);
+    `rewrite`, when cachewhy can apply the change itself, turns it into the
+    Dockerfile edits and .dockerignore patterns that `advise --verify` builds;
+    `verified_by` says what the verification compares: "steps" (fewer rebuilt),
+    "time" (the mounted step's own time), "fresh-lists" (the install no longer
+    ran on a cached `apt-get update`)."""
+
+    name: str
+    plan: Callable[..., Any]
+    advise: Callable[..., dict]
+    rewrite: Callable[[_Ctx, dict, Any], Change | None] | None = None
+    scope: str = "root"
+    verified_by: str | None = None
+
+    @property
+    def doc_page(self) -> str:
+        return f"docs/advice/{self.name}.md"
+
+
+#: Every rule, in priority order: a root miss's advice lists its rules in this order.
+TABLE: tuple[Rule, ...] = (
+    Rule("copy-manifest-first", _cmf_plan, _copy_manifest_first, _rewrite_copy_manifest_first, verified_by="steps"),
+    Rule("dockerignore", _dockerignore_plan, _dockerignore, _rewrite_dockerignore, verified_by="steps"),
+    Rule("cache-mount", _cache_mount_plan, _cache_mount, _rewrite_cache_mount, verified_by="time"),
+    Rule("arg-late", _arg_plan, _arg_late, _rewrite_arg_late, verified_by="steps"),
+    Rule("apt-update-alone", _apt_plan, _apt_update_alone, _rewrite_apt_update_alone, verified_by="fresh-lists"),
+    Rule("copy-artefact-only", _artefact_plan, _copy_artefact_only, _rewrite_copy_artefact_only,
+         verified_by="steps"),
+    Rule("pin-base-image", _pin_plan, _pin_base_image),
+    Rule("add-url", _add_url_plan, _add_url, scope="cached"),
+)
+BY_NAME: dict[str, Rule] = {r.name: r for r in TABLE}
+RULES: tuple[str, ...] = tuple(BY_NAME)
+ROOT_RULES = tuple(r for r in TABLE if r.scope == "root")
+CACHED_RULES = tuple(r for r in TABLE if r.scope == "cached")
 #: rules whose change can be applied by cachewhy, and so verified by a rebuild
-REWRITABLE = (*_REWRITES, "dockerignore")
+REWRITABLE: tuple[str, ...] = tuple(r.name for r in TABLE if r.rewrite is not None)
 
 
 def rewrite(report: dict, miss_id: str, rule: str, dockerfile_text: str | None,
@@ -694,16 +730,19 @@ def rewrite(report: dict, miss_id: str, rule: str, dockerfile_text: str | None,
         root = c.by_id.get(miss_id)
         if root is None or c.df is None:
             return None
-        if rule == "dockerignore":
-            plan = _dockerignore_plan(c, root)
-            return {"dockerfile": dockerfile_text, "dockerignore": list(plan[0])} if plan else None
-        make = _REWRITES.get(rule)
-        ops = make(c, root) if make is not None else None
+        r = BY_NAME.get(rule)
+        if r is None or r.rewrite is None or r.scope != "root":
+            return None
+        plan = r.plan(c, root)
+        change = r.rewrite(c, root, plan) if plan is not None else None
     except Exception:  # noqa: BLE001 - an odd Dockerfile: no rewrite rather than a crash
         return None
-    if not ops:
+    if change is None:
         return None
-    return {"dockerfile": _edit(dockerfile_text, ops), "dockerignore": []}
+    ops, ignore = change
+    if not ops and not ignore:
+        return None
+    return {"dockerfile": _edit(dockerfile_text, ops) if ops else dockerfile_text, "dockerignore": ignore}
 
 
 # --- over the store's history -------------------------------------------------

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from analyzer.errors import EngineError
-from analyzer.launch import VALUE_FLAGS  # noqa: F401 - buildx flags that take a value (kept here too)
+from analyzer.launch import QUIET_FLAGS, VALUE_FLAGS  # noqa: F401 - buildx flags that take a value (kept here too)
 
 if TYPE_CHECKING:
     from analyzer.launch import Started
@@ -41,6 +41,11 @@ class BuildArgs:
     metadata_file: str | None = None
     builder: str | None = None
     progress: str | None = None  # the user's --progress, which cachewhy replaces
+    build_contexts: dict[str, str] = field(default_factory=dict)  # --build-context name=value, as given
+    # -q/--quiet: buildx refuses it with rawjson, so it is not passed on; cachewhy
+    # prints the image id itself (image_id) and shows no progress
+    quiet: bool = False
+    call: str | None = None  # --call METHOD (--check is --call=check)
 
     @property
     def context_dir(self) -> Path | None:
@@ -86,6 +91,9 @@ def parse_args(argv: list[str]) -> BuildArgs:
             if name == "--progress":
                 out.progress = value
                 continue
+            if name in QUIET_FLAGS:
+                out.quiet = not eq or value.lower() not in ("false", "0")
+                continue
             out.argv.extend([tok] if eq or not takes_value else [tok, value])
             _note(out, name, value)
             continue
@@ -120,6 +128,14 @@ def _note(out: BuildArgs, name: str, value: str) -> None:
         out.metadata_file = value
     elif name == "--builder":
         out.builder = value
+    elif name == "--build-context":
+        key, eq, val = value.partition("=")
+        if eq and key:
+            out.build_contexts[key] = val
+    elif name == "--call":
+        out.call = value
+    elif name == "--check":
+        out.call = "check"
 
 
 def docker_command() -> list[str]:
@@ -131,8 +147,9 @@ def docker_command() -> list[str]:
 
     exe = shutil.which("docker")
     if exe is None:
-        raise EngineError("docker: command not found (install the Docker CLI with the buildx plugin, "
-                          "or run scripts/engine.sh up)")
+        from analyzer.docker_setup import docker_missing  # noqa: PLC0415
+
+        raise EngineError(docker_missing())
     return [exe]
 
 
@@ -223,3 +240,12 @@ def run_build(args: BuildArgs, on_line: Callable[[str], None], on_start: Callabl
         metadata_path=meta_path if meta_path.is_file() else None,
         interrupted=stopped[0] if stopped else None, command=cmd, reader_error=reader_error,
     )
+
+
+def image_id(metadata: dict) -> str:
+    """What `docker buildx build -q` prints on stdout for a build that succeeded:
+    the image config's digest when the exporter reports one, else the image
+    manifest's digest, else nothing (cacheonly, local and tar outputs). The
+    same line with --iidfile; checked on buildx 0.29 (tests/integration/test_quiet.py)."""
+    value = metadata.get("containerimage.config.digest") or metadata.get("containerimage.digest") or ""
+    return value if isinstance(value, str) else ""

@@ -13,11 +13,13 @@ from analyzer.errors import CachewhyError, UsageError
 # command -> module under analyzer.commands; imported only when run
 COMMANDS = {
     "build": "build",
+    "predict": "predict",
     "analyze": "analyze",
     "diff": "diff",
     "show": "show",
     "history": "history",
     "advise": "advise",
+    "trends": "trends",
     "explain": "explain",
     "watch": "watch",
 }

@@ -287,6 +287,46 @@ def _image_repo(identifier: str) -> tuple[str, str]:
     return name, digest
 
 
+def _familiar(ref: str) -> tuple[str, str]:
+    """(name, tag) of an image reference as Docker shows it: docker.io/library/ left out."""
+    ref = ref.removeprefix("docker-image://").partition("@")[0]
+    slash, colon = ref.rfind("/"), ref.rfind(":")
+    name, tag = (ref[:colon], ref[colon + 1:]) if colon > slash else (ref, "latest")
+    name = name.removeprefix("docker.io/").removeprefix("index.docker.io/").removeprefix("library/")
+    return name, tag
+
+
+def _material_digest(identifier: str, materials: dict[str, str]) -> str | None:
+    """The digest provenance lists for an image, among its materials (`pkg:docker/NAME@TAG?platform=…`
+    package URLs); None when no material, or more than one digest, fits."""
+    import urllib.parse  # noqa: PLC0415
+
+    want = _familiar(identifier)
+    found = set()
+    for uri, digest in materials.items():
+        if not uri.startswith("pkg:docker/") or not digest:
+            continue
+        path = urllib.parse.unquote(uri[len("pkg:docker/"):].partition("?")[0])
+        name, _, tag = path.rpartition("@")
+        if name and _familiar(f"{name}:{tag}") == want:
+            found.add(digest)
+    return found.pop() if len(found) == 1 else None
+
+
+def _named_context_of(record: dict, identifier: str) -> str | None:
+    """The name of the `--build-context NAME=docker-image://REF` that made this image input."""
+    argv = (record.get("invocation") or {}).get("argv") or []
+    want = _familiar(identifier)
+    for i, tok in enumerate(argv):
+        value = argv[i + 1] if tok == "--build-context" and i + 1 < len(argv) else (
+            tok.partition("=")[2] if tok.startswith("--build-context=") else None)
+        if value:
+            name, _, ref = value.partition("=")
+            if ref.startswith("docker-image://") and _familiar(ref) == want:
+                return name
+    return None
+
+
 def _short_digest(d: str) -> str:
     return d[:19] if d else "?"
 
@@ -351,8 +391,9 @@ class _Explainer:
         # nearest steps per digest, asked for up to three times per rebuilt step
         self._near_now: dict[str, list[dict]] = {}
         self._near_before: dict[str, list[dict]] = {}
-        self._changed_paths: list[str] | None = None
-        self._changed_index: tuple[set[str], set[str]] | None = None
+        self._changed_paths: dict[str, list[str]] = {}  # build context -> paths changed anywhere in it
+        self._changed_index: dict[str, tuple[set[str], set[str]]] = {}
+        self._named_pairs: dict[str, tuple[Any, Any] | None] = {}
         self._materials_now = dict((u, d) for u, d in cur.get("materials") or [])
         self._materials_before = dict((u, d) for u, d in (prev or {}).get("materials") or [])
         self.notes: list[str] = []
@@ -530,7 +571,7 @@ class _Explainer:
         cur_imgs = sorted(set(s.get("image_inputs") or []))
         prev_imgs = sorted(set(p.get("image_inputs") or []))
         if cur_imgs == prev_imgs:
-            return []
+            return self._unpinned_image_causes(cur_imgs)
         out = []
         prev_by_repo = dict(_image_repo(i) for i in prev_imgs)
         unpaired_old = [i for i in prev_imgs if i not in cur_imgs]
@@ -546,6 +587,23 @@ class _Explainer:
                 out += self.variable_causes(self._from_text(s))
                 out.append(Cause("base-image-changed", f"{o_repo}@{_short_digest(o_digest)} \u2192 "
                                                        f"{repo}@{_short_digest(digest)}"))
+        return out
+
+    def _unpinned_image_causes(self, images: list[str]) -> list[Cause]:
+        """Images the op names without a digest (`--build-context NAME=docker-image://REF`:
+        BuildKit resolves it at build time): the digests provenance lists for them."""
+        out = []
+        for ident in images:
+            if "@" in ident:
+                continue
+            old = _material_digest(ident, self._materials_before)
+            new = _material_digest(ident, self._materials_now)
+            if old and new and old != new:
+                repo = ident.removeprefix("docker-image://")
+                via = _named_context_of(self.cur, ident)
+                where = f" (--build-context {via})" if via else ""
+                out.append(Cause("base-image-changed", f"{repo}{where}: {_short_digest(old)} \u2192 "
+                                                       f"{_short_digest(new)}"))
         return out
 
     def _from_text(self, s: dict) -> str:
@@ -568,29 +626,57 @@ class _Explainer:
                 out.append(Cause("remote-changed", f"{uri}: {_short_digest(old)} \u2192 {_short_digest(new)}"))
         return out
 
+    def _snapshot_pair(self, source: str) -> tuple[Any, Any] | None:
+        """(previous, current) snapshots of one build context: `context`, the main one,
+        or a named one (`--build-context NAME=DIR`); None when one build has none."""
+        if source == "context":
+            return self._snapshots
+        if source not in self._named_pairs:
+            old = ((self.prev or {}).get("named_snapshots") or {}).get(source)
+            new = (self.cur.get("named_snapshots") or {}).get(source)
+            pair = None
+            if isinstance(old, dict) and isinstance(new, dict):
+                from analyzer.snapshot import Snapshot  # noqa: PLC0415
+
+                try:
+                    pair = Snapshot.from_json(old), Snapshot.from_json(new)
+                except (ValueError, KeyError, TypeError):
+                    self.notes.append(f"a snapshot of the build context {source} could not be read; "
+                                      "its changed files are not named")
+            self._named_pairs[source] = pair
+        return self._named_pairs[source]
+
     def _context_causes(self, s: dict) -> list[Cause]:
-        inputs = [c for c in s.get("context_inputs") or [] if c.get("source") == "context"]
-        if not inputs or self._snapshots is None:
-            return []
+        """The files the step reads from the main context and from named contexts
+        that changed; those of a named context are named `NAME:path`."""
+        by_source: dict[str, list[dict]] = {}
+        for c in s.get("context_inputs") or []:
+            by_source.setdefault(str(c.get("source")), []).append(c)
         from analyzer.snapshot import diff  # noqa: PLC0415
 
-        old, new = self._snapshots
-        if self._changed_paths is None:  # one whole-context diff; per step only where it matters
-            whole = diff(old, new)
-            self._changed_paths = [x.rstrip("/") for x in (*whole.added, *whole.modified, *whole.removed)]
         added: set[str] = set()
         modified: set[str] = set()
         removed: set[str] = set()
         modes: dict[str, tuple[int, int]] = {}
-        for c in inputs:
-            path = str(c.get("path") or "/").strip("/") or "."
-            if not self._may_have_changed(path):
+        for source, inputs in sorted(by_source.items(), key=lambda kv: kv[0] != "context"):
+            pair = self._snapshot_pair(source)
+            if pair is None:
                 continue
-            ch = diff(old, new, under=[path], include=c.get("include") or None, exclude=c.get("exclude") or None)
-            added |= set(ch.added)
-            modified |= set(ch.modified)
-            removed |= set(ch.removed)
-            modes.update(ch.mode_changes)
+            old, new = pair
+            if source not in self._changed_paths:  # one whole-context diff; per step only where it matters
+                whole = diff(old, new)
+                self._changed_paths[source] = [x.rstrip("/") for x in (*whole.added, *whole.modified, *whole.removed)]
+            name = (lambda p: p) if source == "context" else (lambda p, src=source: f"{src}:{p}")
+            for c in inputs:
+                path = str(c.get("path") or "/").strip("/") or "."
+                if not self._may_have_changed(source, path):
+                    continue
+                ch = diff(old, new, under=[path], include=c.get("include") or None,
+                          exclude=c.get("exclude") or None)
+                added |= {name(x) for x in ch.added}
+                modified |= {name(x) for x in ch.modified}
+                removed |= {name(x) for x in ch.removed}
+                modes.update({name(x): m for x, m in ch.mode_changes.items()})
         if not (added or modified or removed):
             return []
         files = {"added": sorted(added), "modified": sorted(modified), "removed": sorted(removed)}
@@ -601,27 +687,28 @@ class _Explainer:
                 parts.append(f"{shown} {label}")
         if modes:
             parts.append("; ".join(f"mode of {path} {old:o} \u2192 {new:o}" for path, (old, new) in sorted(modes.items())[:3]))
-        if self.git_revisions:
+        if self.git_revisions and "context" in by_source:
             parts.append("from git, {} \u2192 {} (committed changes only)".format(*self.git_revisions))
         return [Cause("context-changed", "; ".join(parts), files)]
 
-    def _may_have_changed(self, path: str) -> bool:
+    def _may_have_changed(self, source: str, path: str) -> bool:
         """Could anything under this source path have changed? (Wildcards: assume so.)"""
-        if not self._changed_paths:
+        changed = self._changed_paths.get(source)
+        if not changed:
             return False
         if path == "." or any(ch in path for ch in "*?["):
             return True
-        if self._changed_index is None:
+        if source not in self._changed_index:
             # every changed path and each folder above it: one set lookup per step
-            exact = set(self._changed_paths)
+            exact = set(changed)
             above: set[str] = set()
             for c in exact:
                 cut = c.rfind("/")
                 while cut > 0:
                     above.add(c[:cut])
                     cut = c.rfind("/", 0, cut)
-            self._changed_index = (exact, above)
-        exact, above = self._changed_index
+            self._changed_index[source] = (exact, above)
+        exact, above = self._changed_index[source]
         if path in exact or path in above:
             return True
         cut = path.rfind("/")
@@ -655,6 +742,10 @@ class _Explainer:
         elif local:
             paths = sorted({str(c.get("path") or "/").strip("/") or "." for c in local})
             not_compared.append(f"the context files it reads ({', '.join(paths)}): no context snapshot of both builds")
+        snapped = [n for n in named if self._snapshot_pair(n) is not None]
+        if snapped:
+            compared.append(f"files of the build context{'s' if len(snapped) > 1 else ''} {', '.join(snapped)}")
+        named = [n for n in named if n not in snapped]
         if named:
             not_compared.append(f"files of the build context{'s' if len(named) > 1 else ''} {', '.join(named)}")
         if p is not None and p.get("status") not in BUILT:

@@ -33,6 +33,7 @@ GATE_EXIT = 4
 GATE_OPTIONS = {
     "--fail-below-hit-ratio": "fail_below_hit_ratio",
     "--fail-on": "fail_on",
+    "--fail-above-time": "fail_above_time",
 }
 GATE_REPEATABLE = frozenset({"--fail-on"})
 
@@ -46,7 +47,10 @@ def _help() -> str:
             "                     exit 4 when the cache hit ratio is below R (0..1, or a\n"
             "                     percentage such as 80%)\n"
             "  --fail-on CAUSE[,CAUSE...]\n"
-            + "".join(f"{'':21}{line}\n" for line in kinds))
+            + "".join(f"{'':21}{line}\n" for line in kinds)
+            + "  --fail-above-time T\n"
+              "                     exit 4 when the rebuilt steps take (a prediction:\n"
+              "                     will take) more than T (seconds, or 90s, 5m, 1h)\n")
 
 
 GATE_HELP = _help()
@@ -56,10 +60,11 @@ GATE_HELP = _help()
 class Gates:
     min_hit_ratio: float | None = None
     fail_on: list[str] = field(default_factory=list)
+    max_time_s: float | None = None  # --fail-above-time: a budget for the rebuilt steps' time
 
     @property
     def active(self) -> bool:
-        return self.min_hit_ratio is not None or bool(self.fail_on)
+        return self.min_hit_ratio is not None or bool(self.fail_on) or self.max_time_s is not None
 
     @classmethod
     def from_options(cls, found: dict[str, object]) -> "Gates":
@@ -67,6 +72,9 @@ class Gates:
         raw = found.get("fail_below_hit_ratio")
         if raw is not None:
             gates.min_hit_ratio = parse_ratio(str(raw))
+        budget = found.get("fail_above_time")
+        if budget is not None:
+            gates.max_time_s = parse_duration(str(budget))
         values = found.get("fail_on") or []
         if isinstance(values, str):
             values = [values]
@@ -95,6 +103,11 @@ class Gates:
                 out.append(f"hit ratio {got} below {want}")
         if self.fail_on:
             out.extend(_cause_hits(report, set(self.fail_on)))
+        if self.max_time_s is not None:
+            took = (report.get("summary") or {}).get("rebuilt_time_s") or 0.0
+            if took > self.max_time_s:
+                verb = "will take" if report.get("prediction") else "took"
+                out.append(f"the rebuilt steps {verb} {took:.1f}s, above the budget of {self.max_time_s:g}s")
         return out
 
     def apply(self, report: dict | None, returncode: int, stream=None) -> int:  # type: ignore[no-untyped-def]
@@ -134,6 +147,20 @@ def parse_ratio(text: str) -> float:
                          f"(e.g. 0.8 or 80%), not {text!r}") from None
     if not 0.0 <= value <= 1.0:  # NaN too: every comparison with it is false
         raise UsageError(f"--fail-below-hit-ratio must be between 0 and 1 (0% and 100%), not {text!r}")
+    return value
+
+
+def parse_duration(text: str) -> float:
+    """`300`, `90s`, `5m`, `1h`, `1.5m` -> seconds; anything else is a usage error."""
+    t = text.strip().lower()
+    scale = {"s": 1.0, "m": 60.0, "h": 3600.0}.get(t[-1:], None)
+    number = t[:-1] if scale is not None else t
+    try:
+        value = float(number) * (scale or 1.0)
+    except ValueError:
+        value = float("nan")
+    if not value >= 0.0 or value == float("inf"):  # NaN fails this too
+        raise UsageError(f"--fail-above-time takes a duration such as 300, 90s, 5m or 1h, not {text!r}")
     return value
 
 

@@ -35,6 +35,10 @@ VALUE_FLAGS = frozenset({
     "--target", "--ulimit", "--policy", "--source-policy-file",
 })
 
+# buildx's quiet flag: refused by buildx together with --progress=rawjson, so
+# cachewhy takes it out and prints the image id itself (commands/build.py)
+QUIET_FLAGS = frozenset({"-q", "--quiet"})
+
 # `docker buildx build` flags that take no value (and the hidden ones buildx
 # still accepts): with VALUE_FLAGS, what buildx knows, so that an unknown
 # option one edit away from one of cachewhy's can be refused as a typo.
@@ -50,7 +54,7 @@ BUILDX_FLAGS = VALUE_FLAGS | SWITCH_FLAGS
 # and starts buildx itself.
 OWN_OPTIONS = frozenset({
     "--report-json", "--report-md", "--report-sarif", "--dot", "--svg", "--html",
-    "--fail-below-hit-ratio", "--fail-on",
+    "--fail-below-hit-ratio", "--fail-on", "--fail-above-time",
     "--live", "--width", "--store", "--against", "--baseline",
 })
 OWN_SWITCHES = frozenset({"--show-values"})
@@ -114,6 +118,9 @@ def start(argv: list[str]) -> None:
     global _started  # noqa: PLW0603
     if wants_help(argv) or any(a == "--against" or a.startswith("--against=") for a in argv):
         return
+    head = argv[: argv.index("--")] if "--" in argv else argv
+    if "--predict" in head:  # the prediction is printed before buildx starts
+        return
     try:
         check_typos(argv, OWN_OPTIONS | OWN_SWITCHES, OWN_OPTIONS, BUILDX_FLAGS, VALUE_FLAGS)
         _found, rest = take_options(argv, {name: name for name in OWN_OPTIONS}, {s: s for s in OWN_SWITCHES},
@@ -174,7 +181,7 @@ def discard() -> None:
 
 def _without_progress(argv: list[str]) -> tuple[list[str], bool]:
     """buildx.parse_args's reading of `argv`, only as far as the command line
-    depends on it: the arguments without --progress, and whether
+    depends on it: the arguments without --progress and -q, and whether
     --metadata-file is given."""
     out: list[str] = []
     metadata = False
@@ -195,7 +202,7 @@ def _without_progress(argv: list[str]) -> tuple[list[str], bool]:
                 i += 2
             else:
                 i += 1
-            if name == "--progress":
+            if name == "--progress" or name in QUIET_FLAGS:
                 continue
             if name == "--metadata-file":
                 metadata = True

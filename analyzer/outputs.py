@@ -18,6 +18,7 @@ import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 from analyzer.atomic import write_atomic
 from analyzer.errors import CachewhyError
@@ -125,6 +126,16 @@ def append_file(dest: str, data: str) -> None:
             f.write(data)
     except OSError as exc:
         raise CachewhyError(f"cannot append to {dest}: {exc.strerror or exc}") from None
+
+
+def report_stream(outputs: Outputs | None) -> TextIO:
+    """Where a command that wraps no build (analyze, show, diff, explain) shows
+    its report: stdout, as git and `docker buildx history` do, so that it can
+    be paged and grepped; stderr when one of the report formats is written to
+    stdout (`--report-json -`). `build` keeps stdout for buildx."""
+    if outputs is not None and any(dest == "-" for _, dest in outputs.requested()):
+        return sys.stderr
+    return sys.stdout
 
 
 # --- GitHub Actions: automatic, no option needed --------------------------------

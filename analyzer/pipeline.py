@@ -10,7 +10,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, TextIO
 
 from analyzer.collector import paused
 
@@ -42,7 +42,8 @@ class Outcome:
 @paused
 def analyse(*, events: "BuildEvents", args: "BuildArgs", result: "RunResult", dockerfile_text: str | None,
             dockerfile_path: Path | None, metadata_path: Path | None, snapshot: dict | None,
-            previous: dict | None, store: "Store | None", notes: list[str]) -> Outcome:
+            previous: dict | None, store: "Store | None", notes: list[str],
+            named_snapshots: dict | None = None) -> Outcome:
     from analyzer import dockerfile as dfmod  # noqa: PLC0415
     from analyzer.explain import explain  # noqa: PLC0415
     from analyzer.graph import build_graph  # noqa: PLC0415
@@ -84,7 +85,8 @@ def analyse(*, events: "BuildEvents", args: "BuildArgs", result: "RunResult", do
     hasher = make_hasher(key)
     record = make_record(
         record_id=new_id(), args=args, result=result, graph=graph, prov=prov, dockerfile_path=dockerfile_path,
-        dockerfile_text=dockerfile_text, snapshot=snapshot, messages=events.messages, hasher=hasher,
+        dockerfile_text=dockerfile_text, snapshot=snapshot, named_snapshots=named_snapshots,
+        messages=events.messages, hasher=hasher,
         # stopped by the user, buildx killed by a signal, or the builder gone mid-build:
         # what was seen is kept, marked incomplete
         complete=result.interrupted is None and result.returncode < 128 and lost is None,
@@ -172,7 +174,8 @@ def _graph_notes(graph) -> list[str]:  # type: ignore[no-untyped-def]
     return out
 
 
-def deliver(outcome: Outcome, outputs: "Outputs", store: "Store | None", width: int) -> None:
+def deliver(outcome: Outcome, outputs: "Outputs", store: "Store | None", width: int,
+            terminal: bool = True, stream: "TextIO | None" = None) -> None:
     """Keep what must not be lost first (the record, the report files), then show it.
 
     Under GitHub Actions the Markdown report is appended to $GITHUB_STEP_SUMMARY and
@@ -200,7 +203,8 @@ def deliver(outcome: Outcome, outputs: "Outputs", store: "Store | None", width: 
         argv = (outcome.record.get("invocation") or {}).get("argv") or []
         errors += github_hooks(report, stdout_busy=stdout_carries_data(argv, outputs))
     finally:
-        show(report, outcome.log_tails, width)
+        if terminal:
+            show(report, outcome.log_tails, width, stream)
     if errors:
         raise CachewhyError("; ".join(errors))
 
@@ -212,7 +216,16 @@ def _save(outcome: Outcome, store: "Store") -> None:
         "time_lost_s": outcome.report["summary"]["time_lost_s"],
         "top_cause": top.cause.kind if top else None,
         "top_line": top.step.get("line") if top else None,
+        **_predicted(outcome.record),
     })
+
+
+def _predicted(record: dict) -> dict:
+    """The score of `build --predict` in the index line: [statuses right, statuses scored]."""
+    sc = record.get("prediction")
+    if not isinstance(sc, dict):
+        return {}
+    return {"predicted": [sc.get("steps_right"), sc.get("steps")]}
 
 
 def shown_report(report: dict, known: "Callable[[], dict[str, str]] | None", outputs: "Outputs") -> dict:
@@ -233,16 +246,40 @@ def shown_report(report: dict, known: "Callable[[], dict[str, str]] | None", out
     return reveal(report, values)
 
 
-def show(report: dict, log_tails: dict[str, str] | None, width: int) -> None:
+def show(report: dict, log_tails: dict[str, str] | None, width: int, stream: "TextIO | None" = None) -> None:
+    """The terminal report on `stream`: stderr for a build (stdout is buildx's), else
+    what outputs.report_stream chose."""
     from analyzer.report import text  # noqa: PLC0415
 
-    colour = sys.stderr.isatty() and "NO_COLOR" not in os.environ
+    out = stream or sys.stderr
+    colour = out.isatty() and "NO_COLOR" not in os.environ
     try:
         from analyzer import console  # noqa: PLC0415
 
         # trusted: our colours pass; the renderer has neutralised the build's text
-        console.write(sys.stderr, text.render(report, log_tails or {}, width=width, colour=colour) + "\n",
+        console.write(out, text.render(report, log_tails or {}, width=width, colour=colour) + "\n",
                       trusted=colour)
-        sys.stderr.flush()
+        out.flush()
     except BrokenPipeError:
         pass  # the reader went away (`| head`); the record and report are written
+
+
+def publish(report: dict, outputs: "Outputs", width: int,
+            known: "Callable[[], dict[str, str]] | None" = None) -> None:
+    """Show a report that no build record keeps (a prediction): the report files, the
+    GitHub hooks (step summary, annotations), then the terminal. Errors as deliver's."""
+    from analyzer.errors import CachewhyError  # noqa: PLC0415
+    from analyzer.outputs import github_hooks, write_outputs  # noqa: PLC0415
+
+    errors: list[str] = []
+    report = shown_report(report, known, outputs)
+    try:
+        try:
+            write_outputs(report, outputs)
+        except CachewhyError as exc:
+            errors.append(str(exc))
+        errors += github_hooks(report, stdout_busy=False)
+    finally:
+        show(report, None, width)
+    if errors:
+        raise CachewhyError("; ".join(errors))

@@ -349,20 +349,22 @@ def project_of(args: BuildArgs, dockerfile_path: Path | None) -> dict:
     }
 
 
-def follow_paths(df: Any) -> list[str] | None:
+def follow_paths(df: Any, context: str | None = None) -> list[str] | None:
     """The context paths a Dockerfile's COPY/ADD and bind mounts read (None: all of it).
+    `context`: those of the named build context (`--build-context NAME=DIR`) that
+    `COPY --from=NAME` and `RUN --mount=from=NAME` read, instead of the main one's.
 
     Only these are hashed, as BuildKit transfers only these."""
     paths: list[str] = []
     for ins in df.instructions:
-        if ins.keyword in ("COPY", "ADD") and not ins.flag("--from"):
+        if ins.keyword in ("COPY", "ADD") and ins.flag("--from") == context:
             for src in ins.sources:
                 if "://" in src or src.startswith("git@"):
                     continue
                 paths.append(src)
         elif ins.keyword == "RUN":
             for mount in ins.mounts:
-                if mount.get("type", "bind") == "bind" and not mount.get("from"):
+                if mount.get("type", "bind") == "bind" and (mount.get("from") or None) == context:
                     paths.append(mount.get("source") or ".")
     clean = []
     for p in paths:
@@ -379,7 +381,8 @@ def follow_paths(df: Any) -> list[str] | None:
 
 def make_record(*, record_id: str, args: BuildArgs, result: RunResult, graph: BuildGraph,
                 prov: Provenance | None, dockerfile_path: Path | None, dockerfile_text: str | None,
-                snapshot: dict | None, messages: list[str], hasher: Hasher, complete: bool) -> dict:
+                snapshot: dict | None, messages: list[str], hasher: Hasher, complete: bool,
+                named_snapshots: dict | None = None) -> dict:
     build_args = {name: (hasher(value) if value is not None else None) for name, value in args.build_args.items()}
     values = {name: value for name, value in args.build_args.items() if value}
     if prov is not None:
@@ -408,7 +411,7 @@ def make_record(*, record_id: str, args: BuildArgs, result: RunResult, graph: Bu
         "interrupted": result.interrupted,
         "project": project_of(args, dockerfile_path),
         "invocation": {
-            "argv": redact_argv(args.argv),
+            "argv": redact_argv((["--quiet"] if getattr(args, "quiet", False) else []) + args.argv),
             "builder": args.builder,
             "no_cache": args.no_cache,
             "no_cache_filter": args.no_cache_filter,
@@ -426,4 +429,7 @@ def make_record(*, record_id: str, args: BuildArgs, result: RunResult, graph: Bu
         "messages": [scrub(m[:500]) for m in messages if m.startswith(("WARNING", "ERROR"))][:50],
         "steps": steps,
         "snapshot": snapshot,
+        # name -> snapshot of each named local build context (--build-context NAME=DIR);
+        # records without it (older ones) compare the main context only
+        "named_snapshots": named_snapshots or None,
     }

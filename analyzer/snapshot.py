@@ -63,9 +63,11 @@ __all__ = [
     "IgnoreMatcher",
     "Snapshot",
     "diff",
+    "named_context_dirs",
     "parse_dockerignore",
     "read_dockerignore",
     "snapshot",
+    "snapshot_named",
 ]
 
 ENTRY_TYPES = ("file", "dir", "symlink", "other")
@@ -1028,6 +1030,47 @@ def snapshot(context: str | Path, excludes: list[str] | None = None, follow: lis
     snap.hashed_files = len(pend_full)
     snap.reused = reused
     return snap
+
+
+# --------------------------------------------------------------------------
+# named build contexts (`--build-context NAME=DIR`)
+
+#: --build-context values that are no folder of this machine
+_NOT_A_FOLDER = ("docker-image://", "oci-layout://", "target:", "input:", "http://", "https://", "git://",
+                 "git@", "ssh://")
+
+
+def named_context_dirs(build_contexts: dict[str, str]) -> dict[str, Path]:
+    """The named build contexts that are local folders, by name: what buildx sends
+    from this machine (the others are images, layouts, bake targets or remote)."""
+    out: dict[str, Path] = {}
+    for name, value in build_contexts.items():
+        if value and not value.startswith(_NOT_A_FOLDER) and Path(value).is_dir():
+            out[name] = Path(value)
+    return out
+
+
+def snapshot_named(dirs: dict[str, Path], follow: dict[str, list[str] | None],
+                   previous: dict[str, dict] | None = None) -> tuple[dict[str, dict], list[str]]:
+    """A snapshot (as JSON) of each named local context, taken like the main
+    context's: its own .dockerignore, only the paths the Dockerfile reads from it
+    (`follow[name]`), the previous build's snapshot of it as the stat cache.
+    Returns the snapshots and a note for each context that could not be read."""
+    out: dict[str, dict] = {}
+    problems: list[str] = []
+    for name, folder in sorted(dirs.items()):
+        try:
+            prev = None
+            if previous and isinstance(previous.get(name), dict):
+                try:
+                    prev = Snapshot.from_json(previous[name])
+                except (ValueError, KeyError, TypeError):
+                    prev = None
+            snap = snapshot(folder, excludes=read_dockerignore(folder), follow=follow.get(name), previous=prev)
+            out[name] = snap.to_json()
+        except (OSError, ValueError) as exc:
+            problems.append(f"the build context {name} ({folder}) could not be snapshotted: {exc}")
+    return out, problems
 
 
 def _with_error(e: Entry, note: str | None) -> Entry:

@@ -3,8 +3,10 @@
 Layout of a store directory (mode 0o700, files 0o600)::
 
     <root>/<id>.json      one record per build, written atomically
-    <root>/index.jsonl    append-only index, one JSON line per saved record
-    <root>/index.lock     flock(2) target serialising index writers
+    <root>/index.db       the index: SQLite (analyzer/index.py), WAL journal
+    <root>/index.db-wal   SQLite's journal and shared memory (…-shm)
+    <root>/index.lock     flock(2) target serialising index creation and rewrites
+    <root>/index.jsonl    the index of cachewhy before 0.2 (read once, to migrate; never written)
     <root>/.tmp-*         in-flight writes; ignored by every reader
 
 A record is a JSON object built by other modules. The store checks the keys
@@ -12,17 +14,21 @@ it relies on (`REQUIRED_KEYS`, see `validate_record`) and treats everything
 else as opaque; it adds nothing to the record (ids come from `new_id`).
 
 Record files are the truth; the index is a cache that makes listing cheap
-(10,000 records list in well under 0.3 s: one read of the index plus one
-`os.listdir`, no record file parsed). Readers take no lock and repair what
-they see:
+(one query plus one `os.listdir`, no record file parsed) and holds one row
+per step of each build for `trends`. A save writes the record file, then its
+index rows in one transaction. Readers repair what they see:
 
-* an index line whose record file is gone is skipped;
-* a corrupt or truncated line (a crash mid-append) is skipped;
-* a record file without an index line (a crash between writing the record
-  and appending its line, or an index deleted by hand) is read, listed and its
-  line appended again (marked ``"src": "scan"``; it has no summary);
-* several lines for one id (a record saved again, or a repair racing a save):
-  the last line written by `Store.save` wins, repair lines only fill gaps.
+* an index row whose record file is gone is skipped;
+* a record file without an index row (a crash between writing the record and
+  indexing it, an index deleted by hand) is read, listed and indexed again
+  (marked as a repair; its summary comes from the report the record keeps);
+* a record saved again: the last save wins, a repair never replaces a save;
+* an index file that is no SQLite database, or a damaged one, is set aside as
+  ``index.db.damaged-<time>`` and made again from the record files;
+* a store with an ``index.jsonl`` and no ``index.db`` (written by an older
+  cachewhy) is migrated on first use: its lines (summaries included) become
+  rows; their step rows are filled from the record files when `trends` first
+  needs them (`Store.fill_steps`).
 
 A corrupt record file met while listing is reported in the returned
 ``problems`` and skipped; `Store.load` raises `StoreError` with one line.
@@ -51,6 +57,7 @@ import math
 import os
 import re
 import secrets
+import sqlite3
 import stat
 import sys
 import time
@@ -63,6 +70,7 @@ try:
 except ImportError:  # pragma: no cover - not on POSIX; O_APPEND alone then
     fcntl = None  # type: ignore[assignment]
 
+from analyzer import index as ix
 from analyzer.atomic import write_atomic
 from analyzer.errors import InputError
 
@@ -76,7 +84,8 @@ UPGRADERS: dict[str, Callable[[dict], dict]] = {}
 REQUIRED_KEYS = ("schema", "id", "created", "complete", "project", "exit_code")
 PROJECT_KEYS = ("context", "dockerfile", "target", "platforms")
 
-INDEX_NAME = "index.jsonl"
+INDEX_NAME = "index.db"
+LEGACY_INDEX_NAME = "index.jsonl"  # the JSON-lines index of cachewhy before the SQLite one
 LOCK_NAME = "index.lock"
 TMP_PREFIX = ".tmp-"
 SUFFIX = ".json"
@@ -381,7 +390,7 @@ def parse_record(data: bytes, where: str) -> dict:
 
 
 # --------------------------------------------------------------------------
-# index lines
+# index entries, and the lines of the legacy JSON-lines index (migration)
 
 
 def _entry_line(entry: dict, scan: bool) -> bytes:
@@ -487,13 +496,6 @@ def read_regular(path: Path | str) -> bytes:
         os.close(fd)
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        n = os.write(fd, view)
-        view = view[n:]
-
-
 # --------------------------------------------------------------------------
 # the store
 
@@ -511,6 +513,8 @@ class Store:
             root = default_store_dir()
         self.root = Path(os.path.abspath(os.path.expanduser(os.fspath(root))))
         self.fsync = fsync
+        self._db: sqlite3.Connection | None = None
+        self._db_ident: tuple[int, int, int] | None = None  # (pid, st_dev, st_ino) of the open index
 
     def __repr__(self) -> str:
         return f"Store({str(self.root)!r})"
@@ -518,6 +522,10 @@ class Store:
     @property
     def index_path(self) -> Path:
         return self.root / INDEX_NAME
+
+    @property
+    def legacy_index_path(self) -> Path:
+        return self.root / LEGACY_INDEX_NAME
 
     @property
     def lock_path(self) -> Path:
@@ -590,59 +598,96 @@ class Store:
                 problems.append(f"record file {self.root / name}: name is not a record id, skipped")
         return ids, problems
 
-    def _read_index(self) -> dict[str, tuple[dict, bool]]:
+    def _read_legacy_index(self) -> dict[str, tuple[dict, bool]]:
         try:
-            data = read_regular(self.index_path)
-        except FileNotFoundError:
+            data = read_regular(self.legacy_index_path)  # a FIFO in its place is never waited on
+        except OSError:
             return {}
-        except NotADirectoryError:
-            raise StoreError(f"record store {self.root} is not a directory") from None
-        except IsADirectoryError as e:
-            raise self._oserror("cannot read index", e, self.index_path) from None
-        except OSError as e:
-            if e.errno == errno.EINVAL:  # not a regular file: the index is only a cache, the records are read
-                return {}
-            raise self._oserror("cannot read index", e, self.index_path) from None
         return _parse_index(data)
 
-    def _append_index(self, lines: list[bytes]) -> None:
-        data = b"".join(lines)
-        with self._locked():
-            try:
-                # Opened inside the lock: a concurrent rewrite (prune,
-                # rebuild_index) replaces the file under the same lock.
-                fd = os.open(self.index_path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
-            except OSError as e:
-                raise self._oserror("cannot update index", e, self.index_path) from None
-            try:
-                st = os.fstat(fd)
-                if not stat.S_ISREG(st.st_mode):
-                    return  # a FIFO or a device in the index's place: never written to
-                size = st.st_size
-                if size:
-                    os.lseek(fd, size - 1, os.SEEK_SET)
-                    if os.read(fd, 1) != b"\n":
-                        data = b"\n" + data  # never glue onto a torn last line
-                _write_all(fd, data)
-                if self.fsync:
-                    os.fsync(fd)
-            except OSError as e:
-                raise self._oserror("cannot update index", e, self.index_path) from None
-            finally:
-                os.close(fd)
+    # ---- the SQLite index ----------------------------------------------
 
-    def _write_index(self, entries: dict[str, tuple[dict, bool]]) -> None:
-        """Replace the index atomically; call with the lock held."""
-        ordered = sorted(entries.values(), key=lambda es: _sort_key(es[0]))
-        data = b"".join(_entry_line(e, scan) for e, scan in ordered)
-        self._write_file_atomic(self.index_path, f"{TMP_PREFIX}index-", data)
-
-    def _write_file_atomic(self, target: Path, tmp_prefix: str, data: bytes) -> None:
+    def _ident(self) -> tuple[int, int, int] | None:
         try:
-            write_atomic(target, data, mode=0o600, fsync=self.fsync, tmp_prefix=tmp_prefix)
-        except OSError as e:
-            raise self._oserror("cannot write", e, target) from None
-        self._fsync_dir()
+            st = os.stat(self.index_path)
+        except OSError:
+            return None
+        return (os.getpid(), st.st_dev, st.st_ino)
+
+    def index(self, create: bool = True) -> sqlite3.Connection | None:
+        """The open index (made, migrated or repaired as needed); None when the
+        store does not exist yet and `create` is false. A store that cannot be
+        written (read-only) gets an index in memory, rebuilt for this process."""
+        if self._db is not None and self._db_ident == self._ident():
+            return self._db
+        self._close()
+        if not self.root.exists():
+            if not create:
+                return None
+            self._ensure_root()
+        elif not self.root.is_dir():
+            raise StoreError(f"record store {self.root} is not a directory")
+        try:
+            db = self._open_file()
+        except (StoreError, OSError, sqlite3.OperationalError):
+            db = ix.connect(":memory:")  # read-only store: list and repair in memory
+            self._migrate(db)
+            self._db, self._db_ident = db, self._ident()
+            return db
+        self._db, self._db_ident = db, self._ident()
+        return db
+
+    def _close(self) -> None:
+        if self._db is not None:
+            try:
+                self._db.close()
+            except sqlite3.Error:
+                pass
+        self._db = self._db_ident = None
+
+    def _open_file(self) -> sqlite3.Connection:
+        if self.index_path.exists():
+            try:
+                return ix.connect(self.index_path, fsync=self.fsync)
+            except ix.IndexCorrupt:
+                pass
+        with self._locked():  # one process makes (or remakes) the index and migrates
+            if self.index_path.exists():
+                try:
+                    return ix.connect(self.index_path, fsync=self.fsync)
+                except ix.IndexCorrupt:
+                    aside = self.root / f"{INDEX_NAME}.damaged-{time.strftime('%Y%m%dT%H%M%S')}"
+                    os.replace(self.index_path, aside)  # kept for a post-mortem; the records rebuild it
+            for stale in ("-wal", "-shm"):  # a journal of another database file would be replayed
+                try:
+                    os.unlink(f"{self.index_path}{stale}")
+                except FileNotFoundError:
+                    pass
+            ix.make_file(self.index_path)
+            db = ix.connect(self.index_path, fsync=self.fsync)
+            self._migrate(db)
+            return db
+
+    def _migrate(self, db: sqlite3.Connection) -> None:
+        """Rows from an older cachewhy's index.jsonl (left as it was): summaries
+        and repair marks carry over; step rows come later from the record files."""
+        legacy = self._read_legacy_index()
+        if not legacy:
+            return
+        with ix.transaction(db):
+            for entry, scan in sorted(legacy.values(), key=lambda es: _sort_key(es[0])):
+                ix.add(db, entry, None, scan=scan)
+            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('migrated_from', ?)", (LEGACY_INDEX_NAME,))
+
+    def _write(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+        """Run `fn` in one write transaction of the index (waits for other writers)."""
+        db = self.index()
+        assert db is not None
+        try:
+            with ix.transaction(db):
+                return fn(db)
+        except sqlite3.Error as e:
+            raise StoreError(f"cannot update index {self.index_path}: {e}") from None
 
     def _read_record(self, path: Path) -> dict:
         try:
@@ -657,10 +702,16 @@ class Store:
 
     def _entries(self) -> tuple[dict[str, dict], list[str]]:
         """All usable index entries of records present, repairing gaps."""
-        index = self._read_index()  # before listdir: a save in between only adds a scan
+        db = self.index(create=False)
+        if db is None:
+            return {}, []
+        try:  # before listdir: a save in between only adds a repair
+            index = {e["id"]: e for e, _ in ix.entries(db)}
+        except sqlite3.Error as e:
+            raise StoreError(f"cannot read index {self.index_path}: {e}") from None
         ids, problems = self._scan_names()
-        entries = {rid: es[0] for rid, es in index.items() if rid in ids}
-        repair: list[bytes] = []
+        entries = {rid: e for rid, e in index.items() if rid in ids}
+        repair: list[tuple[dict, dict]] = []
         for rid in sorted(ids - index.keys()):
             path = self.path_for(rid)
             try:
@@ -669,12 +720,12 @@ class Store:
                 if os.path.exists(path):  # not merely removed meanwhile
                     problems.append(f"{e}; skipped")
                 continue
-            entry = _entry_from_record(record, rid, None)
+            entry = _entry_from_record(record, rid, ix.summary_from_report(record))
             entries[rid] = entry
-            repair.append(_entry_line(entry, True))
+            repair.append((entry, record))
         if repair:
             try:
-                self._append_index(repair)
+                self._write(lambda db: [ix.add(db, e, r, scan=True) for e, r in repair])
             except StoreError:
                 pass  # read-only store: list anyway
         return entries, problems
@@ -684,9 +735,10 @@ class Store:
     def save(self, record: dict, summary: dict | None = None) -> Path:
         """Write `record` as ``<id>.json`` and index it; return the file's path.
 
-        `summary` is a small JSON-able dict kept in the index line (hit ratio,
+        `summary` is a small JSON-able dict kept in the index (hit ratio,
         time lost, top cause...) for `list_records`. Saving an id again
-        replaces the record and its index entry.
+        replaces the record and its index rows. The step rows come from the
+        record's steps and the report it keeps (`index.step_rows`).
         """
         validate_record(record, "record to save")
         rid = record["id"]
@@ -695,12 +747,19 @@ class Store:
         if summary is not None and not isinstance(summary, dict):
             raise TypeError("summary must be a dict")
         data = (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
-        line = _entry_line(_entry_from_record(record, rid, summary), False)
+        entry = _entry_from_record(record, rid, summary)
         self._ensure_root()
         target = self.path_for(rid)
         self._write_file_atomic(target, f"{TMP_PREFIX}{rid}-", data)
-        self._append_index([line])
+        self._write(lambda db: ix.add(db, entry, record, scan=False))
         return target
+
+    def _write_file_atomic(self, target: Path, tmp_prefix: str, data: bytes) -> None:
+        try:
+            write_atomic(target, data, mode=0o600, fsync=self.fsync, tmp_prefix=tmp_prefix)
+        except OSError as e:
+            raise self._oserror("cannot write", e, target) from None
+        self._fsync_dir()
 
     def list_records(
         self, limit: int | None = None, project: dict | None = None
@@ -722,6 +781,47 @@ class Store:
         if limit is not None:
             ordered = ordered[:limit]
         return ordered, problems
+
+    def indexed(self) -> tuple[sqlite3.Connection, list[str], list[str]]:
+        """The index made whole for a reader of its step rows (`trends`): record files
+        it lacks are indexed, builds without step rows (a migrated index) get them.
+        Returns the index, the ids indexed whose record files are gone, and the
+        problems met. One query and one `os.listdir` when nothing needs repair."""
+        db = self.index(create=False)
+        if db is None:
+            return ix.connect(":memory:"), [], []
+        ids, problems = self._scan_names()
+        indexed = set(ix.ids(db))
+        if ids - indexed:
+            _, problems = self._entries()
+        if db.execute("SELECT 1 FROM builds WHERE steps = 0 LIMIT 1").fetchone():
+            _, more = self.fill_steps()
+            problems += more
+        return db, sorted(indexed - ids), problems
+
+    def fill_steps(self) -> tuple[int, list[str]]:
+        """Index the steps of builds indexed without them (a migrated index): read
+        their record files. Returns how many builds were filled, and the problems."""
+        db = self.index(create=False)
+        if db is None:
+            return 0, []
+        todo = ix.without_steps(db)
+        problems: list[str] = []
+        loaded = []
+        for rid in todo:
+            path = self.path_for(rid)
+            if not path.exists():
+                continue
+            try:
+                loaded.append((rid, self._read_record(path)))
+            except StoreError as e:
+                problems.append(f"{e}; skipped")
+        if loaded:
+            try:
+                self._write(lambda db: [ix.set_steps(db, rid, rec) for rid, rec in loaded])
+            except StoreError as e:
+                problems.append(str(e))
+        return len(loaded), problems
 
     def resolve(self, ref: str | os.PathLike[str]) -> Path:
         """The file a reference names: id, unique id prefix, path, ``^N``, ``last``."""
@@ -833,10 +933,12 @@ class Store:
         if not ids and not self.index_path.exists():
             return problems
         self._ensure_root()
+        db = self.index()
+        assert db is not None
         with self._locked():
-            old = self._read_index()
+            old = {e["id"]: (e, scan) for e, scan in ix.entries(db)}
             ids, _ = self._scan_names()
-            fresh: dict[str, tuple[dict, bool]] = {}
+            fresh: list[tuple[dict, dict, bool]] = []
             for rid in sorted(ids):
                 try:
                     record = self._read_record(self.path_for(rid))
@@ -846,15 +948,21 @@ class Store:
                 prev = old.get(rid)
                 summary = prev[0]["summary"] if prev else None
                 scan = prev[1] if prev else True
-                fresh[rid] = (_entry_from_record(record, rid, summary), scan)
-            self._write_index(fresh)
+                fresh.append((_entry_from_record(record, rid, summary), record, scan))
+
+            def rewrite(db: sqlite3.Connection) -> None:
+                ix.clear(db)
+                for entry, record, scan in fresh:
+                    ix.add(db, entry, record, scan=scan)
+            self._write(rewrite)
         return problems
 
     def prune(self, keep: int) -> list[str]:
         """Delete all but the newest `keep` records; return the ids deleted.
 
-        Also removes leftover ``.tmp-*`` files older than an hour and compacts
-        the index. Corrupt record files are left alone (see list_records).
+        Also removes leftover ``.tmp-*`` files older than an hour and the
+        index rows of records that are gone. Corrupt record files are left
+        alone (see list_records).
         """
         if keep < 0:
             raise ValueError("keep must be >= 0")
@@ -882,10 +990,9 @@ class Store:
                     pass
         if not self.root.is_dir():
             return doomed
-        with self._locked():
-            old = self._read_index()
-            ids, _ = self._scan_names()
-            gone = set(doomed)
-            kept = {rid: es for rid, es in old.items() if rid in ids and rid not in gone}
-            self._write_index(kept)
+        db = self.index()
+        assert db is not None
+        ids, _ = self._scan_names()
+        gone = [rid for rid in ix.ids(db) if rid not in ids]
+        self._write(lambda db: ix.remove(db, gone))
         return doomed

@@ -26,8 +26,6 @@ from typing import Callable
 
 from analyzer.report.rows import fmt_time
 
-# rules that keep steps cached: verified when the advised build rebuilds fewer steps
-STEP_RULES = ("copy-manifest-first", "dockerignore", "arg-late", "copy-artefact-only")
 # cache-mount makes the rebuilt steps faster, not cached: verified by time, with a margin for noise
 _FASTER = 0.7  # the mounted step takes at most 70% of the original's time …
 _FASTER_BY_S = 1.0  # … and at least this much less
@@ -234,12 +232,15 @@ def _verdict(rule: str, before: Variant, after: Variant, lines: list[int]) -> tu
     if after.cold is None or a is None or after.cold.exit_code or a.exit_code:
         failed = a if a is not None and a.exit_code else after.cold
         return False, f"not verified: the advised Dockerfile failed to build ({_why(failed)})"
-    if rule == "apt-update-alone":
+    from analyzer.advice import BY_NAME  # noqa: PLC0415 - what a rule's verification compares
+
+    verified_by = BY_NAME[rule].verified_by if rule in BY_NAME else "steps"
+    if verified_by == "fresh-lists":
         if b.stale_installs and not a.stale_installs:
             return True, (f"verified: the install ran on fresh package lists ({a.rebuilt} step(s) rebuilt, "
                           f"the update with it), where the original reused a cached `apt-get update`")
         return False, "not verified: the original's install did not run on a cached update after this edit"
-    if rule == "cache-mount":  # the mounted step keeps its line: compare its own time
+    if verified_by == "time":  # the mounted step keeps its line: compare its own time
         line = lines[0] if lines else None
         was, now = (b.steps.get(line) or [None, 0.0])[1], (a.steps.get(line) or [None, 0.0])[1]
         if now <= was * _FASTER and was - now >= _FASTER_BY_S:

@@ -131,7 +131,7 @@ def make_cold(dockerfile: Path) -> str:
 
 def run_cachewhy(*args: str, cwd: Path | None = None, env: dict | None = None,
                  timeout: int = 300) -> subprocess.CompletedProcess:
-    full_env = dict(os.environ, CACHEWHY_LIVE="none", **(env or {}))
+    full_env = {**os.environ, "CACHEWHY_LIVE": "none", **(env or {})}
     return subprocess.run([sys.executable, "-m", "analyzer", *args], cwd=cwd or REPO,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=full_env, timeout=timeout)
 

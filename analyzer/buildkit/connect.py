@@ -60,7 +60,9 @@ def dial_stdio_argv(builder: str | None) -> list[str]:
     """The docker CLI command that carries one connection to a buildx builder."""
     docker = shutil.which("docker")
     if docker is None:
-        raise EngineError("docker is not installed (or not on PATH): cannot reach a buildx builder")
+        from analyzer.docker_setup import docker_missing  # noqa: PLC0415
+
+        raise EngineError(docker_missing())
     if builder and _is_docker_context(docker, builder):
         # the docker-driver builder of a context: buildx refuses `--builder` for
         # it unless it is the current context, so select the context instead
@@ -115,6 +117,7 @@ class _Bridge:
         self.procs: list[subprocess.Popen[bytes]] = []
         self.socks: list[socket.socket] = []  # both ends of every carried connection
         self.errors: list[str] = []
+        self.said: list[str] = []  # the dial-stdio processes' whole stderr
         self.lock = threading.Lock()
         threading.Thread(target=self._accept, name="cachewhy-bridge", daemon=True).start()
 
@@ -164,6 +167,7 @@ class _Bridge:
         data = proc.stderr.read() if proc.stderr else b""  # type: ignore[union-attr]
         text = data.decode("utf-8", "replace").strip()
         if text:
+            self.said.append(text)  # all of it: docker names a missing plugin before its last line
             line = text.splitlines()[-1]
             self.errors.append(line[len("ERROR: "):] if line.startswith("ERROR: ") else line)
 
@@ -286,6 +290,11 @@ class Client:
             return EngineError(f"{self.label} does not support {what} ({version}: build history "
                                f"needs BuildKit 0.11 or later)")
         if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+            from analyzer.docker_setup import diagnose  # noqa: PLC0415
+
+            said = diagnose(self._bridge.said + self._bridge.errors) if self._bridge is not None else None
+            if said is not None:  # no buildx plugin, no daemon: say which and what to do
+                return EngineError(said)
             hint = ""
             if self.tls and any(w in detail for w in ("TSI", "SSL", "handshake", "certificate")):
                 hint = " (the TLS handshake failed: check --tlscacert, --tlscert/--tlskey and --tlsservername)"

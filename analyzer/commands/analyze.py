@@ -406,13 +406,15 @@ def run(argv: list[str], debug: bool) -> int:
 
     outcome = log_outcome(events, spec, previous=previous, key_store=keys, notes=notes)
 
+    from analyzer.outputs import report_stream  # noqa: PLC0415
     from analyzer.pipeline import deliver  # noqa: PLC0415
 
+    out = report_stream(outputs)
     try:
-        deliver(outcome, outputs, store if recording else None, width)
+        deliver(outcome, outputs, store if recording else None, width, stream=out)
     except StoreError as exc:  # the analysis stands without its record
         sys.stderr.write(f"cachewhy: the record could not be kept: {exc}\n")
-        deliver(outcome, outputs, None, width)
+        deliver(outcome, outputs, None, width, stream=out)
     return gates.apply(outcome.report, 0)
 
 

@@ -9,7 +9,7 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from analyzer.errors import CachewhyError, UsageError
+from analyzer.errors import CachewhyError, EngineError, UsageError
 from analyzer.options import check_typos, take_options, wants_help
 from analyzer.gates import GATE_HELP, GATE_OPTIONS, GATE_REPEATABLE, Gates
 from analyzer.outputs import OUTPUT_HELP, OUTPUT_OPTIONS, OUTPUT_SWITCHES, Outputs
@@ -37,6 +37,9 @@ cachewhy options:
   --baseline FILE    compare with this record file (e.g. a CI artifact);
                      without it, the record carried by a --cache-from
                      type=local or type=registry cache is the baseline
+  --predict          first predict which steps will rebuild and why
+                     (`cachewhy predict`), then build and score the
+                     prediction; the record keeps the score
   --live MODE        live progress: auto (default), tty, plain (a line per
                      finished step), none          [CACHEWHY_LIVE]
   --width N          width of the report           [COLUMNS]
@@ -57,6 +60,7 @@ class BuildOptions:
     outputs: Outputs = field(default_factory=Outputs)
     gates: Gates = field(default_factory=Gates)
     buildx_argv: list[str] = field(default_factory=list)
+    predict: bool = False
 
 
 def parse_options(argv: list[str]) -> BuildOptions:
@@ -64,8 +68,9 @@ def parse_options(argv: list[str]) -> BuildOptions:
     from analyzer.launch import BUILDX_FLAGS  # noqa: PLC0415
 
     own_value = set(_OPTIONS)
-    check_typos(argv, own_value | set(OUTPUT_SWITCHES), own_value, BUILDX_FLAGS, VALUE_FLAGS)
-    found, rest = take_options(argv, _OPTIONS, OUTPUT_SWITCHES, foreign_value_flags=VALUE_FLAGS,
+    switches = {**OUTPUT_SWITCHES, "--predict": "predict"}
+    check_typos(argv, own_value | set(switches), own_value, BUILDX_FLAGS, VALUE_FLAGS)
+    found, rest = take_options(argv, _OPTIONS, switches, foreign_value_flags=VALUE_FLAGS,
                                repeatable=GATE_REPEATABLE)
     opts = BuildOptions(
         live=str(found.get("live") or os.environ.get("CACHEWHY_LIVE", "auto")),
@@ -75,6 +80,7 @@ def parse_options(argv: list[str]) -> BuildOptions:
         outputs=Outputs.from_options(found),
         gates=Gates.from_options(found),
         buildx_argv=rest,
+        predict=bool(found.get("predict")),
     )
     to_stdout = [fmt.option for fmt, dest in opts.outputs.requested() if dest == "-"]
     if to_stdout:
@@ -125,6 +131,11 @@ class Baseline:
         self.context = args.context_dir
         self.df_path = df_path
         self.follow = follow_paths(df) if df is not None else None
+        from analyzer.snapshot import named_context_dirs  # noqa: PLC0415
+
+        self.named = named_context_dirs(args.build_contexts)  # --build-context NAME=DIR
+        self.named_follow = {name: follow_paths(df, name) if df is not None else None for name in self.named}
+        self._named_snapshots: dict | None = None
         self._thread = None
         self._import = None
         self._snapshot: dict | None = None
@@ -210,7 +221,7 @@ class Baseline:
     def start_snapshot(self) -> None:
         import threading  # noqa: PLC0415
 
-        if self.context is None or not self.context.is_dir():
+        if (self.context is None or not self.context.is_dir()) and not self.named:
             return
         self._thread = threading.Thread(target=self._take_snapshot, daemon=True)
         self._thread.start()
@@ -218,6 +229,13 @@ class Baseline:
     def _take_snapshot(self) -> None:
         from analyzer import snapshot  # noqa: PLC0415
 
+        if self.named:
+            prev_named = (self._local or {}).get("named_snapshots")
+            self._named_snapshots, problems = snapshot.snapshot_named(
+                self.named, self.named_follow, prev_named if isinstance(prev_named, dict) else None)
+            self.notes.extend(problems)
+        if self.context is None or not self.context.is_dir():
+            return
         try:
             prev = None  # a snapshot taken on this machine: another machine's stat data is no cache
             if self._local and self._local.get("snapshot"):
@@ -235,6 +253,12 @@ class Baseline:
         if self._thread is not None:
             self._thread.join()
         return self._snapshot
+
+    def named_snapshots(self) -> dict | None:
+        """Name -> snapshot of each named local build context (None: there are none)."""
+        if self._thread is not None:
+            self._thread.join()
+        return self._named_snapshots
 
 
 def run(argv: list[str], debug: bool) -> int:
@@ -256,6 +280,7 @@ def run(argv: list[str], debug: bool) -> int:
 
         open_store(opts.store).resolve(opts.against)
     width = opts.width or shutil.get_terminal_size((100, 24)).columns
+    prediction = _predict_first(opts, args, width, debug) if opts.predict else None
     # Everything else is prepared on a thread of lower priority while buildx
     # starts up and runs (it takes half a second at least): the modules that
     # read its events, the Dockerfile, the store and the previous record, the
@@ -264,7 +289,7 @@ def run(argv: list[str], debug: bool) -> int:
     # events can be folded wait in `early`.
     import threading  # noqa: PLC0415
 
-    state: dict = {"df_text": None, "baseline": None}
+    state: dict = {"df_text": None, "baseline": None, "held": []}
     ready = threading.Event()
     early: list[str] = []
 
@@ -283,7 +308,15 @@ def run(argv: list[str], debug: bool) -> int:
         if "view_error" in state:
             return
         try:
+            held = state["held"]
             for msg in events.messages[n_msgs:]:
+                if not events.vertices:  # docker's words before any step: maybe a missing plugin or daemon
+                    held.append(msg)
+                    continue
+                if held:
+                    for m in held:
+                        progress.message(m)
+                    held.clear()
                 progress.message(msg)
             if changed:
                 progress.update(events, changed)
@@ -315,7 +348,8 @@ def run(argv: list[str], debug: bool) -> int:
             from analyzer.progress import Progress  # noqa: PLC0415
 
             events = BuildEvents(log_limit=STEP_LOG_TAIL)  # memory bounded also for 2,000 steps
-            progress = Progress(opts.live, None, width=width)
+            # -q: no progress, as buildx shows none (its messages, errors included, still are)
+            progress = Progress("none" if args.quiet else opts.live, None, width=width)
             if args.progress and args.progress != "rawjson":
                 progress.message(f"cachewhy: --progress={args.progress} replaced by rawjson "
                                  "(cachewhy shows the progress)")
@@ -355,6 +389,8 @@ def run(argv: list[str], debug: bool) -> int:
         result = buildx.run_build(args, on_line, on_start=preparing.start,
                                   workdir=Path(tmp) if tmp is not None else None, launched=launched)
         preparing.join()
+        if args.quiet:  # first: whatever happens to the analysis, stdout is buildx's -q stdout
+            _print_image_id(args, result)
         if result.reader_error is not None:  # the events are partial: no analysis to trust
             if debug:
                 traceback.print_exception(result.reader_error)
@@ -363,6 +399,19 @@ def run(argv: list[str], debug: bool) -> int:
                              "without analysis\n")
             return result.returncode
         fold_early()  # buildx ended before the events were made
+        if state["held"]:  # what docker said before any step: one line of ours when we know what is missing
+            from analyzer.docker_setup import diagnose  # noqa: PLC0415
+
+            said = diagnose(state["held"]) if result.returncode != 0 else None
+            if said is not None:
+                sys.stderr.write(f"cachewhy: {said}\n")
+                from analyzer.docker_setup import buildx_missing  # noqa: PLC0415
+
+                # no buildx ran: docker's 125 is no buildx exit code; a daemon buildx could not reach keeps its own
+                return EngineError.exit_code if said == buildx_missing() else result.returncode
+            for m in state["held"]:
+                sys.stderr.write(m if m.endswith("\n") else m + "\n")
+            state["held"].clear()
         events, progress = state.get("events"), state.get("progress")
         if events is not None and "view_error" not in state:
             try:
@@ -389,12 +438,23 @@ def run(argv: list[str], debug: bool) -> int:
             outcome = analyse(events=events, args=args, result=result, dockerfile_text=df_text,
                               dockerfile_path=df_path, metadata_path=result.metadata_path,
                               snapshot=baseline.snapshot(), previous=baseline.previous, store=baseline.store,
-                              notes=baseline.notes)
+                              notes=baseline.notes, named_snapshots=baseline.named_snapshots())
             report = outcome.report  # the gates read it, even when an output cannot be written
+            scored = None
+            if prediction is not None:
+                from analyzer.predict import score  # noqa: PLC0415
+
+                scored = outcome.record["prediction"] = score(prediction.report, outcome.report)
             try:
-                deliver(outcome, opts.outputs, baseline.store, width)
+                # -q with --live none: nothing of cachewhy's on the terminal (files and record are written)
+                deliver(outcome, opts.outputs, baseline.store, width,
+                        terminal=not (args.quiet and opts.live == "none"))
             finally:  # the next CI job's baseline, even when a report file could not be written
                 baseline.export(outcome.record, result.returncode)
+            if scored is not None:
+                from analyzer.predict import score_lines  # noqa: PLC0415
+
+                sys.stderr.write("\n".join(score_lines(scored, width)) + "\n")
         except CachewhyError as exc:
             sys.stderr.write(f"cachewhy: {exc}\n")
         except Exception as exc:  # the build's result must survive any analysis bug
@@ -408,6 +468,47 @@ def run(argv: list[str], debug: bool) -> int:
         elif launched is not None:
             launch.remove_workdir(launched.workdir)
     return opts.gates.apply(report, result.returncode)  # the build's own failure wins
+
+
+def _predict_first(opts: BuildOptions, args, width: int, debug: bool):  # type: ignore[no-untyped-def]
+    """`--predict`: the prediction, shown before buildx starts; a prediction that
+    cannot be made is said in one line and the build goes on."""
+    try:
+        from analyzer.pipeline import show  # noqa: PLC0415
+        from analyzer.predict import predict  # noqa: PLC0415
+
+        got = predict(args, store_dir=opts.store, against=opts.against)
+        show(got.report, None, width)
+        return got
+    except Exception as exc:  # noqa: BLE001 - the build runs whatever the prediction does
+        if debug:
+            traceback.print_exc()
+        sys.stderr.write(f"cachewhy: no prediction: {exc if isinstance(exc, CachewhyError) else repr(exc)}\n")
+        return None
+
+
+def _print_image_id(args, result) -> None:  # type: ignore[no-untyped-def]
+    """stdout as `docker buildx build -q` leaves it: the image id line after a
+    build that succeeded (empty for outputs without an image), nothing after a
+    failed one. With --call/--check, buildx's own stdout stands as it is."""
+    if result.returncode != 0 or args.call not in (None, "build"):
+        return
+    import json  # noqa: PLC0415
+
+    from analyzer.buildx import image_id  # noqa: PLC0415
+
+    metadata: dict = {}
+    if result.metadata_path is not None:
+        try:
+            got = json.loads(result.metadata_path.read_text(encoding="utf-8"))
+            metadata = got if isinstance(got, dict) else {}
+        except (OSError, ValueError):
+            metadata = {}
+    try:
+        sys.stdout.write(image_id(metadata) + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        pass
 
 
 def _lower_priority() -> None:

@@ -50,8 +50,8 @@ options:
 {GATE_HELP}  --width N          width of the report           [COLUMNS]
   -h, --help         this help
 
-The comparison goes to stderr, like every report of cachewhy; stdout carries
-only what an output option sends there (`--report-json -`).
+The comparison goes to stdout; to stderr when an output option sends a
+report there (`--report-json -`). Notes and errors go to stderr.
 Exit codes: 0, 4 when a gate trips (on B's report), 2 for bad arguments or an
 unusable record or log.
 """
@@ -238,23 +238,25 @@ def run(argv: list[str], debug: bool) -> int:
     from analyzer.outputs import write_outputs  # noqa: PLC0415
 
     write_outputs(report, outputs)
+    from analyzer.outputs import report_stream  # noqa: PLC0415
+
+    out = report_stream(outputs)
     rows = step_rows(a, b, report)
-    text = render(report, a, b, rows, width)
+    text = render(report, a, b, rows, width, colour=out.isatty() and "NO_COLOR" not in os.environ)
     try:
         from analyzer import console  # noqa: PLC0415
 
-        console.write(sys.stderr, text + "\n", trusted=True)  # the colours of text.root_causes
-        sys.stderr.flush()
+        console.write(out, text + "\n", trusted=True)  # the colours of text.root_causes
+        out.flush()
     except BrokenPipeError:
         pass
     return gates.apply(report, 0)
 
 
-def render(report: dict, a: dict, b: dict, rows: list, width: int) -> str:
+def render(report: dict, a: dict, b: dict, rows: list, width: int, colour: bool = False) -> str:
     from analyzer.console import neutralise_tree  # noqa: PLC0415
     from analyzer.report import text  # noqa: PLC0415
 
-    colour = sys.stderr.isatty() and "NO_COLOR" not in os.environ
     lines = ["", f"A: {a.get('id')}", f"B: {b.get('id')}", "",
              text.root_causes(report, width=width, colour=colour), "",
              render_table(neutralise_tree(rows), width)]

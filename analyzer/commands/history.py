@@ -1,7 +1,7 @@
 """`cachewhy history`: the builds in the store, newest first, one line each.
 
 Reads the store's index only (no record file is parsed) and imports nothing
-heavy: it must start and list 10,000 records in well under 0.15 s.
+heavy: it must start and list 10,000 records in well under 0.3 s.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def _short_context(context: str, width: int = 32) -> str:
 
 
 def row(entry: dict) -> tuple[str, ...]:
-    """(id, when, context, target, exit, hits, lost, top cause) of one index entry."""
+    """(id, when, context, target, exit, hits, predicted, lost, top cause) of one index entry."""
     summary = entry.get("summary") or {}
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(entry["created"]))
     target = entry.get("target") or "-"
@@ -61,7 +61,7 @@ def row(entry: dict) -> tuple[str, ...]:
         target += " " + ",".join(entry["platforms"])
     code = str(entry["exit_code"]) + ("" if entry.get("complete") else "*")
     if not summary:  # listed from its record file only (no summary in the index)
-        return entry["id"], when, _short_context(entry.get("context") or "-"), target, code, "?", "?", "?"
+        return entry["id"], when, _short_context(entry.get("context") or "-"), target, code, "?", "?", "?", "?"
     ratio = summary.get("hit_ratio")
     hits = f"{ratio:.0%}" if isinstance(ratio, (int, float)) else "-"
     lost = summary.get("time_lost_s")
@@ -75,7 +75,16 @@ def row(entry: dict) -> tuple[str, ...]:
     else:
         cause = "-"
     return (entry["id"], when, _short_context(entry.get("context") or "-"), target, code, hits,
-            fmt_time(lost, missing="?") if kind or lost else "-", cause)
+            _predicted(summary), fmt_time(lost, missing="?") if kind or lost else "-", cause)
+
+
+def _predicted(summary: dict) -> str:
+    """`build --predict`'s score: step statuses predicted right / scored ("-": not predicted)."""
+    got = summary.get("predicted")
+    if (isinstance(got, list) and len(got) == 2 and all(isinstance(x, int) and not isinstance(x, bool) for x in got)
+            and got[1] > 0):
+        return f"{got[0]}/{got[1]}"
+    return "-"
 
 
 DEFAULT_LIMIT = 20
@@ -83,85 +92,28 @@ DEFAULT_LIMIT = 20
 
 def newest(store, limit: int | None) -> tuple[list[dict], int, list[str]]:  # type: ignore[no-untyped-def]
     """The newest `limit` index entries (all for None), how many records the
-    store holds, and the problems met.
-
-    Same answer as `Store.list_records`, but only the index lines shown are
-    parsed as JSON: the others are sorted by the id and creation time read
-    off the line as the store writes it. Anything unusual (a record file the
-    index lacks, a line in another layout) takes `list_records`, which also
-    repairs the index.
-    """
-    from analyzer.store import SUFFIX, _entry_from_line  # noqa: PLC0415
-
-    def slow() -> tuple[list[dict], int, list[str]]:
-        entries, problems = store.list_records()
-        return entries[:limit] if limit is not None else entries, len(entries), problems
-
-    try:
-        from analyzer.store import read_regular  # noqa: PLC0415
-
-        data = read_regular(store.index_path)  # a FIFO in its place is never waited on
-        names = os.listdir(store.root)
-    except FileNotFoundError:
-        return slow()  # no store yet, or no index: list_records knows what to say
-    except OSError:
-        return slow()
-    present = {n[: -len(SUFFIX)] for n in names if n.endswith(SUFFIX) and not n.startswith(".")}
-    best: dict[str, tuple[float, bytes, bool]] = {}
-    for raw in data.split(b"\n"):
-        raw = raw.rstrip(b"\r")
-        if not raw.startswith(b'{"id":"'):
-            if raw.strip():
-                try:
-                    import json  # noqa: PLC0415
-
-                    if _entry_from_line(json.loads(raw)) is not None:
-                        return slow()  # a usable line in another layout
-                except (ValueError, RecursionError):
-                    pass  # a torn or corrupt line: skipped, as list_records does
-            continue
-        end = raw.find(b'"', 7)
-        at = raw.find(b',"created":', end)
-        stop = raw.find(b",", at + 11)
-        if end < 0 or at < 0 or stop < 0:
-            continue  # torn: list_records skips it too
-        try:
-            rid = raw[7:end].decode("ascii")
-            created = float(raw[at + 11:stop])
-        except (UnicodeDecodeError, ValueError):
-            continue
-        scan = raw.endswith(b',"src":"scan"}')
-        prev = best.get(rid)
-        if prev is not None and scan and not prev[2]:
-            continue  # a repair line never overrides a saved one
-        best[rid] = (created, raw, scan)
-    if not present <= best.keys():
-        return slow()  # record files the index lacks (or odd names): repair and report
-    order = sorted(((c, rid) for rid, (c, _, _) in best.items() if rid in present), reverse=True)
-    import json  # noqa: PLC0415
-
-    entries = []
-    for _, rid in order[:limit] if limit is not None else order:
-        try:
-            got = _entry_from_line(json.loads(best[rid][1]))
-        except (ValueError, RecursionError):
-            got = None
-        if got is None or got[0]["id"] != rid:
-            return slow()  # a damaged line hides an older one: let list_records decide
-        entries.append(got[0])
-    return entries, len(order), []
+    store holds, and the problems met: one query of the store's SQLite index
+    and one `os.listdir` (`Store.list_records`, which also repairs the index)."""
+    entries, problems = store.list_records()
+    return entries[:limit] if limit is not None else entries, len(entries), problems
 
 
-_HEAD = ("ID", "WHEN", "CONTEXT", "TARGET", "EXIT", "HITS", "LOST", "TOP CAUSE")
-_RIGHT = {4, 5, 6}  # numbers are right-aligned
+_HEAD = ("ID", "WHEN", "CONTEXT", "TARGET", "EXIT", "HITS", "PRED", "LOST", "TOP CAUSE")
+_RIGHT = {4, 5, 6, 7}  # numbers are right-aligned
+
+
+_PRED = _HEAD.index("PRED")
 
 
 def render(entries: list[dict]) -> str:
     rows = [_HEAD, *(row(e) for e in entries)]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(_HEAD) - 1)]
+    if all(r[_PRED] in ("-", "?") for r in rows[1:]):  # no build was predicted: no column for it
+        rows = [r[:_PRED] + r[_PRED + 1:] for r in rows]
+    right = _RIGHT if len(rows[0]) == len(_HEAD) else {4, 5, 6}
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     out = []
     for r in rows:
-        cells = [r[i].rjust(w) if i in _RIGHT else r[i].ljust(w) for i, w in enumerate(widths)]
+        cells = [r[i].rjust(w) if i in right else r[i].ljust(w) for i, w in enumerate(widths)]
         out.append("  ".join(cells) + "  " + r[-1])
     if any(not e.get("complete") for e in entries):
         out.append("* the build was stopped before it ended (Ctrl-C, a signal, a log cut short)")

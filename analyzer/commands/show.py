@@ -100,10 +100,13 @@ def run(argv: list[str], debug: bool) -> int:
     store = open_store(found.get("store"))  # type: ignore[arg-type]
     record = store.load(refs[0] if refs else "last")
     report, analysis = report_of(record, store)
+    from analyzer.outputs import report_stream  # noqa: PLC0415
+
+    out = report_stream(outputs)
     try:
-        sys.stderr.write(heading(record) + "\n")
+        out.write(heading(record) + "\n")
     except BrokenPipeError:
         pass
     outcome = Outcome(record, analysis or Analysis(record, None, []), report)  # type: ignore[arg-type]
-    deliver(outcome, outputs, None, width)
+    deliver(outcome, outputs, None, width, stream=out)
     return gates.apply(report, 0)

@@ -8,6 +8,8 @@ from analyzer.console import neutralise_tree
 from analyzer.graph import Status
 from analyzer.report.rows import QUIET_INTERNAL_S, fmt_time, kind_text
 
+MAY_REBUILD = "may-rebuild"  # a prediction's status of a step it cannot tell (analyzer/predict.py)
+
 _COLOURS = {
     Status.CACHED: "\x1b[32m", Status.REBUILT: "\x1b[33m", Status.FAILED: "\x1b[31;1m",
     Status.CANCELED: "\x1b[31m", Status.SOURCE: "\x1b[2m", Status.INTERNAL: "\x1b[2m",
@@ -40,6 +42,8 @@ def step_table(report: dict, log_tails: dict[str, str] | None = None, width: int
     quiet: list[dict] = []
     for s in report.get("steps") or []:
         status = _STATUS.get(s.get("status") or "", Status.INTERNAL)
+        if s.get("status") == MAY_REBUILD:
+            status = Status.RUNNING  # not cached, not known to rebuild: shown as "may-rebuild"
         if (not all_rows and s.get("line") is None and status in (Status.INTERNAL, Status.SOURCE)
                 and (s.get("duration_s") or 0.0) < QUIET_INTERNAL_S):
             quiet.append(s)
@@ -58,7 +62,7 @@ def step_table(report: dict, log_tails: dict[str, str] | None = None, width: int
         rows, hidden = _screenful(rows)
     w_line = max([4] + [len(r[0]) for r in rows])
     w_stage = min(16, max([5] + [len(r[1]) for r in rows]))
-    w_status = 8
+    w_status = 8 if not report.get("prediction") else 11
     w_time = max([4] + [len(r[3]) for r in rows])
     fixed = w_line + w_stage + w_status + w_time + 8
     w_text = max(20, width - fixed)
@@ -71,7 +75,7 @@ def step_table(report: dict, log_tails: dict[str, str] | None = None, width: int
         if len(text) > w_text:
             text = text[: w_text - 1] + "\u2026"
         stage = stage[:w_stage]
-        st = f"{status.value:<{w_status}}"
+        st = f"{_label(step, status):<{w_status}}"
         if colour:
             st = _COLOURS.get(status, "") + st + _RESET
         out.append(f"{line:>{w_line}}  {stage:<{w_stage}}  {st}  {took:>{w_time}}  {text}")
@@ -112,7 +116,13 @@ def _screenful(rows: list) -> tuple[list, str]:
     return keep, f"\u2026 {len(rows) - len(keep)} more rows not shown ({', '.join(parts)}); {_EVERY_ONE}"
 
 
+def _label(step: dict, status: Status) -> str:
+    return MAY_REBUILD if step.get("status") == MAY_REBUILD else status.value
+
+
 def footer(report: dict) -> str:
+    if report.get("prediction"):
+        return _prediction_footer(report)
     summ = report.get("summary") or {}
     build = report.get("build") or {}
     cached, rebuilt = summ.get("cached") or 0, summ.get("rebuilt") or 0
@@ -132,6 +142,21 @@ def footer(report: dict) -> str:
     return " \u00b7 ".join(parts)
 
 
+def _prediction_footer(report: dict) -> str:
+    summ = report.get("summary") or {}
+    pred = report["prediction"]
+    cached, rebuilt, maybe = summ.get("cached") or 0, summ.get("rebuilt") or 0, summ.get("may_rebuild") or 0
+    total = cached + rebuilt + maybe
+    parts = [f"predicted cache hits {cached}/{total} steps" if total else "no cacheable steps"]
+    if rebuilt:
+        parts.append(f"{rebuilt} will rebuild, about {fmt_time(pred.get('expected_s'))}"
+                     + (f" + {pred['steps_without_time']} new" if pred.get("steps_without_time") else ""))
+    if maybe:
+        parts.append(f"{maybe} may rebuild")
+    parts.append("cache checked" if pred.get("cache") == "checked" else "cache assumed")
+    return " \u00b7 ".join(parts)
+
+
 def render(report: dict, log_tails: dict[str, str] | None = None, width: int = 100, colour: bool = False) -> str:
     """The whole terminal report: the answer first, then the table, then the footer."""
     return "\n".join(["", root_causes(report, width=width, colour=colour), "",
@@ -143,12 +168,16 @@ def root_causes(report: dict, width: int = 100, colour: bool = False) -> str:
     report = neutralise_tree(report)
     misses = report.get("misses") or []
     roots = [m for m in misses if m.get("root")]
+    pred = report.get("prediction")
     if not misses:
         prev = report.get("previous")
         stopped = (report.get("build") or {}).get("complete") is False
         head = (("Why: nothing was rebuilt before the build stopped" if stopped else "Why: nothing was rebuilt")
                 + (f" (compared with build {prev['ref']})" if prev else ""))
-        return "\n".join([head, *(f"  note: {n}" for n in report.get("notes") or []), *_unmissed_advice(report, width)])
+        if pred:
+            head = "Prediction: nothing will be rebuilt" + (f" (compared with build {prev['ref']})" if prev else "")
+        return "\n".join([head, *_may_rebuild(report, width), *(f"  note: {n}" for n in report.get("notes") or []),
+                          *_unmissed_advice(report, width)])
     by_id = {m["id"]: m for m in misses}
     name = (report.get("build") or {}).get("dockerfile") or "Dockerfile"
     name = name.rsplit("/", 1)[-1]
@@ -158,6 +187,9 @@ def root_causes(report: dict, width: int = 100, colour: bool = False) -> str:
     prev = report.get("previous")
     head = (f"Why: {len(roots)} root cause{'s' if len(roots) != 1 else ''}, {fmt_time(total)} lost"
             + (f" (compared with build {prev['ref']})" if prev else " (no previous build to compare with)"))
+    if pred:
+        head = (f"Prediction: {len(roots)} root cause{'s' if len(roots) != 1 else ''}, about {fmt_time(total)} "
+                "to rebuild" + (f" (compared with build {prev['ref']})" if prev else " (no previous build to compare with)"))
     out = [head]
     bold, reset = ("\x1b[1m", _RESET) if colour else ("", "")
     for m in roots[:TERMINAL_ROOTS]:
@@ -180,7 +212,8 @@ def root_causes(report: dict, width: int = 100, colour: bool = False) -> str:
         span = (f" (lines {min(lines)}-{max(lines)})" if lines and min(lines) != max(lines)
                 else (f" (line {lines[0]})" if lines else ""))
         n = 1 + len(followers)
-        out.append(f"{'':17}\u2192 {n} step{'s' if n != 1 else ''} rebuilt, {fmt_time(m.get('time_lost_s') or 0)}{span}")
+        verb = ("will rebuild" if n != 1 else "will rebuild") if pred else "rebuilt"
+        out.append(f"{'':17}\u2192 {n} step{'s' if n != 1 else ''} {verb}, {fmt_time(m.get('time_lost_s') or 0)}{span}")
         for also in m.get("also") or []:
             out.append(f"{'':17}also: {kind_text(also['kind'])}: {_one_line(also.get('detail') or '')}"[:width])
         for advice in (m.get("advice") or [])[:1]:  # issue 6: the first fix, in rule priority order
@@ -189,10 +222,25 @@ def root_causes(report: dict, width: int = 100, colour: bool = False) -> str:
     if rest:
         out.append(f"  \u2026 {len(rest)} more root cause{'s' if len(rest) != 1 else ''}, "
                    f"{fmt_time(sum(m.get('time_lost_s') or 0 for m in rest))} lost in all; {_EVERY_ONE}")
+    out.extend(_may_rebuild(report, width))
     for note in report.get("notes") or []:
         out.append(f"  note: {note}")
     out.extend(_unmissed_advice(report, width))
     return "\n".join(out)
+
+
+def _may_rebuild(report: dict, width: int) -> list[str]:
+    """A prediction's steps whose rebuild cannot be told from disk, with why."""
+    rows = (report.get("prediction") or {}).get("may_rebuild") or []
+    name = ((report.get("build") or {}).get("dockerfile") or "Dockerfile").rsplit("/", 1)[-1]
+    out = []
+    for r in rows[:TERMINAL_ROOTS]:
+        where = f"{name}:{r.get('line')}" if r.get("line") else name
+        out.extend(textwrap.wrap(f"may rebuild: {where} {_one_line(r.get('instruction') or '')[:40]}: {r.get('reason')}",
+                                 width=max(40, width), initial_indent="  ", subsequent_indent=" " * 6))
+    if len(rows) > TERMINAL_ROOTS:
+        out.append(f"  \u2026 {len(rows) - TERMINAL_ROOTS} more steps may rebuild; {_EVERY_ONE}")
+    return out
 
 
 def _unmissed_advice(report: dict, width: int) -> list[str]:

@@ -9,11 +9,20 @@ else's cache.
 
 from __future__ import annotations
 
+import re
+import uuid
 from pathlib import Path
 
 import pytest
 
-from tests.integration.test_causes import Project, assert_cascade, assert_root, check_terminal
+from tests.integration.test_causes import (  # noqa: F401 - images: a fixture
+    Project,
+    assert_cascade,
+    assert_root,
+    check_terminal,
+    images,
+    one_file_image,
+)
 
 pytestmark = pytest.mark.engine
 
@@ -141,3 +150,69 @@ def test_an_unnamed_stage_inserted_above_renumbers_without_losing_the_pairs(new_
     again = p.build()
     assert again.misses == [], again.describe()
     check_terminal(again)
+
+
+# --------------------------------------------------------- named build contexts
+
+NAMED_DF = ("FROM local/busybox:latest\n"
+            "RUN echo NONCE > /nonce\n"
+            "COPY m.txt /m.txt\n"
+            "COPY --from=extra sub/ /extra/\n"
+            "RUN cat /extra/*\n")
+
+
+def test_a_file_edited_in_a_named_context_is_named(new_project):
+    p = new_project(NAMED_DF, {"m.txt": "main\n"})
+    extra = p.root / "extra"
+    (extra / "sub").mkdir(parents=True)
+    (extra / "sub" / "e.txt").write_text("one\n")
+    (extra / "sub" / "other.txt").write_text("other\n")
+    (extra / "unread.txt").write_text("not copied\n")
+    ctx = ("--build-context", f"extra={extra}")
+    first = p.build(*ctx)
+    assert first.report["summary"]["rebuilt"] == 4
+    (extra / "sub" / "e.txt").write_text("two\n")
+    (extra / "unread.txt").write_text("still not copied, changed\n")
+    b = p.build(*ctx)
+    statuses = {s["line"]: s["status"] for s in b.report["steps"] if s["line"]}
+    assert (statuses[2], statuses[3], statuses[4]) == ("cached", "cached", "rebuilt"), statuses
+    root = assert_root(b, 4, "context-changed")
+    assert root["cause"]["files"] == {"added": [], "modified": ["extra:sub/e.txt"], "removed": []}, b.describe()
+    assert "extra:sub/e.txt modified" in root["cause"]["detail"]
+    assert_cascade(b, 5, root)
+    assert len(b.roots) == 1
+    # the record keeps the named context's snapshot, of the paths the Dockerfile reads from it
+    record = next(f for f in p.store.glob("*.json") if b.report["build"]["ref"] in f.name)
+    import json  # noqa: PLC0415
+
+    named = json.loads(record.read_text())["named_snapshots"]
+    assert set(named) == {"extra"} and named["extra"]["follow"] == ["sub"], named
+    # nothing changed: nothing rebuilt, and what was compared is said when the cache is gone
+    assert p.build(*ctx).misses == []
+
+
+def test_a_named_image_context_moved_is_base_image_changed(new_project, images, tmp_path):
+    tag = f"cachewhy-test/named:{uuid.uuid4().hex[:10]}"
+    old = one_file_image(images, tmp_path, tag, "first\n")
+    p = new_project("FROM local/busybox:latest\n"
+                    "RUN echo NONCE > /nonce\n"
+                    "COPY --from=extra /f.txt /f.txt\n"
+                    "RUN cat /f.txt\n")
+    ctx = ("--build-context", f"extra=docker-image://{tag}")
+    p.build(*ctx)
+    new = one_file_image(images, tmp_path, tag, "second\n")
+    assert new != old
+    b = p.build(*ctx)
+    statuses = {s["line"]: s["status"] for s in b.report["steps"] if s["line"]}
+    assert (statuses[2], statuses[3]) == ("cached", "rebuilt"), statuses
+    root = assert_root(b, 3, "base-image-changed")
+    detail = root["cause"]["detail"]
+    assert tag in detail and "--build-context extra" in detail and "\u2192" in detail, detail
+    # the digests are provenance's (its materials), old before new
+    before, after = re.findall(r"sha256:[0-9a-f]{12}", detail)
+    assert before != after, detail
+    assert_cascade(b, 4, root)
+    assert len(b.roots) == 1
+    # the fix names the COPY --from, not the FROM of line 1
+    advice = root.get("advice") or []
+    assert [a["lines"] for a in advice if a["rule"] == "pin-base-image"] == [[3]], root

@@ -659,3 +659,34 @@ def test_advise_verify_usage_errors(tmp_path, capsys):
     assert "Traceback" not in err
     assert main(["advise", "--store", store, "--verify"]) == 0  # an empty store: nothing to verify
     assert capsys.readouterr().out == "No advice to verify.\n"
+
+
+def test_one_registry_of_rules():
+    """advice.TABLE is the one list: detection, advice, rewrite and verification read it."""
+    from analyzer import advice  # noqa: PLC0415
+    from tests.conftest import REPO  # noqa: PLC0415
+
+    assert advice.RULES == tuple(r.name for r in advice.TABLE)
+    assert len(set(advice.RULES)) == len(advice.RULES)
+    for r in advice.TABLE:
+        assert (REPO / r.doc_page).is_file(), r.doc_page
+        assert r.scope in ("root", "cached")
+        # a rule cachewhy can apply says how the rebuild verifies it, and only such a rule
+        assert (r.rewrite is not None) == (r.verified_by in ("steps", "time", "fresh-lists")), r.name
+    assert set(advice.REWRITABLE) == {r.name for r in advice.TABLE if r.rewrite is not None}
+    # a rule without a rewrite gives no change to verify
+    rep = report([miss("r", 2, "RUN make", kind="base-image-changed", detail="d", time_lost=3.0)], {"r": 3.0})
+    assert rules(advice.advise(rep, "FROM x:latest\nRUN make\n")) == ["pin-base-image"]
+    assert advice.rewrite(rep, "r", "pin-base-image", "FROM x:latest\nRUN make\n") is None
+
+
+@pytest.mark.parametrize("ref", ["extra", "registry.local:5000/team/tools", "tools:latest"])
+def test_pin_base_image_names_the_copy_from_image_that_moved(ref):
+    """The image that moved is the one COPY --from reads, not the stage's FROM."""
+    rep = report([miss("r", 3, f"COPY --from={ref} /f /f", kind="base-image-changed", detail="d",
+                       time_lost=2.0)], {"r": 2.0})
+    a = advise(rep, f"FROM python\nRUN make\nCOPY --from={ref} /f /f\n")["r"][0]
+    assert a["rule"] == "pin-base-image" and a["lines"] == [3], a
+    assert f"`COPY --from={ref}` (line 3)" in a["message"] and "FROM python" not in a["message"], a
+    name = ref.rsplit(":", 1)[0] if ref.endswith(":latest") else ref
+    assert f"--from={name}@sha256:" in a["message"], a

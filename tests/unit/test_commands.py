@@ -107,8 +107,8 @@ def test_analyze_names_the_root_and_every_status(capsys, store, tmp_path, prefix
     assert report["build"]["exit_code"] == 0
     assert report["previous"]["ref"] == f"log {cap(prefix + 'multistage-warm.jsonl')}"
     assert report["summary"]["hit_ratio"] == 0.375
-    assert "Why: 1 root cause" in err and "cache hits 3/8 steps (38%)" in err
-    assert out == ""  # the report goes to stderr
+    assert "Why: 1 root cause" in out and "cache hits 3/8 steps (38%)" in out
+    assert err == ""  # the report goes to stdout (issue 17), nothing else was said
 
 
 def test_analyze_keeps_a_record_with_its_summary(capsys, store):
@@ -142,7 +142,7 @@ def test_a_big_build_answers_in_one_screen(capsys, store, tmp_path):
     log = tmp_path / "big.jsonl"
     gen_log.generate(log, vertices=400, mb=0.5)
     assert main(["analyze", "--no-record", "--report-json", str(tmp_path / "r.json"), str(log)]) == 0
-    err = capsys.readouterr().err
+    err = capsys.readouterr().out  # the report
     report = json.loads((tmp_path / "r.json").read_text())
     roots = [m for m in report["misses"] if m["root"]]
     assert len(roots) == 58
@@ -193,7 +193,7 @@ def test_analyze_without_provenance_or_previous_still_gives_statuses(capsys, sto
 
 
 def test_analyze_failed_build(capsys, store, tmp_path):
-    rc, _, err = cw(capsys, "analyze", "--store", store, "--dockerfile", FAIL_DF, "--report-json",
+    rc, err, _ = cw(capsys, "analyze", "--store", store, "--dockerfile", FAIL_DF, "--report-json",
                     tmp_path / "r.json", cap("failing.jsonl"))
     assert rc == 0, err  # the analysis worked; the build's own exit code is in the report
     report = json.loads((tmp_path / "r.json").read_text())
@@ -366,10 +366,10 @@ def test_history_imports_nothing_heavy(listed_store):
 
 
 def test_show_replays_the_stored_report(capsys, store, tmp_path):
-    rc, _, first = cw(capsys, "analyze", "--store", store, "--context", "/work/ctx",
+    rc, first, _ = cw(capsys, "analyze", "--store", store, "--context", "/work/ctx",
                       "--report-json", tmp_path / "a.json", *change_vs_warm())
     assert rc == 0
-    rc, _, err = cw(capsys, "show", "--store", store, "--report-json", tmp_path / "s.json")
+    rc, err, _ = cw(capsys, "show", "--store", store, "--report-json", tmp_path / "s.json")
     assert rc == 0, err
     assert json.loads((tmp_path / "s.json").read_text()) == json.loads((tmp_path / "a.json").read_text())
     assert err.splitlines()[0].startswith("Build ") and "/work/ctx" in err.splitlines()[0]
@@ -432,7 +432,8 @@ def test_diff_of_two_logs(capsys, store, tmp_path):
                       cap("multistage-warm.meta.json"), "--metadata-b", cap("multistage-change.meta.json"),
                       "--report-json", tmp_path / "d.json", cap("multistage-warm.jsonl"), cap("multistage-change.jsonl"))
     assert rc == 0, err
-    assert out == ""
+    assert err == ""
+    err = out  # the comparison is on stdout
     assert "Why: 1 root cause" in err
     rows = diff_table(err)
     assert rows["2"][1:] == ["cached", "cached", "-"]
@@ -473,8 +474,8 @@ def test_diff_of_stored_records(capsys, store):
     assert report["build"]["ref"] == ids[0] and report["previous"]["ref"] == ids[1]
     assert diff_table(err)["6"][1:3] == ["cached", "rebuilt"]
     # the other way round: B (the warm build) rebuilt nothing
-    rc, _, err = cw(capsys, "diff", "--store", store, "^0", "^1")
-    assert "Why: nothing was rebuilt" in err and diff_table(err)["6"][1:3] == ["rebuilt", "cached"]
+    rc, out, _ = cw(capsys, "diff", "--store", store, "^0", "^1")  # on stdout: no report goes there
+    assert "Why: nothing was rebuilt" in out and diff_table(out)["6"][1:3] == ["rebuilt", "cached"]
 
 
 def test_diff_arguments(capsys, store):

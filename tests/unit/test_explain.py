@@ -248,3 +248,54 @@ def test_a_stage_that_shares_nothing_pairs_with_nothing_of_its_old_number():
     assert match_stages(cur, prev) == {"stage-0": "stage-0", "stage-2": "stage-1"}
     pairs = {c: p["id"] for c, p in match_steps(cur, prev).items()}
     assert pairs == {"stage-0-2": "stage-0-2", "stage-2-6": "stage-1-4", "stage-2-7": "stage-1-5"}
+
+
+def test_a_named_image_context_is_compared_by_the_digests_of_provenance():
+    from analyzer.explain import _material_digest  # noqa: PLC0415
+
+    mats = {"pkg:docker/cachewhy-test/x@v1?platform=linux%2Famd64": "sha256:aaa",
+            "pkg:docker/alpine@3.20?platform=linux%2Famd64": "sha256:bbb",
+            "pkg:docker/ghcr.io/o/r@latest?platform=linux%2Famd64": "sha256:ccc"}
+    assert _material_digest("docker-image://docker.io/cachewhy-test/x:v1", mats) == "sha256:aaa"
+    assert _material_digest("docker-image://docker.io/library/alpine:3.20", mats) == "sha256:bbb"
+    assert _material_digest("docker-image://ghcr.io/o/r", mats) == "sha256:ccc"
+    assert _material_digest("docker-image://docker.io/cachewhy-test/x:v2", mats) is None
+    # two platforms with two digests: no answer rather than a guess
+    mats["pkg:docker/cachewhy-test/x@v1?platform=linux%2Farm64"] = "sha256:ddd"
+    assert _material_digest("docker-image://docker.io/cachewhy-test/x:v1", mats) is None
+
+
+def test_named_context_files_are_compared_and_named(tmp_path):
+    from analyzer.explain import _Explainer  # noqa: PLC0415
+    from analyzer.snapshot import snapshot_named  # noqa: PLC0415
+
+    extra = tmp_path / "extra"
+    (extra / "sub").mkdir(parents=True)
+    (extra / "sub" / "e.txt").write_text("one\n")
+    before, _ = snapshot_named({"extra": extra}, {"extra": ["sub"]})
+    (extra / "sub" / "e.txt").write_text("two\n")
+    after, _ = snapshot_named({"extra": extra}, {"extra": ["sub"]})
+    step = {"id": "s", "digest": "d", "keyword": "COPY", "line": 4, "status": "rebuilt",
+            "context_inputs": [{"source": "extra", "path": "/sub", "include": [], "exclude": []}]}
+    prev = {"steps": [dict(step, status="rebuilt")], "named_snapshots": before}
+    cur = {"steps": [step], "named_snapshots": after}
+    causes = _Explainer(cur, prev)._context_causes(step)
+    assert [(c.kind, c.files) for c in causes] == \
+        [("context-changed", {"added": [], "modified": ["extra:sub/e.txt"], "removed": []})]
+    # a record of before named snapshots (v1 as it was) compares nothing, and says so
+    old = {k: v for k, v in prev.items() if k != "named_snapshots"}
+    ex = _Explainer(cur, old)
+    assert ex._context_causes(step) == []
+    assert ex.unchanged_cause(step, old["steps"][0]).detail.endswith("; files of the build context extra")
+
+
+def test_follow_paths_of_a_named_context_and_build_context_arguments():
+    from analyzer.record import follow_paths  # noqa: PLC0415
+
+    df = dfmod.parse("FROM x\nCOPY a.txt /\nCOPY --from=extra sub/ /e/\nRUN --mount=from=extra,source=lock,target=/l x\n"
+                     "COPY --from=other / /o\n")
+    assert follow_paths(df) == ["a.txt"]
+    assert follow_paths(df, "extra") == ["lock", "sub"]
+    assert follow_paths(df, "other") is None  # `/`: all of it
+    args = parse_args(["--build-context", "extra=../e", "--build-context=img=docker-image://alpine", "."])
+    assert args.build_contexts == {"extra": "../e", "img": "docker-image://alpine"}

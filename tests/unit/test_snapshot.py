@@ -1004,3 +1004,29 @@ def test_from_json_minimal() -> None:
 
 def test_stat_helpers_match_platform() -> None:
     assert stat.S_IMODE(0o104755) == 0o4755  # the mode we record keeps setuid & co
+
+
+def test_named_contexts_that_are_folders_are_snapshotted_with_their_own_ignore_file(tmp_path):
+    from analyzer.snapshot import named_context_dirs, snapshot_named  # noqa: PLC0415
+
+    extra = tmp_path / "extra"
+    (extra / "sub").mkdir(parents=True)
+    (extra / "sub" / "a.txt").write_text("a\n")
+    (extra / "sub" / "a.log").write_text("ignored\n")
+    (extra / "other.txt").write_text("not read\n")
+    (extra / ".dockerignore").write_text("**/*.log\n")
+    dirs = named_context_dirs({"extra": str(extra), "img": "docker-image://alpine:3", "t": "target:base",
+                               "web": "https://example.com/x.tar", "gone": str(tmp_path / "missing")})
+    assert dirs == {"extra": extra}
+    snaps, problems = snapshot_named(dirs, {"extra": ["sub"]})
+    assert problems == []
+    assert sorted(Snapshot.from_json(snaps["extra"]).entries) == ["sub", "sub/a.txt"]
+    (extra / "sub" / "a.txt").write_text("b\n")
+    changed, _ = snapshot_named(dirs, {"extra": ["sub"]}, previous=snaps)  # with the stat cache
+    assert diff(Snapshot.from_json(snaps["extra"]), Snapshot.from_json(changed["extra"])).modified == ["sub/a.txt"]
+    # a folder that went away is a note, not an error
+    import shutil  # noqa: PLC0415
+
+    shutil.rmtree(extra)
+    none, problems = snapshot_named(dirs, {"extra": ["sub"]})
+    assert none == {} and len(problems) == 1 and "build context extra" in problems[0]

@@ -53,18 +53,22 @@ def store(tmp_path: Path) -> Store:
     return Store(tmp_path / "records", fsync=False)
 
 
-def index_lines(s: Store) -> list[str]:
-    return s.index_path.read_text().splitlines()
-
-
 def index_ids(s: Store) -> list[str]:
-    out = []
-    for line in index_lines(s):
-        try:
-            out.append(json.loads(line)["id"])
-        except ValueError:
-            pass
-    return out
+    """The ids the SQLite index holds, oldest first, read by a connection of its own."""
+    import sqlite3  # noqa: PLC0415
+
+    db = sqlite3.connect(s.index_path)
+    try:
+        return [r[0] for r in db.execute("SELECT id FROM builds ORDER BY created, id")]
+    finally:
+        db.close()
+
+
+def write_legacy_index(s: Store, entries: list[dict], extra: bytes = b"") -> None:
+    """An index.jsonl as cachewhy wrote it before the SQLite index (and no index.db)."""
+    s.root.mkdir(parents=True, exist_ok=True)
+    data = b"".join(st._entry_line(e, False) for e in entries) + extra
+    (s.root / st.LEGACY_INDEX_NAME).write_bytes(data)
 
 
 def seed(s: Store, n: int, project: dict = PROJ_A, start: float = _T0) -> list[str]:
@@ -274,12 +278,21 @@ def test_store_path_is_a_file(tmp_path):
 # concurrency
 
 
+def _steps_and_report(tag: int, i: int) -> dict:
+    """Three steps (one rebuilt, a root miss) and the report that says so."""
+    steps = [{"id": f"s{k}", "keyword": "RUN", "line": 2 + k, "instruction": f"RUN step {k}",
+              "status": "rebuilt" if k == tag % 3 else "cached", "duration_s": 1.0 + k} for k in range(3)]
+    misses = [{"id": f"s{tag % 3}", "line": 2 + tag % 3, "root": True, "time_lost_s": 1.0 + tag % 3,
+               "cause": {"kind": "context-changed", "detail": f"writer {tag}"}}]
+    return {"steps": steps, "report": {"summary": {"hit_ratio": 2 / 3, "time_lost_s": 1.0}, "misses": misses}}
+
+
 def _writer(root: str, n: int, tag: int, go) -> None:
     s = Store(root)  # real fsyncs
     go.wait(10)
     for i in range(n):
         rec = make_record(complete=i % 3 != 0, exit_code=tag,
-                          payload="x" * (tag * 100 + i))
+                          payload="x" * (tag * 100 + i), **_steps_and_report(tag, i))
         s.save(rec, summary={"writer": tag, "i": i})
 
 
@@ -307,10 +320,19 @@ def test_concurrent_writers(tmp_path, procs):
     for n in files:  # every record whole
         rec = s.load(str(root / n))
         assert rec["id"] + ".json" == n
-    # the index alone has every id, each line well formed
-    lines = index_lines(s)
-    assert len(lines) == procs * 20
-    assert {json.loads(line)["id"] for line in lines} == {n[:-5] for n in files}
+    # the index alone has every build and every step row (no repair from the record files yet)
+    assert sorted(index_ids(s)) == sorted(n[:-5] for n in files)
+    import sqlite3  # noqa: PLC0415
+
+    db = sqlite3.connect(s.index_path)
+    assert db.execute("SELECT count(*) FROM builds WHERE scan = 0").fetchone()[0] == procs * 20
+    assert db.execute("SELECT count(*) FROM steps").fetchone()[0] == procs * 20 * 3
+    roots = db.execute("SELECT b.exit_code, l.line, s.kind FROM steps s JOIN builds b ON b.n = s.build "
+                       "JOIN lines l ON l.n = s.line WHERE s.root = 1").fetchall()
+    assert sorted(roots) == sorted((t, 2 + t % 3, "context-changed") for t in range(procs) for _ in range(20))
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    db.close()
     entries, problems = s.list_records()
     assert problems == [] and len(entries) == procs * 20
     per_writer = {t: sum(e["summary"]["writer"] == t for e in entries) for t in range(procs)}
@@ -372,19 +394,23 @@ def test_odd_files_in_store(store):
 # the index
 
 
-def test_index_one_line_per_save(store):
+def test_index_one_row_per_save(store):
     ids = seed(store, 3)
     assert index_ids(store) == ids
-    assert all(len(line.encode()) < 4096 for line in index_lines(store))
+    assert stat.S_IMODE(store.index_path.stat().st_mode) == 0o600
 
 
-def test_index_missing_lines(store):
+def test_index_missing_rows(store):
+    import sqlite3  # noqa: PLC0415
+
     ids = seed(store, 5)
-    lines = index_lines(store)
-    store.index_path.write_text("\n".join(lines[:2]) + "\n")  # lost r0002..r0004
+    db = sqlite3.connect(store.index_path)
+    db.execute("DELETE FROM builds WHERE id >= 'r0002'")  # lost r0002..r0004
+    db.commit()
+    db.close()
     entries, problems = store.list_records()
     assert [e["id"] for e in entries] == ids[::-1] and problems == []
-    # repaired: lines appended for the missing ids, without a summary
+    # repaired: rows made again for the missing ids, without a summary
     assert sorted(index_ids(store)) == sorted(ids)
     assert store.list_records()[0] == entries
 
@@ -396,29 +422,26 @@ def test_index_missing_entirely(store):
     assert sorted(index_ids(store)) == sorted(ids)
 
 
-def test_index_truncated_last_line(store):
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "empty-header"])
+def test_index_damaged_is_set_aside_and_rebuilt(store, damage):
     ids = seed(store, 4)
+    store._close()  # another process finds the damage
     data = store.index_path.read_bytes()
-    store.index_path.write_bytes(data[:-40])  # torn append of r0003
-    entries, problems = store.list_records()
+    wal = Path(f"{store.index_path}-wal")
+    wal.unlink(missing_ok=True)
+    store.index_path.write_bytes({"truncated": data[:100], "garbage": b"not sqlite at all\n" * 100,
+                                  "empty-header": b"SQLite format 3\x00" + b"\xff" * 4000}[damage])
+    s2 = Store(store.root, fsync=False)
+    entries, problems = s2.list_records()
     assert [e["id"] for e in entries] == ids[::-1] and problems == []
-    # the next append does not glue onto the torn line
-    store.save(make_record("r0100", created=_T0 + 100))
-    assert [e["id"] for e in store.list_records()[0]] == ["r0100"] + ids[::-1]
-    assert "r0100" in index_ids(store)
+    assert sorted(index_ids(s2)) == sorted(ids)
+    aside = [n for n in os.listdir(store.root) if n.startswith("index.db.damaged-")]
+    assert len(aside) == 1  # kept for a post-mortem, not deleted
+    s2.save(make_record("r0100", created=_T0 + 100))
+    assert [e["id"] for e in s2.list_records()[0]] == ["r0100"] + ids[::-1]
 
 
-def test_index_corrupt_lines_and_nul_tail(store):
-    ids = seed(store, 3)
-    with open(store.index_path, "ab") as f:
-        f.write(b"garbage line\n[1,2]\n{\"id\": \"r0000\"}\n\x00\x00\x00\x00")
-    entries, problems = store.list_records()
-    assert [e["id"] for e in entries] == ids[::-1] and problems == []
-    store.save(make_record("r0009", created=_T0 + 9))
-    assert [e["id"] for e in store.list_records()[0]] == ["r0009"] + ids[::-1]
-
-
-def test_index_stale_lines(store):
+def test_index_stale_rows(store):
     ids = seed(store, 4)
     os.unlink(store.path_for("r0002"))
     entries, problems = store.list_records()
@@ -427,14 +450,16 @@ def test_index_stale_lines(store):
     assert ids
 
 
-def test_repair_line_does_not_override_saved_line(store):
+def test_repair_row_does_not_override_saved_row(store):
+    from analyzer import index as ix  # noqa: PLC0415
+
     store.save(make_record("r1", created=_T0), summary={"hit": 1})
-    line = index_lines(store)[0]
-    scan = dict(json.loads(line), summary={}, src="scan")
-    with open(store.index_path, "a") as f:
-        f.write(json.dumps(scan) + "\n")
+    entry = dict(store.list_records()[0][0], summary={})
+    db = store.index()
+    with ix.transaction(db):
+        assert ix.add(db, entry, None, scan=True) is False
     assert store.list_records()[0][0]["summary"] == {"hit": 1}
-    # and a later save wins over both
+    # and a later save wins
     store.save(make_record("r1", created=_T0), summary={"hit": 2})
     assert store.list_records()[0][0]["summary"] == {"hit": 2}
 
@@ -442,16 +467,62 @@ def test_repair_line_does_not_override_saved_line(store):
 def test_rebuild_index_keeps_summaries(store):
     for i in range(3):
         store.save(make_record(f"r{i}", created=_T0 + i), summary={"i": i})
-    with open(store.index_path, "a") as f:
-        f.write("junk\n")
     store.path_for("r1").unlink()
     assert store.rebuild_index() == []
-    lines = index_lines(store)
-    assert [json.loads(line)["id"] for line in lines] == ["r0", "r2"]
+    assert index_ids(store) == ["r0", "r2"]
     assert [e["summary"] for e in store.list_records()[0]] == [{"i": 2}, {"i": 0}]
     store.index_path.unlink()
     assert store.rebuild_index() == []
     assert [e["summary"] for e in store.list_records()[0]] == [{}, {}]
+
+
+# --------------------------------------------------------------------------
+# the step rows, and the index of an older cachewhy (index.jsonl)
+
+
+def test_step_rows_of_a_save(store):
+    from analyzer import index as ix  # noqa: PLC0415
+
+    rec = make_record("r1", created=_T0, **_steps_and_report(1, 0))
+    rec["steps"].insert(0, {"id": "f", "keyword": "FROM", "line": 1, "status": "cached"})  # no work of its own
+    store.save(rec, summary={"hit_ratio": 0.67})
+    db = store.index()
+    rows = db.execute("SELECT l.line, l.instruction, s.status, s.duration_s, s.kind, s.root, s.lost_s "
+                      "FROM steps s JOIN lines l ON l.n = s.line ORDER BY s.pos").fetchall()
+    assert rows == [(2, "RUN step 0", ix.CACHED, 1.0, None, 0, None),
+                    (3, "RUN step 1", ix.REBUILT, 2.0, "context-changed", 1, 2.0),
+                    (4, "RUN step 2", ix.CACHED, 3.0, None, 0, None)]
+    assert db.execute("SELECT cached, rebuilt, steps FROM builds").fetchone() == (2, 1, 1)
+    store.save(rec, summary={"hit_ratio": 0.67})  # saved again: replaced, not doubled
+    assert ix.count_steps(db) == 3
+
+
+def test_index_of_an_older_cachewhy_is_migrated(store):
+    """index.jsonl (with a torn line, junk and a NUL tail, as a crash leaves it) becomes rows;
+    the file itself is left as it was; step rows are filled from the records on demand."""
+    recs = [make_record(f"r{i}", created=_T0 + i, **_steps_and_report(i, i)) for i in range(4)]
+    store.root.mkdir(parents=True)
+    for rec in recs:
+        store.path_for(rec["id"]).write_text(json.dumps(rec))
+    entries = [st._entry_from_record(r, r["id"], {"i": i}) for i, r in enumerate(recs[:3])]
+    write_legacy_index(store, entries, b"garbage line\n[1,2]\n{\"id\": \"r0000\"}\n{\"id\":\"r9\x00\x00")
+    legacy = store.legacy_index_path.read_bytes()
+    assert not store.index_path.exists()
+    got, problems = store.list_records()
+    assert problems == [] and [e["id"] for e in got] == ["r3", "r2", "r1", "r0"]
+    assert [e["summary"] for e in got[1:]] == [{"i": 2}, {"i": 1}, {"i": 0}]  # carried over
+    assert got[0]["summary"]["hit_ratio"] == 2 / 3  # r3 was not in it: indexed from its record's report
+    assert store.legacy_index_path.read_bytes() == legacy
+    db = store.index()
+    assert db.execute("SELECT value FROM meta WHERE key = 'migrated_from'").fetchone() == ("index.jsonl",)
+    assert ix_count(db) == 3  # r3's rows, from the repair
+    assert store.fill_steps() == (3, [])
+    assert ix_count(db) == 12
+    assert store.fill_steps() == (0, [])
+
+
+def ix_count(db) -> int:
+    return db.execute("SELECT count(*) FROM steps").fetchone()[0]
 
 
 def test_list_limit_and_project(store):
@@ -677,7 +748,7 @@ def test_list_10000_records(tmp_path, capsys):
     elapsed = time.perf_counter() - t0
     assert len(entries) == 10_000 and problems == []
     assert entries[0]["created"] == _T0 + 9_999
-    per_line = s.index_path.stat().st_size / 10_000
+    per_line = (s.index_path.stat().st_size + Path(f"{s.index_path}-wal").stat().st_size) / 10_000
     with capsys.disabled():
         print(f"\n[store] list_records(10,000): {elapsed * 1000:.1f} ms; "
               f"index {per_line:.0f} bytes/record")
@@ -719,8 +790,8 @@ def test_store_of_an_older_cachewhy(tmp_path):
     assert all(i in history.stdout for i in EARLY_IDS) and "context-changed at Dockerfile:5" in history.stdout
     show = cachewhy("show", "last")
     assert show.returncode == 0 and "Traceback" not in show.stderr
-    assert f"compared with build {EARLY_IDS[1]}" in show.stderr
-    assert "context changed: config.txt modified" in show.stderr
-    assert "   8  tools    source          FROM local/busybox:latest AS tools" in show.stderr
+    assert f"compared with build {EARLY_IDS[1]}" in show.stdout
+    assert "context changed: config.txt modified" in show.stdout
+    assert "   8  tools    source          FROM local/busybox:latest AS tools" in show.stdout
     diff = cachewhy("diff", EARLY_IDS[1], EARLY_IDS[0])
-    assert diff.returncode == 0 and "context changed: config.txt modified" in diff.stderr
+    assert diff.returncode == 0 and "context changed: config.txt modified" in diff.stdout

@@ -1,0 +1,145 @@
+"""`cachewhy trends`: what cache misses cost over many builds, per project."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from analyzer.errors import InputError, UsageError
+from analyzer.options import take_options, wants_help
+
+SUMMARY = """\
+trends [--since 30d] [--project CONTEXT] [--limit N|all] [--json|--markdown] [--html FILE] [PATH…]
+      per project over time: builds, hit ratio, time lost by cause, costliest lines, regressions"""
+
+USAGE = """\
+usage: cachewhy trends [--store DIR] [--since 30d] [--project CONTEXT] [--limit N|all]
+                       [--per day|build] [--json | --markdown] [--html FILE] [PATH…]
+
+What cache misses cost over many builds, per project (context, Dockerfile,
+target), the project that lost most time first: the builds, the hit ratio and
+the time lost per day or per build, the time lost by cause kind, the
+Dockerfile lines whose misses cost most, and regressions: a line that went
+from cached to rebuilt in most builds, since which build and why (the root
+cause of that build's miss). The rule is in docs/trends.md.
+
+Reads the store's index (no record file is parsed but those of a regression's
+first build); with PATHs, reads these record files or folders of them instead
+(e.g. records downloaded from CI).
+
+options:
+  --store DIR        where build records are kept  [CACHEWHY_STORE]
+  --since SPAN       builds of the last SPAN: 30d (default), 12h, 2w, a date
+                     YYYY-MM-DD, or all
+  --project CONTEXT  only the builds of this context directory (repeatable)
+  --limit N|all      only the newest N builds of the period (default all)
+  --per day|build    one point per day or per build (default: per build up to
+                     60 builds of a project, else per day)
+  --json             the trends as JSON on stdout (schema cachewhy.trends/v1)
+  --markdown         Markdown on stdout, e.g. for a weekly CI summary
+  --html FILE        a self-contained HTML page with charts (`pip install
+                     'cachewhy[charts]'` for the charts: matplotlib)
+  -h, --help         this help
+"""
+
+_OPTIONS = {"--store": "store", "--since": "since", "--project": "project", "--limit": "limit",
+            "--per": "per", "--html": "html"}
+_SWITCHES = {"--json": "json", "--markdown": "markdown"}
+
+
+def _limit(raw: object) -> int | None:
+    if raw is None or raw == "all":
+        return None
+    try:
+        n = int(str(raw))
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise UsageError(f"--limit takes a number >= 1 or `all`, not {raw!r}")
+    return n
+
+
+def run(argv: list[str], debug: bool) -> int:
+    if wants_help(argv):
+        sys.stdout.write(USAGE)
+        return 0
+    found, paths = take_options(argv, _OPTIONS, _SWITCHES, repeatable={"--project"})
+    bad = [p for p in paths if p.startswith("-") and p != "-"]
+    if bad:
+        raise UsageError(f"trends: unknown option {bad[0]!r} (try `cachewhy trends --help`)")
+    if found.get("json") and found.get("markdown"):
+        raise UsageError("--json and --markdown both write to stdout: choose one")
+    per = str(found.get("per") or "auto")
+    if per not in ("auto", "day", "build"):
+        raise UsageError(f"--per takes day or build, not {per!r}")
+    limit = _limit(found.get("limit"))
+    now = time.time()
+    from analyzer import trends  # noqa: PLC0415
+
+    try:
+        since = trends.parse_since(str(found.get("since") or "30d"), now)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    contexts = list(found["project"]) if found.get("project") else None  # type: ignore[call-overload]
+
+    if paths:
+        from analyzer.trends_sources import from_paths  # noqa: PLC0415
+
+        db, load, problems, source = from_paths(paths)
+        absent: list[str] = []
+    else:
+        from analyzer.trends_sources import from_store  # noqa: PLC0415
+
+        db, load, absent, problems, source = from_store(found.get("store"))  # type: ignore[arg-type]
+    for p in problems:
+        sys.stderr.write(f"cachewhy: warning: {p}\n")
+    model = trends.gather(db, since=since, now=now, contexts=contexts, limit=limit, per=per, absent=absent,
+                          load=load)
+    model["source"] = source
+    if found.get("html"):
+        _write_html(model, str(found["html"]))
+    try:
+        if found.get("json"):
+            import json  # noqa: PLC0415
+
+            sys.stdout.write(json.dumps(model, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
+        elif found.get("markdown"):
+            from analyzer.report.trends_text import render_markdown  # noqa: PLC0415
+
+            sys.stdout.write(render_markdown(model, source))
+        else:
+            from analyzer.report.trends_text import render_text  # noqa: PLC0415
+
+            sys.stdout.write(render_text(model, _width(), source))
+        sys.stdout.flush()
+    except BrokenPipeError:  # `cachewhy trends | head`
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    return 0
+
+
+def _width() -> int:
+    try:
+        cols = int(os.environ.get("COLUMNS", ""))
+    except ValueError:
+        cols = 0
+    if cols <= 0:
+        try:
+            cols = os.get_terminal_size(sys.stdout.fileno()).columns
+        except OSError:
+            cols = 80
+    return max(60, min(cols, 120))
+
+
+def _write_html(model: dict, path: str) -> None:
+    from pathlib import Path  # noqa: PLC0415
+
+    from analyzer.atomic import write_atomic  # noqa: PLC0415
+    from analyzer.report.trends_html import render  # noqa: PLC0415
+
+    page = render(model)
+    try:
+        write_atomic(Path(os.path.abspath(path)), page.encode("utf-8"), mode=0o644)
+    except OSError as e:
+        raise InputError(f"cannot write {path}: {e.strerror or e}") from None

@@ -1,0 +1,671 @@
+"""A prediction: which steps the next build will rebuild, and why, before it runs.
+
+A prediction is one more source for the cause engine. From the previous
+build's record and what is there now (the Dockerfile, the build args, the
+context snapshot, the base images' digests, the builder's cache records) it
+makes a *forecast* record: the previous build's steps, carried over where
+the Dockerfile still has them, each with the status the build will give it.
+explain.py then explains the forecast exactly as it explains a finished
+build, so a predicted cause has the same kind and the same words as the one
+the build will get.
+
+What decides a status, as BuildKit decides it:
+  * a step whose own definition changed (text, build-arg/ENV values in its
+    op, base image digest, context files it reads) gets a new cache key;
+  * so does every step built on it (the cascade);
+  * a step with an unchanged key is rebuilt only when it is needed (a step
+    after it is rebuilt, or it is the target's result) and its cache record
+    is gone (`cache-evicted`);
+  * what cannot be known from disk (ADD <url> without --checksum, a RUN that
+    downloads, a remote git context) is marked "may rebuild", never counted
+    as cached.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from analyzer.buildx import BuildArgs
+    from analyzer.dockerfile import Dockerfile, Instruction, Stage
+    from analyzer.record import Hasher
+
+#: The status of a step whose rebuild cannot be told from what is on disk.
+MAY_REBUILD = "may-rebuild"
+
+# Commands that fetch from the network at build time: their result is not on disk.
+_DOWNLOADS = re.compile(
+    r"\b(curl|wget|apt-get\s+(?:-\S+\s+)*(?:update|install)|apt\s+install|apk\s+(?:-\S+\s+)*add|"
+    r"(?:pip3?|uv\s+pip)\s+install|uv\s+sync|npm\s+(?:ci|install)|yarn(?:\s+install)?\b|pnpm\s+install|"
+    r"go\s+(?:mod\s+download|get)|git\s+clone|cargo\s+(?:fetch|build)|bundle\s+install|composer\s+install|"
+    r"dnf\s+install|yum\s+install)\b")
+
+
+@dataclass
+class Resolved:
+    """A base image as the build will resolve it."""
+
+    ref: str  # as the Dockerfile names it (global ARG defaults and build args expanded)
+    name: str  # normalised: docker.io/library/alpine:3.20
+    digest: str | None  # sha256:… or None when nothing answered
+    where: str  # "local image store", "registry", "pinned", or "" (nothing answered)
+    note: str | None = None  # why it is not known
+
+
+@dataclass
+class Now:
+    """What a prediction compares with the previous build: the build as it would start now."""
+
+    args: "BuildArgs"
+    dockerfile_path: Path | None
+    dockerfile_text: str
+    snapshot: dict | None
+    images: dict[str, Resolved] = field(default_factory=dict)  # normalised name -> resolved
+    #: cache-record check: previous step id -> present? None: the builder did not answer
+    cache: dict[str, bool] | None = None
+    cache_note: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Forecast:
+    record: dict  # the forecast record: what explain.py reads
+    may_rebuild: dict[str, str]  # step id -> why its rebuild cannot be predicted
+    notes: list[str]
+
+
+# ------------------------------------------------------------------ images
+
+def normalise_image(ref: str) -> str:
+    """`alpine` -> `docker.io/library/alpine:latest`, as BuildKit names image sources."""
+    name, at, digest = ref.partition("@")
+    first = name.split("/", 1)[0]
+    if "/" not in name:
+        name = f"docker.io/library/{name}"
+    elif not ("." in first or ":" in first or first == "localhost"):
+        name = f"docker.io/{name}"
+    last = name.rsplit("/", 1)[-1]
+    if ":" not in last and not at:
+        name += ":latest"
+    return name + (f"@{digest}" if at else "")
+
+
+def _image_name(identifier: str) -> str:
+    return identifier.removeprefix("docker-image://").partition("@")[0]
+
+
+def stage_image_refs(df: "Dockerfile", stages: list["Stage"], build_args: dict[str, str | None]) -> list[str]:
+    """The images the built stages start from or copy from, expanded as the build will expand them."""
+    scope = _global_args(df, build_args)
+    refs: list[str] = []
+    for st in stages:
+        if st.image_base:
+            refs.append(_expand(st.base, scope))
+        for ins in st.instructions:
+            ref = ins.from_ref if ins.keyword == "COPY" else None
+            if ref and df.resolve_ref(ref) is None:
+                refs.append(_expand(ref, scope))
+            if ins.keyword == "RUN":
+                for m in ins.mounts:
+                    ref = m.get("from")
+                    if ref and df.resolve_ref(ref, allow_index=False) is None:
+                        refs.append(_expand(ref, scope))
+    out: list[str] = []
+    for r in refs:
+        if r and "$" not in r and r.lower() != "scratch" and r not in out:
+            out.append(r)
+    return out
+
+
+# ------------------------------------------------------------------ variables
+
+_VAR = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)(?::?[-+][^}]*)?\}|([A-Za-z_][A-Za-z0-9_]*))")
+
+
+def _expand(text: str, scope: dict[str, str]) -> str:
+    def sub(m: re.Match) -> str:
+        name = m.group(1) or m.group(2)
+        whole = m.group(0)
+        if name in scope:
+            return scope[name]
+        if ":-" in whole or (whole.startswith("${") and "-" in whole):
+            return whole.split("-", 1)[1].rstrip("}")
+        return ""
+    return _VAR.sub(sub, text)
+
+
+def _global_args(df: "Dockerfile", build_args: dict[str, str | None]) -> dict[str, str]:
+    scope: dict[str, str] = {}
+    for ins in df.global_args:
+        for name, default in ins.assignments:
+            if build_args.get(name) is not None:
+                scope[name] = str(build_args[name])
+            elif default is not None:
+                scope[name] = _expand(default, scope)
+    return scope
+
+
+def variable_scope(df: "Dockerfile", line: int, arg_value: "dict[str, str]") -> dict[str, str] | None:
+    """Name -> a token standing for its value, of the ARG and ENV variables in force at `line`
+    (those BuildKit puts in a RUN's environment). `arg_value` holds the tokens of the build
+    args given on the command line. Tokens compare values without holding them: two
+    Dockerfiles give equal tokens exactly when their values come out equal."""
+    ins = df.instruction_at(line)
+    if ins is None or ins.stage is None:
+        return None
+    chain: list[Any] = []
+    st = df.stages[ins.stage]
+    while True:
+        chain.append(st)
+        if st.base_stage is None or len(chain) > len(df.stages):
+            break
+        st = df.stages[st.base_stage]
+    globals_: dict[str, str] = {}
+    for g in df.global_args:
+        for name, default in g.assignments:
+            if name in arg_value:
+                globals_[name] = arg_value[name]
+            elif default is not None:
+                globals_[name] = _expand(default, globals_)
+    scope: dict[str, str] = {}
+    for st in reversed(chain):
+        for i in st.instructions[1:]:
+            if st is chain[0] and i.line >= line:
+                break
+            if i.keyword == "ARG":
+                for name, default in i.assignments:
+                    if name in arg_value:
+                        scope[name] = arg_value[name]
+                    elif default is not None:
+                        scope[name] = _expand(default, scope)
+                    elif name in globals_:
+                        scope[name] = globals_[name]
+            elif i.keyword == "ENV":
+                for name, value in i.assignments:
+                    scope[name] = "env:" + _expand(value or "", scope)
+    return scope
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def _stage_user(df: "Dockerfile", line: int) -> str | None:
+    ins = df.instruction_at(line)
+    if ins is None or ins.stage is None:
+        return None
+    user = None
+    st = df.stages[ins.stage]
+    for i in st.instructions[1:]:
+        if i.line >= line:
+            break
+        if i.keyword == "USER":
+            user = " ".join(i.args) or i.rest
+    return user
+
+
+# ------------------------------------------------------------------ the plan
+
+def built_stages(df: "Dockerfile", target: str | None) -> list["Stage"]:
+    """The stages a build of `target` (None: the last stage) builds, in file order."""
+    if not df.stages:
+        return []
+    last = df.stage_by_name(target) if target else df.stages[-1]
+    if last is None:
+        return []
+    todo, seen = [last.index], set()
+    while todo:
+        i = todo.pop()
+        if i in seen:
+            continue
+        seen.add(i)
+        todo.extend(d for d in df.stages[i].deps if d not in seen)
+    return [st for st in df.stages if st.index in seen]
+
+
+def _planned(df: "Dockerfile", stages: list["Stage"]) -> list[dict]:
+    """One step dict per vertex the Dockerfile makes in the built stages (FROMs included)."""
+    out = []
+    for st in stages:
+        if st.image_base:
+            f = st.instructions[0]
+            out.append({"id": f"plan-{f.line}", "keyword": "FROM", "stage": st.name, "line": f.line,
+                        "end_line": f.end_line, "instruction": f.text, "status": "source"})
+        for ins in st.steps:
+            out.append({"id": f"plan-{ins.line}", "keyword": ins.keyword, "stage": st.name, "line": ins.line,
+                        "end_line": ins.end_line, "instruction": ins.text, "status": "cached"})
+    return out
+
+
+def may_rebuild_reason(ins: "Instruction | None", step: dict, remote_context: bool, no_network: bool) -> str | None:
+    """Why this step's rebuild cannot be predicted from disk, or None."""
+    if remote_context and any(c.get("source") == "context" for c in step.get("context_inputs") or []):
+        return "reads the build context, a remote git repository fetched at build time"
+    if ins is None:
+        return None
+    if ins.keyword == "ADD" and not ins.flag("--checksum"):
+        urls = [s for s in ins.sources if "://" in s or s.startswith("git@")]
+        if urls:
+            return f"ADD {urls[0][:60]} without --checksum: BuildKit fetches it again at every build"
+    if ins.keyword == "RUN" and not no_network and (ins.flag("--network") or "default") != "none":
+        m = _DOWNLOADS.search(" ".join([ins.rest, *(b for _, b in ins.heredocs)]))
+        if m:
+            return f"downloads at build time ({' '.join(m.group(0).split())}): what it fetches is not on disk"
+    return None
+
+
+def _named_sources(step: dict) -> list[str]:
+    return sorted({str(c.get("source")) for c in step.get("context_inputs") or [] if c.get("source") != "context"})
+
+
+def forecast(previous: dict | None, now: Now, hasher: "Hasher") -> Forecast:
+    """The forecast record of the build `now` describes, against the `previous` record."""
+    from analyzer import dockerfile as dfmod  # noqa: PLC0415
+    from analyzer.explain import _Explainer, match_steps  # noqa: PLC0415
+    from analyzer.record import SCHEMA, _KEY_ID_INPUT, project_of, redact_argv  # noqa: PLC0415
+
+    args = now.args
+    df = dfmod.parse(now.dockerfile_text)
+    stages = built_stages(df, args.target)
+    notes = list(now.notes)
+    if args.target and not stages:
+        notes.append(f"the Dockerfile has no stage {args.target!r}: the build will fail")
+    plan = _planned(df, stages)
+    prev_steps = list((previous or {}).get("steps") or [])
+    pairs = match_steps(plan, prev_steps) if previous else {}
+    prev_from = {(s.get("stage"), "FROM"): s for s in prev_steps if s.get("keyword") == "FROM"}
+    prev_by_digest = {s["digest"]: s for s in prev_steps if s.get("digest")}
+    old_df = dfmod.parse(previous["dockerfile_text"]) if previous and previous.get("dockerfile_text") else None
+    arg_tokens_now = {k: "arg:" + hasher(v) for k, v in args.build_args.items() if v is not None}
+    arg_tokens_before = {k: "arg:" + v for k, v in ((previous or {}).get("build_args") or {}).items() if v}
+    no_network = any(a in ("--network=none",) for a in args.argv) or (
+        "--network" in args.argv and args.argv[args.argv.index("--network") + 1:][:1] == ["none"])
+    remote_context = args.context is not None and args.context_dir is None and args.context != "-"
+
+    steps: list[dict] = []
+    last_of_stage: dict[str, str] = {}
+    stage_names = {st.index: st.name for st in df.stages}
+    for cand in plan:
+        ins = df.instruction_at(cand["line"])
+        if cand["keyword"] == "FROM":
+            p = prev_from.get((cand["stage"], "FROM"))
+        else:
+            p = pairs.get(cand["id"])
+        if p is not None:
+            s = dict(p, line=cand["line"], end_line=cand["end_line"], instruction=cand["instruction"],
+                     also_at=[], status=cand["status"])
+        else:
+            digest = "forecast:" + hashlib.sha256(f"{cand['stage']}\0{cand['line']}\0{cand['instruction']}"
+                                                  .encode()).hexdigest()
+            s = dict(cand, id="new-" + digest[-10:], digest=digest, duration_s=None, op=None, inputs=[],
+                     image_inputs=[], context_inputs=[], remote_inputs=[], also_at=[])
+        st = df.stages[ins.stage] if ins is not None and ins.stage is not None else None
+        # inputs: the step before it in its stage (or the stage it starts from), the stages it
+        # copies or mounts from, and the sources (context, images) it read last time
+        inputs: list[str] = []
+        if cand["keyword"] != "FROM" and st is not None:
+            if st.name in last_of_stage:
+                inputs.append(last_of_stage[st.name])
+            elif st.base_stage is not None and stage_names[st.base_stage] in last_of_stage:
+                inputs.append(last_of_stage[stage_names[st.base_stage]])
+            refs = [ins.from_ref] if ins.keyword in ("COPY", "ADD") and ins.from_ref else []
+            refs += [m.get("from") for m in ins.mounts if m.get("from")] if ins.keyword == "RUN" else []
+            for ref in refs:
+                other = df.resolve_ref(ref)
+                if other is not None and other.name in last_of_stage:
+                    inputs.append(last_of_stage[other.name])
+            if p is not None:
+                inputs += [d for d in p.get("inputs") or [] if d in prev_by_digest
+                           and prev_by_digest[d].get("keyword") is None]
+        s["inputs"] = list(dict.fromkeys(inputs))
+        if st is not None:
+            last_of_stage[st.name] = s["digest"]
+        if p is not None:
+            _carry_op(s, p, df, old_df, arg_tokens_now, arg_tokens_before, hasher)
+            s["image_inputs"] = [_now_image(i, now.images) for i in p.get("image_inputs") or []]
+        elif st is not None and cand["keyword"] != "FROM" and st.image_base and st.steps and st.steps[0] is ins:
+            ref = normalise_image(_expand(st.base, _global_args(df, args.build_args)))
+            got = now.images.get(ref)
+            if got is not None and got.digest:
+                s["image_inputs"] = [f"docker-image://{ref}@{got.digest}"]
+        steps.append(s)
+
+    project = project_of(args, now.dockerfile_path)
+    build_args = {name: (hasher(v) if v is not None else None) for name, v in args.build_args.items()}
+    record = {
+        "schema": SCHEMA,
+        "id": None,
+        "created": None,
+        "duration_s": None,
+        "complete": True,
+        "exit_code": None,
+        "interrupted": None,
+        "project": project,
+        "invocation": {"argv": redact_argv(args.argv), "builder": args.builder, "no_cache": args.no_cache,
+                       "no_cache_filter": args.no_cache_filter, "cache_from": args.cache_from,
+                       "cache_to": args.cache_to},
+        "build_args": build_args,
+        "has_provenance": bool(previous and previous.get("has_provenance")),
+        "hash_key_id": hasher(_KEY_ID_INPUT),
+        "dockerfile_text": now.dockerfile_text,
+        "materials": [],
+        "messages": [],
+        "steps": steps,
+        "snapshot": now.snapshot,
+    }
+    may = _decide(record, previous, now, df, remote_context, no_network)
+    return Forecast(record, may, notes)
+
+
+def _now_image(identifier: str, images: dict[str, Resolved]) -> str:
+    """The image input with the digest the build will resolve now (unchanged when nothing answered)."""
+    name = _image_name(identifier)
+    got = images.get(name)
+    if got is None or not got.digest:
+        return identifier
+    return f"docker-image://{name}@{got.digest}"
+
+
+def _carry_op(s: dict, p: dict, df: "Dockerfile", old_df: "Dockerfile | None", now_args: dict[str, str],
+              before_args: dict[str, str], hasher: "Hasher") -> None:
+    """The previous step's op, with the environment and user this Dockerfile and these build args give it."""
+    op = p.get("op")
+    meta = ((op or {}).get("Op") or {}).get("exec", {}).get("meta") if op else None
+    if not isinstance(meta, dict) or old_df is None or not p.get("line"):
+        return
+    now_scope = variable_scope(df, s["line"], now_args)
+    old_scope = variable_scope(old_df, p["line"], before_args)
+    if now_scope is None or old_scope is None:
+        return
+    env = list(meta.get("env") or [])
+    names = [str(e).partition("=")[0] for e in env]
+    changed = False
+    for name in sorted(set(now_scope) | set(old_scope)):
+        new, old = now_scope.get(name), old_scope.get(name)
+        if new == old:
+            continue
+        changed = True
+        entry = f"{name}=h:{_token_hash(new)[:12]}" if new is not None else None
+        if new is not None and new.startswith("arg:"):
+            entry = f"{name}={new[4:]}"  # the keyed hash the build's record will hold
+        if name in names:
+            i = names.index(name)
+            if entry is None:
+                del env[i], names[i]
+            else:
+                env[i] = entry
+        elif entry is not None:
+            env.append(entry)
+            names.append(name)
+    user_now, user_before = _stage_user(df, s["line"]), _stage_user(old_df, p["line"])
+    if not changed and user_now == user_before:
+        return
+    new_meta = dict(meta, env=env)
+    if user_now != user_before:
+        new_meta["user"] = user_now or ""
+    op = dict(op)
+    op["Op"] = dict(op["Op"], exec=dict(op["Op"]["exec"], meta=new_meta))
+    s["op"] = op
+
+
+def _decide(record: dict, previous: dict | None, now: Now, df: "Dockerfile", remote_context: bool,
+            no_network: bool) -> dict[str, str]:
+    """Set each forecast step's status; return the steps that may rebuild, with why."""
+    from analyzer.explain import _Explainer, _is_step  # noqa: PLC0415
+
+    steps = record["steps"]
+    by_digest = {s["digest"]: s for s in steps}
+    ex = _Explainer(record, previous)
+    order = [s for s in ex.steps if _is_step(s)]  # Dockerfile order: inputs come first
+    changed: dict[str, bool] = {}
+    maybe: dict[str, str] = {}
+    for s in order:
+        p = ex.matches.get(s["id"])
+        near = ex.nearest(s["digest"])
+        own = bool(ex.own_causes(s, p))
+        upstream = any(changed.get(n["digest"]) for n in near)
+        before_unbuilt = p is not None and p.get("status") not in ("rebuilt", "cached")
+        changed[s["digest"]] = own or upstream or before_unbuilt
+        if not changed[s["digest"]]:
+            ins = df.instruction_at(s["line"]) if s.get("line") else None
+            why = may_rebuild_reason(ins, s, remote_context, no_network)
+            named = _named_sources(s)
+            if why is None and named:
+                why = f"reads the build context{'s' if len(named) > 1 else ''} {', '.join(named)}, not compared"
+            up = next((n for n in near if n["digest"] in maybe), None)
+            if why is None and up is not None:
+                why = f"built on line {up.get('line')}, which may rebuild"
+            if why is not None:
+                maybe[s["digest"]] = why
+    # Unchanged steps are rebuilt only when needed and their cache record is gone:
+    # walk back from the target's result.
+    needed: set[str] = set()
+    dependents: dict[str, list[str]] = {}
+    for s in order:
+        for n in ex.nearest(s["digest"]):
+            dependents.setdefault(n["digest"], []).append(s["digest"])
+    for s in order:
+        if not dependents.get(s["digest"]):
+            needed.add(s["digest"])  # a result of the build (the target's last step)
+    rebuilt: set[str] = {d for d, c in changed.items() if c}
+    for s in reversed(order):
+        d = s["digest"]
+        if d in rebuilt:
+            continue
+        if d in needed or any(x in rebuilt for x in dependents.get(d, [])):
+            present = (now.cache or {}).get(s["id"], True) if now.cache is not None else True
+            if not present:
+                rebuilt.add(d)
+    # a step after an evicted one is cached when its own record is there: nothing to do
+    for s in steps:
+        if not _is_step(s):
+            continue
+        if s["digest"] in rebuilt:
+            s["status"] = "rebuilt"
+        elif s["digest"] in maybe:
+            s["status"] = MAY_REBUILD
+        else:
+            s["status"] = "cached"
+    return {by_digest[d]["id"]: why for d, why in maybe.items() if by_digest[d]["status"] == MAY_REBUILD}
+
+
+# ------------------------------------------------------------------ the report
+
+def report_of(fc: Forecast, previous: dict | None, now: Now) -> tuple[Any, dict]:
+    """(analysis, report) of a forecast: the cause engine's, with a `prediction` block."""
+    from analyzer.explain import explain  # noqa: PLC0415
+    from analyzer.report.model import build_report  # noqa: PLC0415
+
+    analysis = explain(fc.record, previous)
+    analysis.notes[:0] = fc.notes
+    report = build_report(analysis)
+    steps = fc.record["steps"]
+    rebuilt = [s for s in steps if s.get("status") == "rebuilt" and s.get("keyword") not in (None, "FROM")]
+    unknown_time = [s for s in rebuilt if s.get("duration_s") is None]
+    report["prediction"] = {
+        "baseline": (previous or {}).get("id"),
+        "expected_s": round(sum(s.get("duration_s") or 0.0 for s in rebuilt), 3),
+        "steps_without_time": len(unknown_time),
+        "may_rebuild": [{"id": s["id"], "line": s.get("line"), "instruction": s.get("instruction"),
+                         "reason": fc.may_rebuild[s["id"]]} for s in steps if s["id"] in fc.may_rebuild],
+        "cache": "checked" if now.cache is not None else "assumed",
+        "images": [{"ref": r.ref, "name": r.name, "digest": r.digest, "from": r.where or None}
+                   for r in now.images.values()],
+    }
+    report["summary"]["may_rebuild"] = len(fc.may_rebuild)
+    if unknown_time:
+        report["notes"].append(f"{len(unknown_time)} step{'s' if len(unknown_time) != 1 else ''} that will rebuild "
+                               "did not run in the previous build: "
+                               "no time is known for " + ("them" if len(unknown_time) != 1 else "it"))
+    if now.cache is None:
+        report["notes"].append(now.cache_note or "assumed the cache still holds the last build's steps")
+    return analysis, report
+
+
+# ------------------------------------------------------------------ what is there now
+
+def gather(args: "BuildArgs", previous: dict | None, *, check_cache: bool = True) -> Now:
+    """The build `args` describe, as it would start now: its Dockerfile, its context snapshot
+    (the same .dockerignore rules and paths as `cachewhy build`), its base images' digests,
+    and whether the previous build's cache records are still on the builder."""
+    from analyzer import dockerfile as dfmod  # noqa: PLC0415
+    from analyzer import probe  # noqa: PLC0415
+    from analyzer import snapshot as snapmod  # noqa: PLC0415
+    from analyzer.errors import InputError  # noqa: PLC0415
+    from analyzer.record import follow_paths  # noqa: PLC0415
+
+    df_path = args.dockerfile_path()
+    if df_path is None:
+        raise InputError("a prediction needs the Dockerfile on disk (not `-f -`)")
+    try:
+        text = df_path.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise InputError(f"cannot read the Dockerfile {df_path}: {exc.strerror or exc}") from None
+    df = dfmod.parse(text)
+    now = Now(args=args, dockerfile_path=df_path, dockerfile_text=text, snapshot=None)
+    ctx = args.context_dir
+    if ctx is not None and ctx.is_dir():
+        prev_snap = None  # this machine's last snapshot: its stat data spares re-hashing unchanged files
+        if previous and previous.get("snapshot") and not previous["snapshot"].get("git"):
+            try:
+                prev_snap = snapmod.Snapshot.from_json(previous["snapshot"])
+            except (ValueError, KeyError, TypeError):
+                prev_snap = None
+        try:
+            excludes = snapmod.read_dockerignore(ctx, df_path)
+            now.snapshot = snapmod.snapshot(ctx, excludes=excludes, follow=follow_paths(df),
+                                            previous=prev_snap).to_json()
+        except Exception as exc:  # noqa: BLE001 - said, and context files are then not compared
+            now.notes.append(f"the context could not be snapshotted: {exc}")
+    elif args.context is None:
+        raise InputError("no build context given (PATH, as for `docker buildx build`)")
+    refs = stage_image_refs(df, built_stages(df, args.target), args.build_args)
+    now.images, notes = probe.resolve_images(refs)
+    now.notes += notes
+    if previous is not None and check_cache:
+        now.cache, now.cache_note = probe.cache_presence(previous, args.builder)
+    return now
+
+
+@dataclass
+class Prediction:
+    previous: dict | None
+    now: Now
+    forecast: Forecast
+    analysis: Any
+    report: dict
+    known_values: Any = None  # hash -> value of this run's build args, for --show-values
+
+
+def predict(args: "BuildArgs", *, store_dir: str | None, against: str | None,
+            previous: dict | None = None, use_store: bool = True) -> Prediction:
+    """Predict the build `args` describe against `against` (else the last build of the
+    same project in the store, else `previous` as given)."""
+    from analyzer.errors import CachewhyError  # noqa: PLC0415
+    from analyzer.record import make_hasher, project_of, store_key  # noqa: PLC0415
+    from analyzer.store import open_store  # noqa: PLC0415
+
+    store = open_store(store_dir)
+    notes: list[str] = []
+    if use_store and previous is None:
+        project = project_of(args, args.dockerfile_path())
+        try:
+            ref = against or store.find_previous(project)
+            previous = store.load(ref) if ref else None
+        except CachewhyError as exc:
+            if against:
+                raise
+            notes.append(f"no previous record: {exc}")
+    hasher = make_hasher(store_key(store.root))
+    now = gather(args, previous)
+    now.notes[:0] = notes
+    fc = forecast(previous, now, hasher)
+    analysis, report = report_of(fc, previous, now)
+
+    def known() -> dict[str, str]:
+        return {hasher(v): v for v in args.build_args.values() if v is not None}
+    return Prediction(previous, now, fc, analysis, report, known)
+
+
+# ------------------------------------------------------------------ the score (build --predict)
+
+def score(report: dict, built: dict) -> dict:
+    """Predicted against actual, per Dockerfile step (by line) and per root (line and kind).
+
+    `report` is the prediction's report, `built` the report of the build that followed.
+    A step marked may-rebuild is counted apart: never as a right or wrong "cached"."""
+    def by_line(rep: dict) -> dict[int, str]:
+        return {s["line"]: s.get("status") or "" for s in rep.get("steps") or []
+                if s.get("line") and s.get("status") not in ("source", "internal", None)}
+
+    predicted, actual = by_line(report), by_line(built)
+    lines = sorted(set(predicted) & set(actual))
+    missed = ("rebuilt", "failed")
+    right, wrongly_cached, wrongly_rebuilt, maybe, maybe_rebuilt = 0, [], [], [], []
+    for line in lines:
+        p, a = predicted[line], actual[line]
+        if p == MAY_REBUILD:
+            maybe.append(line)
+            if a in missed:
+                maybe_rebuilt.append(line)
+            continue
+        if a not in ("cached",) + missed:
+            continue  # canceled or skipped by a failure: nothing to score
+        if (p in missed) == (a in missed):
+            right += 1
+        elif a in missed:
+            wrongly_cached.append(line)
+        else:
+            wrongly_rebuilt.append(line)
+
+    def roots(rep: dict) -> list[list[Any]]:
+        return [[m.get("line"), (m.get("cause") or {}).get("kind")] for m in rep.get("misses") or [] if m.get("root")]
+
+    want, got = roots(built), roots(report)
+    roots_right = sum(1 for r in want if r in got)
+    scored = right + len(wrongly_cached) + len(wrongly_rebuilt)
+    return {
+        "baseline": (report.get("prediction") or {}).get("baseline"),
+        "steps": scored,
+        "steps_right": right,
+        "wrongly_cached": wrongly_cached,
+        "wrongly_rebuilt": wrongly_rebuilt,
+        "may_rebuild": maybe,
+        "may_rebuild_rebuilt": maybe_rebuilt,
+        "predicted_rebuilt": [ln for ln in lines if predicted[ln] in missed],
+        "rebuilt": [ln for ln in lines if actual[ln] in missed],
+        "roots_predicted": got,
+        "roots": want,
+        "roots_right": roots_right,
+        "expected_s": (report.get("prediction") or {}).get("expected_s"),
+        "rebuilt_s": (built.get("summary") or {}).get("rebuilt_time_s"),
+    }
+
+
+def score_lines(sc: dict, width: int = 80) -> list[str]:
+    """The prediction beside the build, for the terminal."""
+    def span(lines: list[int]) -> str:
+        text = ", ".join(str(x) for x in lines) or "none"
+        return text if len(text) <= width - 30 else text[: width - 31] + "\u2026"
+
+    ok = sc["steps_right"] == sc["steps"] and sc["roots_right"] == len(sc["roots"])
+    head = (f"Prediction {'right' if ok else 'scored'}: {sc['steps_right']}/{sc['steps']} step statuses, "
+            f"{sc['roots_right']}/{len(sc['roots'])} root causes")
+    out = [head,
+           f"  {'predicted to rebuild':<22} {span(sc['predicted_rebuilt'])}",
+           f"  {'rebuilt':<22} {span(sc['rebuilt'])}"]
+    if sc["may_rebuild"]:
+        out.append(f"  {'marked may-rebuild':<22} {span(sc['may_rebuild'])} "
+                   f"({len(sc['may_rebuild_rebuilt'])} rebuilt)")
+    if sc["wrongly_cached"]:
+        out.append(f"  {'predicted cached':<22} {span(sc['wrongly_cached'])} (rebuilt)")
+    if sc["wrongly_rebuilt"]:
+        out.append(f"  {'predicted to rebuild':<22} {span(sc['wrongly_rebuilt'])} (cached)")
+    exp, took = sc.get("expected_s"), sc.get("rebuilt_s")
+    if exp is not None and took is not None:
+        out.append(f"  {'time':<22} about {exp:.1f}s predicted, {took:.1f}s taken")
+    return out

@@ -1,0 +1,154 @@
+"""What the engine says now, for a prediction: the base images' digests and
+whether the previous build's cache records are still there.
+
+Image lookups go through python-on-whales (the docker CLI), imported here
+only: its import costs most of a second, which `cachewhy build` never pays.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from analyzer.predict import Resolved
+
+
+def _client():  # type: ignore[no-untyped-def]
+    from python_on_whales import DockerClient  # noqa: PLC0415 - 0.6-1 s of imports: this path only
+
+    from analyzer.buildx import docker_command  # noqa: PLC0415
+
+    return DockerClient(client_call=docker_command())
+
+
+def resolve_images(refs: list[str]) -> tuple[dict[str, "Resolved"], list[str]]:
+    """Each image as the build will resolve it: the local image store first, then the
+    registry (`docker buildx imagetools inspect`); a note for those neither answers."""
+    from analyzer.predict import Resolved, normalise_image  # noqa: PLC0415
+
+    out: dict[str, Resolved] = {}
+    notes: list[str] = []
+    if not refs:
+        return out, notes
+    try:
+        docker = _client()
+        from python_on_whales.exceptions import DockerException  # noqa: PLC0415
+        from python_on_whales.utils import run  # noqa: PLC0415
+    except Exception as exc:  # noqa: BLE001 - no docker CLI: every image is unknown, said once
+        for ref in refs:
+            name = normalise_image(ref)
+            out[name] = Resolved(ref, name, None, "", f"not looked up: {exc}")
+        notes.append(f"base image digests were not looked up ({exc}): assumed unchanged")
+        return out, notes
+    for ref in refs:
+        name = normalise_image(ref)
+        if "@" in name:  # pinned: the build uses this digest whatever the tag says
+            bare, _, digest = name.partition("@")
+            out[bare] = Resolved(ref, bare, digest, "pinned")
+            continue
+        got: Resolved | None = None
+        try:
+            image = docker.image.inspect(ref)
+            repo = name.rsplit(":", 1)[0] if ":" in name.rsplit("/", 1)[-1] else name
+            digests = [d.partition("@")[2] for d in image.repo_digests or []
+                       if normalise_image(d.partition("@")[0] + ":x").rsplit(":", 1)[0] == repo]
+            got = Resolved(ref, name, digests[0] if digests else image.id, "local image store")
+        except DockerException:
+            pass
+        if got is None:
+            try:
+                text = run([*docker.docker_cmd, "buildx", "imagetools", "inspect", "--format",
+                            "{{json .Manifest}}", ref])
+                digest = json.loads(text or "{}").get("digest")
+                if digest:
+                    got = Resolved(ref, name, str(digest), "registry")
+            except (DockerException, ValueError) as exc:
+                said = " ".join(str(getattr(exc, "stderr", "") or exc).split())[:160]
+                got = Resolved(ref, name, None, "", f"neither the local image store nor the registry "
+                                                    f"answered ({said})")
+        if got is None:
+            got = Resolved(ref, name, None, "", "neither the local image store nor the registry answered")
+        if got.digest is None:
+            notes.append(f"base image {ref}: {got.note}; assumed unchanged since the last build")
+        out[name] = got
+    return out, notes
+
+
+def cache_description(step: dict) -> str | None:
+    """The Description BuildKit gives the cache record of a step's result, or None
+    when it cannot be told from the record (values of build args in the name)."""
+    op = step.get("op") or {}
+    body = op.get("Op") or {}
+    if "exec" in body:
+        args = ((body["exec"] or {}).get("meta") or {}).get("args") or []
+        return "mount / from exec " + " ".join(str(a) for a in args)
+    name, instr, keyword = step.get("name") or "", step.get("instruction") or "", step.get("keyword") or ""
+    if not name.startswith("[") or not instr.startswith(keyword) or "<" in instr:
+        return None
+    return f"{name}{instr[len(keyword):]}"
+
+
+def cache_presence(previous: dict, builder: str | None) -> tuple[dict[str, bool] | None, str | None]:
+    """Previous step id -> whether its cache record is still on the builder (DiskUsage):
+    a record with the step's Description whose Parents hold the record of the step
+    before it. (None, why) when the builder does not answer."""
+    try:
+        from analyzer.buildkit.connect import Client  # noqa: PLC0415
+
+        with Client(builder) as client:
+            records = client.disk_usage()
+    except Exception as exc:  # noqa: BLE001 - any failure: say so, assume the cache holds
+        said = " ".join(str(exc).split())[:200]
+        return None, (f"the builder's cache records could not be read ({said}): assumed the cache still holds "
+                      "the last build's steps")
+    return presence_from_records(previous, [_usage(r) for r in records]), None
+
+
+def _usage(r: Any) -> dict:
+    return {"ID": r.ID, "Description": r.Description, "Parents": list(r.Parents) or ([r.Parent] if getattr(r, "Parent", "") else [])}
+
+
+def presence_from_records(previous: dict, records: list[dict]) -> dict[str, bool]:
+    """See cache_presence; `records` as DiskUsage gives them (ID, Description, Parents)."""
+    by_desc: dict[str, list[dict]] = {}
+    for r in records:
+        by_desc.setdefault(r.get("Description") or "", []).append(r)
+    steps = previous.get("steps") or []
+    by_digest = {s["digest"]: s for s in steps if s.get("digest")}
+    found: dict[str, set[str] | None] = {}  # digest -> candidate record ids (None: cannot tell)
+
+    def chain_input(s: dict) -> dict | None:
+        for d in s.get("inputs") or []:
+            p = by_digest.get(d)
+            if p is not None and p.get("keyword") not in (None,):
+                return p
+        return None
+
+    def candidates(s: dict, depth: int = 0) -> set[str] | None:
+        d = s["digest"]
+        if d in found:
+            return found[d]
+        if s.get("keyword") == "FROM" or depth > 500:
+            found[d] = None
+            return None
+        desc = cache_description(s)
+        if desc is None:
+            found[d] = None
+            return None
+        recs = by_desc.get(desc, [])
+        before = chain_input(s)
+        parents = candidates(before, depth + 1) if before is not None else None
+        if parents is not None:
+            recs = [r for r in recs if set(r.get("Parents") or []) & parents]
+        found[d] = {r["ID"] for r in recs}
+        return found[d]
+
+    out: dict[str, bool] = {}
+    for s in steps:
+        if s.get("keyword") in (None, "FROM") or s.get("status") not in ("rebuilt", "cached"):
+            continue
+        got = candidates(s)
+        if got is not None:
+            out[s["id"]] = bool(got)
+    return out
