@@ -375,7 +375,7 @@ def _definitions(record: dict | None) -> dict[str, list[tuple[str, str]]]:
 
 
 class _Explainer:
-    def __init__(self, cur: dict, prev: dict | None) -> None:
+    def __init__(self, cur: dict, prev: dict | None, held: dict[str, str] | None = None) -> None:
         # the graph must be built from steps in Dockerfile order, whatever order they came in
         cur = dict(cur, steps=_dockerfile_order(cur.get("steps") or []))
         self.cur = cur
@@ -397,6 +397,9 @@ class _Explainer:
         self._materials_now = dict((u, d) for u, d in cur.get("materials") or [])
         self._materials_before = dict((u, d) for u, d in (prev or {}).get("materials") or [])
         self.notes: list[str] = []
+        #: vertex digest -> the evidence that the step's previous result is still cached
+        #: (the builder's DiskUsage: analyzer/buildkit/usage.py)
+        self.held = held or {}
         self.args = _declared_args(cur) | set(cur.get("build_args") or {})
         if prev:
             self.args |= _declared_args(prev) | set(prev.get("build_args") or {})
@@ -734,14 +737,17 @@ class _Explainer:
             not_compared.append(f"its LLB op, base images and context files (no provenance for {which})")
         local = [c for c in s.get("context_inputs") or [] if c.get("source") == "context"]
         named = sorted({str(c.get("source")) for c in s.get("context_inputs") or [] if c.get("source") != "context"})
+        paths = sorted({str(c.get("path") or "/").strip("/") or "." for c in local})
+        files_unseen = False  # the context files it reads are all that was not compared
         if local and self._snapshots and self.git_revisions:
             compared.append("context files at git revisions {} and {}".format(*self.git_revisions))
             not_compared.append("uncommitted changes to the context files it reads (buildx records only the commit)")
+            files_unseen = True
         elif local and self._snapshots:
             compared.append("context files")
         elif local:
-            paths = sorted({str(c.get("path") or "/").strip("/") or "." for c in local})
             not_compared.append(f"the context files it reads ({', '.join(paths)}): no context snapshot of both builds")
+            files_unseen = True
         snapped = [n for n in named if self._snapshot_pair(n) is not None]
         if snapped:
             compared.append(f"files of the build context{'s' if len(snapped) > 1 else ''} {', '.join(snapped)}")
@@ -758,12 +764,23 @@ class _Explainer:
             if import_warnings:
                 detail += f" ({import_warnings[0]})"
             return Cause("cache-import-missing", detail)
+        if files_unseen and both_ops and len(not_compared) == 1 and s.get("digest") in self.held:
+            return self._context_by_elimination(s, paths, compared)
         if not_compared:
             return Cause("unknown", f"no difference found in the {', '.join(compared)}; "
                                     f"not compared: {'; '.join(not_compared)}")
         when = "was cached" if p is not None and p.get("status") == "cached" else "was built"
         return Cause("cache-evicted", f"the step and its inputs are identical to the previous build, where it {when}; "
                                       "its cache entry is gone (pruned or garbage-collected)")
+
+    def _context_by_elimination(self, s: dict, paths: list[str], compared: list[str]) -> Cause:
+        """The step's op and inputs are those of the previous build and its previous
+        result is still cached (self.held): only the content it reads can differ."""
+        what = "uncommitted changes in " if self.git_revisions else ""
+        return Cause("context-changed",
+                     f"{what}{', '.join(paths)} changed, by elimination: same {', '.join(compared)} and build "
+                     f"args, and {self.held[s['digest']]}, so only the files' content can differ; to name "
+                     f"the files, build with `cachewhy build`{'' if self.git_revisions else ' or give --repo'}")
 
     def _uncompared_cause(self, s: dict) -> Cause | None:
         """Nothing else changed, but build args the step reads were hashed with another key."""
@@ -845,5 +862,7 @@ class _Explainer:
 
 
 @paused
-def explain(current: dict, previous: dict | None) -> Analysis:
-    return _Explainer(current, previous).run()
+def explain(current: dict, previous: dict | None, held: dict[str, str] | None = None) -> Analysis:
+    """held: vertex digest -> evidence that the step's previous result is still in
+    the builder's cache, for steps whose cache entry cannot have been evicted."""
+    return _Explainer(current, previous, held).run()

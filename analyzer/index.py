@@ -225,17 +225,18 @@ def _project_n(db: sqlite3.Connection, entry: dict) -> int:
 
 
 def _line_n(db: sqlite3.Connection, project: int, line: int, text: str, cache: dict) -> int:
+    """The id of a project's (line, text); `cache` starts empty per build and is filled
+    with the project's known lines at the first call (one query instead of one a step)."""
+    if not cache:
+        cache.update(((r[0], r[1]), r[2]) for r in db.execute(
+            "SELECT line, instruction, n FROM lines WHERE project = ?", (project,)))
+        cache[None] = 0  # loaded
     k = (line, text)
     n = cache.get(k)
-    if n is not None:
-        return n
-    got = db.execute("SELECT n FROM lines WHERE project = ? AND line = ? AND instruction = ?",
-                     (project, line, text)).fetchone()
-    if got is None:
-        got = (db.execute("INSERT INTO lines (project, line, instruction) VALUES (?, ?, ?)",
-                          (project, line, text)).lastrowid,)
-    cache[k] = int(got[0])
-    return cache[k]
+    if n is None:
+        n = cache[k] = int(db.execute("INSERT INTO lines (project, line, instruction) VALUES (?, ?, ?)",
+                                      (project, line, text)).lastrowid)  # type: ignore[arg-type]
+    return n
 
 
 def add(db: sqlite3.Connection, entry: dict, record: dict | None, *, scan: bool) -> bool:

@@ -211,13 +211,18 @@ def deliver(outcome: Outcome, outputs: "Outputs", store: "Store | None", width: 
 
 def _save(outcome: Outcome, store: "Store") -> None:
     top = outcome.analysis.roots[0] if outcome.analysis.roots else None
-    store.save(outcome.record, summary={
+    summary = {
         "hit_ratio": outcome.report["summary"]["hit_ratio"],
         "time_lost_s": outcome.report["summary"]["time_lost_s"],
         "top_cause": top.cause.kind if top else None,
         "top_line": top.step.get("line") if top else None,
         **_predicted(outcome.record),
-    })
+    }
+    if not any(s.get("keyword") for s in outcome.record.get("steps") or []):
+        # it stopped at a Dockerfile error, or ran --check or --call: such a
+        # record is never a baseline (store.find_previous)
+        summary["no_steps"] = True
+    store.save(outcome.record, summary=summary)
 
 
 def _predicted(record: dict) -> dict:

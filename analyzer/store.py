@@ -884,7 +884,8 @@ class Store:
         time if that record is indexed, else by id, which sorts by time);
         `complete` unless `include_incomplete`, in which case the newest
         record of either kind. Failed builds (exit_code != 0) count: the
-        newest complete record wins whatever its exit code. Index only.
+        newest complete record wins whatever its exit code, unless it reached
+        no Dockerfile step. Index only.
         """
         key = project_key(project)
         entries, _ = self._entries()
@@ -898,6 +899,10 @@ class Store:
                 candidates = [e for e in candidates if e["id"] < before_id]
         if not include_incomplete:
             candidates = [e for e in candidates if e["complete"]]
+        # a build that stopped before its steps (Dockerfile error, --check, --call) is never a
+        # baseline: every step of the next build would look new
+        # (the summary's `no_steps`, which pipeline.deliver writes)
+        candidates = [e for e in candidates if not e["summary"].get("no_steps")]
         if not candidates:
             return None
         return max(candidates, key=_sort_key)["id"]

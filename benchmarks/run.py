@@ -21,6 +21,9 @@ NAMES (comma-separated; default all, in this order):
   load      6a-6b  a wrapped build of 2,000 steps with 100 MB of step logs
                    (issue 8), against plain buildx: overhead, peak memory
                    (needs an engine; about 12 minutes, --quick 300 steps)
+  trends    7a-7c  `cachewhy trends` over 100,000 generated builds (20 projects
+                   x 60 steps), `history` of 10,000, one build into the index
+                   (issue 16; the stores take some minutes to generate once)
 
 The engine: figure 1 runs docker as found in the environment (after
 `eval "$(scripts/engine.sh up)"`), or, with --engine-dir DIR, starts a
@@ -70,7 +73,7 @@ from common import (
     table,
 )
 
-NAMES = ("wrapper", "startup", "log", "snapshot", "explain", "store", "load")
+NAMES = ("wrapper", "startup", "log", "snapshot", "explain", "store", "load", "trends")
 
 
 def ensure_jq() -> None:
@@ -172,6 +175,10 @@ def main(argv: list[str] | None = None) -> int:
                 import bench_store
 
                 got = bench_store.run(cfg, cfg.fixtures)
+            elif name == "trends":
+                import bench_trends
+
+                got = bench_trends.run(cfg, cfg.fixtures)
             else:
                 import bench_load
 

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator
 
 from analyzer.buildkit.address import BUILDER_HELP, BUILDER_OPTIONS, parse_target
 from analyzer.errors import EngineError, InputError, UsageError
@@ -80,8 +80,6 @@ _OPTIONS = {**OUTPUT_OPTIONS, **GATE_OPTIONS, **BUILDER_OPTIONS, "--against": "a
             "--width": "width", "--limit": "limit", "--repo": "repo",
             "--since": "since"}
 _SWITCHES = {**OUTPUT_SWITCHES, "--list": "list"}
-#: how many earlier builds of the same identity are looked at for the previous one
-_MAX_CANDIDATES = 6
 #: the share of Dockerfile lines an earlier build must have to be the same project
 _MIN_SHARED = 0.5
 
@@ -114,6 +112,33 @@ def select(records: list[Any], ref: str | None) -> int:
     return hits[0]
 
 
+def pick(records: list[Any], ref: str | None) -> int:
+    """The index in `records` of the build REF names; ^N and the default count
+    only builds of projects, not the engine's self-test builds."""
+    from analyzer.buildkit.history import is_engine_check  # noqa: PLC0415
+
+    if ref is not None and not ref.startswith("^") and ref != "last":
+        return select(records, ref)
+    projects = [r for r in records if not is_engine_check(r)]
+    if records and not projects:
+        raise InputError("the builder's history holds only the engine's self-test builds")
+    return records.index(projects[select(projects, ref)])
+
+
+def say_which(line: str, width: int) -> None:
+    """The report's first line: which build it explains (on stderr, with the
+    report). What does not fit goes on a second line: ref, name and when first."""
+    lines = [line]
+    if len(line) > width and ", " in line:
+        head, _, what = line.rpartition(", ")
+        lines = [head, "  " + what]
+    lines = [x if len(x) <= width else x[: width - 1] + "\u2026" for x in lines]
+    try:
+        sys.stderr.write("\n".join(lines) + "\n")
+    except BrokenPipeError:
+        pass
+
+
 def _similar(a: str | None, b: str | None) -> float:
     if a is None or b is None:
         return 0.0
@@ -133,36 +158,36 @@ def dockerfile_of(predicate: dict | None, fetched: Any = None) -> str | None:
         return None
 
 
-@dataclass
-class Previous:
-    fetched: Any | None
-    notes: list[str] = field(default_factory=list)
-
-
-def find_previous(client: Any, records: list[Any], index: int, current: Any) -> Previous:
-    """The newest earlier build of the same identity whose Dockerfile is most alike."""
-    from analyzer.buildkit.history import fetch_build, identity  # noqa: PLC0415
+def previous_candidates(client: Any, records: list[Any], index: int, current: Any) -> Iterator[tuple[Any, bool]]:
+    """The earlier builds of the same project in the whole history, in the order
+    they are tried: those of the same platforms first, newest first, then those
+    of other platforms (compared, a step's platform is then its cause); each with
+    whether its Dockerfile shares enough lines with this one's."""
+    from analyzer.buildkit.history import fetch_build, identity, is_engine_check, platforms  # noqa: PLC0415
 
     me = records[index]
-    ident = identity(me)
-    older = [r for r in records[index + 1:] if identity(r) == ident][:_MAX_CANDIDATES]
-    if not older:
-        return Previous(None, [f"no earlier build of the same Dockerfile ({ident.get('filename', 'Dockerfile')}"
-                               f"{', target ' + ident['target'] if ident.get('target') else ''}) in the "
-                               f"builder's history to compare with"])
+    ident, plats = identity(me), platforms(me)
+    older = [r for r in records[index + 1:] if identity(r) == ident and not is_engine_check(r)]
+    older.sort(key=lambda r: platforms(r) != plats)  # stable: newest first within each
     text = dockerfile_of(current.predicate, current)
-    best = 0.0
     for rec in older:
         fetched = fetch_build(client, rec)
-        if text is None:  # a failed build without its source: the newest one of the same identity
-            return Previous(fetched)
-        score = _similar(text, dockerfile_of(fetched.predicate, fetched))
-        if score >= _MIN_SHARED:
-            return Previous(fetched)
-        best = max(best, score)
-    return Previous(None, [f"the {len(older)} earlier build(s) of the same Dockerfile name in the builder's "
-                           f"history have other Dockerfiles (at most {best:.0%} of lines shared): not "
-                           f"compared (give --against a record to compare with)"])
+        yield fetched, text is None or _similar(text, dockerfile_of(fetched.predicate, fetched)) >= _MIN_SHARED
+
+
+def no_previous_note(records: list[Any], index: int, tried: int, stepless: int) -> str:
+    from analyzer.buildkit.history import identity  # noqa: PLC0415
+
+    ident = identity(records[index])
+    what = (f"the same Dockerfile ({ident.get('filename', 'Dockerfile')}"
+            f"{', target ' + ident['target'] if ident.get('target') else ''})")
+    if stepless:
+        return (f"no earlier build of {what} with build steps in the builder's history to compare with "
+                f"({stepless} stopped before any step, e.g. at a Dockerfile error: never a baseline)")
+    if tried:
+        return (f"none of the {tried} earlier build(s) of {what} in the builder's history shares at least {_MIN_SHARED:.0%} of its "
+                f"Dockerfile's lines: not compared (give --against a record to compare with)")
+    return f"no earlier build of {what} in the builder's history to compare with"
 
 
 # --------------------------------------------------------------------------
@@ -245,28 +270,125 @@ def explain_build(client: Any, records: list[Any], index: int, *, store: "Store"
         fallback = previous_record.get("dockerfile_text")
         keys = store if named.key_dir is not None else None
     else:
-        prev = find_previous(client, records, index, current)
-        notes += prev.notes
-        if prev.fetched is not None:
-            from analyzer.vcs import contexts_from_git  # noqa: PLC0415
+        from analyzer.vcs import contexts_from_git  # noqa: PLC0415
 
-            git = contexts_from_git(prev.fetched.record.FrontendAttrs, current.record.FrontendAttrs, repo)
+        tried = stepless = 0
+        for fetched, alike in previous_candidates(client, records, index, current):
+            if not reached_steps(fetched):
+                stepless += 1  # a Dockerfile error: it says nothing of the steps
+                continue
+            tried += 1
+            if not alike:
+                continue
+            git = contexts_from_git(fetched.record.FrontendAttrs, current.record.FrontendAttrs, repo)
+            label = f"previous build ({describe(fetched.record)})"
+            try:
+                prev_outcome = outcome_of(fetched, label=label, previous=None, key_store=None, notes=[],
+                                          snapshot=git.before)
+            except InputError:
+                prev_outcome = None
+            if prev_outcome is None or not has_steps(prev_outcome.record):
+                stepless += 1  # a Dockerfile error, --check, --call: it says nothing of the steps
+                git = None
+                continue
             if git.note:
                 notes.append(git.note)
-            label = f"previous build ({describe(prev.fetched.record)})"
-            prev_outcome = outcome_of(prev.fetched, label=label, previous=None, key_store=None, notes=[],
-                                      snapshot=git.before)
             previous_record = prev_outcome.record
-            previous_record["id"] = f"history {prev.fetched.record.Ref}"
-            fallback = dockerfile_of(prev.fetched.predicate)
+            previous_record["id"] = f"history {fetched.record.Ref}"
+            fallback = dockerfile_of(fetched.predicate)
             notes += [n for n in prev_outcome.analysis.notes if n.startswith("previous build")]
+            if stepless:
+                notes.append(f"{stepless} newer build(s) of this Dockerfile stopped before any step (a Dockerfile "
+                             f"error, --check, --call): never a baseline, passed over")
+            break
+        else:
+            notes.append(no_previous_note(records, index, tried, stepless))
     outcome = outcome_of(current, label="this build", previous=previous_record, key_store=keys, notes=notes,
                          fallback_text=(current.error_dockerfile or fallback) if current.predicate is None else None,
                          snapshot=git.now if git is not None else None)
     outcome.record["id"] = f"history {current.record.Ref}"
     outcome.report["build"]["ref"] = outcome.record["id"]
+    add_cache_evidence(client, current, outcome)
     add_eviction_evidence(client, outcome)
     return outcome
+
+
+#: how BuildKit's Dockerfile frontend names a step's vertex: `[2/4] RUN …`, `[build 2/4] COPY …`
+_STEP_NAME = re.compile(r"\[[^\]]*\b\d+/\d+\] ")
+
+
+def reached_steps(fetched: Any) -> bool:
+    """Did a history build get as far as its Dockerfile's steps? (Not one that
+    stopped at a Dockerfile parse error.)"""
+    return fetched.predicate is not None or any(
+        _STEP_NAME.match(v.get("name") or "") for st in fetched.statuses for v in st.get("vertexes") or [])
+
+
+def has_steps(record: dict) -> bool:
+    """Did the build reach its Dockerfile's steps? (Not when it stopped at a
+    Dockerfile error, or only checked or outlined it: --check, --call.)"""
+    return any(s.get("keyword") for s in record.get("steps") or [])
+
+
+def _reads_context(step: dict) -> bool:
+    return any(c.get("source") == "context" for c in step.get("context_inputs") or [])
+
+
+def add_cache_evidence(client: Any, current: Any, outcome: "Outcome") -> None:
+    """Roots left `unknown` only because the context files were not compared:
+    when the builder's cache still holds the step's previous result, the cache
+    was not evicted and only the context content can differ (buildkit/usage.py).
+    The analysis is made again with that evidence."""
+    from analyzer.buildkit.usage import StepRun, descriptions, held_earlier  # noqa: PLC0415
+    from analyzer.explain import explain  # noqa: PLC0415
+
+    previous = outcome.analysis.previous
+    open_roots = [m.step for m in outcome.analysis.misses
+                  if m.root and m.cause.kind == "unknown" and _reads_context(m.step)
+                  and m.step.get("started") is not None and m.step.get("completed") is not None]
+    if previous is None or not open_roots or not previous.get("created"):
+        return
+    try:
+        usage = client.disk_usage()
+    except EngineError as exc:
+        outcome.analysis.notes.append(f"the builder's cache could not be inspected ({exc}): whether a step's "
+                                      "previous result is still cached is not known")
+        _rebuild_report(outcome)
+        return
+    names = {v.get("digest"): v.get("name") for st in current.statuses for v in st.get("vertexes") or []}
+    prov = None
+    if current.predicate is not None:
+        from analyzer.provenance import from_predicate  # noqa: PLC0415
+
+        try:
+            prov = from_predicate(current.predicate)
+        except InputError:
+            prov = None
+    from analyzer.explain import BUILT, match_steps  # noqa: PLC0415
+
+    prev_steps = previous.get("steps") or []
+    pairs = match_steps(outcome.record.get("steps") or [], prev_steps)
+    runs = []
+    for step in open_roots:
+        llb = prov.op_for(step["digest"]) if prov is not None else None
+        p = pairs.get(step["id"])
+        if p is None or p.get("line") is None:
+            continue
+        later = [x for x in prev_steps if x.get("stage") == p.get("stage") and (x.get("line") or 0) > p["line"]
+                 and x.get("keyword") not in (None, "FROM") and x.get("status") in BUILT]
+        runs.append(StepRun(step["digest"], descriptions(names.get(step["digest"]), llb.op if llb else None),
+                            float(step["started"]), float(step["completed"]),
+                            after=tuple(descriptions(x.get("name"), x.get("op")) for x in later)))
+    started = current.record.CreatedAt.seconds + current.record.CreatedAt.nanos / 1e9
+    found = held_earlier(usage, runs, started, float(previous["created"]))
+    if not found:
+        return
+    held = {d: (f"the previous result (made {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(t))}) is "
+                f"still in the builder's cache (DiskUsage)") for d, t in found.items()}
+    notes = list(outcome.analysis.notes)
+    outcome.analysis = explain(outcome.record, previous, held)
+    outcome.analysis.notes = notes
+    _rebuild_report(outcome)
 
 
 def add_eviction_evidence(client: Any, outcome: "Outcome") -> None:
@@ -345,7 +467,10 @@ def explain_recent(client: Any, records: list[Any], after: float, *, store: "Sto
     from analyzer.commands.watch import explained  # noqa: PLC0415
     from analyzer.outputs import render_json, write_file  # noqa: PLC0415
 
-    picked = [i for i, r in enumerate(records) if r.CreatedAt.seconds + r.CreatedAt.nanos / 1e9 >= after]
+    from analyzer.buildkit.history import is_engine_check  # noqa: PLC0415
+
+    picked = [i for i, r in enumerate(records) if r.CreatedAt.seconds + r.CreatedAt.nanos / 1e9 >= after
+              and not is_engine_check(r)]
     if not picked:
         sys.stderr.write(f"cachewhy: no build in the builder's history since "
                          f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(after))}\n")
@@ -415,11 +540,13 @@ def run(argv: list[str], debug: bool) -> int:
             except BrokenPipeError:  # `cachewhy explain --since 1d | head`: the reader went away
                 os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
                 return 0
-        index = select(records, refs[0] if refs else None)
+        index = pick(records, refs[0] if refs else None)
         outcome = explain_build(client, records, index, store=store, against=found.get("against"),  # type: ignore[arg-type]
                                 repo=found.get("repo"))  # type: ignore[arg-type]
 
+    from analyzer.buildkit.history import headline  # noqa: PLC0415
     from analyzer.pipeline import deliver  # noqa: PLC0415
 
+    say_which(f"Build {headline(records[index])}", width)
     deliver(outcome, outputs, None, width)  # a history build is the builder's, not kept in the store
     return gates.apply(outcome.report, 0)

@@ -43,7 +43,7 @@ def paragraph(outcome: "Outcome", label: str, width: int) -> str:
     summary = outcome.report.get("summary") or {}
     cached, rebuilt = summary.get("cached") or 0, summary.get("rebuilt") or 0
     code = (outcome.record.get("exit_code") if isinstance(outcome.record, dict) else None) or 0
-    parts = [f"Build {label} {'failed' if code else 'completed'}:"]
+    parts = [f"Build {label} \u2014 {'failed' if code else 'completed'}:"]
     if cached + rebuilt:
         parts.append(f"cache hits {cached}/{cached + rebuilt} steps ({cached / (cached + rebuilt):.0%}).")
     else:
@@ -64,7 +64,8 @@ def paragraph(outcome: "Outcome", label: str, width: int) -> str:
     prev = outcome.analysis.previous
     if prev is not None and prev.get("id"):
         parts.append(f"(compared with {prev['id']})")
-    return textwrap.fill(" ".join(parts), width=max(40, width))
+    # cause kinds (context-changed) stay whole, to be found as printed
+    return textwrap.fill(" ".join(parts), width=max(40, width), break_on_hyphens=False)
 
 
 def run(argv: list[str], debug: bool) -> int:
@@ -105,10 +106,10 @@ def explained(client: Any, records: list[Any], index: int, *, store: Any, width:
               repo: str | None = None) -> "tuple[str, Outcome | None]":
     """The paragraph of the build at records[index] and its outcome; or a line
     saying why it could not be explained, and None."""
-    from analyzer.buildkit.history import describe  # noqa: PLC0415
+    from analyzer.buildkit.history import headline  # noqa: PLC0415
     from analyzer.commands.explain import explain_build  # noqa: PLC0415
 
-    label = describe(records[index])
+    label = headline(records[index])
     try:
         outcome = explain_build(client, records, index, store=store, against=None, repo=repo)
     except CachewhyError as exc:
@@ -122,8 +123,10 @@ def _explain_one(client: Any, ref: str, store: Any, width: int) -> None:
     except CachewhyError as exc:
         text = f"Build {ref}: could not be explained: {exc}"
     else:
+        from analyzer.buildkit.history import is_engine_check  # noqa: PLC0415
+
         index = next((i for i, r in enumerate(records) if r.Ref == ref), None)
-        if index is None:
+        if index is None or is_engine_check(records[index]):
             return
         text, _ = explained(client, records, index, store=store, width=width)
     sys.stdout.write(text + "\n\n")
