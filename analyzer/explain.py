@@ -247,7 +247,7 @@ def match_steps(cur: list[dict], prev: list[dict]) -> dict[str, dict]:
         for s in sorted(steps, key=lambda x: (x.get("line") or 0)):
             key = (stage(s), s.get("keyword"))
             counts[key] = counts.get(key, 0) + 1
-            pos[(*key, counts[key])] = s
+            pos[key + (counts[key],)] = s
         return pos
 
     prev_pos = {k: v for k, v in position(prev_steps, lambda p: p.get("stage")).items() if v["id"] not in used}
@@ -372,6 +372,15 @@ def _definitions(record: dict | None) -> dict[str, list[tuple[str, str]]]:
             for name, value in ins.assignments:
                 out.setdefault(name, []).append((ins.keyword, value or ""))
     return out
+
+
+def _arg_defaults(record: dict | None) -> set[str]:
+    """Names an ARG of the record's Dockerfile gives a default value (`ARG V=1`, not `ARG V`)."""
+    text = (record or {}).get("dockerfile_text")
+    if not text:
+        return set()
+    return {name for ins in _parsed(text).instructions if ins.keyword == "ARG"
+            for name, value in ins.assignments if value is not None}
 
 
 class _Explainer:
@@ -545,8 +554,14 @@ class _Explainer:
         for name in sorted(set(_VAR_REF.findall(text))):
             hashed_apart = self.foreign_key and cur_args.get(name) and prev_args.get(name)
             if cur_args.get(name) != prev_args.get(name) and not hashed_apart:
+                def shown(args: dict, record: dict | None) -> str:
+                    # not given: the ARG's default in that build's Dockerfile, if it has one
+                    given = args.get(name)
+                    if given:
+                        return str(given)
+                    return "(Dockerfile default)" if name in _arg_defaults(record) else "(unset)"
                 out.append(Cause("build-arg-changed", f"{name} changed (value redacted): "
-                                                      f"{prev_args.get(name) or '(unset)'} \u2192 {cur_args.get(name) or '(unset)'}"))
+                                                      f"{shown(prev_args, self.prev)} \u2192 {shown(cur_args, self.cur)}"))
             elif cur_defs.get(name) != prev_defs.get(name):
                 kinds = {k for k, _ in cur_defs.get(name, []) + prev_defs.get(name, [])}
                 kind = "env-changed" if kinds == {"ENV"} else "build-arg-changed"

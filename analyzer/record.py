@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from analyzer import dockerfile as dfmod
+from analyzer.model import ContextInput, Project, Record, RecordStep
 
 from analyzer.buildx import BuildArgs, RunResult
 from analyzer.graph import BuildGraph, Step
@@ -133,18 +134,17 @@ def _redact_env(entry: Any, hasher: Hasher) -> Any:
     return f"{name}={hasher(value)}" if eq else entry
 
 
-def _step_inputs(prov: Provenance, llb: LLBStep) -> tuple[list[str], list[dict], list[str]]:
+def _step_inputs(prov: Provenance, llb: LLBStep) -> tuple[list[str], list[ContextInput], list[str]]:
     """Which images, which parts of the local context and which remote
     sources (URLs, git) one op reads directly."""
     images: list[str] = []
     remotes: list[str] = []
-    context: list[dict] = []
+    context: list[ContextInput] = []
     inputs = [prov.steps.get(i) for i in llb.input_ids]
 
     def source_of(index: int) -> dict | None:
-        if 0 <= index < len(inputs) and inputs[index] is not None:
-            return (inputs[index].op.get("Op") or {}).get("source")
-        return None
+        found = inputs[index] if 0 <= index < len(inputs) else None
+        return (found.op.get("Op") or {}).get("source") if found is not None else None
 
     for index in range(len(inputs)):
         src = source_of(index)
@@ -209,8 +209,8 @@ def step_ids(digests: Iterable[str]) -> dict[str, str]:
     return ids
 
 
-def step_dict(step: Step, prov: Provenance | None, hasher: Hasher, sid: str | None = None) -> dict:
-    out: dict[str, Any] = {
+def step_dict(step: Step, prov: Provenance | None, hasher: Hasher, sid: str | None = None) -> RecordStep:
+    out: RecordStep = {
         "id": sid or step_id(step.digest),
         "digest": step.digest,
         "name": _safe_name(step),
@@ -232,7 +232,7 @@ def step_dict(step: Step, prov: Provenance | None, hasher: Hasher, sid: str | No
         "platform": step.platform,
     }
     llb = prov.op_for(step.digest) if prov is not None else None
-    if llb is not None:
+    if prov is not None and llb is not None:
         op = redact_op(llb.op, hasher)
         out["op"] = op
         out["op_hash"] = hashlib.sha256(canonical(op).encode()).hexdigest()
@@ -338,7 +338,7 @@ def known_values(args: BuildArgs, prov: Provenance | None, hasher: Hasher,
     return out
 
 
-def project_of(args: BuildArgs, dockerfile_path: Path | None) -> dict:
+def project_of(args: BuildArgs, dockerfile_path: Path | None) -> Project:
     """What makes two builds comparable: context, Dockerfile, target, platforms."""
     ctx = args.context_dir
     return {
@@ -382,7 +382,7 @@ def follow_paths(df: Any, context: str | None = None) -> list[str] | None:
 def make_record(*, record_id: str, args: BuildArgs, result: RunResult, graph: BuildGraph,
                 prov: Provenance | None, dockerfile_path: Path | None, dockerfile_text: str | None,
                 snapshot: dict | None, messages: list[str], hasher: Hasher, complete: bool,
-                named_snapshots: dict | None = None) -> dict:
+                named_snapshots: dict | None = None) -> Record:
     build_args = {name: (hasher(value) if value is not None else None) for name, value in args.build_args.items()}
     values = {name: value for name, value in args.build_args.items() if value}
     if prov is not None:
@@ -397,9 +397,12 @@ def make_record(*, record_id: str, args: BuildArgs, result: RunResult, graph: Bu
     ids = step_ids(s.digest for s in ordered)
     steps = [step_dict(s, prov, hasher, ids[s.digest]) for s in ordered]
     for st in steps:  # text BuildKit expanded with build-arg values (names, errors) loses them here
-        for key in ("instruction", "name", "error"):
-            if st.get(key):
-                st[key] = scrub(st[key])
+        if st["instruction"]:
+            st["instruction"] = scrub(st["instruction"])
+        if st["name"]:
+            st["name"] = scrub(st["name"])
+        if st["error"]:
+            st["error"] = scrub(st["error"])
     return {
         "schema": SCHEMA,
         "id": record_id,

@@ -63,7 +63,9 @@ import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, cast
+
+from analyzer.model import Project, Record
 
 try:
     import fcntl
@@ -167,7 +169,7 @@ def _check_project(project: Any, where: str) -> None:
         raise StoreError(f"{where}: project.platforms is not a list of strings")
 
 
-def project_key(project: dict) -> str:
+def project_key(project: Project | dict) -> str:
     """sha256 of the canonical JSON of context, dockerfile, target, platforms.
 
     Platforms are compared as a set (sorted, duplicates dropped). Builds with
@@ -365,7 +367,7 @@ def settle_v1(record: dict) -> dict:
     return record
 
 
-def parse_record(data: bytes, where: str) -> dict:
+def parse_record(data: bytes, where: str) -> Record:
     """Decode, upgrade and validate the bytes of a record file."""
     if not data.strip():
         raise StoreError(f"{where}: empty file (truncated)")
@@ -386,7 +388,7 @@ def parse_record(data: bytes, where: str) -> dict:
         raise StoreError(f"{where}: not a record (JSON {type(record).__name__})")
     record = upgrade_record(record, where)
     validate_record(record, where)
-    return settle_v1(record)
+    return cast(Record, settle_v1(record))  # checked by validate_record: a Record from here on
 
 
 # --------------------------------------------------------------------------
@@ -400,7 +402,7 @@ def _entry_line(entry: dict, scan: bool) -> bytes:
     return (json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
 
 
-def _entry_from_record(record: dict, rid: str, summary: dict | None) -> dict:
+def _entry_from_record(record: Record, rid: str, summary: dict | None) -> dict:
     p = record["project"]
     return {
         "id": rid,
@@ -689,7 +691,7 @@ class Store:
         except sqlite3.Error as e:
             raise StoreError(f"cannot update index {self.index_path}: {e}") from None
 
-    def _read_record(self, path: Path) -> dict:
+    def _read_record(self, path: Path) -> Record:
         try:
             data = read_regular(path)
         except FileNotFoundError:
@@ -732,7 +734,7 @@ class Store:
 
     # ---- public API ------------------------------------------------------
 
-    def save(self, record: dict, summary: dict | None = None) -> Path:
+    def save(self, record: Record, summary: dict | None = None) -> Path:
         """Write `record` as ``<id>.json`` and index it; return the file's path.
 
         `summary` is a small JSON-able dict kept in the index (hit ratio,
@@ -773,7 +775,7 @@ class Store:
         if limit is not None and limit < 0:
             raise ValueError("limit must be >= 0")
         entries, problems = self._entries()
-        values = entries.values()
+        values = list(entries.values())
         if project is not None:
             key = project_key(project)
             values = [e for e in values if e["project_key"] == key]
@@ -868,7 +870,7 @@ class Store:
             )
         return self.path_for(matches[0])
 
-    def load(self, ref: str | os.PathLike[str]) -> dict:
+    def load(self, ref: str | os.PathLike[str]) -> Record:
         """The record `ref` names (see `resolve`), upgraded to `SCHEMA` and checked."""
         return self._read_record(self.resolve(ref))
 

@@ -7,6 +7,7 @@ import textwrap
 from analyzer.console import neutralise_tree
 from analyzer.graph import Status
 from analyzer.report.rows import QUIET_INTERNAL_S, fmt_time, kind_text
+from analyzer.model import Advice, Report, ReportStep
 
 MAY_REBUILD = "may-rebuild"  # a prediction's status of a step it cannot tell (analyzer/predict.py)
 
@@ -22,7 +23,7 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-def _lines(step: dict) -> str:
+def _lines(step: ReportStep) -> str:
     """The LINE column: `12`, or `12-15` for an instruction on several lines
     (continuation lines, heredoc bodies): one step, one row."""
     line, end = step.get("line"), step.get("end_line")
@@ -34,12 +35,12 @@ def _lines(step: dict) -> str:
 _STATUS = {s.value: s for s in Status}
 
 
-def step_table(report: dict, log_tails: dict[str, str] | None = None, width: int = 100,
+def step_table(report: Report, log_tails: dict[str, str] | None = None, width: int = 100,
                colour: bool = False, all_rows: bool = False) -> str:
     """Every step of the build in Dockerfile order with its cache status and time."""
     report, log_tails = neutralise_tree(report), neutralise_tree(log_tails or {})
-    rows: list[tuple[str, str, Status, str, str, dict]] = []
-    quiet: list[dict] = []
+    rows: list[tuple[str, str, Status, str, str, ReportStep]] = []
+    quiet: list[ReportStep] = []
     for s in report.get("steps") or []:
         status = _STATUS.get(s.get("status") or "", Status.INTERNAL)
         if s.get("status") == MAY_REBUILD:
@@ -81,8 +82,8 @@ def step_table(report: dict, log_tails: dict[str, str] | None = None, width: int
         out.append(f"{line:>{w_line}}  {stage:<{w_stage}}  {st}  {took:>{w_time}}  {text}")
         if status is Status.FAILED:
             indent = " " * (w_line + 2)
-            if step.get("error"):
-                out.append(f"{indent}error: {_one_line(step['error'])[: width - len(indent) - 7]}")
+            if error := step.get("error"):
+                out.append(f"{indent}error: {_one_line(error)[: width - len(indent) - 7]}")
             for log_line in (log_tails.get(step.get("id") or "") or "").splitlines()[-8:]:
                 out.append(f"{indent}| {log_line[: width - len(indent) - 2]}")
     if hidden:
@@ -116,11 +117,11 @@ def _screenful(rows: list) -> tuple[list, str]:
     return keep, f"\u2026 {len(rows) - len(keep)} more rows not shown ({', '.join(parts)}); {_EVERY_ONE}"
 
 
-def _label(step: dict, status: Status) -> str:
+def _label(step: ReportStep, status: Status) -> str:
     return MAY_REBUILD if step.get("status") == MAY_REBUILD else status.value
 
 
-def footer(report: dict) -> str:
+def footer(report: Report) -> str:
     if report.get("prediction"):
         return _prediction_footer(report)
     summ = report.get("summary") or {}
@@ -142,7 +143,7 @@ def footer(report: dict) -> str:
     return " \u00b7 ".join(parts)
 
 
-def _prediction_footer(report: dict) -> str:
+def _prediction_footer(report: Report) -> str:
     summ = report.get("summary") or {}
     pred = report["prediction"]
     cached, rebuilt, maybe = summ.get("cached") or 0, summ.get("rebuilt") or 0, summ.get("may_rebuild") or 0
@@ -157,13 +158,13 @@ def _prediction_footer(report: dict) -> str:
     return " \u00b7 ".join(parts)
 
 
-def render(report: dict, log_tails: dict[str, str] | None = None, width: int = 100, colour: bool = False) -> str:
+def render(report: Report, log_tails: dict[str, str] | None = None, width: int = 100, colour: bool = False) -> str:
     """The whole terminal report: the answer first, then the table, then the footer."""
     return "\n".join(["", root_causes(report, width=width, colour=colour), "",
                       step_table(report, log_tails, width=width, colour=colour), footer(report)])
 
 
-def root_causes(report: dict, width: int = 100, colour: bool = False) -> str:
+def root_causes(report: Report, width: int = 100, colour: bool = False) -> str:
     """The answer first: root misses, biggest time loss first, with file and line."""
     report = neutralise_tree(report)
     misses = report.get("misses") or []
@@ -198,9 +199,9 @@ def root_causes(report: dict, width: int = 100, colour: bool = False) -> str:
         cause = m["cause"]
         text = f"{kind_text(cause['kind'])}: {_one_line(cause.get('detail') or '')}"
         left = f"  {where:<14} {instr}"
-        line = f"{left}   {text}"
-        if len(line) <= width:
-            out.append(bold + line + reset)
+        row = f"{left}   {text}"
+        if len(row) <= width:
+            out.append(bold + row + reset)
         else:  # the cause gets lines of its own under the instruction
             if len(left) > width:
                 left = left[: width - 1] + "\u2026"
@@ -208,7 +209,7 @@ def root_causes(report: dict, width: int = 100, colour: bool = False) -> str:
             out.extend(textwrap.wrap(text, width=max(40, width), initial_indent=" " * 17,
                                      subsequent_indent=" " * 19))
         followers = [by_id[f] for f in m.get("followers") or [] if f in by_id]
-        lines = [x.get("line") for x in [m, *followers] if x.get("line")]
+        lines = [line for x in [m, *followers] if (line := x.get("line"))]
         span = (f" (lines {min(lines)}-{max(lines)})" if lines and min(lines) != max(lines)
                 else (f" (line {lines[0]})" if lines else ""))
         n = 1 + len(followers)
@@ -229,7 +230,7 @@ def root_causes(report: dict, width: int = 100, colour: bool = False) -> str:
     return "\n".join(out)
 
 
-def _may_rebuild(report: dict, width: int) -> list[str]:
+def _may_rebuild(report: Report, width: int) -> list[str]:
     """A prediction's steps whose rebuild cannot be told from disk, with why."""
     rows = (report.get("prediction") or {}).get("may_rebuild") or []
     name = ((report.get("build") or {}).get("dockerfile") or "Dockerfile").rsplit("/", 1)[-1]
@@ -243,14 +244,14 @@ def _may_rebuild(report: dict, width: int) -> list[str]:
     return out
 
 
-def _unmissed_advice(report: dict, width: int) -> list[str]:
+def _unmissed_advice(report: Report, width: int) -> list[str]:
     """Advice tied to no miss (issue 6: a cached download that may be stale), under the roots."""
     return [line for a in report.get("advice") or [] for line in textwrap.wrap(
         "fix: " + _one_line(a.get("message") or "").replace("`", ""), width=max(40, width),
         initial_indent="  ", subsequent_indent=" " * 7)]
 
 
-def fix_lines(advice: dict, width: int = 100) -> list[str]:
+def fix_lines(advice: Advice, width: int = 100) -> list[str]:
     """`fix: …` under a root in the "Why:" section, wrapped; with the time it would have saved."""
     saved = advice.get("saved_s")
     text = "fix: " + _one_line(advice.get("message") or "").replace("`", "")
