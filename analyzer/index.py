@@ -24,7 +24,7 @@ import json
 import os
 import sqlite3
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Mapping
 
 SCHEMA_VERSION = 2
 # indexes made differently by an older schema: dropped, then made again by _DDL
@@ -171,7 +171,7 @@ def _num(v: Any) -> float | None:
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
 
-def summary_from_report(record: dict) -> dict:
+def summary_from_report(record: Mapping[str, Any]) -> dict:
     """The summary a save would have indexed, from the report kept in the record
     (a record indexed by a repair); {} for a record without one."""
     report = record.get("report")
@@ -188,7 +188,7 @@ def summary_from_report(record: dict) -> dict:
     }
 
 
-def step_rows(record: dict) -> list[tuple[int, str, int, float | None, str | None, int, float | None]]:
+def step_rows(record: Mapping[str, Any]) -> list[tuple[int, str, int, float | None, str | None, int, float | None]]:
     """(line, instruction, status, duration, cause kind, root, time lost) per cacheable
     step of a record, in build order. Kinds come from the report the record keeps."""
     report = record.get("report") if isinstance(record.get("report"), dict) else {}
@@ -197,11 +197,13 @@ def step_rows(record: dict) -> list[tuple[int, str, int, float | None, str | Non
     for s in record.get("steps") or []:
         if not isinstance(s, dict) or s.get("keyword") in _NOT_STEPS:
             continue
-        line = s.get("line") if isinstance(s.get("line"), int) and not isinstance(s.get("line"), bool) else 0
+        raw_line = s.get("line")
+        line = raw_line if isinstance(raw_line, int) and not isinstance(raw_line, bool) else 0
         text = " ".join(str(s.get("instruction") or s.get("name") or "").split())[:_TEXT_MAX]
         status = STATUS_CODE.get(str(s.get("status")), OTHER)
         m = misses.get(s.get("id"))
-        kind = root = lost = None
+        kind: Any = None
+        root, lost = False, None
         if m is not None:
             kind = (m.get("cause") or {}).get("kind") if isinstance(m.get("cause"), dict) else None
             root = bool(m.get("root"))
@@ -212,6 +214,8 @@ def step_rows(record: dict) -> list[tuple[int, str, int, float | None, str | Non
 
 
 def _counts(rows: list, summary: dict) -> tuple[int | None, int | None, float | None]:
+    cached: int | None
+    rebuilt: int | None
     if rows:
         cached = sum(1 for r in rows if r[2] == CACHED)
         rebuilt = sum(1 for r in rows if r[2] == REBUILT)
@@ -246,7 +250,7 @@ def _line_n(db: sqlite3.Connection, project: int, line: int, text: str, cache: d
     return n
 
 
-def add(db: sqlite3.Connection, entry: dict, record: dict | None, *, scan: bool) -> bool:
+def add(db: sqlite3.Connection, entry: dict, record: Mapping[str, Any] | None, *, scan: bool) -> bool:
     """Index one build; call inside a transaction. `entry` is the store's index entry
     (id, created, ..., summary); `record` gives the step rows (None: none yet).
 
@@ -279,7 +283,7 @@ def add(db: sqlite3.Connection, entry: dict, record: dict | None, *, scan: bool)
     return True
 
 
-def set_steps(db: sqlite3.Connection, rid: str, record: dict) -> None:
+def set_steps(db: sqlite3.Connection, rid: str, record: Mapping[str, Any]) -> None:
     """Fill in the step rows of a build indexed without them (a migrated index)."""
     got = db.execute("SELECT n, project, summary, steps, created FROM builds WHERE id = ?", (rid,)).fetchone()
     if got is None or got[3]:

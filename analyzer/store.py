@@ -614,7 +614,7 @@ class Store:
             raise StoreError(f"cannot read index {self.index_path}: {e}") from None
         ids, problems = self._scan_names()
         entries = {rid: e for rid, e in index.items() if rid in ids}
-        repair: list[tuple[dict, dict]] = []
+        repair: list[tuple[dict, Record]] = []
         for rid in sorted(ids - index.keys()):
             path = self.path_for(rid)
             try:
@@ -729,7 +729,10 @@ class Store:
                 problems.append(f"{e}; skipped")
         if loaded:
             try:
-                self._write(lambda db: [ix.set_steps(db, rid, rec) for rid, rec in loaded])
+                def fill(db: sqlite3.Connection) -> None:
+                    for rid, rec in loaded:
+                        ix.set_steps(db, rid, rec)
+                self._write(fill)
             except StoreError as e:
                 problems.append(str(e))
         return len(loaded), problems
@@ -833,7 +836,7 @@ class Store:
         with self._locked():
             old = {e["id"]: (e, scan) for e, scan in ix.entries(db)}
             ids, _ = self._scan_names()
-            fresh: list[tuple[dict, dict, bool]] = []
+            fresh: list[tuple[dict, Record, bool]] = []
             for rid in sorted(ids):
                 try:
                     record = self._read_record(self.path_for(rid))

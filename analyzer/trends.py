@@ -151,7 +151,7 @@ def gather(db: sqlite3.Connection, *, since: float | None, now: float, contexts:
         for ln, kind, key, lost, n in db.execute(
                 f"SELECT s.line, s.kind, {bucket} AS k, total(s.lost_s), count(*) FROM steps s "
                 f"INDEXED BY steps_roots WHERE s.root = 1 AND {ws} GROUP BY s.line, s.kind, k", sa):
-            pn = line_info.get(ln, (None,))[0]
+            pn = line_info[ln][0] if ln in line_info else -1
             if pn not in pns or key not in series[pn]:
                 continue
             k = kind or "unknown"
@@ -242,7 +242,8 @@ def _strip(detail: dict[int, list[tuple]], rows: list[tuple], line_info: dict) -
 def _onsets(seq: list[bool]) -> list[int]:
     """The indexes k where (misses - cached) of seq[k:] is largest and above 0, seq[k]
     a miss after a cached build; earliest first."""
-    best, found, score = 0, [], 0
+    best, score = 0, 0
+    found: list[int] = []
     for k in range(len(seq) - 1, -1, -1):
         score += 1 if seq[k] else -1
         if seq[k] and k > 0 and not seq[k - 1] and score >= best and score > 0:
@@ -296,7 +297,7 @@ def _regressions(db: sqlite3.Connection, detail: dict[int, list[tuple]], window:
     from the newest WINDOW builds, read step by step: a line that regressed within them,
     or missed in most of them (its onset may be older); only the candidates' whole
     history in the period is then read, from the index of one line's steps."""
-    found = []
+    found: list[dict[str, Any]] = []
     for ln, recent in _series(detail, window).items():
         missed = sum(1 for _, m, _ in recent if m)
         if missed < MIN_MISSES or (missed * 2 <= len(recent) and _is_regression(recent) is None):
@@ -359,7 +360,7 @@ def _cause_of(record: dict | None, line: int | None, instruction: str) -> tuple[
     root = mine if mine.get("root") else by_id.get((mine.get("caused_by") or [None])[0])
     if root is None:
         return None, None
-    cause = root.get("cause") if isinstance(root.get("cause"), dict) else {}
+    cause: dict = root.get("cause") if isinstance(root.get("cause"), dict) else {}  # type: ignore[assignment]
     return ({"kind": cause.get("kind") or "unknown", "detail": cause.get("detail") or "",
              "line": root.get("line"), "instruction": " ".join(str(root.get("instruction") or "").split()),
              "same_line": root is mine, "build": record.get("id")},
