@@ -713,7 +713,7 @@ class Store:
             raise StoreError(f"cannot read index {self.index_path}: {e}") from None
         ids, problems = self._scan_names()
         entries = {rid: e for rid, e in index.items() if rid in ids}
-        repair: list[tuple[dict, dict]] = []
+        repair: list[tuple[dict, Record]] = []
         for rid in sorted(ids - index.keys()):
             path = self.path_for(rid)
             try:
@@ -792,10 +792,18 @@ class Store:
         db = self.index(create=False)
         if db is None:
             return ix.connect(":memory:"), [], []
-        ids, problems = self._scan_names()
-        indexed = set(ix.ids(db))
-        if ids - indexed:
+        try:
+            names = os.listdir(self.root)
+        except OSError:
+            names = None
+        indexed = {r[0] for r in db.execute("SELECT id FROM builds")}
+        problems: list[str] = []
+        # the names of the record files present: what `_scan_names` checks one by one is
+        # checked only when some file is not indexed (then `_entries` repairs and says why)
+        ids = {n[:-len(SUFFIX)] for n in names if n.endswith(SUFFIX) and not n.startswith(".")} if names else set()
+        if names is None or not ids <= indexed:
             _, problems = self._entries()
+            ids, _ = self._scan_names()
         if db.execute("SELECT 1 FROM builds WHERE steps = 0 LIMIT 1").fetchone():
             _, more = self.fill_steps()
             problems += more
@@ -820,7 +828,10 @@ class Store:
                 problems.append(f"{e}; skipped")
         if loaded:
             try:
-                self._write(lambda db: [ix.set_steps(db, rid, rec) for rid, rec in loaded])
+                def fill(db: sqlite3.Connection) -> None:
+                    for rid, rec in loaded:
+                        ix.set_steps(db, rid, rec)
+                self._write(fill)
             except StoreError as e:
                 problems.append(str(e))
         return len(loaded), problems
@@ -903,7 +914,7 @@ class Store:
             candidates = [e for e in candidates if e["complete"]]
         # a build that stopped before its steps (Dockerfile error, --check, --call) is never a
         # baseline: every step of the next build would look new
-        # (the summary's `no_steps`, which pipeline.deliver writes)
+        # (the summary's `no_steps`, which deliver.deliver writes)
         candidates = [e for e in candidates if not e["summary"].get("no_steps")]
         if not candidates:
             return None
@@ -945,7 +956,7 @@ class Store:
         with self._locked():
             old = {e["id"]: (e, scan) for e, scan in ix.entries(db)}
             ids, _ = self._scan_names()
-            fresh: list[tuple[dict, dict, bool]] = []
+            fresh: list[tuple[dict, Record, bool]] = []
             for rid in sorted(ids):
                 try:
                     record = self._read_record(self.path_for(rid))

@@ -148,13 +148,14 @@ def _prediction_footer(report: Report) -> str:
     pred = report["prediction"]
     cached, rebuilt, maybe = summ.get("cached") or 0, summ.get("rebuilt") or 0, summ.get("may_rebuild") or 0
     total = cached + rebuilt + maybe
-    parts = [f"predicted cache hits {cached}/{total} steps" if total else "no cacheable steps"]
+    parts = [f"predicted hits {cached}/{total} steps" if total else "no cacheable steps"]
     if rebuilt:
         parts.append(f"{rebuilt} will rebuild, about {fmt_time(pred.get('expected_s'))}"
                      + (f" + {pred['steps_without_time']} new" if pred.get("steps_without_time") else ""))
     if maybe:
         parts.append(f"{maybe} may rebuild")
-    parts.append("cache checked" if pred.get("cache") == "checked" else "cache assumed")
+    if pred.get("cache") != "checked":
+        parts.append("cache assumed")
     return " \u00b7 ".join(parts)
 
 
@@ -176,7 +177,8 @@ def root_causes(report: Report, width: int = 100, colour: bool = False) -> str:
         head = (("Why: nothing was rebuilt before the build stopped" if stopped else "Why: nothing was rebuilt")
                 + (f" (compared with build {prev['ref']})" if prev else ""))
         if pred:
-            head = "Prediction: nothing will be rebuilt" + (f" (compared with build {prev['ref']})" if prev else "")
+            head = _fit_head("Prediction: nothing will be rebuilt",
+                             f"(compared with build {prev['ref']})" if prev else "", width)
         return "\n".join([head, *_may_rebuild(report, width), *(f"  note: {n}" for n in report.get("notes") or []),
                           *_unmissed_advice(report, width)])
     by_id = {m["id"]: m for m in misses}
@@ -189,8 +191,9 @@ def root_causes(report: Report, width: int = 100, colour: bool = False) -> str:
     head = (f"Why: {len(roots)} root cause{'s' if len(roots) != 1 else ''}, {fmt_time(total)} lost"
             + (f" (compared with build {prev['ref']})" if prev else " (no previous build to compare with)"))
     if pred:
-        head = (f"Prediction: {len(roots)} root cause{'s' if len(roots) != 1 else ''}, about {fmt_time(total)} "
-                "to rebuild" + (f" (compared with build {prev['ref']})" if prev else " (no previous build to compare with)"))
+        head = _fit_head(f"Prediction: {len(roots)} root cause{'s' if len(roots) != 1 else ''}, about "
+                         f"{fmt_time(total)} to rebuild",
+                         f"(compared with build {prev['ref']})" if prev else "(no previous build to compare with)", width)
     out = [head]
     bold, reset = ("\x1b[1m", _RESET) if colour else ("", "")
     for m in roots[:TERMINAL_ROOTS]:
@@ -228,6 +231,13 @@ def root_causes(report: Report, width: int = 100, colour: bool = False) -> str:
         out.append(f"  note: {note}")
     out.extend(_unmissed_advice(report, width))
     return "\n".join(out)
+
+
+def _fit_head(head: str, compared: str, width: int) -> str:
+    """The head line, with what it compared with on a line of its own when both do not fit."""
+    if not compared:
+        return head
+    return f"{head} {compared}" if len(head) + 1 + len(compared) <= width else f"{head}\n  {compared}"
 
 
 def _may_rebuild(report: Report, width: int) -> list[str]:

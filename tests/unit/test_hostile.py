@@ -351,20 +351,20 @@ def test_a_bad_record_in_the_store_is_skipped_with_a_note_and_the_new_one_saved(
     assert code == 0, err
 
 
-def test_a_bad_baseline_record_is_skipped_with_a_note(capsys, tmp_path):
+def test_a_bad_previous_record_file_is_skipped_with_a_note(capsys, tmp_path):
     assert _analyze(capsys, tmp_path)[0] == 0
     (record_path,) = _records(tmp_path / "store")
     record = json.loads(record_path.read_text())
-    record["steps"][0]["inputs"] = {"a": 1}
+    record["steps"][0]["inputs"] = {"a": 1}  # valid JSON, a step the analysis cannot read
     record["id"] = "20200101T000000000000-deadbeef"
     bad = tmp_path / "artifact.json"
     bad.write_text(json.dumps(record))
-    from analyzer.pipeline import _explain_against
-
-    notes: list[str] = []
-    good = json.loads(record_path.read_text())
-    analysis = _explain_against(good, record, notes)
-    assert analysis.roots and notes and "20200101T000000000000-deadbeef" in notes[0] and "skipped" in notes[0]
+    code, out, err = _analyze(capsys, tmp_path, "--previous", str(bad), "--report-json", str(tmp_path / "r.json"))
+    assert code == 0 and "internal error" not in out + err, err
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert any("20200101T000000000000-deadbeef" in n and "skipped" in n for n in report["notes"]), report["notes"]
+    assert report["misses"]  # the build is still explained
+    assert len(_records(tmp_path / "store")) == 2  # and its record kept
 
 
 def test_a_fifo_in_the_store_is_skipped_without_waiting(tmp_path):
