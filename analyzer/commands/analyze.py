@@ -94,17 +94,9 @@ def positionals(argv: list[str], rest: list[str], command: str) -> list[str]:
 
 
 def parse_width(found: dict[str, object]) -> int:
-    import shutil  # noqa: PLC0415
+    from analyzer.report.fit import parse_width as width_of_option  # noqa: PLC0415
 
-    if "width" in found:
-        try:
-            width = int(found["width"])  # type: ignore[call-overload]
-        except ValueError:
-            raise UsageError(f"--width takes a number, not {found['width']!r}") from None
-        if width < 20:
-            raise UsageError(f"--width must be at least 20, not {width}")
-        return width
-    return shutil.get_terminal_size((100, 24)).columns
+    return width_of_option(found.get("width"))
 
 
 # --------------------------------------------------------------------------

@@ -4,12 +4,12 @@ on the builder, whoever started it. Ctrl-C ends it."""
 from __future__ import annotations
 
 import sys
-import textwrap
 from typing import TYPE_CHECKING, Any
 
 from analyzer.buildkit.address import BUILDER_HELP, BUILDER_OPTIONS, parse_target
 from analyzer.errors import CachewhyError, UsageError
 from analyzer.options import take_options, wants_help
+from analyzer.report import fit
 
 if TYPE_CHECKING:
     from analyzer.pipeline import Outcome
@@ -55,7 +55,7 @@ def paragraph(outcome: "Outcome", label: str, width: int) -> str:
         for m in sorted(roots, key=lambda m: -m.time_lost_s):
             line = m.step.get("line")
             where = f"Dockerfile:{line}" if line else (m.step.get("name") or "a step")
-            instr = " ".join(str(m.step.get("instruction") or "").split())[:60]
+            instr = fit.cut(" ".join(str(m.step.get("instruction") or "").split()), 60)  # cut: marked
             parts.append(f"{where} {instr} \u2014 {m.cause.kind}: {m.cause.detail}"
                          f" ({1 + len(m.followers)} step{'s' if m.followers else ''} rebuilt, "
                          f"{m.time_lost_s:.1f}s).")
@@ -64,7 +64,7 @@ def paragraph(outcome: "Outcome", label: str, width: int) -> str:
     prev = outcome.analysis.previous
     if prev is not None and prev.get("id"):
         parts.append(f"(compared with {prev['id']})")
-    return textwrap.fill(" ".join(parts), width=max(40, width))
+    return "\n".join(fit.wrap(" ".join(parts), width))
 
 
 def run(argv: list[str], debug: bool) -> int:
@@ -112,7 +112,7 @@ def explained(client: Any, records: list[Any], index: int, *, store: Any, width:
     try:
         outcome = explain_build(client, records, index, store=store, against=None, repo=repo)
     except CachewhyError as exc:
-        return f"Build {label}: could not be explained: {exc}", None
+        return "\n".join(fit.wrap(f"Build {label}: could not be explained: {exc}", width)), None
     return paragraph(outcome, label, width), outcome
 
 
@@ -120,7 +120,7 @@ def _explain_one(client: Any, ref: str, store: Any, width: int) -> None:
     try:
         records = client.history()
     except CachewhyError as exc:
-        text = f"Build {ref}: could not be explained: {exc}"
+        text = "\n".join(fit.wrap(f"Build {ref}: could not be explained: {exc}", width))
     else:
         index = next((i for i, r in enumerate(records) if r.Ref == ref), None)
         if index is None:
