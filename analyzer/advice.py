@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Callable, NamedTuple
 
 from analyzer.report.rows import fmt_time
+from analyzer.model import Advice, CauseDict, Record, Report, ReportMiss, ReportStep
 
 # package manager -> (regex on a RUN's text, manifests it reads, cache mount target)
 MANAGERS: dict[str, tuple[str, tuple[str, ...], str | None]] = {
@@ -51,9 +52,11 @@ def managers_in(text: str) -> list[str]:
     return [name for name, (rx, _, _) in MANAGERS.items() if re.search(rx, text)]
 
 
-def _changed(cause: dict) -> list[str]:
-    files = cause.get("files") or {}
-    return [f for k in ("added", "modified", "removed") for f in files.get(k) or []]
+def _changed(cause: CauseDict) -> list[str]:
+    files = cause.get("files")
+    if not files:
+        return []
+    return [*(files.get("added") or []), *(files.get("modified") or []), *(files.get("removed") or [])]
 
 
 def _refs(text: str, name: str) -> bool:
@@ -84,7 +87,7 @@ def _ignored_already(pattern: str, dockerignore: str | None) -> bool:
 
 
 class _Ctx:
-    def __init__(self, report: dict, dockerfile_text: str | None, context: str | None) -> None:
+    def __init__(self, report: Report, dockerfile_text: str | None, context: str | None) -> None:
         from analyzer import dockerfile as dfmod  # noqa: PLC0415
 
         self.report = report
@@ -111,12 +114,12 @@ class _Ctx:
     def ins(self, line: int | None):  # type: ignore[no-untyped-def]
         return self.df.instruction_at(line) if self.df is not None and line else None
 
-    def cascade(self, root: dict) -> list[dict]:
+    def cascade(self, root: ReportMiss) -> list[ReportMiss]:
         """The root and its followers, in Dockerfile order."""
         out = [root, *(self.by_id[f] for f in root.get("followers") or [] if f in self.by_id)]
         return sorted(out, key=lambda m: m.get("line") or 0)
 
-    def own(self, m: dict) -> float:
+    def own(self, m: ReportMiss) -> float:
         return self.duration.get(m["id"], 0.0)
 
     def exists(self, name: str) -> bool | None:
@@ -127,7 +130,7 @@ class _Ctx:
 
 # --- rules -------------------------------------------------------------------
 
-def _cmf_plan(c: _Ctx, root: dict):  # type: ignore[no-untyped-def]
+def _cmf_plan(c: _Ctx, root: ReportMiss):  # type: ignore[no-untyped-def]
     """What rule 1 found: (the COPY, the install RUN, its managers, the manifests, every install moved)."""
     cause = root.get("cause") or {}
     ins = c.ins(root.get("line"))
@@ -160,7 +163,7 @@ def _cmf_plan(c: _Ctx, root: dict):  # type: ignore[no-untyped-def]
     return ins, run, found, manifests, installs, changed
 
 
-def _copy_manifest_first(c: _Ctx, root: dict, plan: Any) -> dict:
+def _copy_manifest_first(c: _Ctx, root: ReportMiss, plan: Any) -> Advice:
     """Rule 1: `COPY .` before an install that only needs the manifests."""
     ins, run, found, manifests, installs, changed = plan
     if any(n in ("apt", "apk") for n in found) and not manifests:
@@ -205,7 +208,7 @@ def _what(changed: list[str]) -> str:
     return shown + (f" and {len(tops) - 3} more" if len(tops) > 3 else "")
 
 
-def _dockerignore_plan(c: _Ctx, root: dict):  # type: ignore[no-untyped-def]
+def _dockerignore_plan(c: _Ctx, root: ReportMiss):  # type: ignore[no-untyped-def]
     """What rule 2 found: ({pattern: [changed files it keeps out]}, whether every changed file is ignorable)."""
     cause = root.get("cause") or {}
     ins = c.ins(root.get("line"))
@@ -228,7 +231,7 @@ def _dockerignore_plan(c: _Ctx, root: dict):  # type: ignore[no-untyped-def]
     return patterns, ignorable == len(changed)
 
 
-def _dockerignore(c: _Ctx, root: dict, plan: Any) -> dict:
+def _dockerignore(c: _Ctx, root: ReportMiss, plan: Any) -> Advice:
     """Rule 2: changed files that .dockerignore could have kept out."""
     patterns, every = plan
     files = [f for fs in patterns.values() for f in fs]
@@ -237,11 +240,11 @@ def _dockerignore(c: _Ctx, root: dict, plan: Any) -> dict:
     message = (f"{shown} changed and {'are' if len(files) != 1 else 'is'} "
                f"not needed in the image; add {pats} to .dockerignore"
                + ("" if every else " (other changed files still rebuild this step)"))
-    return {"rule": "dockerignore", "message": message, "lines": [root["line"]] if root.get("line") else [],
+    return {"rule": "dockerignore", "message": message, "lines": [line] if (line := root.get("line")) else [],
             "saved_s": round(float(root.get("time_lost_s") or 0.0), 3) if every else None}
 
 
-def _cache_mount_plan(c: _Ctx, root: dict):  # type: ignore[no-untyped-def]
+def _cache_mount_plan(c: _Ctx, root: ReportMiss):  # type: ignore[no-untyped-def]
     """What rule 3 found: (the rebuilt miss, its RUN, the package manager, the mount to add)."""
     if (root.get("cause") or {}).get("kind") == "no-previous-build":
         return None  # a first build: a cache mount would have been empty too
@@ -260,7 +263,7 @@ def _cache_mount_plan(c: _Ctx, root: dict):  # type: ignore[no-untyped-def]
     return None
 
 
-def _cache_mount(c: _Ctx, root: dict, plan: Any) -> dict:
+def _cache_mount(c: _Ctx, root: ReportMiss, plan: Any) -> Advice:
     """Rule 3: a rebuilt package-manager step without a cache mount."""
     m, run, name, mount = plan
     extra = ""
@@ -273,7 +276,7 @@ def _cache_mount(c: _Ctx, root: dict, plan: Any) -> dict:
     return {"rule": "cache-mount", "message": message, "lines": [run.line], "saved_s": None}
 
 
-def _arg_plan(c: _Ctx, root: dict):  # type: ignore[no-untyped-def]
+def _arg_plan(c: _Ctx, root: ReportMiss):  # type: ignore[no-untyped-def]
     """What rule 4 found: (the ARG's name, its declaration, its first use or None, the root's instruction)."""
     cause = root.get("cause") or {}
     ins = c.ins(root.get("line"))
@@ -298,7 +301,7 @@ def _arg_plan(c: _Ctx, root: dict):  # type: ignore[no-untyped-def]
     return name, decl, first_use, ins
 
 
-def _arg_late(c: _Ctx, root: dict, plan: Any) -> dict:
+def _arg_late(c: _Ctx, root: ReportMiss, plan: Any) -> Advice:
     """Rule 4: an ARG declared long before its first use invalidates the steps in between."""
     name, decl, first_use, ins = plan
     cascade = c.cascade(root)
@@ -317,7 +320,7 @@ def _arg_late(c: _Ctx, root: dict, plan: Any) -> dict:
     return {"rule": "arg-late", "message": message, "lines": lines, "saved_s": round(saved, 3)}
 
 
-def _pin_plan(c: _Ctx, root: dict):  # type: ignore[no-untyped-def]
+def _pin_plan(c: _Ctx, root: ReportMiss):  # type: ignore[no-untyped-def]
     """What rule pin-base-image found: (the stage whose FROM moved, its resolved reference, its tag or None),
     or (the COPY/ADD whose --from image moved, that reference, None)."""
     cause = root.get("cause") or {}
@@ -334,8 +337,8 @@ def _pin_plan(c: _Ctx, root: dict):  # type: ignore[no-untyped-def]
     stage = None
     if ins is not None and ins.stage is not None:
         stage = c.df.stages[ins.stage]
-    elif root.get("stage"):
-        stage = c.df.stage_by_name(root["stage"])
+    elif name := root.get("stage"):
+        stage = c.df.stage_by_name(name)
     if stage is None:
         return None
     while stage.base_stage is not None:  # FROM <stage>: the image is that stage's
@@ -350,7 +353,7 @@ def _pin_plan(c: _Ctx, root: dict):  # type: ignore[no-untyped-def]
     return stage, ref, tag
 
 
-def _pin_base_image(c: _Ctx, root: dict, plan: Any) -> dict:
+def _pin_base_image(c: _Ctx, root: ReportMiss, plan: Any) -> Advice:
     """Rule pin-base-image: a base image referenced by a moving tag moved."""
     stage, ref, tag = plan
     if getattr(stage, "keyword", None) in ("COPY", "ADD"):  # the image of a COPY --from (or a named context)
@@ -373,7 +376,7 @@ APT_INSTALL = r"\bapt(-get)?\s+(-\S+\s+)*install\b"
 APT_UPDATE = r"\bapt(-get)?\s+(-\S+\s+)*update\b"
 
 
-def _apt_plan(c: _Ctx, root: dict):  # type: ignore[no-untyped-def]
+def _apt_plan(c: _Ctx, root: ReportMiss):  # type: ignore[no-untyped-def]
     """What rule 5 found: (the `apt-get update` RUN, the rebuilt install RUN after it)."""
     if c.df is None:
         return None
@@ -399,7 +402,7 @@ def apt_update_before(df, run):  # type: ignore[no-untyped-def]
     return upd
 
 
-def _apt_update_alone(c: _Ctx, root: dict, plan: Any) -> dict:
+def _apt_update_alone(c: _Ctx, root: ReportMiss, plan: Any) -> Advice:
     """Rule 5: `RUN apt-get update` alone, then a separate `RUN apt-get install` that was rebuilt."""
     upd, run = plan
     message = (f"`{_short(upd.text)}` (line {upd.line}) stays cached while `{_short(run.text)}` (line {run.line}) "
@@ -429,7 +432,7 @@ _INPUT_CHANGES = ("context-changed", "instruction-changed", "build-arg-changed",
                   "base-image-changed", "remote-changed")
 
 
-def _artefact_plan(c: _Ctx, root: dict):  # type: ignore[no-untyped-def]
+def _artefact_plan(c: _Ctx, root: ReportMiss):  # type: ignore[no-untyped-def]
     """What rule 6 found: (the wholesale COPY --from, the stage copied, its source path, the artefact
     path or None, the RUN that writes it or None, the rebuilt misses of the copying stage from the COPY on)."""
     # only an input change can leave the artefact the same; a cold or evicted cache rebuilds it all anyway
@@ -468,7 +471,7 @@ def _artefact_plan(c: _Ctx, root: dict):  # type: ignore[no-untyped-def]
     return None
 
 
-def _copy_artefact_only(c: _Ctx, root: dict, plan: Any) -> dict:
+def _copy_artefact_only(c: _Ctx, root: ReportMiss, plan: Any) -> Advice:
     """Rule 6: a stage's whole output copied where one artefact would do."""
     copy, src_stage, source, artefact, writer, copying = plan
     what = "its whole filesystem" if source == "/" else f"all of `{source}`"
@@ -510,7 +513,7 @@ def _add_url_plan(ins):  # type: ignore[no-untyped-def]
     return _URL_RX.findall(ins.text) or None
 
 
-def _add_url(ins, urls: list[str]) -> dict:  # type: ignore[no-untyped-def]
+def _add_url(ins, urls: list[str]) -> Advice:  # type: ignore[no-untyped-def]
     """Rule add-url for one cached RUN: it downloads a URL with curl/wget."""
     url = urls[0]
     dest = next((d for d in _SAVE_AS_RX.findall(" " + ins.text) if d not in ("-", url)), None)
@@ -526,7 +529,7 @@ def _add_url(ins, urls: list[str]) -> dict:  # type: ignore[no-untyped-def]
     return {"rule": "add-url", "message": message, "lines": [ins.line], "saved_s": None}
 
 
-def stale_downloads(report: dict, dockerfile_text: str | None) -> list[dict]:
+def stale_downloads(report: Report, dockerfile_text: str | None) -> list[Advice]:
     """Advice for the RUN curl/wget steps this build took from the cache (their file may be stale).
 
     A step that ran in this build fetched the URL just now: nothing to say about it.
@@ -536,7 +539,8 @@ def stale_downloads(report: dict, dockerfile_text: str | None) -> list[dict]:
     from analyzer import dockerfile as dfmod  # noqa: PLC0415
 
     df = dfmod.parse(dockerfile_text)
-    out, seen = [], set()
+    out: list[Advice] = []
+    seen: set[int] = set()
     for step in report.get("steps") or []:
         line = step.get("line")
         if step.get("status") != "cached" or not line or line in seen:
@@ -550,10 +554,10 @@ def stale_downloads(report: dict, dockerfile_text: str | None) -> list[dict]:
     return sorted(out, key=lambda a: a["lines"][0])
 
 
-def advise(report: dict, dockerfile_text: str | None, context: str | None = None) -> dict[str, list[dict]]:
+def advise(report: Report, dockerfile_text: str | None, context: str | None = None) -> dict[str, list[Advice]]:
     """Advice per root miss id, rules in priority order; roots without advice are left out."""
     c = _Ctx(report, dockerfile_text, context)
-    out: dict[str, list[dict]] = {}
+    out: dict[str, list[Advice]] = {}
     for m in report.get("misses") or []:
         if not m.get("root"):
             continue
@@ -563,7 +567,7 @@ def advise(report: dict, dockerfile_text: str | None, context: str | None = None
     return out
 
 
-def attach(report: dict, dockerfile_text: str | None, context: str | None = None) -> dict:
+def attach(report: Report, dockerfile_text: str | None, context: str | None = None) -> Report:
     """Adds `advice` to the report's root misses that have some, and the advice tied to no miss
     (cached downloads) as the report's own `advice` (in place); returns the report."""
     try:
@@ -608,7 +612,7 @@ def _edit(text: str, ops: list[tuple[int, int, list[str]]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _rewrite_copy_manifest_first(c: _Ctx, root: dict, plan: Any) -> Change | None:
+def _rewrite_copy_manifest_first(c: _Ctx, root: ReportMiss, plan: Any) -> Change | None:
     ins, run, found, manifests, _installs, _changed_files = plan
     moved = run.original.splitlines()
     ops: list[tuple[int, int, list[str]]] = [(run.line, run.end_line, [])]
@@ -627,7 +631,7 @@ def _rewrite_copy_manifest_first(c: _Ctx, root: dict, plan: Any) -> Change | Non
     return Change([*ops, (ins.line, ins.line - 1, [*copies, *moved])], [])
 
 
-def _rewrite_apt_update_alone(c: _Ctx, root: dict, plan: Any) -> Change | None:
+def _rewrite_apt_update_alone(c: _Ctx, root: ReportMiss, plan: Any) -> Change | None:
     upd, run = plan
     if upd.json_form or run.json_form or upd.heredocs or run.heredocs:
         return None
@@ -635,7 +639,7 @@ def _rewrite_apt_update_alone(c: _Ctx, root: dict, plan: Any) -> Change | None:
     return Change([(upd.line, upd.end_line, []), (run.line, run.end_line, [merged])], [])
 
 
-def _rewrite_arg_late(c: _Ctx, root: dict, plan: Any) -> Change | None:
+def _rewrite_arg_late(c: _Ctx, root: ReportMiss, plan: Any) -> Change | None:
     name, decl, first_use, _ins = plan
     words = decl.rest.split()
     if len(words) != len(decl.assignments):
@@ -648,7 +652,7 @@ def _rewrite_arg_late(c: _Ctx, root: dict, plan: Any) -> Change | None:
     return Change(ops, [])
 
 
-def _rewrite_cache_mount(c: _Ctx, root: dict, plan: Any) -> Change | None:
+def _rewrite_cache_mount(c: _Ctx, root: ReportMiss, plan: Any) -> Change | None:
     _m, run, name, mount = plan
     if name == "apt":  # docker-clean empties the cache after each install: drop it first
         if run.json_form or run.heredocs:
@@ -661,14 +665,14 @@ def _rewrite_cache_mount(c: _Ctx, root: dict, plan: Any) -> Change | None:
     return Change([(run.line, run.end_line, new.splitlines())], [])
 
 
-def _rewrite_copy_artefact_only(c: _Ctx, root: dict, plan: Any) -> Change | None:
+def _rewrite_copy_artefact_only(c: _Ctx, root: ReportMiss, plan: Any) -> Change | None:
     if plan[3] is None:
         return None  # no artefact named by the stage's RUNs: which one to copy is the user's call
     copy, _stage, source, artefact, _writer, _copying = plan
     return Change([(copy.line, copy.end_line, [_artefact_copy(copy, source, artefact)])], [])
 
 
-def _rewrite_dockerignore(c: _Ctx, root: dict, plan: Any) -> Change | None:
+def _rewrite_dockerignore(c: _Ctx, root: ReportMiss, plan: Any) -> Change | None:
     return Change([], list(plan[0]))
 
 
@@ -688,8 +692,8 @@ class Rule:
 
     name: str
     plan: Callable[..., Any]
-    advise: Callable[..., dict]
-    rewrite: Callable[[_Ctx, dict, Any], Change | None] | None = None
+    advise: Callable[..., Advice]
+    rewrite: Callable[[_Ctx, ReportMiss, Any], Change | None] | None = None
     scope: str = "root"
     verified_by: str | None = None
 
@@ -718,7 +722,7 @@ CACHED_RULES = tuple(r for r in TABLE if r.scope == "cached")
 REWRITABLE: tuple[str, ...] = tuple(r.name for r in TABLE if r.rewrite is not None)
 
 
-def rewrite(report: dict, miss_id: str, rule: str, dockerfile_text: str | None,
+def rewrite(report: Report, miss_id: str, rule: str, dockerfile_text: str | None,
             context: str | None = None) -> dict | None:
     """The advice of `rule` for root miss `miss_id` as a concrete change:
     ``{"dockerfile": the rewritten text, "dockerignore": [patterns to add]}``, or None when
@@ -747,7 +751,7 @@ def rewrite(report: dict, miss_id: str, rule: str, dockerfile_text: str | None,
 
 # --- over the store's history -------------------------------------------------
 
-def recurring(records: list[dict]) -> list[dict[str, Any]]:
+def recurring(records: list[Record]) -> list[dict[str, Any]]:
     """Root misses grouped by (project, Dockerfile line, kind), most time lost first.
 
     Each group: context, dockerfile, line, instruction, kind, count, builds,
@@ -789,15 +793,15 @@ def recurring(records: list[dict]) -> list[dict[str, Any]]:
         if stale is None and rec.get("dockerfile_text"):  # none, or a report older than this rule
             stale = stale_downloads(report, rec.get("dockerfile_text"))
         for a in stale or []:
-            line = (a.get("lines") or [None])[0]
+            line = a["lines"][0] if a.get("lines") else None
             key = (context, dockerfile, project.get("target"), line, "cached")
             g = groups.setdefault(key, {"context": context, "dockerfile": dockerfile, "target": project.get("target"),
                                         "line": line, "kind": "cached", "count": 0, "builds": [],
                                         "time_lost_s": 0.0, "saved_s": 0.0, "advice": []})
             g["count"] += 1
             g["builds"].append(rec.get("id"))
-            step = next((s for s in report.get("steps") or [] if s.get("line") == line), {})
-            g["instruction"] = step.get("instruction") or ""
+            step = next((s for s in report.get("steps") or [] if s.get("line") == line), None)
+            g["instruction"] = (step.get("instruction") if step else None) or ""
             g["advice"] = [a]
             g["latest"] = {"build": rec.get("id"), "miss": None}
     return sorted(groups.values(), key=lambda g: (g["kind"] == "cached", -g["time_lost_s"], -g["count"]))

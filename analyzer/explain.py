@@ -19,7 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from analyzer import causes
+from analyzer import notes as N
 from analyzer.collector import paused
+from analyzer.notes import Note
 
 KINDS = causes.KINDS  # the cause kinds this module gives: analyzer/causes.py lists them
 
@@ -61,7 +63,7 @@ class Analysis:
     current: dict
     previous: dict | None
     misses: list[Miss]
-    notes: list[str] = field(default_factory=list)
+    notes: list[Note] = field(default_factory=list)
 
     @property
     def roots(self) -> list[Miss]:
@@ -247,7 +249,7 @@ def match_steps(cur: list[dict], prev: list[dict]) -> dict[str, dict]:
         for s in sorted(steps, key=lambda x: (x.get("line") or 0)):
             key = (stage(s), s.get("keyword"))
             counts[key] = counts.get(key, 0) + 1
-            pos[(*key, counts[key])] = s
+            pos[key + (counts[key],)] = s
         return pos
 
     prev_pos = {k: v for k, v in position(prev_steps, lambda p: p.get("stage")).items() if v["id"] not in used}
@@ -374,8 +376,17 @@ def _definitions(record: dict | None) -> dict[str, list[tuple[str, str]]]:
     return out
 
 
+def _arg_defaults(record: dict | None) -> set[str]:
+    """Names an ARG of the record's Dockerfile gives a default value (`ARG V=1`, not `ARG V`)."""
+    text = (record or {}).get("dockerfile_text")
+    if not text:
+        return set()
+    return {name for ins in _parsed(text).instructions if ins.keyword == "ARG"
+            for name, value in ins.assignments if value is not None}
+
+
 class _Explainer:
-    def __init__(self, cur: dict, prev: dict | None) -> None:
+    def __init__(self, cur: dict, prev: dict | None, held: dict[str, str] | None = None) -> None:
         # the graph must be built from steps in Dockerfile order, whatever order they came in
         cur = dict(cur, steps=_dockerfile_order(cur.get("steps") or []))
         self.cur = cur
@@ -396,7 +407,10 @@ class _Explainer:
         self._named_pairs: dict[str, tuple[Any, Any] | None] = {}
         self._materials_now = dict((u, d) for u, d in cur.get("materials") or [])
         self._materials_before = dict((u, d) for u, d in (prev or {}).get("materials") or [])
-        self.notes: list[str] = []
+        self.notes: list[Note] = []
+        #: vertex digest -> the evidence that the step's previous result is still cached
+        #: (the builder's DiskUsage: analyzer/buildkit/usage.py)
+        self.held = held or {}
         self.args = _declared_args(cur) | set(cur.get("build_args") or {})
         if prev:
             self.args |= _declared_args(prev) | set(prev.get("build_args") or {})
@@ -407,9 +421,10 @@ class _Explainer:
         self.foreign_key = bool(cur_key and prev_key and cur_key != prev_key)
         self.uncompared: dict[str, list[str]] = {}  # step id -> build args whose values were not compared
         if self.foreign_key:
-            self.notes.append("the previous record was made with another store's hash key, so build-arg and ENV "
-                              "values were not compared (give both builds the same CACHEWHY_HASH_KEY: "
-                              "docs/baseline.md)")
+            self.notes.append(Note(N.HASH_KEY, N.COMPARISON,
+                                   "the previous record was made with another store's hash key, so build-arg "
+                                   "and ENV values were not compared (give both builds the same "
+                                   "CACHEWHY_HASH_KEY: docs/baseline.md)"))
         #: (previous, current) short commits when both snapshots were read from git (analyzer/vcs.py)
         self.git_revisions: tuple[str, str] | None = None
         self._snapshots = self._load_snapshots()
@@ -421,15 +436,16 @@ class _Explainer:
 
         prev_git, cur_git = self.prev["snapshot"].get("git"), self.cur["snapshot"].get("git")
         if bool(prev_git) != bool(cur_git):  # git blob ids and sha256 sums cannot be compared
-            self.notes.append("one build's context files were read from git, the other's from disk: they were "
-                              "not compared")
+            self.notes.append(Note(N.SNAPSHOT, N.COMPARISON, "one build's context files were read from git, "
+                                   "the other's from disk: they were not compared"))
             return None
         if cur_git and prev_git:
             self.git_revisions = (str(prev_git.get("revision"))[:7], str(cur_git.get("revision"))[:7])
         try:
             return Snapshot.from_json(self.prev["snapshot"]), Snapshot.from_json(self.cur["snapshot"])
         except (ValueError, KeyError, TypeError):
-            self.notes.append("a context snapshot could not be read; changed files are not named")
+            self.notes.append(Note(N.SNAPSHOT, N.COMPARISON,
+                                   "a context snapshot could not be read; changed files are not named"))
             return None
 
     # -- causes of one step, on its own -----------------------------------------
@@ -542,8 +558,14 @@ class _Explainer:
         for name in sorted(set(_VAR_REF.findall(text))):
             hashed_apart = self.foreign_key and cur_args.get(name) and prev_args.get(name)
             if cur_args.get(name) != prev_args.get(name) and not hashed_apart:
+                def shown(args: dict, record: dict | None) -> str:
+                    # not given: the ARG's default in that build's Dockerfile, if it has one
+                    given = args.get(name)
+                    if given:
+                        return str(given)
+                    return "(Dockerfile default)" if name in _arg_defaults(record) else "(unset)"
                 out.append(Cause("build-arg-changed", f"{name} changed (value redacted): "
-                                                      f"{prev_args.get(name) or '(unset)'} \u2192 {cur_args.get(name) or '(unset)'}"))
+                                                      f"{shown(prev_args, self.prev)} \u2192 {shown(cur_args, self.cur)}"))
             elif cur_defs.get(name) != prev_defs.get(name):
                 kinds = {k for k, _ in cur_defs.get(name, []) + prev_defs.get(name, [])}
                 kind = "env-changed" if kinds == {"ENV"} else "build-arg-changed"
@@ -641,8 +663,9 @@ class _Explainer:
                 try:
                     pair = Snapshot.from_json(old), Snapshot.from_json(new)
                 except (ValueError, KeyError, TypeError):
-                    self.notes.append(f"a snapshot of the build context {source} could not be read; "
-                                      "its changed files are not named")
+                    self.notes.append(Note(N.SNAPSHOT, N.COMPARISON,
+                                           f"a snapshot of the build context {source} could not be read; "
+                                           "its changed files are not named"))
             self._named_pairs[source] = pair
         return self._named_pairs[source]
 
@@ -734,14 +757,17 @@ class _Explainer:
             not_compared.append(f"its LLB op, base images and context files (no provenance for {which})")
         local = [c for c in s.get("context_inputs") or [] if c.get("source") == "context"]
         named = sorted({str(c.get("source")) for c in s.get("context_inputs") or [] if c.get("source") != "context"})
+        paths = sorted({str(c.get("path") or "/").strip("/") or "." for c in local})
+        files_unseen = False  # the context files it reads are all that was not compared
         if local and self._snapshots and self.git_revisions:
             compared.append("context files at git revisions {} and {}".format(*self.git_revisions))
             not_compared.append("uncommitted changes to the context files it reads (buildx records only the commit)")
+            files_unseen = True
         elif local and self._snapshots:
             compared.append("context files")
         elif local:
-            paths = sorted({str(c.get("path") or "/").strip("/") or "." for c in local})
             not_compared.append(f"the context files it reads ({', '.join(paths)}): no context snapshot of both builds")
+            files_unseen = True
         snapped = [n for n in named if self._snapshot_pair(n) is not None]
         if snapped:
             compared.append(f"files of the build context{'s' if len(snapped) > 1 else ''} {', '.join(snapped)}")
@@ -758,12 +784,23 @@ class _Explainer:
             if import_warnings:
                 detail += f" ({import_warnings[0]})"
             return Cause("cache-import-missing", detail)
+        if files_unseen and both_ops and len(not_compared) == 1 and s.get("digest") in self.held:
+            return self._context_by_elimination(s, paths, compared)
         if not_compared:
             return Cause("unknown", f"no difference found in the {', '.join(compared)}; "
                                     f"not compared: {'; '.join(not_compared)}")
         when = "was cached" if p is not None and p.get("status") == "cached" else "was built"
         return Cause("cache-evicted", f"the step and its inputs are identical to the previous build, where it {when}; "
                                       "its cache entry is gone (pruned or garbage-collected)")
+
+    def _context_by_elimination(self, s: dict, paths: list[str], compared: list[str]) -> Cause:
+        """The step's op and inputs are those of the previous build and its previous
+        result is still cached (self.held): only the content it reads can differ."""
+        what = "uncommitted changes in " if self.git_revisions else ""
+        return Cause("context-changed",
+                     f"{what}{', '.join(paths)} changed, by elimination: same {', '.join(compared)} and build "
+                     f"args, and {self.held[s['digest']]}, so only the files' content can differ; to name "
+                     f"the files, build with `cachewhy build`{'' if self.git_revisions else ' or give --repo'}")
 
     def _uncompared_cause(self, s: dict) -> Cause | None:
         """Nothing else changed, but build args the step reads were hashed with another key."""
@@ -845,5 +882,7 @@ class _Explainer:
 
 
 @paused
-def explain(current: dict, previous: dict | None) -> Analysis:
-    return _Explainer(current, previous).run()
+def explain(current: dict, previous: dict | None, held: dict[str, str] | None = None) -> Analysis:
+    """held: vertex digest -> evidence that the step's previous result is still in
+    the builder's cache, for steps whose cache entry cannot have been evicted."""
+    return _Explainer(current, previous, held).run()

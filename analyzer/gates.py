@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 from analyzer.causes import KINDS
 from analyzer.errors import UsageError
+from analyzer.model import Report, ReportMiss
 
 #: Exit code of a build (or analysis) that a gate failed.
 GATE_EXIT = 4
@@ -75,11 +76,10 @@ class Gates:
         budget = found.get("fail_above_time")
         if budget is not None:
             gates.max_time_s = parse_duration(str(budget))
-        values = found.get("fail_on") or []
-        if isinstance(values, str):
-            values = [values]
-        kinds = []
-        for value in values:  # type: ignore[union-attr]
+        given = found.get("fail_on") or []
+        values: list[object] = [given] if isinstance(given, str) else list(given)  # type: ignore[call-overload]
+        kinds: list[str] = []
+        for value in values:
             for kind in str(value).split(","):
                 kind = kind.strip()
                 if not kind:
@@ -93,7 +93,7 @@ class Gates:
         gates.fail_on = kinds
         return gates
 
-    def check(self, report: dict) -> list[str]:
+    def check(self, report: Report) -> list[str]:
         """One line per tripped gate (without the `cachewhy: gate:` prefix)."""
         out: list[str] = []
         if self.min_hit_ratio is not None:
@@ -110,7 +110,7 @@ class Gates:
                 out.append(f"the rebuilt steps {verb} {took:.1f}s, above the budget of {self.max_time_s:g}s")
         return out
 
-    def apply(self, report: dict | None, returncode: int, stream=None) -> int:  # type: ignore[no-untyped-def]
+    def apply(self, report: Report | None, returncode: int, stream=None) -> int:  # type: ignore[no-untyped-def]
         """Print the tripped gates; the exit code: `returncode` when non-zero
         (the build's own failure wins), else GATE_EXIT when a gate tripped.
 
@@ -173,7 +173,7 @@ def _percentages(got: float, want: float) -> tuple[str, str]:
     return f"{a}%", f"{b}%"
 
 
-def _where(report: dict, miss: dict) -> str:
+def _where(report: Report, miss: ReportMiss) -> str:
     name = ((report.get("build") or {}).get("dockerfile") or "Dockerfile").rsplit("/", 1)[-1]
     if name in ("", "-"):
         name = "Dockerfile"
@@ -181,7 +181,7 @@ def _where(report: dict, miss: dict) -> str:
     return f"{name}:{line}" if line else f"{name} ({(miss.get('instruction') or miss.get('id') or '?')[:40]})"
 
 
-def _cause_hits(report: dict, kinds: set[str]) -> list[str]:
+def _cause_hits(report: Report, kinds: set[str]) -> list[str]:
     out: list[str] = []
     for miss in report.get("misses") or []:
         cause = miss.get("cause") or {}

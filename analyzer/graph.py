@@ -297,6 +297,13 @@ def _make_step(
             ins = dockerfile.instruction_at(start) if dockerfile is not None else None
             stage = dockerfile.stages[ins.stage].name if ins is not None and ins.stage is not None else None
             step.other_locations.append((start, end, stage, ins.text if ins is not None else step.name))
+    if vname is not None and vname.is_link_merge and step.status in (Status.CACHED, Status.REBUILT):
+        # `COPY --link` makes two vertices: the copy onto an empty layer (the step,
+        # whose cache survives a changed base) and `LINK COPY`, which merges that
+        # layer onto the base: bookkeeping, not a second step of that line
+        step.status = Status.INTERNAL
+        step.keyword = step.line = step.end_line = step.index = None
+        step.other_locations = []
     if step.status in (Status.FAILED, Status.CANCELED) or step.status is Status.RUNNING:
         log = events.logs.get(v.digest)
         if log is not None:

@@ -57,6 +57,24 @@ def wants_help(argv: list[str]) -> bool:
     return any(a in ("-h", "--help") for a in head)
 
 
+def positionals(argv: list[str], rest: list[str], command: str) -> list[str]:
+    """The positional arguments left by take_options; an unknown option is a usage error."""
+    after = len(argv) - argv.index("--") - 1 if "--" in argv else 0
+    before = rest[: len(rest) - after]
+    for tok in before:
+        if tok.startswith("-") and tok != "-":
+            raise UsageError(f"{command}: unknown option {tok.partition('=')[0]!r} "
+                             f"(try `cachewhy {command} --help`)")
+    return rest
+
+
+def parse_width(found: dict[str, object]) -> int:
+    """--width's value, else the default width (analyzer/report/fit.py: COLUMNS, the terminal's, 80)."""
+    from analyzer.report.fit import parse_width as width_of_option  # noqa: PLC0415
+
+    return width_of_option(found.get("width"))
+
+
 def _one_edit(a: str, b: str) -> bool:
     """Are a and b one insertion, deletion, substitution or swap of neighbours apart?"""
     if a == b or abs(len(a) - len(b)) > 1:

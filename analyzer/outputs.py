@@ -3,7 +3,7 @@
 Every format renders the report dict (report/model.py) to a string; this
 module only knows the options and writes the strings, atomically. FORMATS is
 the one table of formats: adding one is a line here and its module
-(`render(report: dict) -> str`); the options, the help and the Outputs
+(`render(report: Report) -> str`); the options, the help and the Outputs
 fields all come from the table.
 """
 
@@ -22,6 +22,7 @@ from typing import TextIO
 
 from analyzer.atomic import write_atomic
 from analyzer.errors import CachewhyError
+from analyzer.model import Report
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ def _help() -> str:
 OUTPUT_HELP = _help()
 
 
-def render_json(report: dict) -> str:
+def render_json(report: Report) -> str:
     return json.dumps(report, indent=2, sort_keys=True) + "\n"
 
 
@@ -94,7 +95,7 @@ Outputs = dataclasses.make_dataclass(
 Outputs.__module__ = __name__
 
 
-def write_outputs(report: dict, outputs: Outputs) -> None:
+def write_outputs(report: Report, outputs: Outputs) -> None:
     """Render and write every format asked for. One that fails does not stop the others;
     their errors are raised together at the end as one CachewhyError."""
     errors = []
@@ -163,7 +164,7 @@ def stdout_carries_data(buildx_argv: list[str], outputs: Outputs | None = None) 
     return False
 
 
-def github_hooks(report: dict, stdout_busy: bool = False) -> list[str]:
+def github_hooks(report: Report, stdout_busy: bool = False) -> list[str]:
     """What a GitHub Actions job gets without asking: the Markdown report appended to
     $GITHUB_STEP_SUMMARY, and one workflow annotation per root cause (stdout; stderr when
     stdout carries data: the runner reads commands from both). Returns the errors."""

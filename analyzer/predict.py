@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from analyzer.probe import Resolved, normalise_image  # noqa: F401 - what probe resolves; named here too
+
 if TYPE_CHECKING:
     from analyzer.buildx import BuildArgs
     from analyzer.dockerfile import Dockerfile, Instruction, Stage
@@ -43,17 +45,6 @@ _DOWNLOADS = re.compile(
     r"(?:pip3?|uv\s+pip)\s+install|uv\s+sync|npm\s+(?:ci|install)|yarn(?:\s+install)?\b|pnpm\s+install|"
     r"go\s+(?:mod\s+download|get)|git\s+clone|cargo\s+(?:fetch|build)|bundle\s+install|composer\s+install|"
     r"dnf\s+install|yum\s+install)\b")
-
-
-@dataclass
-class Resolved:
-    """A base image as the build will resolve it."""
-
-    ref: str  # as the Dockerfile names it (global ARG defaults and build args expanded)
-    name: str  # normalised: docker.io/library/alpine:3.20
-    digest: str | None  # sha256:… or None when nothing answered
-    where: str  # "local image store", "registry", "pinned", or "" (nothing answered)
-    note: str | None = None  # why it is not known
 
 
 @dataclass
@@ -79,20 +70,6 @@ class Forecast:
 
 
 # ------------------------------------------------------------------ images
-
-def normalise_image(ref: str) -> str:
-    """`alpine` -> `docker.io/library/alpine:latest`, as BuildKit names image sources."""
-    name, at, digest = ref.partition("@")
-    first = name.split("/", 1)[0]
-    if "/" not in name:
-        name = f"docker.io/library/{name}"
-    elif not ("." in first or ":" in first or first == "localhost"):
-        name = f"docker.io/{name}"
-    last = name.rsplit("/", 1)[-1]
-    if ":" not in last and not at:
-        name += ":latest"
-    return name + (f"@{digest}" if at else "")
-
 
 def _image_name(identifier: str) -> str:
     return identifier.removeprefix("docker-image://").partition("@")[0]
@@ -149,11 +126,15 @@ def _global_args(df: "Dockerfile", build_args: dict[str, str | None]) -> dict[st
     return scope
 
 
-def variable_scope(df: "Dockerfile", line: int, arg_value: "dict[str, str]") -> dict[str, str] | None:
-    """Name -> a token standing for its value, of the ARG and ENV variables in force at `line`
-    (those BuildKit puts in a RUN's environment). `arg_value` holds the tokens of the build
-    args given on the command line. Tokens compare values without holding them: two
-    Dockerfiles give equal tokens exactly when their values come out equal."""
+def variable_scope(df: "Dockerfile", line: int, arg_tokens: dict[str, str],
+                   arg_values: dict[str, str] | None = None) -> dict[str, tuple[str, str | None]] | None:
+    """Name -> (token, value) of the ARG and ENV variables in force at `line` (those
+    BuildKit puts in a RUN's environment).
+
+    `arg_tokens` stands for the build args' values (their keyed hashes): tokens compare
+    values without holding them, and two Dockerfiles give equal tokens exactly when their
+    values come out equal. `arg_values` are the values themselves, known for the build
+    about to run only; a value is None where it is not known."""
     ins = df.instruction_at(line)
     if ins is None or ins.stage is None:
         return None
@@ -164,29 +145,37 @@ def variable_scope(df: "Dockerfile", line: int, arg_value: "dict[str, str]") -> 
         if st.base_stage is None or len(chain) > len(df.stages):
             break
         st = df.stages[st.base_stage]
-    globals_: dict[str, str] = {}
+    clear = arg_values is not None
+    values = arg_values or {}
+
+    def assign(scope: dict[str, tuple[str, str | None]], name: str, raw: str, prefix: str = "") -> None:
+        token = prefix + _expand(raw, {k: t for k, (t, _) in scope.items()})
+        value = _expand(raw, {k: v for k, (_, v) in scope.items() if v is not None}) if clear else None
+        scope[name] = (token, value)
+
+    globals_: dict[str, tuple[str, str | None]] = {}
     for g in df.global_args:
         for name, default in g.assignments:
-            if name in arg_value:
-                globals_[name] = arg_value[name]
+            if name in arg_tokens:
+                globals_[name] = (arg_tokens[name], values.get(name))
             elif default is not None:
-                globals_[name] = _expand(default, globals_)
-    scope: dict[str, str] = {}
+                assign(globals_, name, default)
+    scope: dict[str, tuple[str, str | None]] = {}
     for st in reversed(chain):
         for i in st.instructions[1:]:
             if st is chain[0] and i.line >= line:
                 break
             if i.keyword == "ARG":
                 for name, default in i.assignments:
-                    if name in arg_value:
-                        scope[name] = arg_value[name]
+                    if name in arg_tokens:
+                        scope[name] = (arg_tokens[name], values.get(name))
                     elif default is not None:
-                        scope[name] = _expand(default, scope)
+                        assign(scope, name, default)
                     elif name in globals_:
                         scope[name] = globals_[name]
             elif i.keyword == "ENV":
                 for name, value in i.assignments:
-                    scope[name] = "env:" + _expand(value or "", scope)
+                    assign(scope, name, value or "", "env:")
     return scope
 
 
@@ -325,7 +314,8 @@ def forecast(previous: dict | None, now: Now, hasher: "Hasher") -> Forecast:
         if st is not None:
             last_of_stage[st.name] = s["digest"]
         if p is not None:
-            _carry_op(s, p, df, old_df, arg_tokens_now, arg_tokens_before, hasher)
+            _carry_op(s, p, df, old_df, arg_tokens_now, arg_tokens_before, hasher,
+                      {k: v for k, v in args.build_args.items() if v is not None})
             s["image_inputs"] = [_now_image(i, now.images) for i in p.get("image_inputs") or []]
         elif st is not None and cand["keyword"] != "FROM" and st.image_base and st.steps and st.steps[0] is ins:
             ref = normalise_image(_expand(st.base, _global_args(df, args.build_args)))
@@ -371,13 +361,13 @@ def _now_image(identifier: str, images: dict[str, Resolved]) -> str:
 
 
 def _carry_op(s: dict, p: dict, df: "Dockerfile", old_df: "Dockerfile | None", now_args: dict[str, str],
-              before_args: dict[str, str], hasher: "Hasher") -> None:
+              before_args: dict[str, str], hasher: "Hasher", now_values: dict[str, str]) -> None:
     """The previous step's op, with the environment and user this Dockerfile and these build args give it."""
     op = p.get("op")
     meta = ((op or {}).get("Op") or {}).get("exec", {}).get("meta") if op else None
     if not isinstance(meta, dict) or old_df is None or not p.get("line"):
         return
-    now_scope = variable_scope(df, s["line"], now_args)
+    now_scope = variable_scope(df, s["line"], now_args, now_values)
     old_scope = variable_scope(old_df, p["line"], before_args)
     if now_scope is None or old_scope is None:
         return
@@ -386,12 +376,12 @@ def _carry_op(s: dict, p: dict, df: "Dockerfile", old_df: "Dockerfile | None", n
     changed = False
     for name in sorted(set(now_scope) | set(old_scope)):
         new, old = now_scope.get(name), old_scope.get(name)
-        if new == old:
+        if (new or (None,))[0] == (old or (None,))[0]:
             continue
         changed = True
-        entry = f"{name}=h:{_token_hash(new)[:12]}" if new is not None else None
-        if new is not None and new.startswith("arg:"):
-            entry = f"{name}={new[4:]}"  # the keyed hash the build's record will hold
+        entry = None
+        if new is not None:  # the keyed hash of the value, as the build's record will hold it
+            entry = f"{name}={hasher(new[1]) if new[1] is not None else 'h:' + _token_hash(new[0])[:12]}"
         if name in names:
             i = names.index(name)
             if entry is None:
@@ -498,9 +488,8 @@ def report_of(fc: Forecast, previous: dict | None, now: Now) -> tuple[Any, dict]
     }
     report["summary"]["may_rebuild"] = len(fc.may_rebuild)
     if unknown_time:
-        report["notes"].append(f"{len(unknown_time)} step{'s' if len(unknown_time) != 1 else ''} that will rebuild "
-                               "did not run in the previous build: "
-                               "no time is known for " + ("them" if len(unknown_time) != 1 else "it"))
+        n = len(unknown_time)
+        report["notes"].append(f"{n} new step{'s' if n != 1 else ''}: no time known from the last build")
     if now.cache is None:
         report["notes"].append(now.cache_note or "assumed the cache still holds the last build's steps")
     return analysis, report

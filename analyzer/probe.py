@@ -8,10 +8,33 @@ only: its import costs most of a second, which `cachewhy build` never pays.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
-if TYPE_CHECKING:
-    from analyzer.predict import Resolved
+
+@dataclass
+class Resolved:
+    """A base image as the build will resolve it."""
+
+    ref: str  # as the Dockerfile names it (global ARG defaults and build args expanded)
+    name: str  # normalised: docker.io/library/alpine:3.20
+    digest: str | None  # sha256:… or None when nothing answered
+    where: str  # "local image store", "registry", "pinned", or "" (nothing answered)
+    note: str | None = None  # why it is not known
+
+
+def normalise_image(ref: str) -> str:
+    """`alpine` -> `docker.io/library/alpine:latest`, as BuildKit names image sources."""
+    name, at, digest = ref.partition("@")
+    first = name.split("/", 1)[0]
+    if "/" not in name:
+        name = f"docker.io/library/{name}"
+    elif not ("." in first or ":" in first or first == "localhost"):
+        name = f"docker.io/{name}"
+    last = name.rsplit("/", 1)[-1]
+    if ":" not in last and not at:
+        name += ":latest"
+    return name + (f"@{digest}" if at else "")
 
 
 def _client():  # type: ignore[no-untyped-def]
@@ -25,8 +48,6 @@ def _client():  # type: ignore[no-untyped-def]
 def resolve_images(refs: list[str]) -> tuple[dict[str, "Resolved"], list[str]]:
     """Each image as the build will resolve it: the local image store first, then the
     registry (`docker buildx imagetools inspect`); a note for those neither answers."""
-    from analyzer.predict import Resolved, normalise_image  # noqa: PLC0415
-
     out: dict[str, Resolved] = {}
     notes: list[str] = []
     if not refs:
@@ -83,10 +104,10 @@ def cache_description(step: dict) -> str | None:
     if "exec" in body:
         args = ((body["exec"] or {}).get("meta") or {}).get("args") or []
         return "mount / from exec " + " ".join(str(a) for a in args)
-    name, instr, keyword = step.get("name") or "", step.get("instruction") or "", step.get("keyword") or ""
-    if not name.startswith("[") or not instr.startswith(keyword) or "<" in instr:
+    instr = step.get("instruction") or ""
+    if not instr or "<" in instr or step.get("index") is None:  # a build arg's value was in the name
         return None
-    return f"{name}{instr[len(keyword):]}"
+    return instr
 
 
 def cache_presence(previous: dict, builder: str | None) -> tuple[dict[str, bool] | None, str | None]:
@@ -111,9 +132,17 @@ def _usage(r: Any) -> dict:
 
 def presence_from_records(previous: dict, records: list[dict]) -> dict[str, bool]:
     """See cache_presence; `records` as DiskUsage gives them (ID, Description, Parents)."""
+    # a file op's record is described by its vertex name, "[stage i/M] COPY …" (the stage only
+    # where names carry it): keyed here by the instruction and i
     by_desc: dict[str, list[dict]] = {}
     for r in records:
-        by_desc.setdefault(r.get("Description") or "", []).append(r)
+        desc = r.get("Description") or ""
+        if desc.startswith("["):
+            head, sep, text = desc.partition("] ")
+            index = head.rsplit(" ", 1)[-1].lstrip("[").partition("/")[0]
+            if sep and index.isdigit():
+                desc = f"{index}\0{text}"
+        by_desc.setdefault(desc, []).append(r)
     steps = previous.get("steps") or []
     by_digest = {s["digest"]: s for s in steps if s.get("digest")}
     found: dict[str, set[str] | None] = {}  # digest -> candidate record ids (None: cannot tell)
@@ -133,6 +162,8 @@ def presence_from_records(previous: dict, records: list[dict]) -> dict[str, bool
             found[d] = None
             return None
         desc = cache_description(s)
+        if desc is not None and not desc.startswith("mount / from exec "):
+            desc = f"{s.get('index')}\0{desc}"
         if desc is None:
             found[d] = None
             return None

@@ -17,13 +17,17 @@ import os
 import re
 import secrets
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from analyzer import dockerfile as dfmod
+from analyzer.model import ContextInput, Project, Record, RecordStep
 
-from analyzer.buildx import BuildArgs, RunResult
+from analyzer.buildx import BuildArgs
 from analyzer.graph import BuildGraph, Step
 from analyzer.provenance import LLBStep, Provenance
+
+if TYPE_CHECKING:
+    from analyzer.sources import BuildArgValues, BuildInput
 
 SCHEMA = "cachewhy.record/v1"
 
@@ -88,18 +92,17 @@ def _redact_env(entry: Any, hasher: Hasher) -> Any:
     return f"{name}={hasher(value)}" if eq else entry
 
 
-def _step_inputs(prov: Provenance, llb: LLBStep) -> tuple[list[str], list[dict], list[str]]:
+def _step_inputs(prov: Provenance, llb: LLBStep) -> tuple[list[str], list[ContextInput], list[str]]:
     """Which images, which parts of the local context and which remote
     sources (URLs, git) one op reads directly."""
     images: list[str] = []
     remotes: list[str] = []
-    context: list[dict] = []
+    context: list[ContextInput] = []
     inputs = [prov.steps.get(i) for i in llb.input_ids]
 
     def source_of(index: int) -> dict | None:
-        if 0 <= index < len(inputs) and inputs[index] is not None:
-            return (inputs[index].op.get("Op") or {}).get("source")
-        return None
+        found = inputs[index] if 0 <= index < len(inputs) else None
+        return (found.op.get("Op") or {}).get("source") if found is not None else None
 
     for index in range(len(inputs)):
         src = source_of(index)
@@ -145,8 +148,8 @@ def step_id(digest: str) -> str:
     return digest.split(":", 1)[-1][:12]
 
 
-def step_dict(step: Step, prov: Provenance | None, hasher: Hasher) -> dict:
-    out: dict[str, Any] = {
+def step_dict(step: Step, prov: Provenance | None, hasher: Hasher) -> RecordStep:
+    out: RecordStep = {
         "id": step_id(step.digest),
         "digest": step.digest,
         "name": _safe_name(step),
@@ -168,7 +171,7 @@ def step_dict(step: Step, prov: Provenance | None, hasher: Hasher) -> dict:
         "platform": step.platform,
     }
     llb = prov.op_for(step.digest) if prov is not None else None
-    if llb is not None:
+    if prov is not None and llb is not None:
         op = redact_op(llb.op, hasher)
         out["op"] = op
         out["op_hash"] = hashlib.sha256(canonical(op).encode()).hexdigest()
@@ -250,14 +253,14 @@ def values_in_names(steps: Iterable[Step]) -> dict[str, str]:
     return out
 
 
-def known_values(args: BuildArgs, prov: Provenance | None, hasher: Hasher,
+def known_values(build_args: "BuildArgValues", prov: Provenance | None, hasher: Hasher,
                  dockerfile_text: str | None = None) -> dict[str, str]:
     """Hash -> value for the values this build knows in clear: its build args (command
     line and provenance), the env values of its ops, the ARG/ENV values its Dockerfile
     writes. Only `--show-values` reads it, at report time; it never enters a record.
     A previous build's values are not here: its record holds only their hashes."""
-    out: dict[str, str] = {}
-    values = [v for v in args.build_args.values() if v is not None]
+    out = build_args.reveal_table(hasher)
+    values: list[str] = []
     if prov is not None:
         values += [v for k, v in prov.args.items() if k.startswith("build-arg:")]
         for llb in prov.steps.values():
@@ -274,14 +277,19 @@ def known_values(args: BuildArgs, prov: Provenance | None, hasher: Hasher,
     return out
 
 
-def project_of(args: BuildArgs, dockerfile_path: Path | None) -> dict:
+def project_of(args: BuildArgs, dockerfile_path: Path | None) -> Project:
     """What makes two builds comparable: context, Dockerfile, target, platforms."""
-    ctx = args.context_dir
+    return project(args.context, args.context_dir, dockerfile_path, args.target, args.platforms)
+
+
+def project(context: str | None, context_dir: Path | None, dockerfile_path: Path | None, target: str | None,
+            platforms: list[str]) -> Project:
+    """A build's project (record["project"]): what the store finds its previous build by."""
     return {
-        "context": str(ctx.resolve()) if ctx is not None else (args.context or "-"),
+        "context": str(context_dir.resolve()) if context_dir is not None else (context or "-"),
         "dockerfile": str(dockerfile_path.resolve()) if dockerfile_path is not None else "-",
-        "target": args.target,
-        "platforms": sorted(args.platforms),
+        "target": target,
+        "platforms": sorted(platforms),
     }
 
 
@@ -315,56 +323,54 @@ def follow_paths(df: Any, context: str | None = None) -> list[str] | None:
     return sorted(set(clean))
 
 
-def make_record(*, record_id: str, args: BuildArgs, result: RunResult, graph: BuildGraph,
-                prov: Provenance | None, dockerfile_path: Path | None, dockerfile_text: str | None,
-                snapshot: dict | None, messages: list[str], hasher: Hasher, complete: bool,
-                named_snapshots: dict | None = None) -> dict:
-    build_args = {name: (hasher(value) if value is not None else None) for name, value in args.build_args.items()}
-    values = {name: value for name, value in args.build_args.items() if value}
-    if prov is not None:
-        for key, value in prov.args.items():
-            if key.startswith("build-arg:"):
-                build_args.setdefault(key[len("build-arg:"):], hasher(value))
-                values.setdefault(key[len("build-arg:"):], value)
+def build_record(inp: "BuildInput", *, record_id: str, graph: BuildGraph, hasher: Hasher,
+                 complete: bool) -> Record:
+    """The record of one build (schema cachewhy.record/v1, docs/record-json.md)."""
+    prov = inp.provenance
+    inv = inp.invocation
+    prov_args = prov.args if prov is not None else None
+    build_args = inv.build_args.hashed(hasher, prov_args)
     ordered = graph.ordered()
-    for name, value in values_in_names(ordered).items():  # what BuildKit wrote into the names
-        values.setdefault(name, value)
-    scrub = make_scrubber(values)
+    # and what BuildKit wrote into the vertex names (a log's values are known only there)
+    scrub = inv.build_args.scrubber(prov_args, learned=values_in_names(ordered))
     steps = [step_dict(s, prov, hasher) for s in ordered]
     for st in steps:  # text BuildKit expanded with build-arg values (names, errors) loses them here
-        for key in ("instruction", "name", "error"):
-            if st.get(key):
-                st[key] = scrub(st[key])
+        if st["instruction"]:
+            st["instruction"] = scrub(st["instruction"])
+        if st["name"]:
+            st["name"] = scrub(st["name"])
+        if st["error"]:
+            st["error"] = scrub(st["error"])
     return {
         "schema": SCHEMA,
         "id": record_id,
-        "created": result.started,
-        "completed_at": result.ended,
-        "duration_s": round(result.ended - result.started, 3),
+        "created": inp.started,
+        "completed_at": inp.ended,
+        "duration_s": round(inp.ended - inp.started, 3),
         "complete": complete,
-        "exit_code": result.returncode,
-        "interrupted": result.interrupted,
-        "project": project_of(args, dockerfile_path),
+        "exit_code": inp.exit_code,
+        "interrupted": inp.interrupted,
+        "project": inp.project,
         "invocation": {
-            "argv": redact_argv((["--quiet"] if getattr(args, "quiet", False) else []) + args.argv),
-            "builder": args.builder,
-            "no_cache": args.no_cache,
-            "no_cache_filter": args.no_cache_filter,
-            "cache_from": args.cache_from,
-            "cache_to": args.cache_to,
+            "argv": list(inv.argv),
+            "builder": inv.builder,
+            "no_cache": inv.no_cache,
+            "no_cache_filter": inv.no_cache_filter,
+            "cache_from": inv.cache_from,
+            "cache_to": inv.cache_to,
         },
         "build_args": build_args,
         "buildx_ref": None,
         "has_provenance": prov is not None,
         "hash_key_id": hasher(_KEY_ID_INPUT),  # records with other ids hashed their values with another key
-        "dockerfile_text": dockerfile_text,
+        "dockerfile_text": inp.dockerfile_text,
         # uri -> "alg:digest": image digests, downloaded files' sha256, git commits
         "materials": [[uri, next((f"{alg}:{d}" for alg, d in digest.items()), None)]
                       for uri, digest in (prov.materials if prov else [])],
-        "messages": [scrub(m[:500]) for m in messages if m.startswith(("WARNING", "ERROR"))][:50],
+        "messages": [scrub(m[:500]) for m in inp.events.messages if m.startswith(("WARNING", "ERROR"))][:50],
         "steps": steps,
-        "snapshot": snapshot,
+        "snapshot": inp.snapshot,
         # name -> snapshot of each named local build context (--build-context NAME=DIR);
         # records without it (older ones) compare the main context only
-        "named_snapshots": named_snapshots or None,
+        "named_snapshots": inp.named_snapshots or None,
     }

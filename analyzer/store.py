@@ -61,7 +61,9 @@ import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, cast
+
+from analyzer.model import Project, Record
 
 try:
     import fcntl
@@ -165,7 +167,7 @@ def _check_project(project: Any, where: str) -> None:
         raise StoreError(f"{where}: project.platforms is not a list of strings")
 
 
-def project_key(project: dict) -> str:
+def project_key(project: Project | dict) -> str:
     """sha256 of the canonical JSON of context, dockerfile, target, platforms.
 
     Platforms are compared as a set (sorted, duplicates dropped). Builds with
@@ -288,7 +290,7 @@ def settle_v1(record: dict) -> dict:
     return record
 
 
-def parse_record(data: bytes, where: str) -> dict:
+def parse_record(data: bytes, where: str) -> Record:
     """Decode, upgrade and validate the bytes of a record file."""
     if not data.strip():
         raise StoreError(f"{where}: empty file (truncated)")
@@ -309,7 +311,7 @@ def parse_record(data: bytes, where: str) -> dict:
         raise StoreError(f"{where}: not a record (JSON {type(record).__name__})")
     record = upgrade_record(record, where)
     validate_record(record, where)
-    return settle_v1(record)
+    return cast(Record, settle_v1(record))  # checked by validate_record: a Record from here on
 
 
 # --------------------------------------------------------------------------
@@ -323,7 +325,7 @@ def _entry_line(entry: dict, scan: bool) -> bytes:
     return (json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
 
 
-def _entry_from_record(record: dict, rid: str, summary: dict | None) -> dict:
+def _entry_from_record(record: Record, rid: str, summary: dict | None) -> dict:
     p = record["project"]
     return {
         "id": rid,
@@ -589,7 +591,7 @@ class Store:
         except sqlite3.Error as e:
             raise StoreError(f"cannot update index {self.index_path}: {e}") from None
 
-    def _read_record(self, path: Path) -> dict:
+    def _read_record(self, path: Path) -> Record:
         try:
             with open(path, "rb") as f:
                 data = f.read()
@@ -612,7 +614,7 @@ class Store:
             raise StoreError(f"cannot read index {self.index_path}: {e}") from None
         ids, problems = self._scan_names()
         entries = {rid: e for rid, e in index.items() if rid in ids}
-        repair: list[tuple[dict, dict]] = []
+        repair: list[tuple[dict, Record]] = []
         for rid in sorted(ids - index.keys()):
             path = self.path_for(rid)
             try:
@@ -633,7 +635,7 @@ class Store:
 
     # ---- public API ------------------------------------------------------
 
-    def save(self, record: dict, summary: dict | None = None) -> Path:
+    def save(self, record: Record, summary: dict | None = None) -> Path:
         """Write `record` as ``<id>.json`` and index it; return the file's path.
 
         `summary` is a small JSON-able dict kept in the index (hit ratio,
@@ -674,7 +676,7 @@ class Store:
         if limit is not None and limit < 0:
             raise ValueError("limit must be >= 0")
         entries, problems = self._entries()
-        values = entries.values()
+        values = list(entries.values())
         if project is not None:
             key = project_key(project)
             values = [e for e in values if e["project_key"] == key]
@@ -691,10 +693,18 @@ class Store:
         db = self.index(create=False)
         if db is None:
             return ix.connect(":memory:"), [], []
-        ids, problems = self._scan_names()
-        indexed = set(ix.ids(db))
-        if ids - indexed:
+        try:
+            names = os.listdir(self.root)
+        except OSError:
+            names = None
+        indexed = {r[0] for r in db.execute("SELECT id FROM builds")}
+        problems: list[str] = []
+        # the names of the record files present: what `_scan_names` checks one by one is
+        # checked only when some file is not indexed (then `_entries` repairs and says why)
+        ids = {n[:-len(SUFFIX)] for n in names if n.endswith(SUFFIX) and not n.startswith(".")} if names else set()
+        if names is None or not ids <= indexed:
             _, problems = self._entries()
+            ids, _ = self._scan_names()
         if db.execute("SELECT 1 FROM builds WHERE steps = 0 LIMIT 1").fetchone():
             _, more = self.fill_steps()
             problems += more
@@ -719,7 +729,10 @@ class Store:
                 problems.append(f"{e}; skipped")
         if loaded:
             try:
-                self._write(lambda db: [ix.set_steps(db, rid, rec) for rid, rec in loaded])
+                def fill(db: sqlite3.Connection) -> None:
+                    for rid, rec in loaded:
+                        ix.set_steps(db, rid, rec)
+                self._write(fill)
             except StoreError as e:
                 problems.append(str(e))
         return len(loaded), problems
@@ -769,7 +782,7 @@ class Store:
             )
         return self.path_for(matches[0])
 
-    def load(self, ref: str | os.PathLike[str]) -> dict:
+    def load(self, ref: str | os.PathLike[str]) -> Record:
         """The record `ref` names (see `resolve`), upgraded to `SCHEMA` and checked."""
         return self._read_record(self.resolve(ref))
 
@@ -785,7 +798,8 @@ class Store:
         time if that record is indexed, else by id, which sorts by time);
         `complete` unless `include_incomplete`, in which case the newest
         record of either kind. Failed builds (exit_code != 0) count: the
-        newest complete record wins whatever its exit code. Index only.
+        newest complete record wins whatever its exit code, unless it reached
+        no Dockerfile step. Index only.
         """
         key = project_key(project)
         entries, _ = self._entries()
@@ -799,6 +813,10 @@ class Store:
                 candidates = [e for e in candidates if e["id"] < before_id]
         if not include_incomplete:
             candidates = [e for e in candidates if e["complete"]]
+        # a build that stopped before its steps (Dockerfile error, --check, --call) is never a
+        # baseline: every step of the next build would look new
+        # (the summary's `no_steps`, which deliver.deliver writes)
+        candidates = [e for e in candidates if not e["summary"].get("no_steps")]
         if not candidates:
             return None
         return max(candidates, key=_sort_key)["id"]
@@ -818,7 +836,7 @@ class Store:
         with self._locked():
             old = {e["id"]: (e, scan) for e, scan in ix.entries(db)}
             ids, _ = self._scan_names()
-            fresh: list[tuple[dict, dict, bool]] = []
+            fresh: list[tuple[dict, Record, bool]] = []
             for rid in sorted(ids):
                 try:
                     record = self._read_record(self.path_for(rid))

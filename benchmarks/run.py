@@ -21,6 +21,14 @@ NAMES (comma-separated; default all, in this order):
   load      6a-6b  a wrapped build of 2,000 steps with 100 MB of step logs
                    (issue 8), against plain buildx: overhead, peak memory
                    (needs an engine; about 12 minutes, --quick 300 steps)
+  trends    7a-7c  `cachewhy trends` over 100,000 generated builds (20 projects
+                   x 60 steps), `history` of 10,000, one build into the index
+                   (issue 16; the stores take some minutes to generate once)
+  predict   8a-8d  issue 15: the acceptance corpus replayed with `build
+                   --predict` (statuses and roots predicted right, none
+                   predicted cached that rebuilt); `cachewhy predict` on the
+                   unchanged 50,000-file context against build's snapshot
+                   (needs an engine of its own: the corpus prunes it)
 
 The engine: figure 1 runs docker as found in the environment (after
 `eval "$(scripts/engine.sh up)"`), or, with --engine-dir DIR, starts a
@@ -70,7 +78,7 @@ from common import (
     table,
 )
 
-NAMES = ("wrapper", "startup", "log", "snapshot", "explain", "store", "load")
+NAMES = ("wrapper", "startup", "log", "snapshot", "explain", "store", "load", "trends", "predict")
 
 
 def ensure_jq() -> None:
@@ -124,10 +132,10 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.time()
     env = why = None
-    if "wrapper" in names or "startup" in names or "load" in names:
+    if "wrapper" in names or "startup" in names or "load" in names or "predict" in names:
         import bench_wrapper
 
-        if "wrapper" in names or "load" in names:
+        if "wrapper" in names or "load" in names or "predict" in names:
             env, why = bench_wrapper.engine_env(cfg.engine_dir)
             if env is None:
                 log(f"figure 1 (wrapper): {why}")
@@ -172,6 +180,14 @@ def main(argv: list[str] | None = None) -> int:
                 import bench_store
 
                 got = bench_store.run(cfg, cfg.fixtures)
+            elif name == "trends":
+                import bench_trends
+
+                got = bench_trends.run(cfg, cfg.fixtures)
+            elif name == "predict":
+                import bench_predict
+
+                got = bench_predict.run(cfg, cfg.fixtures, env, why or "")
             else:
                 import bench_load
 

@@ -83,6 +83,17 @@ def series_multistage(tmp: Path, prefix: str = "multistage", plugin_dir: Path | 
     capture(f"{prefix}-change", ctx, plugin_dir=plugin_dir)
 
 
+def series_features(tmp: Path) -> None:
+    """Heredocs, a continuation line and COPY --link (issue 14): cold, then the
+    heredoc body of lines 2-5 edited (line 4)."""
+    ctx = fresh_copy("features", tmp)
+    docker("buildx", "prune", "-af")
+    capture("features-cold", ctx)
+    df = ctx / "Dockerfile"
+    df.write_text(df.read_text().replace("echo two > /two", "echo three > /two"))
+    capture("features-edit", ctx)
+
+
 def series_failing(tmp: Path) -> None:
     ctx = fresh_copy("failing", tmp)
     docker("buildx", "prune", "-af")
@@ -91,7 +102,7 @@ def series_failing(tmp: Path) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--only", help="comma-separated series: multistage, failing, old")
+    ap.add_argument("--only", help="comma-separated series: multistage, failing, features, old")
     ap.add_argument("--old-buildx", help="path to a buildx 0.13 plugin binary (default: scripts/engine.sh old-buildx)")
     ap.add_argument("--allow-prune", action="store_true", help="prune the build cache of a non-private engine")
     opts = ap.parse_args()
@@ -99,7 +110,7 @@ def main() -> None:
     if ".engine" not in host and not opts.allow_prune:
         sys.exit("regen: this prunes the whole build cache; run it on the private engine "
                  "(eval \"$(scripts/engine.sh up)\") or pass --allow-prune")
-    only = set(opts.only.split(",")) if opts.only else {"multistage", "failing", "old"}
+    only = set(opts.only.split(",")) if opts.only else {"multistage", "failing", "features", "old"}
     OUT.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="cachewhy-regen-") as t:
         tmp = Path(t)
@@ -107,6 +118,8 @@ def main() -> None:
             series_multistage(tmp)
         if "failing" in only:
             series_failing(tmp)
+        if "features" in only:
+            series_features(tmp)
         if "old" in only:
             binary = opts.old_buildx or subprocess.run(
                 ["bash", str(REPO / "scripts" / "engine.sh"), "old-buildx"], check=True,

@@ -21,7 +21,10 @@ SLSA_PREFIX = "https://slsa.dev/provenance/"
 _PRED_TYPE = "in-toto.io/predicate-type"
 #: FrontendAttrs that say which project a build is (BuildKit has no context path:
 #: buildx sends the context through the session, by name only)
-IDENTITY_ATTRS = ("filename", "target", "platform", "build-arg:BUILDKIT_BUILD_NAME", "vcs:source", "context")
+IDENTITY_ATTRS = ("filename", "target", "build-arg:BUILDKIT_BUILD_NAME", "vcs:source", "vcs:localdir:context",
+                  "vcs:localdir:dockerfile", "context")
+#: the build name scripts/engine.sh gives its self-test build: explain and watch skip it
+ENGINE_CHECK_NAME = "cachewhy-engine-check"
 
 
 def rfc3339(ts: Any) -> str:
@@ -126,10 +129,35 @@ def identity(record: Any) -> dict[str, str]:
     return {k: attrs[k] for k in IDENTITY_ATTRS if attrs.get(k)}
 
 
+def platforms(record: Any) -> list[str]:
+    """The platforms a build was for (sorted; [] when the builder's default)."""
+    return sorted(p.strip() for p in (record.FrontendAttrs.get("platform") or "").split(",") if p.strip())
+
+
+def is_engine_check(record: Any) -> bool:
+    """A build that only checks the engine works (scripts/engine.sh up): no one's project."""
+    return record.FrontendAttrs.get("build-arg:BUILDKIT_BUILD_NAME") == ENGINE_CHECK_NAME
+
+
 def describe(record: Any) -> str:
     """A short label: `ref (name)`."""
     name = record.FrontendAttrs.get("build-arg:BUILDKIT_BUILD_NAME")
     return f"{record.Ref}" + (f" ({name})" if name else "")
+
+
+def headline(record: Any) -> str:
+    """Which build: `ref (name), YYYY-MM-DD HH:MM:SS, Dockerfile --target T --platform P`."""
+    import time  # noqa: PLC0415
+
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record.CreatedAt.seconds))
+    attrs = record.FrontendAttrs
+    what = attrs.get("vcs:localdir:dockerfile", "").rstrip("/") + "/" if attrs.get("vcs:localdir:dockerfile") else ""
+    what += attrs.get("filename") or "Dockerfile"
+    if attrs.get("target"):
+        what += f" --target {attrs['target']}"
+    if attrs.get("platform"):
+        what += f" --platform {attrs['platform']}"
+    return f"{describe(record)}, {when}, {what.removeprefix('./')}"
 
 
 @dataclass

@@ -425,12 +425,15 @@ def run(argv: list[str], debug: bool) -> int:
             return result.returncode  # buildx refused the arguments or could not start: it said why
         report = None
         try:
-            from analyzer.pipeline import analyse, deliver  # noqa: PLC0415
+            from analyzer import sources  # noqa: PLC0415
+            from analyzer.deliver import deliver  # noqa: PLC0415
+            from analyzer.pipeline import analyse  # noqa: PLC0415
+            from analyzer.sources.run import from_run  # noqa: PLC0415
 
-            outcome = analyse(events=events, args=args, result=result, dockerfile_text=df_text,
-                              dockerfile_path=df_path, metadata_path=result.metadata_path,
-                              snapshot=baseline.snapshot(), previous=baseline.previous, store=baseline.store,
-                              notes=baseline.notes, named_snapshots=baseline.named_snapshots())
+            inp = from_run(events, args, result, dockerfile_text=df_text, dockerfile_path=df_path,
+                           snapshot=baseline.snapshot(), named_snapshots=baseline.named_snapshots())
+            outcome = analyse(input=inp, baseline=sources.Baseline(baseline.previous, baseline.notes,
+                                                                   baseline.store))
             report = outcome.report  # the gates read it, even when an output cannot be written
             scored = None
             if prediction is not None:
@@ -466,7 +469,7 @@ def _predict_first(opts: BuildOptions, args, width: int, debug: bool):  # type: 
     """`--predict`: the prediction, shown before buildx starts; a prediction that
     cannot be made is said in one line and the build goes on."""
     try:
-        from analyzer.pipeline import show  # noqa: PLC0415
+        from analyzer.deliver import show  # noqa: PLC0415
         from analyzer.predict import predict  # noqa: PLC0415
 
         got = predict(args, store_dir=opts.store, against=opts.against)
@@ -522,8 +525,10 @@ def _import_analysis() -> None:
     import networkx  # noqa: F401, PLC0415 - the build graph (graph.build_graph)
 
     import analyzer.advice  # noqa: F401, PLC0415 - the report's fixes (report.model imports it when used)
+    import analyzer.deliver  # noqa: F401, PLC0415
     import analyzer.explain  # noqa: F401, PLC0415
     import analyzer.pipeline  # noqa: F401, PLC0415
+    import analyzer.sources.run  # noqa: F401, PLC0415
     import analyzer.provenance  # noqa: F401, PLC0415
     import analyzer.record  # noqa: F401, PLC0415
     import analyzer.report.model  # noqa: F401, PLC0415

@@ -5,18 +5,11 @@ from __future__ import annotations
 import os
 import sys
 
-from analyzer.commands.analyze import (
-    LogSpec,
-    key_store,
-    log_outcome,
-    log_ref,
-    name_build,
-    parse_width,
-    positionals,
-)
+from analyzer import notes as N
 from analyzer.errors import InputError, UsageError
 from analyzer.gates import GATE_HELP, GATE_OPTIONS, GATE_REPEATABLE, Gates
-from analyzer.options import take_options, wants_help
+from analyzer.notes import Note
+from analyzer.options import parse_width, positionals, take_options, wants_help
 from analyzer.outputs import OUTPUT_HELP, OUTPUT_OPTIONS, OUTPUT_SWITCHES, Outputs
 from analyzer.report.rows import fmt_time
 
@@ -186,7 +179,14 @@ def run(argv: list[str], debug: bool) -> int:
         if value is not None and not os.path.isfile(str(value)):
             raise InputError(f"--{opt.replace('_', '-')} {value}: no such file")
 
-    from analyzer.store import open_store  # noqa: PLC0415
+    from analyzer.deliver import shown_report  # noqa: PLC0415
+    from analyzer.explain import explain  # noqa: PLC0415
+    from analyzer.pipeline import make_record  # noqa: PLC0415
+    from analyzer.previous import key_store, name_build  # noqa: PLC0415
+    from analyzer.report.model import build_report  # noqa: PLC0415
+    from analyzer.sources import Baseline  # noqa: PLC0415
+    from analyzer.sources.log import from_log, log_ref, read_metadata  # noqa: PLC0415
+    from analyzer.store import open_store, project_key  # noqa: PLC0415
 
     store = open_store(found.get("store"))  # type: ignore[arg-type]
     named = [name_build(ref, store, label) for ref, label in zip(refs, ("A", "B"))]
@@ -194,46 +194,40 @@ def run(argv: list[str], debug: bool) -> int:
         if not n.is_log and (found.get(f"metadata_{side}") or found.get(f"dockerfile_{side}")):
             raise UsageError(f"--metadata-{side}/--dockerfile-{side} are for a log; {side.upper()} is a record")
     keys = key_store(named, store, writing=False)
-    notes: list[str] = []
+    notes: list[Note] = []
     records: list[dict] = []
     known: dict[str, str] = {}  # hash -> value of the logs' own values, for --show-values
     for n, side in zip(named, ("a", "b")):
-        if n.is_log:
-            spec = LogSpec(n.ref, metadata=found.get(f"metadata_{side}"),  # type: ignore[arg-type]
-                           dockerfile=found.get(f"dockerfile_{side}"), label=side.upper())  # type: ignore[arg-type]
-            outcome = log_outcome(n.events, spec, previous=None, key_store=keys, notes=[])  # type: ignore[arg-type]
-            rec = outcome.record
-            rec["id"] = log_ref(n.ref)
-            rec.pop("report", None)
-            if outputs.show_values and outcome.known_values is not None:
-                known.update(outcome.known_values())
+        if n.events is not None:
+            inp = from_log(n.events, label=side.upper(),
+                           metadata=read_metadata(found.get(f"metadata_{side}")),  # type: ignore[arg-type]
+                           dockerfile=found.get(f"dockerfile_{side}"), record_id=log_ref(n.ref))  # type: ignore[arg-type]
+            made = make_record(inp, Baseline(keys=keys))  # a record only: B's report is made below, against A
+            rec = made.record
+            if outputs.show_values:
+                known.update(made.known_values())
             if not rec.get("has_provenance"):
-                notes.append(f"{side.upper()} ({n.ref}): no provenance: steps were matched by name; ops, base "
-                             "images and remote sources could not be compared")
-            notes += [x for x in outcome.analysis.notes if x.startswith(f"{side.upper()}:")]
+                notes.append(Note(N.PREVIOUS_NO_PROVENANCE, N.COMPARISON,
+                                  f"{side.upper()} ({n.ref}): no provenance: steps were matched by name; ops, "
+                                  "base images and remote sources could not be compared"))
+            notes += inp.source_notes()
             records.append(rec)
         else:
             records.append(n.record)  # type: ignore[arg-type]
     a, b = records
-    from analyzer.store import project_key  # noqa: PLC0415
 
     try:
         same = project_key(a["project"]) == project_key(b["project"])
     except Exception:  # noqa: BLE001 - a damaged project only loses this note
         same = True
     if not same and not (named[0].is_log or named[1].is_log):
-        notes.append("A and B are builds of different projects (context, Dockerfile, target or platforms "
-                     "differ): their steps were matched by stage and instruction")
-
-    from analyzer.explain import explain  # noqa: PLC0415
-    from analyzer.report.model import build_report  # noqa: PLC0415
+        notes.append(Note(N.DIFFERENT_PROJECTS, N.COMPARISON,
+                          "A and B are builds of different projects (context, Dockerfile, target or platforms "
+                          "differ): their steps were matched by stage and instruction"))
 
     analysis = explain(b, a)
     analysis.notes[:0] = notes
-    report = build_report(analysis)
-    from analyzer.pipeline import shown_report  # noqa: PLC0415
-
-    report = shown_report(report, lambda: known, outputs)
+    report = shown_report(build_report(analysis), lambda: known, outputs)
 
     from analyzer.outputs import write_outputs  # noqa: PLC0415
 

@@ -11,23 +11,18 @@ one of `cachewhy build` and `cachewhy analyze`.
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import sys
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from analyzer.buildkit.address import BUILDER_HELP, BUILDER_OPTIONS, parse_target
-from analyzer.errors import EngineError, InputError, UsageError
+from analyzer.errors import UsageError
 from analyzer.gates import GATE_HELP, GATE_OPTIONS, GATE_REPEATABLE, Gates
-from analyzer.options import take_options, wants_help
+from analyzer.options import parse_width, positionals, take_options, wants_help
 from analyzer.outputs import OUTPUT_HELP, OUTPUT_OPTIONS, OUTPUT_SWITCHES, Outputs
 
 if TYPE_CHECKING:
-    from analyzer.pipeline import Outcome
     from analyzer.store import Store
 
 SUMMARY = """\
@@ -80,242 +75,20 @@ _OPTIONS = {**OUTPUT_OPTIONS, **GATE_OPTIONS, **BUILDER_OPTIONS, "--against": "a
             "--width": "width", "--limit": "limit", "--repo": "repo",
             "--since": "since"}
 _SWITCHES = {**OUTPUT_SWITCHES, "--list": "list"}
-#: how many earlier builds of the same identity are looked at for the previous one
-_MAX_CANDIDATES = 6
-#: the share of Dockerfile lines an earlier build must have to be the same project
-_MIN_SHARED = 0.5
 
 
-# --------------------------------------------------------------------------
-# picking builds in the history
-
-
-def select(records: list[Any], ref: str | None) -> int:
-    """The index in `records` (newest first) of the build REF names."""
-    if not records:
-        raise InputError("the builder's history holds no completed build")
-    if ref is None or ref in ("^0", "last"):
-        return 0
-    if ref.startswith("^"):
-        try:
-            n = int(ref[1:])
-        except ValueError:
-            raise UsageError(f"{ref!r}: ^N takes a number") from None
-        if not 0 <= n < len(records):
-            raise InputError(f"{ref}: the builder's history holds {len(records)} completed build(s)")
-        return n
-    ref = ref.rsplit("/", 1)[-1]
-    hits = [i for i, r in enumerate(records) if r.Ref == ref] or \
-           [i for i, r in enumerate(records) if r.Ref.startswith(ref)]
-    if not hits:
-        raise InputError(f"no build {ref!r} in the builder's history (`cachewhy explain --list` lists them)")
-    if len(hits) > 1:
-        raise InputError(f"{ref!r} names {len(hits)} builds: give more of the ref")
-    return hits[0]
-
-
-def _similar(a: str | None, b: str | None) -> float:
-    if a is None or b is None:
-        return 0.0
-    la = {x.strip() for x in a.splitlines() if x.strip() and not x.lstrip().startswith("#")}
-    lb = {x.strip() for x in b.splitlines() if x.strip() and not x.lstrip().startswith("#")}
-    return len(la & lb) / max(1, len(la | lb))
-
-
-def dockerfile_of(predicate: dict | None, fetched: Any = None) -> str | None:
-    if predicate is None:
-        return fetched.error_dockerfile if fetched is not None else None
-    from analyzer.provenance import from_predicate  # noqa: PLC0415
-
+def say_which(line: str, width: int) -> None:
+    """The report's first line: which build it explains (on stderr, with the
+    report). What does not fit goes on a second line: ref, name and when first."""
+    lines = [line]
+    if len(line) > width and ", " in line:
+        head, _, what = line.rpartition(", ")
+        lines = [head, "  " + what]
+    lines = [x if len(x) <= width else x[: width - 1] + "\u2026" for x in lines]
     try:
-        return from_predicate(predicate).dockerfile_text
-    except InputError:
-        return None
-
-
-@dataclass
-class Previous:
-    fetched: Any | None
-    notes: list[str] = field(default_factory=list)
-
-
-def find_previous(client: Any, records: list[Any], index: int, current: Any) -> Previous:
-    """The newest earlier build of the same identity whose Dockerfile is most alike."""
-    from analyzer.buildkit.history import fetch_build, identity  # noqa: PLC0415
-
-    me = records[index]
-    ident = identity(me)
-    older = [r for r in records[index + 1:] if identity(r) == ident][:_MAX_CANDIDATES]
-    if not older:
-        return Previous(None, [f"no earlier build of the same Dockerfile ({ident.get('filename', 'Dockerfile')}"
-                               f"{', target ' + ident['target'] if ident.get('target') else ''}) in the "
-                               f"builder's history to compare with"])
-    text = dockerfile_of(current.predicate, current)
-    best = 0.0
-    for rec in older:
-        fetched = fetch_build(client, rec)
-        if text is None:  # a failed build without its source: the newest one of the same identity
-            return Previous(fetched)
-        score = _similar(text, dockerfile_of(fetched.predicate, fetched))
-        if score >= _MIN_SHARED:
-            return Previous(fetched)
-        best = max(best, score)
-    return Previous(None, [f"the {len(older)} earlier build(s) of the same Dockerfile name in the builder's "
-                           f"history have other Dockerfiles (at most {best:.0%} of lines shared): not "
-                           f"compared (give --against a record to compare with)"])
-
-
-# --------------------------------------------------------------------------
-# from a fetched build to a record
-
-
-def events_of(fetched: Any) -> Any:
-    from analyzer.events import BuildEvents  # noqa: PLC0415
-
-    events = BuildEvents()
-    for status in fetched.statuses:
-        events.apply(status)
-    if fetched.failed:
-        events.add_message(f"ERROR: failed to build: {fetched.record.error.message or 'build failed'}")
-    return events
-
-
-def outcome_of(fetched: Any, *, label: str, previous: dict | None, key_store: "Store | None",
-               notes: list[str], fallback_text: str | None = None, snapshot: dict | None = None) -> "Outcome":
-    """The record and analysis of a history build, through analyze's log pipeline."""
-    from analyzer.commands.analyze import LogSpec, log_outcome  # noqa: PLC0415
-
-    events = events_of(fetched)
-    if not events.vertices:
-        raise InputError(f"{label}: its history record holds no build steps")
-    from analyzer.launch import make_workdir  # noqa: PLC0415 - private, swept if we are killed
-
-    tmpdir = make_workdir()
-    meta = None
-    try:
-        if fetched.predicate is not None:
-            meta = os.path.join(tmpdir, "metadata.json")
-            Path(meta).write_text(json.dumps({"buildx.build.provenance": fetched.predicate}), encoding="utf-8")
-        spec = LogSpec("-", metadata=meta, dockerfile=None, context=None, label=label,
-                       fallback_text=fallback_text, snapshot=snapshot)
-        outcome = log_outcome(events, spec, previous=previous, key_store=key_store,
-                              notes=[*fetched.notes, *notes])
-    finally:
-        shutil.rmtree(tmpdir, ignore_errors=True)
-    if fallback_text is not None and fallback_text == fetched.error_dockerfile:
-        # its own Dockerfile (from its error), not another build's: say so
-        notes_now = outcome.analysis.notes
-        for i, n in enumerate(notes_now):
-            if n.startswith(label) and "lines of the other build's Dockerfile" in n:
-                notes_now[i] = (f"{label}: failed, so it has no provenance: its steps were mapped by name to "
-                                f"the lines of its Dockerfile as its error gives it; LLB ops and base images "
-                                f"were not compared")
-        _rebuild_report(outcome)
-    return outcome
-
-
-def _rebuild_report(outcome: "Outcome") -> None:
-    from analyzer.report.model import build_report  # noqa: PLC0415
-
-    ref = outcome.report.get("build", {}).get("ref")
-    outcome.report = build_report(outcome.analysis)
-    if ref is not None:
-        outcome.report["build"]["ref"] = ref
-    outcome.record["report"] = outcome.report
-
-
-def explain_build(client: Any, records: list[Any], index: int, *, store: "Store",
-                  against: str | None, repo: str | None = None) -> "Outcome":
-    """Fetch, compare and analyse the build at records[index]."""
-    from analyzer.buildkit.history import describe, fetch_build  # noqa: PLC0415
-
-    current = fetch_build(client, records[index])
-    notes: list[str] = []
-    previous_record: dict | None = None
-    fallback: str | None = None  # a failed build has no provenance: the lines of the one before
-    keys: Store | None = None
-    git = None  # both builds' context files, read from git where buildx recorded revisions
-    if against:
-        from analyzer.commands.analyze import name_build  # noqa: PLC0415
-
-        named = name_build(against, store, "--against")
-        if named.record is None:
-            raise InputError(f"--against {against}: give a stored record (id, ^N) or a record file")
-        previous_record = named.record
-        fallback = previous_record.get("dockerfile_text")
-        keys = store if named.key_dir is not None else None
-    else:
-        prev = find_previous(client, records, index, current)
-        notes += prev.notes
-        if prev.fetched is not None:
-            from analyzer.vcs import contexts_from_git  # noqa: PLC0415
-
-            git = contexts_from_git(prev.fetched.record.FrontendAttrs, current.record.FrontendAttrs, repo)
-            if git.note:
-                notes.append(git.note)
-            label = f"previous build ({describe(prev.fetched.record)})"
-            prev_outcome = outcome_of(prev.fetched, label=label, previous=None, key_store=None, notes=[],
-                                      snapshot=git.before)
-            previous_record = prev_outcome.record
-            previous_record["id"] = f"history {prev.fetched.record.Ref}"
-            fallback = dockerfile_of(prev.fetched.predicate)
-            notes += [n for n in prev_outcome.analysis.notes if n.startswith("previous build")]
-    outcome = outcome_of(current, label="this build", previous=previous_record, key_store=keys, notes=notes,
-                         fallback_text=(current.error_dockerfile or fallback) if current.predicate is None else None,
-                         snapshot=git.now if git is not None else None)
-    outcome.record["id"] = f"history {current.record.Ref}"
-    outcome.report["build"]["ref"] = outcome.record["id"]
-    add_eviction_evidence(client, outcome)
-    return outcome
-
-
-def add_eviction_evidence(client: Any, outcome: "Outcome") -> None:
-    """For cache-evicted roots: what the builder's cache holds now, in a note."""
-    if not any(m.root and m.cause.kind == "cache-evicted" for m in outcome.analysis.misses):
-        return
-    try:
-        records = client.disk_usage()
-    except EngineError as exc:
-        note = f"cache-evicted: the builder's cache could not be inspected ({exc})"
-    else:
-        note = eviction_note(records, time.time())
-    outcome.analysis.notes.append(note)
-    _rebuild_report(outcome)
-
-
-def eviction_note(records: list[Any], now: float) -> str:
-    total = sum(r.Size for r in records if r.Size > 0)
-    created = [r.CreatedAt.seconds for r in records if r.HasField("CreatedAt") and r.CreatedAt.seconds]
-    oldest = f"; its oldest entry is {_age(now - min(created))} old" if created else ""
-    return (f"cache-evicted: the builder's cache now holds {len(records)} entries, {total / 1e6:.1f} MB{oldest}: "
-            "entries older or beyond its size limit are garbage-collected (or were pruned)")
-
-
-def _age(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    for unit, n in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= n:
-            return f"{seconds // n}{unit}"
-    return f"{seconds}s"
-
-
-# --------------------------------------------------------------------------
-# --list
-
-
-def list_records(records: list[Any], out: Any = None) -> None:
-    out = out or sys.stdout
-    out.write(f"{'REF':<27} {'WHEN':<19}  {'STATUS':<9} {'STEPS':>5} {'CACHED':>6}  DOCKERFILE / TARGET / NAME\n")
-    for r in records:
-        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.CreatedAt.seconds))
-        status = "failed" if r.HasField("error") and r.error.code else "completed"
-        attrs = r.FrontendAttrs
-        what = attrs.get("filename", "Dockerfile")
-        if attrs.get("target"):
-            what += f" --target {attrs['target']}"
-        if attrs.get("build-arg:BUILDKIT_BUILD_NAME"):
-            what += f" ({attrs['build-arg:BUILDKIT_BUILD_NAME']})"
-        out.write(f"{r.Ref:<27} {when:<19}  {status:<9} {r.numTotalSteps:>5} {r.numCachedSteps:>6}  {what}\n")
+        sys.stderr.write("\n".join(lines) + "\n")
+    except BrokenPipeError:
+        pass
 
 
 # --------------------------------------------------------------------------
@@ -342,10 +115,13 @@ def parse_duration(text: str) -> float:
 def explain_recent(client: Any, records: list[Any], after: float, *, store: "Store", outputs: Outputs,
                    gates: Gates, width: int, repo: str | None) -> int:
     """Each build created after `after` (epoch seconds), oldest first: a paragraph each."""
-    from analyzer.commands.watch import explained  # noqa: PLC0415
     from analyzer.outputs import render_json, write_file  # noqa: PLC0415
+    from analyzer.watching import explained  # noqa: PLC0415
 
-    picked = [i for i, r in enumerate(records) if r.CreatedAt.seconds + r.CreatedAt.nanos / 1e9 >= after]
+    from analyzer.buildkit.history import is_engine_check  # noqa: PLC0415
+
+    picked = [i for i, r in enumerate(records) if r.CreatedAt.seconds + r.CreatedAt.nanos / 1e9 >= after
+              and not is_engine_check(r)]
     if not picked:
         sys.stderr.write(f"cachewhy: no build in the builder's history since "
                          f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(after))}\n")
@@ -371,8 +147,6 @@ def run(argv: list[str], debug: bool) -> int:
     if wants_help(argv):
         sys.stdout.write(USAGE)
         return 0
-    from analyzer.commands.analyze import parse_width, positionals  # noqa: PLC0415
-
     found, rest = take_options(argv, _OPTIONS, switches=_SWITCHES, repeatable=GATE_REPEATABLE)
     refs = positionals(argv, rest, "explain")
     if len(refs) > 1:
@@ -400,7 +174,9 @@ def run(argv: list[str], debug: bool) -> int:
     target = parse_target(found)
 
     from analyzer.buildkit.connect import Client  # noqa: PLC0415
+    from analyzer.sources.history import list_records, pick  # noqa: PLC0415
     from analyzer.store import open_store  # noqa: PLC0415
+    from analyzer.watching import explain_build  # noqa: PLC0415
 
     store = open_store(found.get("store"))  # type: ignore[arg-type]
     with Client(target) as client:
@@ -415,11 +191,13 @@ def run(argv: list[str], debug: bool) -> int:
             except BrokenPipeError:  # `cachewhy explain --since 1d | head`: the reader went away
                 os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
                 return 0
-        index = select(records, refs[0] if refs else None)
+        index = pick(records, refs[0] if refs else None)
         outcome = explain_build(client, records, index, store=store, against=found.get("against"),  # type: ignore[arg-type]
                                 repo=found.get("repo"))  # type: ignore[arg-type]
 
-    from analyzer.pipeline import deliver  # noqa: PLC0415
+    from analyzer.buildkit.history import headline  # noqa: PLC0415
+    from analyzer.deliver import deliver  # noqa: PLC0415
 
+    say_which(f"Build {headline(records[index])}", width)
     deliver(outcome, outputs, None, width)  # a history build is the builder's, not kept in the store
     return gates.apply(outcome.report, 0)

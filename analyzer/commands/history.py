@@ -147,7 +147,7 @@ def _builder_history(target: "Target", limit: int | None) -> None:
     """The builder's own history records beside the store's (read over gRPC:
     imported only here, so a plain `history` stays fast)."""
     from analyzer.buildkit.connect import Client  # noqa: PLC0415
-    from analyzer.commands.explain import list_records  # noqa: PLC0415
+    from analyzer.sources.history import list_records  # noqa: PLC0415
 
     with Client(target) as client:
         records = client.history()

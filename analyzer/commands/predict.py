@@ -64,7 +64,7 @@ def run(argv: list[str], debug: bool) -> int:
     from analyzer.predict import predict  # noqa: PLC0415
 
     outcome = predict(args, store_dir=found.get("store"), against=found.get("against"))  # type: ignore[arg-type]
-    from analyzer.pipeline import publish  # noqa: PLC0415
+    from analyzer.deliver import publish  # noqa: PLC0415
 
     publish(outcome.report, outputs, width, known=outcome.known_values)
     return gates.apply(outcome.report, 0)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import sys
 
-from analyzer.commands.analyze import parse_width, positionals
+from analyzer import notes as N
 from analyzer.errors import UsageError
 from analyzer.gates import GATE_HELP, GATE_OPTIONS, GATE_REPEATABLE, Gates
-from analyzer.options import take_options, wants_help
+from analyzer.notes import Note
+from analyzer.options import parse_width, positionals, take_options, wants_help
 from analyzer.outputs import OUTPUT_HELP, OUTPUT_OPTIONS, OUTPUT_SWITCHES, Outputs
 
 SUMMARY = """\
@@ -73,11 +74,13 @@ def report_of(record: dict, store) -> tuple[dict, object]:  # type: ignore[no-un
         note = f" ({exc})"
     analysis = explain(record, previous)
     if previous is not None:
-        analysis.notes.insert(0, f"this record was kept without its report: explained again against "
-                                 f"{previous['id']}, the build before it of the same project in the store")
+        analysis.notes.insert(0, Note(N.NO_REPORT, N.RECORD,
+                                      f"this record was kept without its report: explained again against "
+                                      f"{previous['id']}, the build before it of the same project in the store"))
     else:
-        analysis.notes.insert(0, "this record was kept without its report, and the store holds no earlier "
-                                 f"build of its project to explain it against{note}: causes are not known")
+        analysis.notes.insert(0, Note(N.NO_REPORT, N.RECORD,
+                                      "this record was kept without its report, and the store holds no earlier "
+                                      f"build of its project to explain it against{note}: causes are not known"))
     return build_report(analysis), analysis
 
 
@@ -94,7 +97,8 @@ def run(argv: list[str], debug: bool) -> int:
     width = parse_width(found)
 
     from analyzer.explain import Analysis  # noqa: PLC0415
-    from analyzer.pipeline import Outcome, deliver  # noqa: PLC0415
+    from analyzer.deliver import deliver  # noqa: PLC0415
+    from analyzer.pipeline import Outcome  # noqa: PLC0415
     from analyzer.store import open_store  # noqa: PLC0415
 
     store = open_store(found.get("store"))  # type: ignore[arg-type]

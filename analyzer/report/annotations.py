@@ -19,9 +19,10 @@ from pathlib import Path
 from analyzer import causes
 from analyzer.report import escape as esc
 from analyzer.report.rows import fmt_time, kind_text, relative_path, root_rows
+from analyzer.model import Report
 
 
-def render(report: dict, base: Path | None = None) -> str:
+def render(report: Report, base: Path | None = None) -> str:
     """The annotation lines, each ending with a newline; "" when nothing was rebuilt."""
     path = (report.get("build") or {}).get("dockerfile")
     file = relative_path(path, base)
@@ -32,8 +33,8 @@ def render(report: dict, base: Path | None = None) -> str:
         props = []
         if file:
             props.append(f"file={esc.workflow_prop(file)}")
-            if row.miss.get("line"):
-                props.append(f"line={int(row.miss['line'])}")
+            if line := row.miss.get("line"):
+                props.append(f"line={int(line)}")
         props.append(f"title={esc.workflow_prop('cachewhy: ' + row.kind)}")
         message = f"{row.where} {esc.truncate(row.instruction, 200)} \u2014 {kind_text(row.kind)}"
         if row.detail:

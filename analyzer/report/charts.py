@@ -30,7 +30,7 @@ def available() -> bool:
     return True
 
 
-_RC = {"svg.fonttype": "none", "svg.hashsalt": "cachewhy-trends", "font.size": 9,
+_RC: dict[str, Any] = {"svg.fonttype": "none", "svg.hashsalt": "cachewhy-trends", "font.size": 9,
        "axes.spines.top": False, "axes.spines.right": False}
 
 
@@ -43,7 +43,7 @@ def _styled(fn: Any) -> Any:
     def wrapper(*a: Any, **k: Any) -> Any:
         import matplotlib  # noqa: PLC0415
 
-        with matplotlib.rc_context(_RC):
+        with matplotlib.rc_context(_RC):  # type: ignore[arg-type]  # its stubs list every key as a Literal
             return fn(*a, **k)
     return wrapper
 
@@ -102,8 +102,8 @@ def lost_by_cause(project: dict) -> str:
         bottom = [b + y for b, y in zip(bottom, ys)]
     ax.set_ylabel(f"time lost ({unit})")
     _ticks(ax, _labels(project))
-    if kinds:
-        ax.legend(loc="upper left", fontsize=8, frameon=False)
+    if kinds:  # above the plot, where no bar can hide it
+        fig.legend(loc="outside upper left", fontsize=8, frameon=False, ncols=min(3, len(kinds)))
     ax.grid(axis="y", alpha=0.3)
     return _svg(fig)
 
@@ -119,7 +119,7 @@ def strip(project: dict) -> str:
     code = {"C": 0, "R": 1, "F": 2, ".": 3, "-": 3}
     grid = [[code.get(c, 3) for c in row] for row in rows]
     n_steps, n_builds = len(grid), len(st["builds"])
-    fig = _figure(6.4, min(1.0 + 0.16 * n_steps, 9.0))
+    fig = _figure(9.6, min(0.6 + 0.16 * n_steps, 9.0))
     ax = fig.add_subplot()
     if n_steps and n_builds:
         ax.pcolormesh(grid, cmap=ListedColormap([_CACHED, _REBUILT, _FAILED, _ABSENT]), vmin=-0.5, vmax=3.5,
@@ -127,9 +127,7 @@ def strip(project: dict) -> str:
     ax.invert_yaxis()
     labels = [f"{s['line'] or '-'} {s['instruction'][:28]}" for s in st["steps"]]
     ax.set_yticks([i + 0.5 for i in range(n_steps)], labels, fontsize=7)
-    ax.set_xticks([])
-    ax.set_xlabel(f"the newest {n_builds} builds, oldest first (green cached, orange rebuilt, "
-                  "dark red failed, grey not run)", fontsize=8)
+    ax.set_xticks([])  # the page's heading says what the cells are
     for side in ("left", "bottom"):
         ax.spines[side].set_visible(False)
     return _svg(fig)

@@ -18,6 +18,7 @@ import subprocess
 from analyzer.errors import CachewhyError
 from analyzer.report import escape as esc
 from analyzer.report.rows import fmt_time, headline, kind_text, root_rows
+from analyzer.model import Report, ReportStep
 
 LABEL_CHARS = 48
 
@@ -37,7 +38,7 @@ INSTALL_HINT = ("Graphviz's `dot` is not installed: install Graphviz (Debian/Ubu
                 "`apt-get install graphviz`, macOS: `brew install graphviz`)")
 
 
-def _label(step: dict) -> str:
+def _label(step: ReportStep) -> str:
     text = esc.truncate(esc.one_line(step.get("instruction") or step.get("name") or step.get("id") or ""),
                         LABEL_CHARS)
     if step.get("line") is None:
@@ -58,7 +59,7 @@ def _id(prefix: str, step_id: str) -> str:
     return esc.dot_str(prefix + step_id)
 
 
-def render(report: dict) -> str:
+def render(report: Report) -> str:
     """The DOT text of the build graph, ending with a newline."""
     steps = {s["id"]: s for s in report.get("steps") or [] if s.get("id")}
     misses = {m["id"]: m for m in report.get("misses") or []}
@@ -104,8 +105,8 @@ def render(report: dict) -> str:
     for i in sorted(shown, key=order):
         s = steps[i]
         stages = {s.get("stage")} | {o.get("stage") for o in s.get("also_at") or []}
-        if s.get("stage") and len(stages) == 1 and i not in small:
-            clusters.setdefault(s["stage"], []).append(i)
+        if (stage := s.get("stage")) and len(stages) == 1 and i not in small:
+            clusters.setdefault(stage, []).append(i)
         else:
             outside.append(i)
 
@@ -166,6 +167,6 @@ def to_svg(dot_text: str) -> str:
     return res.stdout.decode("utf-8", "replace")
 
 
-def render_svg(report: dict) -> str:
+def render_svg(report: Report) -> str:
     """The build graph as SVG (needs Graphviz's `dot`)."""
     return to_svg(render(report))

@@ -26,6 +26,7 @@ from analyzer.report.rows import (
     status_counts,
     step_rows,
 )
+from analyzer.model import Report
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 
@@ -74,7 +75,7 @@ footer { margin-top: 32px; color: var(--muted); font-size: 12px; }
 _XML_PROLOGUE = re.compile(r"<\?xml[^>]*\?>|<!DOCTYPE[^>]*>|<!--.*?-->", re.DOTALL)
 
 
-def _graph_svg(report: dict) -> tuple[str | None, str | None]:
+def _graph_svg(report: Report) -> tuple[str | None, str | None]:
     """(inline SVG, None), or (None, why there is none)."""
     if not dot.dot_available():
         return None, ("The build graph needs Graphviz's <code>dot</code>, which was not installed when this "
@@ -101,14 +102,14 @@ def _cause_link(kind: str) -> str:
     return f'<a href="{esc.html(url)}">{text}</a>'
 
 
-def _started(report: dict) -> str:
+def _started(report: Report) -> str:
     ts = (report.get("build") or {}).get("started")
     if not isinstance(ts, (int, float)) or ts < 1e9:
         return ""
     return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _fixes(report: dict, roots: list) -> list[str]:
+def _fixes(report: Report, roots: list) -> list[str]:
     """Issue 6's advice: the first fix of each root (with the time it would
     have saved), then the advice tied to no miss; each links its rule's page."""
     items = []
@@ -125,7 +126,7 @@ def _fixes(report: dict, roots: list) -> list[str]:
     return ['<h3>Fixes</h3><ul class="fixes">' + "".join(items) + "</ul>"] if items else []
 
 
-def render(report: dict) -> str:
+def render(report: Report) -> str:
     """The whole page, ending with a newline."""
     build = report.get("build") or {}
     summ = report.get("summary") or {}

@@ -22,6 +22,8 @@ from analyzer.report.rows import (
     step_rows,
 )
 
+from analyzer.model import Report
+
 ADVICE_DOCS = "https://github.com/cachewhy/cachewhy/blob/main/docs/advice/{rule}.md"
 
 
@@ -46,7 +48,7 @@ def _advice_lines(roots: list[RootRow]) -> list[str]:
     return [*out, ""] if out else []
 
 
-def render(report: dict) -> str:
+def render(report: Report) -> str:
     """The whole Markdown report, ending with a newline."""
     build = report.get("build") or {}
     prev = report.get("previous")

@@ -8,21 +8,24 @@ from __future__ import annotations
 from typing import Any
 
 from analyzer.explain import Analysis, Cause
+from analyzer.model import CauseDict, Report
+from analyzer.notes import texts
 
 SCHEMA = "cachewhy.report/v1"
 
 
-def _cause(c: Cause) -> dict[str, Any]:
-    out: dict[str, Any] = {"kind": c.kind, "detail": c.detail}
+def _cause(c: Cause) -> CauseDict:
+    out: CauseDict = {"kind": c.kind, "detail": c.detail}
     if c.files is not None:
         files = c.files or {}
-        out["files"] = {k: list(files.get(k) or []) for k in ("added", "modified", "removed")}
+        out["files"] = {"added": list(files.get("added") or []), "modified": list(files.get("modified") or []),
+                        "removed": list(files.get("removed") or [])}
     if c.root_id:
         out["root"] = c.root_id
     return out
 
 
-def build_report(analysis: Analysis) -> dict[str, Any]:
+def build_report(analysis: Analysis) -> Report:
     cur = analysis.current
     project = cur.get("project") or {}
     steps = cur.get("steps") or []
@@ -34,7 +37,7 @@ def build_report(analysis: Analysis) -> dict[str, Any]:
     failed = sum(1 for s in cacheable if s.get("status") == "failed")
     rebuilt_time = sum(s.get("duration_s") or 0.0 for s in cacheable if s.get("status") == "rebuilt")
     roots = analysis.roots
-    report = {
+    report: Report = {
         "schema": SCHEMA,
         "build": {
             "ref": cur.get("id"),
@@ -90,7 +93,7 @@ def build_report(analysis: Analysis) -> dict[str, Any]:
             }
             for m in analysis.misses
         ],
-        "notes": list(analysis.notes),
+        "notes": texts(analysis.notes),
     }
     from analyzer.advice import attach  # noqa: PLC0415 - issue 6: fixes under root misses
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from analyzer import causes
 from analyzer.report import escape as esc
+from analyzer.model import Report, ReportMiss, ReportStep
 
 MAX_FILES = 10  # per root cause; more are counted, not named
 
@@ -53,7 +54,7 @@ def relative_path(path: str | None, base: Path | None = None) -> str | None:
     return rel.as_posix()
 
 
-def dockerfile_name(report: dict, base: Path | None = None) -> str:
+def dockerfile_name(report: Report, base: Path | None = None) -> str:
     """The Dockerfile as a reader of a CI report knows it: relative to the workspace, else its name."""
     path = (report.get("build") or {}).get("dockerfile")
     rel = relative_path(path, base)
@@ -68,7 +69,7 @@ def dockerfile_name(report: dict, base: Path | None = None) -> str:
 class RootRow:
     """One root cause as the tables show it (text unescaped)."""
 
-    miss: dict
+    miss: ReportMiss
     where: str  # "Dockerfile:6"
     instruction: str
     kind: str
@@ -81,7 +82,7 @@ class RootRow:
     time_lost_s: float
 
 
-def root_rows(report: dict, base: Path | None = None) -> list[RootRow]:
+def root_rows(report: Report, base: Path | None = None) -> list[RootRow]:
     misses = report.get("misses") or []
     by_id = {m["id"]: m for m in misses}
     name = dockerfile_name(report, base)
@@ -89,12 +90,15 @@ def root_rows(report: dict, base: Path | None = None) -> list[RootRow]:
     for m in misses:
         if not m.get("root"):
             continue
-        cause = m.get("cause") or {}
+        cause = m["cause"]
+        changes = cause.get("files")
         files: list[tuple[str, str]] = []
-        for change in ("added", "modified", "removed"):
-            files.extend((f, change) for f in (cause.get("files") or {}).get(change) or [])
+        if changes:
+            files += [(f, "added") for f in changes.get("added") or []]
+            files += [(f, "modified") for f in changes.get("modified") or []]
+            files += [(f, "removed") for f in changes.get("removed") or []]
         followers = [by_id[f] for f in m.get("followers") or [] if f in by_id]
-        lines = sorted({x["line"] for x in [m, *followers] if x.get("line")})
+        lines = sorted({line for x in [m, *followers] if (line := x.get("line"))})
         rows.append(RootRow(
             miss=m,
             where=f"{name}:{m['line']}" if m.get("line") else name,
@@ -122,16 +126,16 @@ class StepRow:
     time: str
     instruction: str
     why: str
-    step: dict = field(repr=False)
+    step: ReportStep = field(repr=False)
 
 
-def step_rows(report: dict) -> tuple[list[StepRow], list[dict]]:
+def step_rows(report: Report) -> tuple[list[StepRow], list[ReportStep]]:
     """The step table: Dockerfile steps in line order, slow internal vertices after them;
     returns (rows, quiet) where quiet are the quick internal/source vertices summed in one row."""
     misses = {m["id"]: m for m in report.get("misses") or []}
     by_id = {m["id"]: m for m in misses.values()}
     rows: list[StepRow] = []
-    quiet: list[dict] = []
+    quiet: list[ReportStep] = []
     for s in report.get("steps") or []:
         status = s.get("status") or "internal"
         if (s.get("line") is None and status in ("internal", "source")
@@ -162,7 +166,7 @@ def step_rows(report: dict) -> tuple[list[StepRow], list[dict]]:
     return rows, quiet
 
 
-def headline(report: dict) -> str:
+def headline(report: Report) -> str:
     """"38% cache hits, 1.1s lost, exit 0" (plain text)."""
     summ = report.get("summary") or {}
     build = report.get("build") or {}
@@ -179,7 +183,7 @@ def headline(report: dict) -> str:
     return ", ".join(parts)
 
 
-def facts(report: dict) -> list[str]:
+def facts(report: Report) -> list[str]:
     """The footer's facts, as in the terminal: hits, rebuilt time, build time, exit code."""
     summ = report.get("summary") or {}
     build = report.get("build") or {}
@@ -196,7 +200,7 @@ def facts(report: dict) -> list[str]:
     return out
 
 
-def status_counts(report: dict) -> str:
+def status_counts(report: Report) -> str:
     counts: dict[str, int] = {}
     for s in report.get("steps") or []:
         if s.get("line") is not None:

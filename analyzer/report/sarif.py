@@ -22,6 +22,7 @@ from analyzer.report.rows import (
     root_rows,
     workspace,
 )
+from analyzer.model import Report
 
 SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
 INFORMATION_URI = "https://github.com/cachewhy/cachewhy"
@@ -42,7 +43,7 @@ def _rule(kind: str) -> dict:
     }
 
 
-def _artifact(report: dict, base: Path) -> tuple[dict | None, dict | None]:
+def _artifact(report: Report, base: Path) -> tuple[dict | None, dict | None]:
     """(artifactLocation, originalUriBaseIds) of the Dockerfile, or (None, None) when it has no file."""
     path = (report.get("build") or {}).get("dockerfile")
     rel = relative_path(path, base)
@@ -54,7 +55,7 @@ def _artifact(report: dict, base: Path) -> tuple[dict | None, dict | None]:
     return None, None
 
 
-def sarif_log(report: dict, base: Path | None = None) -> dict:
+def sarif_log(report: Report, base: Path | None = None) -> dict:
     from analyzer.explain import KINDS  # noqa: PLC0415
 
     base = base or workspace()
@@ -97,8 +98,8 @@ def sarif_log(report: dict, base: Path | None = None) -> dict:
         }
         if artifact is not None:
             region: dict = {}
-            if m.get("line"):
-                start = int(m["line"])
+            if line := m.get("line"):
+                start = int(line)
                 # an instruction continued over several lines (\ or a heredoc) spans them
                 end = start + esc.clean(m.get("instruction") or "").count("\n")
                 region = {"startLine": start, "endLine": end,
@@ -120,7 +121,7 @@ def sarif_log(report: dict, base: Path | None = None) -> dict:
         "columnKind": "unicodeCodePoints",
         "properties": {
             "build_ref": build.get("ref"),
-            "previous_ref": (report.get("previous") or {}).get("ref"),
+            "previous_ref": previous["ref"] if (previous := report.get("previous")) else None,
             "exit_code": build.get("exit_code"),
             "summary": report.get("summary") or {},
             "notes": list(report.get("notes") or []),
@@ -131,7 +132,7 @@ def sarif_log(report: dict, base: Path | None = None) -> dict:
     return {"$schema": SCHEMA_URI, "version": "2.1.0", "runs": [run]}
 
 
-def render(report: dict, base: Path | None = None) -> str:
+def render(report: Report, base: Path | None = None) -> str:
     text = json.dumps(sarif_log(report, base), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
     # bidi controls only occur inside JSON strings: as \u escapes they read the same to a
     # program and cannot reorder what a person reads (escape.py)

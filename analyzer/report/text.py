@@ -6,6 +6,7 @@ from analyzer.console import neutralise_tree
 from analyzer.graph import Status
 from analyzer.report import fit
 from analyzer.report.rows import QUIET_INTERNAL_S, fmt_time, kind_text
+from analyzer.model import Advice, Report, ReportStep
 
 MAY_REBUILD = "may-rebuild"  # a prediction's status of a step it cannot tell (analyzer/predict.py)
 
@@ -21,7 +22,7 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-def _lines(step: dict) -> str:
+def _lines(step: ReportStep) -> str:
     """The LINE column: `12`, or `12-15` for an instruction on several lines
     (continuation lines, heredoc bodies): one step, one row."""
     line, end = step.get("line"), step.get("end_line")
@@ -33,12 +34,12 @@ def _lines(step: dict) -> str:
 _STATUS = {s.value: s for s in Status}
 
 
-def step_table(report: dict, log_tails: dict[str, str] | None = None, width: int = 100,
+def step_table(report: Report, log_tails: dict[str, str] | None = None, width: int = 100,
                colour: bool = False, all_rows: bool = False) -> str:
     """Every step of the build in Dockerfile order with its cache status and time."""
     report, log_tails = neutralise_tree(report), neutralise_tree(log_tails or {})
-    rows: list[tuple[str, str, Status, str, str, dict]] = []
-    quiet: list[dict] = []
+    rows: list[tuple[str, str, Status, str, str, ReportStep]] = []
+    quiet: list[ReportStep] = []
     for s in report.get("steps") or []:
         status = _STATUS.get(s.get("status") or "", Status.INTERNAL)
         if s.get("status") == MAY_REBUILD:
@@ -85,8 +86,8 @@ def step_table(report: dict, log_tails: dict[str, str] | None = None, width: int
                                     f"{_one_line(also.get('detail') or '')}", width, under, under + "  "))
         if status is Status.FAILED:
             indent = " " * (w_line + 2)
-            if step.get("error"):  # wrapped; when too long, its middle goes: the end says what failed
-                out.extend(fit.wrap_end(f"error: {_one_line(step['error'])}", width, indent, indent + "       ", 4))
+            if error := step.get("error"):  # wrapped; when too long, its middle goes: the end says what failed
+                out.extend(fit.wrap_end(f"error: {_one_line(error)}", width, indent, indent + "       ", 4))
             for log_line in (log_tails.get(step.get("id") or "") or "").splitlines()[-8:]:
                 out.append(fit.cut(f"{indent}| {log_line}", width))
     if hidden:
@@ -122,17 +123,17 @@ def _screenful(rows: list) -> tuple[list, str]:
     return keep, f"\u2026 {len(rows) - len(keep)} more rows not shown ({', '.join(parts)}); {_EVERY_ONE}"
 
 
-def _label(step: dict, status: Status) -> str:
+def _label(step: ReportStep, status: Status) -> str:
     return MAY_REBUILD if step.get("status") == MAY_REBUILD else status.value
 
 
-def footer(report: dict, width: int | None = None) -> str:
+def footer(report: Report, width: int | None = None) -> str:
     """The summary line; with `width`, broken between its parts to fit."""
     text = _prediction_footer(report) if report.get("prediction") else _footer(report)
     return text if width is None else "\n".join(fit.join_wrapped(text.split(" \u00b7 "), " \u00b7 ", width, "  "))
 
 
-def _footer(report: dict) -> str:
+def _footer(report: Report) -> str:
     summ = report.get("summary") or {}
     build = report.get("build") or {}
     cached, rebuilt = summ.get("cached") or 0, summ.get("rebuilt") or 0
@@ -152,28 +153,29 @@ def _footer(report: dict) -> str:
     return " \u00b7 ".join(parts)
 
 
-def _prediction_footer(report: dict) -> str:
+def _prediction_footer(report: Report) -> str:
     summ = report.get("summary") or {}
     pred = report["prediction"]
     cached, rebuilt, maybe = summ.get("cached") or 0, summ.get("rebuilt") or 0, summ.get("may_rebuild") or 0
     total = cached + rebuilt + maybe
-    parts = [f"predicted cache hits {cached}/{total} steps" if total else "no cacheable steps"]
+    parts = [f"predicted hits {cached}/{total} steps" if total else "no cacheable steps"]
     if rebuilt:
         parts.append(f"{rebuilt} will rebuild, about {fmt_time(pred.get('expected_s'))}"
                      + (f" + {pred['steps_without_time']} new" if pred.get("steps_without_time") else ""))
     if maybe:
         parts.append(f"{maybe} may rebuild")
-    parts.append("cache checked" if pred.get("cache") == "checked" else "cache assumed")
+    if pred.get("cache") != "checked":
+        parts.append("cache assumed")
     return " \u00b7 ".join(parts)
 
 
-def render(report: dict, log_tails: dict[str, str] | None = None, width: int = 100, colour: bool = False) -> str:
+def render(report: Report, log_tails: dict[str, str] | None = None, width: int = 100, colour: bool = False) -> str:
     """The whole terminal report: the answer first, then the table, then the footer."""
     return "\n".join(["", root_causes(report, width=width, colour=colour), "",
                       step_table(report, log_tails, width=width, colour=colour), footer(report, width)])
 
 
-def root_causes(report: dict, width: int = 100, colour: bool = False) -> str:
+def root_causes(report: Report, width: int = 100, colour: bool = False) -> str:
     """The answer first: root misses, biggest time loss first, with file and line."""
     report = neutralise_tree(report)
     misses = report.get("misses") or []
@@ -185,8 +187,9 @@ def root_causes(report: dict, width: int = 100, colour: bool = False) -> str:
         head = (("Why: nothing was rebuilt before the build stopped" if stopped else "Why: nothing was rebuilt")
                 + (f" (compared with build {prev['ref']})" if prev else ""))
         if pred:
-            head = "Prediction: nothing will be rebuilt" + (f" (compared with build {prev['ref']})" if prev else "")
-        return fit.block("\n".join([*fit.wrap(head, width, "", "  "), *_may_rebuild(report, width),
+            head = _fit_head("Prediction: nothing will be rebuilt",
+                             f"(compared with build {prev['ref']})" if prev else "", width)
+        return fit.block("\n".join([*_wrap_head(head, width), *_may_rebuild(report, width),
                                     *_notes(report, width), *_unmissed_advice(report, width)]), width)
     by_id = {m["id"]: m for m in misses}
     name = (report.get("build") or {}).get("dockerfile") or "Dockerfile"
@@ -198,9 +201,10 @@ def root_causes(report: dict, width: int = 100, colour: bool = False) -> str:
     head = (f"Why: {len(roots)} root cause{'s' if len(roots) != 1 else ''}, {fmt_time(total)} lost"
             + (f" (compared with build {prev['ref']})" if prev else " (no previous build to compare with)"))
     if pred:
-        head = (f"Prediction: {len(roots)} root cause{'s' if len(roots) != 1 else ''}, about {fmt_time(total)} "
-                "to rebuild" + (f" (compared with build {prev['ref']})" if prev else " (no previous build to compare with)"))
-    out = fit.wrap(head, width, "", "  ")
+        head = _fit_head(f"Prediction: {len(roots)} root cause{'s' if len(roots) != 1 else ''}, about "
+                         f"{fmt_time(total)} to rebuild",
+                         f"(compared with build {prev['ref']})" if prev else "(no previous build to compare with)", width)
+    out = _wrap_head(head, width)
     bold, reset = ("\x1b[1m", _RESET) if colour else ("", "")
     for m in roots[:TERMINAL_ROOTS]:
         where = f"{name}:{m.get('line')}" if m.get("line") else name
@@ -208,14 +212,14 @@ def root_causes(report: dict, width: int = 100, colour: bool = False) -> str:
         cause = m["cause"]
         text = f"{kind_text(cause['kind'])}: {_one_line(cause.get('detail') or '')}"
         left = f"  {where:<14} {instr}"
-        line = f"{left}   {text}"
-        if fit.width_of(line) <= width:
-            out.append(bold + line + reset)
+        row = f"{left}   {text}"
+        if fit.width_of(row) <= width:
+            out.append(bold + row + reset)
         else:  # the cause gets lines of its own under the instruction
             out.append(bold + fit.cut(left, width) + reset)
             out.extend(fit.wrap(text, width, " " * 17, " " * 19))
         followers = [by_id[f] for f in m.get("followers") or [] if f in by_id]
-        lines = [x.get("line") for x in [m, *followers] if x.get("line")]
+        lines = [line for x in [m, *followers] if (line := x.get("line"))]
         span = (f" (lines {min(lines)}-{max(lines)})" if lines and min(lines) != max(lines)
                 else (f" (line {lines[0]})" if lines else ""))
         n = 1 + len(followers)
@@ -242,7 +246,20 @@ def _notes(report: dict, width: int) -> list[str]:
     return [x for n in report.get("notes") or [] for x in fit.wrap(f"note: {_one_line(n)}", width, "  ", "        ")]
 
 
-def _may_rebuild(report: dict, width: int) -> list[str]:
+def _wrap_head(head: str, width: int) -> list[str]:
+    """The head's lines (from _fit_head), each wrapped to the width."""
+    return [x for part in head.split("\n") for x in fit.wrap(part, width, part[: len(part) - len(part.lstrip())],
+                                                             "  ")]
+
+
+def _fit_head(head: str, compared: str, width: int) -> str:
+    """The head line, with what it compared with on a line of its own when both do not fit."""
+    if not compared:
+        return head
+    return f"{head} {compared}" if len(head) + 1 + len(compared) <= width else f"{head}\n  {compared}"
+
+
+def _may_rebuild(report: Report, width: int) -> list[str]:
     """A prediction's steps whose rebuild cannot be told from disk, with why."""
     rows = (report.get("prediction") or {}).get("may_rebuild") or []
     name = ((report.get("build") or {}).get("dockerfile") or "Dockerfile").rsplit("/", 1)[-1]
@@ -257,13 +274,13 @@ def _may_rebuild(report: dict, width: int) -> list[str]:
     return out
 
 
-def _unmissed_advice(report: dict, width: int) -> list[str]:
+def _unmissed_advice(report: Report, width: int) -> list[str]:
     """Advice tied to no miss (issue 6: a cached download that may be stale), under the roots."""
     return [line for a in report.get("advice") or [] for line in fit.wrap(
         "fix: " + _one_line(a.get("message") or "").replace("`", ""), width, "  ", " " * 7)]
 
 
-def fix_lines(advice: dict, width: int = 100) -> list[str]:
+def fix_lines(advice: Advice, width: int = 100) -> list[str]:
     """`fix: …` under a root in the "Why:" section, wrapped; with the time it would have saved."""
     saved = advice.get("saved_s")
     text = "fix: " + _one_line(advice.get("message") or "").replace("`", "")

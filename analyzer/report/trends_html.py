@@ -43,7 +43,10 @@ def _charts(p: dict) -> list[str]:
            f'<div class="chart"><h3>Time lost per {p["per"]}, by cause</h3>{charts.lost_by_cause(p)}</div>',
            "</div>"]
     if p["strip"]["cells"]:
-        out.append(f'<div class="chart"><h3>Steps of the newest builds</h3>{charts.strip(p)}</div>')
+        n = len(p["strip"]["builds"])
+        out.append(f'<div class="chart"><h3>Steps of the newest {n} builds</h3><p class="meta">A column per '
+                   "build, oldest first; a row per step of the newest build: green cached, orange rebuilt, "
+                   f"dark red failed, grey not run.</p>{charts.strip(p)}</div>")
     return out
 
 

@@ -216,3 +216,38 @@ def test_a_named_image_context_moved_is_base_image_changed(new_project, images, 
     # the fix names the COPY --from, not the FROM of line 1
     advice = root.get("advice") or []
     assert [a["lines"] for a in advice if a["rule"] == "pin-base-image"] == [[3]], root
+
+
+# ----------------------------------------------------------- smaller defects
+
+def test_copy_link_is_one_step(new_project):
+    df = ("FROM local/busybox:latest\n"
+          "RUN echo NONCE > /nonce\n"
+          "COPY --link a.txt /a.txt\n"
+          "RUN cat /a.txt\n")
+    p = new_project(df, {"a.txt": "a NONCE\n"})  # a layer of its own: never cached before
+    first = p.build()
+    assert first.report["summary"]["rebuilt"] == 3, first.describe()
+    p.write("Dockerfile", df.replace("NONCE >", "NONCE edited >"))
+    b = p.build()
+    # BuildKit: the linked copy is cached (its layer does not depend on the base),
+    # only its merge onto the new base ran
+    rows = [r for r in table_rows(b) if r.split()[0] == "3"]
+    assert len(rows) == 1 and "cached" in rows[0], table_rows(b)
+    assert (b.report["summary"]["cached"], b.report["summary"]["rebuilt"]) == (1, 2), b.describe()
+    assert "cache hits 1/3 steps" in b.err
+    root = assert_root(b, 2, "instruction-changed")
+    assert_cascade(b, 4, root)
+    assert len(b.roots) == 1
+
+
+def test_a_build_arg_with_a_dockerfile_default_was_the_default_not_unset(new_project):
+    p = new_project("ARG BASE=local/busybox:latest\n"
+                    "FROM $BASE\n"
+                    "RUN echo NONCE > /nonce\n")
+    p.build()
+    b = p.build("--build-arg", "BASE=local/busybox:i386")
+    causes = [b.only_root()["cause"], *b.only_root()["also"]]
+    arg = next(c for c in causes if c["kind"] == "build-arg-changed")
+    assert "BASE changed (value redacted): (Dockerfile default) \u2192 h:" in arg["detail"], arg
+    assert "(unset)" not in arg["detail"]

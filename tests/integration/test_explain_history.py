@@ -76,17 +76,17 @@ def test_explain_names_the_root_of_a_plain_build(tmp_path):
     assert report["previous"] == {"ref": f"history {refs[1]}"}  # the build of the same name before it
     roots = [m for m in report["misses"] if m["root"]]
     assert [(m["line"], m["instruction"]) for m in roots] == [(3, "COPY src/ /src/")]
-    # BuildKit keeps no snapshot of the context: explain says it could not compare the files,
-    # never that they changed (nor which)
+    # BuildKit keeps no snapshot of the context: the files are not named, but the
+    # builder's cache still holds the COPY's previous result, so only their content differs
     cause = roots[0]["cause"]
-    assert cause["kind"] == "unknown"
-    assert "not compared" in cause["detail"] and "src" in cause["detail"]
+    assert cause["kind"] == "context-changed" and "files" not in cause
+    assert "by elimination" in cause["detail"] and "src" in cause["detail"]
     followers = [m for m in report["misses"] if not m["root"]]
     assert [m["line"] for m in followers] == [4]
     steps = {s["line"]: s["status"] for s in report["steps"] if s.get("line")}
     assert steps[2] == "cached"
     # the terminal says the same
-    assert "Dockerfile:3" in err and "cause unknown" in err and f"history {refs[1]}" in err
+    assert "Dockerfile:3" in err and "context changed" in err and f"history {refs[1]}" in err
 
     listed = run_cachewhy("explain", "--list", "--limit", "200", timeout=120)
     assert listed.returncode == 0
@@ -125,7 +125,7 @@ def test_watch_explains_a_build_as_it_completes(tmp_path):
         para = next((p for p in text.split("\n\n") if name in p), "")
         assert para, text
         flat = " ".join(para.split())
-        assert "completed" in flat and "Dockerfile:3" in flat and "unknown" in flat
+        assert "completed" in flat and "Dockerfile:3" in flat and "context-changed" in flat
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == 0  # Ctrl-C ends it cleanly
         assert b"Traceback" not in proc.stderr.read()
@@ -183,7 +183,7 @@ def test_explain_against_a_stored_record(tmp_path):
     report = json.loads(res.stdout)
     assert report["previous"]["ref"] != f"history {refs[1]}"  # the stored record, not the history
     roots = [m for m in report["misses"] if m["root"]]
-    assert [(m["line"], m["cause"]["kind"]) for m in roots] == [(3, "unknown")]
+    assert [(m["line"], m["cause"]["kind"]) for m in roots] == [(3, "context-changed")]
     assert sorted(p.name for p in store.rglob("*") if p.is_file()) == kept  # explain keeps no record
 
 
@@ -269,7 +269,9 @@ def test_explain_names_changed_files_from_git_revisions(tmp_path):
     # elsewhere than in the checkout, or with --repo pointing at it
     away = run_cachewhy("explain", refs[0], "--report-json", "-", cwd=REPO.parent, timeout=120)
     away_report = json.loads(away.stdout)
-    assert [m["cause"]["kind"] for m in away_report["misses"] if m["root"]] == ["unknown"]
+    # no files named away from the checkout: the cause by elimination, no file names
+    assert [m["cause"]["kind"] for m in away_report["misses"] if m["root"]] == ["context-changed"]
+    assert all("files" not in m["cause"] for m in away_report["misses"])
     assert any("is not a git checkout" in n for n in away_report["notes"]), away_report["notes"]
     named = run_cachewhy("explain", refs[0], "--repo", str(tmp_path), "--report-json", "-", cwd=REPO.parent,
                          timeout=120)
@@ -286,10 +288,10 @@ def test_explain_says_git_cannot_see_uncommitted_changes(tmp_path):
     assert res.returncode == 0, res.stderr.decode()
     report = json.loads(res.stdout)
     roots = [m for m in report["misses"] if m["root"]]
-    assert [(m["line"], m["cause"]["kind"]) for m in roots] == [(3, "unknown")]
+    assert [(m["line"], m["cause"]["kind"]) for m in roots] == [(3, "context-changed")]
     head = _git(tmp_path, "rev-parse", "HEAD")
     assert any(n.startswith(f"both builds are of git revision {head[:7]}") for n in report["notes"])
-    assert "not compared" in roots[0]["cause"]["detail"]
+    assert roots[0]["cause"]["detail"].startswith("src changed, by elimination")
 
 
 def _engine_socket() -> str:
@@ -464,7 +466,8 @@ def test_a_builder_of_buildx_s_remote_driver(tmp_path):
         res = run_cachewhy("explain", "--builder", builder, "--report-json", "-", env=env, timeout=120)
         assert res.returncode == 0, res.stderr.decode()
         explained = json.loads(res.stdout)
-        assert [(m["line"], m["cause"]["kind"]) for m in explained["misses"] if m["root"]] == [(3, "unknown")]
+        assert [(m["line"], m["cause"]["kind"]) for m in explained["misses"] if m["root"]] == \
+            [(3, "context-changed")]  # by elimination: the remote builder's DiskUsage
     finally:
         subprocess.run(["docker", "buildx", "rm", builder], env=env, capture_output=True, timeout=60)
         bk.close()
@@ -483,7 +486,7 @@ def test_explain_since_explains_each_recent_build_oldest_first(tmp_path):
     reports = [r for r in json.loads(res.stdout) if r["build"]["ref"] in {f"history {x}" for x in refs}]
     assert [r["build"]["ref"] for r in reports] == [f"history {refs[1]}", f"history {refs[0]}"]  # as they ran
     second = [(m["line"], m["cause"]["kind"]) for m in reports[1]["misses"] if m["root"]]
-    assert second == [(3, "unknown")]
+    assert second == [(3, "context-changed")]
     paragraphs = res.stderr.decode()  # with the JSON on stdout, the paragraphs go to stderr
     assert f"Build {refs[0]} (cw-hist-" in paragraphs and "Dockerfile:3 COPY src/ /src/" in paragraphs
     bad = run_cachewhy("explain", "--since", "soon", timeout=60)

@@ -189,6 +189,23 @@ def test_concurrent_builds_keep_every_record_whole(tmp_path, n):
     with ThreadPoolExecutor(max_workers=n) as pool:
         codes = list(pool.map(build, contexts))
     assert codes == [0] * n
+    # the index lost no row: every build and each of its steps indexed by its own save (no repair),
+    # read before anything lists the store (a listing would repair what is missing)
+    import sqlite3  # noqa: PLC0415
+
+    from analyzer.index import step_rows  # noqa: PLC0415
+
+    db = sqlite3.connect(store / "index.db")
+    builds = dict(db.execute("SELECT id, scan FROM builds").fetchall())
+    per_build = dict(db.execute("SELECT b.id, count(s.pos) FROM builds b LEFT JOIN steps s ON s.build = b.n "
+                                "GROUP BY b.id").fetchall())
+    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    db.close()
+    files = sorted(p.stem for p in store.glob("*.json"))
+    assert sorted(builds) == files and set(builds.values()) == {0}
+    for rid in files:
+        record = json.loads((store / f"{rid}.json").read_text())
+        assert per_build[rid] == len(step_rows(record)) >= 2  # COPY and RUN
     entries, problems = Store(store).list_records()
     assert not problems
     assert len(entries) == n

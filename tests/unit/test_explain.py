@@ -14,10 +14,11 @@ from analyzer.events import load_file
 from analyzer.explain import explain, match_steps
 from analyzer.graph import build_graph
 from analyzer.provenance import load_metadata
-from analyzer.record import make_hasher, make_record
+from analyzer.record import build_record, make_hasher
 from analyzer.report import text
 from analyzer.report.model import build_report
 from analyzer.snapshot import snapshot
+from analyzer.sources.run import from_run
 from tests.conftest import PROJECTS, RAWJSON
 
 HASH = make_hasher(b"test-key")
@@ -31,10 +32,9 @@ def record_of(capture: str, context=None, argv=None, snap=None, dockerfile_text=
     prov = load_metadata(RAWJSON / f"{capture}.meta.json").primary()
     graph = build_graph(events, df, prov.vertex_lines() if prov else None)
     args = parse_args([*(argv or []), str(ctx)])
-    result = RunResult(returncode=0, started=1.0, ended=2.0, metadata_path=None)
-    return make_record(record_id=capture, args=args, result=result, graph=graph, prov=prov,
-                       dockerfile_path=ctx / "Dockerfile", dockerfile_text=df_text,
-                       snapshot=snap, messages=events.messages, hasher=HASH, complete=True)
+    result = RunResult(returncode=0, started=1.0, ended=2.0, metadata_path=RAWJSON / f"{capture}.meta.json")
+    inp = from_run(events, args, result, dockerfile_text=df_text, dockerfile_path=ctx / "Dockerfile", snapshot=snap)
+    return build_record(inp, record_id=capture, graph=graph, hasher=HASH, complete=True)
 
 
 @pytest.fixture
@@ -299,3 +299,24 @@ def test_follow_paths_of_a_named_context_and_build_context_arguments():
     assert follow_paths(df, "other") is None  # `/`: all of it
     args = parse_args(["--build-context", "extra=../e", "--build-context=img=docker-image://alpine", "."])
     assert args.build_contexts == {"extra": "../e", "img": "docker-image://alpine"}
+
+
+def test_heredoc_continuation_and_link_captures():
+    """testdata/regen.py's `features` series: a heredoc body edited on line 4."""
+    ctx = PROJECTS / "features"
+    cold = record_of("features-cold", ctx)
+    edit_text = load_metadata(RAWJSON / "features-edit.meta.json").primary().dockerfile_text
+    assert "echo three > /two" in edit_text
+    edit = record_of("features-edit", ctx, dockerfile_text=edit_text)
+    edit["project"] = cold["project"]
+    steps = [(s["line"], s["end_line"], s["keyword"]) for s in edit["steps"] if s["line"]]
+    # one step per instruction, the LINK COPY merge none of them
+    assert steps == [(1, 1, "FROM"), (2, 5, "RUN"), (6, 7, "RUN"), (8, 8, "COPY"), (9, 11, "COPY"), (12, 12, "RUN")]
+    assert all(not s["also_at"] for s in edit["steps"])
+    report = build_report(explain(edit, cold))
+    assert (report["summary"]["cached"], report["summary"]["rebuilt"]) == (1, 4)
+    roots = [m for m in report["misses"] if m["root"]]
+    assert [(m["line"], m["end_line"], m["cause"]["kind"]) for m in roots] == [(2, 5, "instruction-changed")]
+    assert roots[0]["cause"]["detail"] == "RUN <<EOF (line 4): echo two > /two \u2192 echo three > /two"
+    rows = [r.split()[0] for r in text.step_table(report).splitlines()[1:] if r.split()[0][0].isdigit()]
+    assert rows == ["1", "2-5", "6-7", "8", "9-11", "12"]

@@ -65,7 +65,7 @@ def test_notes_and_the_why_header_wrap() -> None:
 
 
 def test_explain_since_paragraph_marks_its_cuts() -> None:
-    from analyzer.commands.watch import paragraph  # noqa: PLC0415
+    from analyzer.watching import paragraph  # noqa: PLC0415
     from analyzer.explain import Cause, Miss  # noqa: PLC0415
 
     instr = "RUN " + "apt-get install -y something " * 5

@@ -12,6 +12,7 @@ from tests.conftest import PROJECTS, RAWJSON
 
 MULTISTAGE = dfmod.parse((PROJECTS / "multistage" / "Dockerfile").read_text())
 FAILING = dfmod.parse((PROJECTS / "failing" / "Dockerfile").read_text())
+FEATURES = dfmod.parse((PROJECTS / "features" / "Dockerfile").read_text())
 
 
 def graph_of(name: str, df: dfmod.Dockerfile, with_provenance: bool = False):
@@ -102,7 +103,8 @@ def test_every_capture_parses_into_a_dag():
     import networkx as nx
 
     for path in sorted(RAWJSON.glob("*.jsonl")):
-        df = FAILING if path.stem == "failing" else MULTISTAGE
+        # each capture with the Dockerfile of its project (testdata/regen.py)
+        df = {"failing": FAILING, "features": FEATURES}.get(path.stem.split("-")[0], MULTISTAGE)
         graph = graph_of(path.stem, df)
         assert isinstance(graph.dag, nx.DiGraph) and nx.is_directed_acyclic_graph(graph.dag), path.name
         assert find_cycle(graph.dag) is None, path.name

@@ -1,0 +1,321 @@
+"""`cachewhy predict` and `build --predict` on the real engine: each cause kind is
+predicted first, then the real build confirms it (the same steps rebuilt, the
+same root lines and kinds), and the terminal says what the JSON says.
+
+Projects carry a fresh nonce in their first step, so their first build is cold
+without touching anybody's cache. The evicted-cache test prunes cache records,
+so it runs on an engine of its own (`private_engine`): on dockerd 28.5 any
+prune drops every cache key, which would break the other tests' builds.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import subprocess
+import tarfile
+import threading
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import BASE_IMAGE, run_cachewhy
+from tests.integration.test_reliability import private_engine  # noqa: F401 - a fixture
+
+pytestmark = pytest.mark.engine
+
+COMMON = ["--network=none", "--output=type=cacheonly"]
+
+
+def docker(*args: str, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    res = subprocess.run(["docker", *args], capture_output=True, timeout=300, env=env)
+    if check and res.returncode != 0:
+        raise AssertionError(f"docker {' '.join(args)}: {res.stderr.decode(errors='replace')[-2000:]}")
+    return res
+
+
+class Project:
+    def __init__(self, root: Path, dockerfile: str, files: dict[str, str] | None = None,
+                 env: dict | None = None) -> None:
+        self.ctx = root / "ctx"
+        self.store = root / "store"
+        self.out = root / "out"
+        self.ctx.mkdir(parents=True)
+        self.out.mkdir()
+        self.nonce = uuid.uuid4().hex[:12]
+        self.env = env
+        self.n = 0
+        self.write("Dockerfile", dockerfile)
+        for name, text in (files or {}).items():
+            self.write(name, text)
+
+    def write(self, name: str, text: str) -> None:
+        (self.ctx / name).write_text(text.replace("NONCE", self.nonce))
+
+    def run(self, command: str, *args: str, rc: int = 0) -> tuple[str, dict]:
+        self.n += 1
+        report = self.out / f"{command}{self.n}.json"
+        res = run_cachewhy(command, "--store", str(self.store), "--report-json", str(report), "--width", "80",
+                           *COMMON, *args, str(self.ctx), env=self.env)
+        err = res.stderr.decode(errors="replace")
+        assert res.returncode == rc, f"{command}: exit {res.returncode}, expected {rc}\n{err[-4000:]}"
+        assert "Traceback" not in err and "internal error" not in err, err
+        if command == "predict":  # one 80-column screen
+            assert all(len(line) <= 80 for line in err.splitlines()
+                       if not line.startswith(("cachewhy: ", "  note: "))), err
+        return err, json.loads(report.read_text())
+
+    def predict(self, *args: str, rc: int = 0) -> tuple[str, dict]:
+        err, report = self.run("predict", *args, rc=rc)
+        assert report["prediction"]["baseline"], report  # the marker, and what it compared with
+        return err, report
+
+    def build(self, *args: str) -> tuple[str, dict]:
+        return self.run("build", *args)
+
+
+@pytest.fixture
+def new_project(tmp_path: Path):
+    count = [0]
+
+    def make(dockerfile: str, files: dict[str, str] | None = None, env: dict | None = None) -> Project:
+        count[0] += 1
+        return Project(tmp_path / f"p{count[0]}", dockerfile, files, env)
+    return make
+
+
+def rebuilt(report: dict) -> list[int]:
+    return sorted(s["line"] for s in report["steps"] if s.get("line") and s["status"] in ("rebuilt", "failed"))
+
+
+def roots(report: dict) -> list[tuple[int, str]]:
+    return sorted((m["line"], m["cause"]["kind"]) for m in report["misses"] if m["root"])
+
+
+def confirmed(predicted: dict, built: dict) -> None:
+    """The build did what the prediction said: same steps rebuilt, same roots, same words."""
+    assert rebuilt(predicted) == rebuilt(built), (predicted["steps"], built["steps"])
+    assert roots(predicted) == roots(built), (predicted["misses"], built["misses"])
+    for p, b in zip(sorted((m for m in predicted["misses"] if m["root"]), key=lambda m: m["line"]),
+                    sorted((m for m in built["misses"] if m["root"]), key=lambda m: m["line"])):
+        assert p["cause"].get("files") == b["cause"].get("files")
+        if p["cause"]["kind"] != "base-image-changed":  # the build's digest is the index's, see below
+            assert p["cause"]["detail"] == b["cause"]["detail"], (p, b)
+
+
+def test_unchanged_predicts_nothing(new_project):
+    p = new_project("FROM local/busybox:latest\nWORKDIR /w-NONCE\nCOPY a.txt .\nRUN cat a.txt\n", {"a.txt": "a\n"})
+    p.build()
+    err, report = p.predict()
+    assert "Prediction: nothing will be rebuilt" in err and "(compared with build" in err
+    assert report["misses"] == [] and report["summary"]["cached"] == 3 and report["summary"]["rebuilt"] == 0
+    assert report["prediction"]["cache"] == "checked"
+    assert "predicted hits 3/3 steps" in err
+    _, built = p.build()
+    assert rebuilt(built) == []
+
+
+def test_file_edit_predicted_then_confirmed(new_project):
+    p = new_project("FROM local/busybox:latest\nWORKDIR /w-NONCE\nCOPY a.txt b.txt ./\nRUN cat a.txt b.txt\n",
+                    {"a.txt": "a\n", "b.txt": "b\n"})
+    p.build()
+    p.write("b.txt", "b changed\n")
+    err, predicted = p.predict()
+    assert roots(predicted) == [(3, "context-changed")]
+    assert predicted["misses"][0]["cause"]["files"] == {"added": [], "modified": ["b.txt"], "removed": []}
+    assert "Prediction: 1 root cause" in err and "context changed: b.txt modified" in err
+    assert "2 steps will rebuild" in err
+    _, built = p.build()
+    confirmed(predicted, built)
+
+
+def test_instruction_edit_predicted_then_confirmed(new_project):
+    p = new_project("FROM local/busybox:latest\nWORKDIR /w-NONCE\nRUN echo one > f\nRUN cat f\n")
+    p.build()
+    p.write("Dockerfile", "FROM local/busybox:latest\nWORKDIR /w-NONCE\nRUN echo two > f\nRUN cat f\n")
+    err, predicted = p.predict()
+    assert roots(predicted) == [(3, "instruction-changed")]
+    assert rebuilt(predicted) == [3, 4]
+    assert "instruction changed: RUN echo one > f \u2192 RUN echo two > f" in err
+    _, built = p.build()
+    confirmed(predicted, built)
+
+
+def test_new_instruction_has_no_time_but_is_counted(new_project):
+    p = new_project("FROM local/busybox:latest\nWORKDIR /w-NONCE\nRUN echo one > f\n")
+    p.build()
+    p.write("Dockerfile", "FROM local/busybox:latest\nWORKDIR /w-NONCE\nRUN echo one > f\nRUN cat f\n")
+    err, predicted = p.predict()
+    assert roots(predicted) == [(4, "instruction-changed")]
+    assert predicted["prediction"]["steps_without_time"] == 1
+    assert "note: 1 new step: no time known from the last build" in err
+    _, built = p.build()
+    confirmed(predicted, built)
+
+
+def test_build_arg_predicted_then_confirmed(new_project):
+    p = new_project("FROM local/busybox:latest\nWORKDIR /w-NONCE\nARG V=1\nRUN echo $V > f\nRUN cat f\n")
+    p.build("--build-arg", "V=secret-one")
+    err, predicted = p.predict("--build-arg", "V=secret-two")
+    assert roots(predicted) == [(4, "build-arg-changed")]
+    assert rebuilt(predicted) == [4, 5]
+    assert "secret-one" not in err and "secret-two" not in err  # values stay hashed
+    assert "build-arg changed: V changed (value redacted)" in err
+    _, built = p.build("--build-arg", "V=secret-two")
+    confirmed(predicted, built)
+    # back to the Dockerfile's default: a change again, predicted as the build sees it
+    _, predicted = p.predict()
+    _, built = p.build()
+    confirmed(predicted, built)
+
+
+def test_env_edit_predicted_then_confirmed(new_project):
+    p = new_project("FROM local/busybox:latest\nWORKDIR /w-NONCE\nENV MODE=fast\nRUN echo $MODE > f\n")
+    p.build()
+    p.write("Dockerfile", "FROM local/busybox:latest\nWORKDIR /w-NONCE\nENV MODE=slow\nRUN echo $MODE > f\n")
+    _, predicted = p.predict()
+    assert roots(predicted) == [(4, "env-changed")]
+    _, built = p.build()
+    confirmed(predicted, built)
+
+
+@pytest.fixture
+def imported_image(tmp_path: Path):
+    """`docker import` of the base image's files under a tag of this test's own; call
+    again to move the tag to a new import (one more file). Removed afterwards."""
+    tag = f"local/predict-{uuid.uuid4().hex[:10]}:latest"
+    rootfs = tmp_path / "rootfs.tar"
+    name = f"predict-{uuid.uuid4().hex[:10]}"
+    docker("create", "--name", name, BASE_IMAGE, "true")
+    try:
+        docker("export", "-o", str(rootfs), name)
+    finally:
+        docker("rm", "-f", name, check=False)
+    imports = [0]
+
+    def make() -> str:
+        imports[0] += 1
+        tar = tmp_path / f"rootfs{imports[0]}.tar"
+        with tarfile.open(rootfs) as src, tarfile.open(tar, "w") as dst:
+            for member in src.getmembers():
+                dst.addfile(member, src.extractfile(member) if member.isfile() else None)
+            extra = tmp_path / "version"
+            extra.write_text(f"{imports[0]}\n")
+            dst.add(str(extra), arcname="version")
+        docker("import", str(tar), tag)
+        return docker("image", "inspect", "--format", "{{.Id}}", tag).stdout.decode().strip()
+
+    yield tag, make
+    docker("image", "rm", "-f", tag, check=False)
+
+
+def test_base_image_moved_predicted_then_confirmed(new_project, imported_image):
+    tag, make = imported_image
+    old = make()
+    p = new_project(f"FROM {tag}\nWORKDIR /w-NONCE\nRUN cat /version > v\n")
+    p.build()
+    new = make()
+    assert new != old
+    err, predicted = p.predict()
+    assert roots(predicted) == [(2, "base-image-changed")]
+    assert rebuilt(predicted) == [2, 3]
+    detail = predicted["misses"][0]["cause"]["detail"]
+    assert old[:19] in detail and new[:19] in detail, detail
+    images = predicted["prediction"]["images"]
+    assert [(i["digest"], i["from"]) for i in images] == [(new, "local image store")]
+    assert "base image changed" in err
+    _, built = p.build()
+    confirmed(predicted, built)
+    assert built["misses"][0]["cause"]["detail"] == detail
+
+
+def test_gates_on_a_prediction(new_project):
+    p = new_project("FROM local/busybox:latest\nWORKDIR /w-NONCE\nCOPY a.txt .\nRUN sleep 1 && cat a.txt\n",
+                    {"a.txt": "a\n"})
+    p.build()
+    p.write("a.txt", "b\n")
+    err, _ = p.predict("--fail-on", "context-changed", rc=4)
+    assert "cachewhy: gate: root cause context-changed at Dockerfile:3" in err
+    err, _ = p.predict("--fail-above-time", "0.5s", rc=4)
+    assert "cachewhy: gate: the rebuilt steps will take" in err and "above the budget of 0.5s" in err
+    p.predict("--fail-above-time", "10m")
+    p.predict("--fail-on", "base-image-changed")
+    res = run_cachewhy("predict", "--fail-above-time", "soon", str(p.ctx))
+    assert res.returncode == 2 and b"--fail-above-time takes a duration" in res.stderr
+
+
+def test_build_predict_scores_and_history_shows_it(new_project):
+    p = new_project("FROM local/busybox:latest\nWORKDIR /w-NONCE\nCOPY a.txt .\nRUN cat a.txt\n", {"a.txt": "a\n"})
+    p.build()
+    p.write("a.txt", "b\n")
+    err, built = p.build("--predict")
+    assert err.index("Prediction: 1 root cause") < err.index("Why: 1 root cause")
+    assert "Prediction right: 3/3 step statuses, 1/1 root causes" in err
+    assert "predicted to rebuild   3, 4" in err and "rebuilt                3, 4" in err
+    from analyzer.store import Store  # noqa: PLC0415
+
+    record = Store(p.store).load(built["build"]["ref"])
+    score = record["prediction"]
+    assert score["steps_right"] == score["steps"] == 3 and score["roots_right"] == 1
+    assert score["predicted_rebuilt"] == score["rebuilt"] == [3, 4] and score["wrongly_cached"] == []
+    res = run_cachewhy("history", "--store", str(p.store))
+    lines = res.stdout.decode().splitlines()
+    assert lines[0].split()[6] == "PRED" and lines[1].split()[7] == "3/3", lines  # WHEN is two words
+    assert lines[2].split()[7] == "-", lines
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_add_url_is_marked_may_rebuild_never_cached(new_project, tmp_path):
+    served = tmp_path / "served"
+    served.mkdir()
+    (served / "f.txt").write_text("one\n")
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(served)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/f.txt"
+        p = new_project(f"FROM local/busybox:latest\nWORKDIR /w-NONCE\nADD {url} /f.txt\nRUN cat /f.txt\n")
+        p.build()
+        (served / "f.txt").write_text("two\n")
+        err, predicted = p.predict()
+        steps = {s["line"]: s["status"] for s in predicted["steps"] if s.get("line")}
+        assert steps[3] == steps[4] == "may-rebuild" and steps[2] == "cached"
+        assert [m["line"] for m in predicted["prediction"]["may_rebuild"]] == [3, 4]
+        assert "without --checksum" in predicted["prediction"]["may_rebuild"][0]["reason"]
+        assert "may rebuild: Dockerfile:3" in err and "1 may rebuild" not in err and "2 may rebuild" in err
+        _, built = p.build()
+        assert rebuilt(built) == [3, 4]  # the server's file moved: BuildKit fetched it again
+    finally:
+        server.shutdown()
+
+
+def test_evicted_cache_predicted_then_confirmed(new_project, private_engine):  # noqa: F811
+    env, _pid = private_engine
+    p = new_project("FROM local/busybox:latest\nWORKDIR /w-NONCE\nRUN echo NONCE > f\nRUN cat f\n",
+                    env=env)
+    p.build()
+    _, predicted = p.predict()
+    assert rebuilt(predicted) == [] and predicted["prediction"]["cache"] == "checked"
+    # the engine is this test's own: its whole build cache goes (on dockerd 28.5 a prune of
+    # any record drops every cache key, so a partial prune would rebuild all the same)
+    docker("buildx", "prune", "-af", env=env)
+    err, predicted = p.predict()
+    assert roots(predicted) == [(2, "cache-evicted")], predicted["misses"]
+    assert rebuilt(predicted) == [2, 3, 4]
+    assert "cache evicted: the step and its inputs are identical to the previous build" in " ".join(err.split())
+    _, built = p.build()
+    confirmed(predicted, built)
+
+
+def test_no_builder_answer_says_the_cache_was_assumed(new_project):
+    p = new_project("FROM local/busybox:latest\nWORKDIR /w-NONCE\nRUN echo hi\n")
+    p.build()
+    res = run_cachewhy("predict", "--store", str(p.store), "--builder", "no-such-builder", *COMMON, str(p.ctx))
+    err = res.stderr.decode()
+    assert res.returncode == 0, err
+    assert "assumed the cache still holds the last build" in err and "cache assumed" in err
