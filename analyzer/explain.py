@@ -125,7 +125,8 @@ def _text_change(old: list[str], new: list[str], new_line: int | None) -> str:
     was = " \u23ce ".join(x.strip() for x in old[head:len(old) - tail]) or "(no line)"
     now = " \u23ce ".join(x.strip() for x in new[head:len(new) - tail]) or "(no line)"
     where = f" (line {new_line + head})" if new_line else ""
-    return f"{_clip(new[0], 40)}{where}: {_clip(was, 60)} \u2192 {_clip(now, 60)}"
+    first = new[0].rstrip("\\`").rstrip()  # without its continuation mark
+    return f"{_clip(first, 40)}{where}: {_clip(was, 60)} \u2192 {_clip(now, 60)}"
 
 
 def _is_step(step: dict) -> bool:

@@ -19,7 +19,7 @@ import unicodedata
 ELLIPSIS = "\u2026"
 #: the width when neither --width, COLUMNS nor a terminal says: one 80-column screen
 DEFAULT_WIDTH = 80
-MIN_WIDTH = 20
+MIN_WIDTH = 40  # as analyzer/options.py checks --width: narrower, no report line fits
 
 _SGR = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -36,21 +36,6 @@ def default_width() -> int:
         except OSError:
             continue
     return DEFAULT_WIDTH
-
-
-def parse_width(value: object | None) -> int:
-    """The width a --width option gives (None: `default_width()`); raises UsageError."""
-    if value is None:
-        return default_width()
-    from analyzer.errors import UsageError  # noqa: PLC0415
-
-    try:
-        width = int(str(value))
-    except ValueError:
-        raise UsageError(f"--width takes a number, not {value!r}") from None
-    if width < MIN_WIDTH:
-        raise UsageError(f"--width must be at least {MIN_WIDTH}, not {width}")
-    return width
 
 
 def _char_width(c: str) -> int:

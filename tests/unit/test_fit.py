@@ -78,16 +78,6 @@ def test_explain_since_paragraph_marks_its_cuts() -> None:
     assert "RUN apt-get install -y something apt-get install -y somethi\u2026 \u2014" in " ".join(got.split())
 
 
-def test_parse_width() -> None:
-    from analyzer.errors import UsageError  # noqa: PLC0415
-
-    assert fit.parse_width("80") == 80
-    with pytest.raises(UsageError):
-        fit.parse_width("5")
-    with pytest.raises(UsageError):
-        fit.parse_width("wide")
-
-
 def test_also_causes_in_markdown_and_html() -> None:
     from analyzer.report import html, markdown  # noqa: PLC0415
 
