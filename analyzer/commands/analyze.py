@@ -7,19 +7,18 @@ from pathlib import Path
 
 from analyzer import notes as N
 from analyzer.errors import InputError, UsageError
-from analyzer.gates import GATE_HELP, GATE_OPTIONS, GATE_REPEATABLE, Gates
+from analyzer.gates import Gates
 from analyzer.notes import Note
-from analyzer.options import parse_width, positionals, take_options, wants_help
-from analyzer.outputs import OUTPUT_HELP, OUTPUT_OPTIONS, OUTPUT_SWITCHES, Outputs
+from analyzer.options import Parser, add_groups, gate_options, output_options, store_options, width_options
+from analyzer.outputs import Outputs
 
 SUMMARY = """\
 analyze [OPTIONS] LOG
       explain a build that ran elsewhere from its `--progress=rawjson` log
       (a file, or - for stdin); needs no Docker"""
 
-USAGE = f"""\
-usage: cachewhy analyze [OPTIONS] LOG
-
+def parser() -> Parser:
+    p = Parser("analyze", "cachewhy analyze [OPTIONS] LOG", """\
 Explains a build that ran elsewhere (in CI, on another machine) from what
 `docker buildx build --progress=rawjson` wrote to stderr. LOG is that file,
 or `-` to read it from stdin:
@@ -35,49 +34,35 @@ platforms) in the store, and gets a record of its own there (unless
 --no-record). Without provenance the statuses, cascades and time lost are
 still exact; the report says which causes could not be told apart.
 The analysed build's exit code is taken as 1 when its log holds buildx's
-`ERROR:` line, else 0.
-
-options:
-  --metadata-file FILE buildx's --metadata-file of that build; with full
-                     provenance (BUILDX_METADATA_PROVENANCE=max) it maps
-                     steps to Dockerfile lines and their LLB ops
-  --dockerfile FILE  the Dockerfile, to map steps to lines without provenance
-  --context DIR      the build's context folder (the project's identity;
-                     its files are not read)
-  --previous REF     compare with this build: a record (id, id prefix, ^N,
-                     record file) or another rawjson log
-  --previous-metadata FILE
-                     the metadata file of a --previous log
-  --store DIR        where build records are kept  [CACHEWHY_STORE]
-  --no-record        do not keep a record of this build
-{OUTPUT_HELP}{GATE_HELP}  --width N          width of the report           [COLUMNS]
-  -h, --help         this help
-
+`ERROR:` line, else 0.""", """\
 Exit codes: 0 (also for the log of a failed build: its exit code is in the
-report), 4 when a gate trips, 2 for bad arguments or an unusable log.
-"""
-
-_OPTIONS = {
-    **OUTPUT_OPTIONS, **GATE_OPTIONS,
-    "--metadata-file": "metadata", "--dockerfile": "dockerfile", "--context": "context",
-    "--previous": "previous", "--previous-metadata": "previous_metadata",
-    "--store": "store", "--width": "width",
-}
-_SWITCHES = {**OUTPUT_SWITCHES, "--no-record": "no_record"}
+report), 4 when a gate trips, 2 for bad arguments or an unusable log.""")
+    p.add_argument("--metadata-file", metavar="FILE", dest="metadata",
+                   help="buildx's --metadata-file of that build; with full provenance "
+                        "(BUILDX_METADATA_PROVENANCE=max) it maps steps to Dockerfile lines and their LLB ops")
+    p.add_argument("--dockerfile", metavar="FILE", help="the Dockerfile, to map steps to lines without provenance")
+    p.add_argument("--context", metavar="DIR",
+                   help="the build's context folder (the project's identity; its files are not read)")
+    p.add_argument("--previous", metavar="REF", help="compare with this build: a record (id, id prefix, ^N, "
+                                                     "record file) or another rawjson log")
+    p.add_argument("--previous-metadata", metavar="FILE", help="the metadata file of a --previous log")
+    add_groups(p, store_options(), output_options(), gate_options(), width_options())
+    p.add_argument("--no-record", action="store_true", help="do not keep a record of this build")
+    return p
 
 
 def run(argv: list[str], debug: bool) -> int:
-    if wants_help(argv):
-        sys.stdout.write(USAGE)
+    opts = parser().parse(argv)
+    if opts is None:
         return 0
-    found, rest = take_options(argv, _OPTIONS, switches=_SWITCHES, repeatable=GATE_REPEATABLE)
-    logs = positionals(argv, rest, "analyze")
+    found = opts.found()
+    logs = opts.args
     if len(logs) != 1:
         raise UsageError("analyze takes one LOG (a file, or - for stdin)" if not logs
                          else f"analyze takes one LOG, not {len(logs)}: {' '.join(logs)}")
     outputs = Outputs.from_options(found)
     gates = Gates.from_options(found)
-    width = parse_width(found)
+    width = opts.report_width
     if logs[0] == "-" and found.get("previous") == "-":
         raise UsageError("LOG and --previous cannot both be read from stdin")
     if found.get("previous_metadata") and not found.get("previous"):
@@ -92,7 +77,7 @@ def run(argv: list[str], debug: bool) -> int:
     from analyzer.sources.log import from_log, log_ref, read_log, read_metadata  # noqa: PLC0415
     from analyzer.store import StoreError, open_store  # noqa: PLC0415
 
-    store = open_store(found.get("store"))  # type: ignore[arg-type]
+    store = open_store(opts.store)
     # the log first: in a pipe from buildx, its metadata file is written when the build ends
     events = read_log(logs[0])
     for opt, value in (("--metadata-file", metadata), ("--previous-metadata", found.get("previous_metadata")),

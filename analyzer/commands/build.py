@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from analyzer.errors import CachewhyError, EngineError, UsageError
-from analyzer.options import check_typos, take_options, wants_help
+from analyzer.options import check_typos, check_width, take_options, wants_help
 from analyzer.gates import GATE_HELP, GATE_OPTIONS, GATE_REPEATABLE, Gates
 from analyzer.outputs import OUTPUT_HELP, OUTPUT_OPTIONS, OUTPUT_SWITCHES, Outputs
 
@@ -85,10 +85,7 @@ def parse_options(argv: list[str]) -> BuildOptions:
     if opts.live not in ("auto", "tty", "plain", "none"):
         raise UsageError(f"--live must be auto, tty, plain or none, not {opts.live!r}")
     if "width" in found:
-        try:
-            opts.width = int(found["width"])  # type: ignore[call-overload]
-        except ValueError:
-            raise UsageError(f"--width takes a number, not {found['width']!r}") from None
+        opts.width = check_width(found["width"])  # the same rule as every command's --width
     return opts
 
 

@@ -7,10 +7,10 @@ import sys
 
 from analyzer import notes as N
 from analyzer.errors import InputError, UsageError
-from analyzer.gates import GATE_HELP, GATE_OPTIONS, GATE_REPEATABLE, Gates
+from analyzer.gates import Gates
 from analyzer.notes import Note
-from analyzer.options import parse_width, positionals, take_options, wants_help
-from analyzer.outputs import OUTPUT_HELP, OUTPUT_OPTIONS, OUTPUT_SWITCHES, Outputs
+from analyzer.options import Parser, gate_options, output_options, store_options, width_options
+from analyzer.outputs import Outputs
 from analyzer.report.rows import fmt_time
 
 SUMMARY = """\
@@ -18,9 +18,8 @@ diff [OPTIONS] A B
       compare two builds (records or rawjson logs) step by step: why B
       rebuilt what it rebuilt, compared with A"""
 
-USAGE = f"""\
-usage: cachewhy diff [OPTIONS] A B
-
+def parser() -> Parser:
+    p = Parser("diff", "cachewhy diff [OPTIONS] A B", """\
 Compares build B with build A: the same "Why:" answer as `cachewhy build`
 gives (B's cache misses and their causes, as if A were the build before it),
 then every Dockerfile step with its status in A and in B and what changed.
@@ -30,29 +29,18 @@ rawjson log (`-` for stdin, for one of them):
   cachewhy diff ^1 ^0
   cachewhy diff --metadata-a a.json --metadata-b b.json a.log b.log
 
-options:
-  --metadata-a FILE  buildx's --metadata-file of log A (provenance)
-  --metadata-b FILE  the same for log B
-  --dockerfile-a FILE
-                     the Dockerfile of log A, to map steps to lines without
-                     provenance
-  --dockerfile-b FILE
-                     the same for log B
-  --store DIR        where build records are kept  [CACHEWHY_STORE]
-{OUTPUT_HELP}                     (the report is B's, compared with A)
-{GATE_HELP}  --width N          width of the report           [COLUMNS]
-  -h, --help         this help
-
+The report the output options write is B's, compared with A.""", """\
 The comparison goes to stdout; to stderr when an output option sends a
 report there (`--report-json -`). Notes and errors go to stderr.
 Exit codes: 0, 4 when a gate trips (on B's report), 2 for bad arguments or an
-unusable record or log.
-"""
+unusable record or log.""", parents=[store_options(), output_options(), gate_options(), width_options()])
+    p.add_argument("--metadata-a", metavar="FILE", help="buildx's --metadata-file of log A (provenance)")
+    p.add_argument("--metadata-b", metavar="FILE", help="the same for log B")
+    p.add_argument("--dockerfile-a", metavar="FILE",
+                   help="the Dockerfile of log A, to map steps to lines without provenance")
+    p.add_argument("--dockerfile-b", metavar="FILE", help="the same for log B")
+    return p
 
-_OPTIONS = {
-    **OUTPUT_OPTIONS, **GATE_OPTIONS, "--metadata-a": "metadata_a", "--metadata-b": "metadata_b",
-    "--dockerfile-a": "dockerfile_a", "--dockerfile-b": "dockerfile_b", "--store": "store", "--width": "width",
-}
 
 
 def _one_line(text: str | None) -> str:
@@ -162,18 +150,18 @@ def render_table(rows: list[tuple[str, str, str, str, str]], width: int) -> str:
 
 
 def run(argv: list[str], debug: bool) -> int:
-    if wants_help(argv):
-        sys.stdout.write(USAGE)
+    opts = parser().parse(argv)
+    if opts is None:
         return 0
-    found, rest = take_options(argv, _OPTIONS, OUTPUT_SWITCHES, repeatable=GATE_REPEATABLE)
-    refs = positionals(argv, rest, "diff")
+    found = opts.found()
+    refs = opts.args
     if len(refs) != 2:
         raise UsageError(f"diff takes two builds A and B, not {len(refs)}" + (f": {' '.join(refs)}" if refs else ""))
     if refs.count("-") > 1:
         raise UsageError("diff: only one of A and B can be read from stdin")
     outputs = Outputs.from_options(found)
     gates = Gates.from_options(found)
-    width = parse_width(found)
+    width = opts.report_width
     for opt in ("metadata_a", "metadata_b", "dockerfile_a", "dockerfile_b"):
         value = found.get(opt)
         if value is not None and not os.path.isfile(str(value)):
@@ -188,7 +176,7 @@ def run(argv: list[str], debug: bool) -> int:
     from analyzer.sources.log import from_log, log_ref, read_metadata  # noqa: PLC0415
     from analyzer.store import open_store, project_key  # noqa: PLC0415
 
-    store = open_store(found.get("store"))  # type: ignore[arg-type]
+    store = open_store(opts.store)
     named = [name_build(ref, store, label) for ref, label in zip(refs, ("A", "B"))]
     for n, side in zip(named, ("a", "b")):
         if not n.is_log and (found.get(f"metadata_{side}") or found.get(f"dockerfile_{side}")):

@@ -16,11 +16,20 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-from analyzer.buildkit.address import BUILDER_HELP, BUILDER_OPTIONS, parse_target
+from analyzer.buildkit.address import parse_target
 from analyzer.errors import InputError, UsageError
-from analyzer.gates import GATE_HELP, GATE_OPTIONS, GATE_REPEATABLE, Gates
-from analyzer.options import parse_width, positionals, take_options, wants_help
-from analyzer.outputs import OUTPUT_HELP, OUTPUT_OPTIONS, OUTPUT_SWITCHES, Outputs
+from analyzer.gates import Gates
+from analyzer.options import (
+    Parser,
+    add_groups,
+    builder_options,
+    gate_options,
+    limit_option,
+    output_options,
+    store_options,
+    width_options,
+)
+from analyzer.outputs import Outputs
 
 if TYPE_CHECKING:
     from analyzer.store import Store
@@ -30,13 +39,14 @@ explain [REF|^N|BUNDLE.dockerbuild|FOLDER|--since 1h] [--against REF]
       explain a build from the builder's own history or an exported bundle
       (any build, not only cachewhy's): compared with the previous build"""
 
-USAGE = f"""\
-usage: cachewhy explain [OPTIONS] [REF|^N]
+
+def parser() -> Parser:
+    p = Parser("explain", """\
+cachewhy explain [OPTIONS] [REF|^N]
        cachewhy explain [OPTIONS] BUNDLE.dockerbuild [--against OTHER]
        cachewhy explain [--report-json FILE] FOLDER
        cachewhy explain --since DURATION [--report-json FILE] [--builder NAME]
-       cachewhy explain --list [--builder NAME] [--limit N]
-
+       cachewhy explain --list [--builder NAME] [--limit N]""", """\
 Explains a build that ran on a BuildKit builder, whoever ran it (plain
 `docker buildx build`, an IDE, compose), from the builder's build history:
 its steps and cache statuses, and (for a build that succeeded) its
@@ -67,32 +77,25 @@ previous build of the same project in it, or with OTHER's with --against.
 A FOLDER of bundles (a downloaded CI artifact set) is explained build by
 build, oldest first, each against the previous build of its project among
 them: a paragraph each, --report-json an array. Bundles need no Docker; they
-hold no view of a builder's cache.
-
-options:
-{BUILDER_HELP}  --against REF      compare with this stored record (id, id prefix, ^N,
-                     record file) instead of the builder's previous build;
-                     with a bundle: another bundle
-  --store DIR        where build records are kept  [CACHEWHY_STORE]
-  --repo DIR         the git checkout to read the builds' revisions from
-                     (default: the one holding the current folder)
-  --since DURATION   explain every build completed in the last DURATION
-                     (90s, 30m, 1h, 2d), oldest first, a paragraph each;
-                     --report-json writes their reports as one JSON array
-  --list             list the builder's history records, newest first
-  --limit N          with --list: the newest N (default 20)
-{OUTPUT_HELP}{GATE_HELP}  --width N          width of the report           [COLUMNS]
-  -h, --help         this help
-
+hold no view of a builder's cache.""", """\
 Exit codes: 0, 4 when a gate trips, 2 for bad arguments, an unknown ref or
 a file that is not a bundle, 3 when the builder cannot be reached or keeps
-no build history.
-"""
+no build history.""", parents=[builder_options()])
+    p.add_argument("--against", metavar="REF", help="compare with this stored record (id, id prefix, ^N, "
+                                                    "record file) instead of the builder's previous build; "
+                                                    "with a bundle: another bundle")
+    add_groups(p, store_options())
+    p.add_argument("--repo", metavar="DIR", help="the git checkout to read the builds' revisions from "
+                                                 "(default: the one holding the current folder)")
+    p.add_argument("--since", metavar="DURATION",
+                   help="explain every build completed in the last DURATION (90s, 30m, 1h, 2d), oldest first, "
+                        "a paragraph each; --report-json writes their reports as one JSON array")
+    p.add_argument("--list", action="store_true", help="list the builder's history records, newest first")
+    limit_option(p, None, "with --list: the newest N (default 20)", allow_all=False)
+    add_groups(p, output_options(), gate_options(), width_options())
+    return p
 
-_OPTIONS = {**OUTPUT_OPTIONS, **GATE_OPTIONS, **BUILDER_OPTIONS, "--against": "against", "--store": "store",
-            "--width": "width", "--limit": "limit", "--repo": "repo",
-            "--since": "since"}
-_SWITCHES = {**OUTPUT_SWITCHES, "--list": "list"}
+
 
 
 def say_which(line: str, width: int) -> None:
@@ -171,24 +174,19 @@ def explain_each(client: Any, records: list[Any], picked: list[int], *, store: "
 
 
 def run(argv: list[str], debug: bool) -> int:
-    if wants_help(argv):
-        sys.stdout.write(USAGE)
+    opts = parser().parse(argv)
+    if opts is None:
         return 0
-    found, rest = take_options(argv, _OPTIONS, switches=_SWITCHES, repeatable=GATE_REPEATABLE)
-    refs = positionals(argv, rest, "explain")
+    found = opts.found()
+    refs = opts.args
     if len(refs) > 1:
         raise UsageError(f"explain takes one REF, not {len(refs)}: {' '.join(refs)}")
     outputs = Outputs.from_options(found)
     gates = Gates.from_options(found)
-    width = parse_width(found)
-    limit = 20
-    if "limit" in found:
-        if not found.get("list"):
-            raise UsageError("--limit goes with --list")
-        try:
-            limit = int(found["limit"])  # type: ignore[call-overload]
-        except ValueError:
-            raise UsageError(f"--limit takes a number, not {found['limit']!r}") from None
+    width = opts.report_width
+    if opts.limit is not None and not opts.list:
+        raise UsageError("--limit goes with --list")
+    limit = opts.limit or 20
     if found.get("list") and refs:
         raise UsageError("--list takes no REF")
     since = parse_duration(str(found["since"])) if "since" in found else None
@@ -201,7 +199,7 @@ def run(argv: list[str], debug: bool) -> int:
     if refs and (refs[0].endswith(".dockerbuild") or os.path.isdir(refs[0])):
         if found.get("list") or since is not None or found.get("builder"):
             raise UsageError("a bundle or a folder of bundles takes no --list, --since or --builder")
-        return explain_bundles(refs[0], found, outputs=outputs, gates=gates, width=width)
+        return explain_bundles(refs[0], found, store_dir=opts.store, outputs=outputs, gates=gates, width=width)
     if str(found.get("against") or "").endswith(".dockerbuild"):
         raise UsageError("--against BUNDLE.dockerbuild goes with a bundle: cachewhy explain BUNDLE.dockerbuild "
                          "--against OTHER.dockerbuild")
@@ -212,7 +210,7 @@ def run(argv: list[str], debug: bool) -> int:
     from analyzer.store import open_store  # noqa: PLC0415
     from analyzer.watching import explain_build  # noqa: PLC0415
 
-    store = open_store(found.get("store"))  # type: ignore[arg-type]
+    store = open_store(opts.store)
     with Client(target) as client:
         records = client.history()
         if found.get("list"):
@@ -237,7 +235,8 @@ def run(argv: list[str], debug: bool) -> int:
     return gates.apply(outcome.report, 0)
 
 
-def explain_bundles(where: str, found: dict[str, Any], *, outputs: Outputs, gates: Gates, width: int) -> int:
+def explain_bundles(where: str, found: dict[str, Any], *, store_dir: str | None, outputs: Outputs, gates: Gates,
+                    width: int) -> int:
     """`explain BUNDLE.dockerbuild [--against OTHER.dockerbuild]`: its newest
     build, compared with the previous build of the same project in it, or with
     OTHER's; `explain FOLDER`: each build of the bundles under it, oldest first,
@@ -247,7 +246,7 @@ def explain_bundles(where: str, found: dict[str, Any], *, outputs: Outputs, gate
     from analyzer.store import open_store  # noqa: PLC0415
     from analyzer.watching import explain_build  # noqa: PLC0415
 
-    store = open_store(found.get("store"))  # type: ignore[arg-type]
+    store = open_store(store_dir)
     repo = found.get("repo")
     against = found.get("against")
     if os.path.isdir(where):

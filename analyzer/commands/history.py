@@ -11,9 +11,8 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
-from analyzer.buildkit.address import BUILDER_HELP, BUILDER_OPTIONS, parse_target
-from analyzer.errors import UsageError
-from analyzer.options import take_options, wants_help
+from analyzer.buildkit.address import BUILDER_OPTIONS, parse_target
+from analyzer.options import Parser, builder_options, limit_option, store_options
 from analyzer.report.rows import fmt_time
 
 if TYPE_CHECKING:
@@ -23,23 +22,18 @@ SUMMARY = """\
 history [--store DIR] [--limit N|all] [--json] [--builder NAME]
       the builds in the store, newest first: hit ratio, time lost, top cause"""
 
-USAGE = f"""\
-usage: cachewhy history [--store DIR] [--limit N|all] [--json] [--builder NAME]
-
+def parser() -> Parser:
+    p = Parser("history", "cachewhy history [--store DIR] [--limit N|all] [--json] [--builder NAME]",
+               """\
 Lists the builds kept in the store, newest first, one line each: the record
 id (for `cachewhy show ID`, `cachewhy diff`, `--against`), when the build ran
 (local time), its context, target, exit code, cache hit ratio, the time its
-cache misses cost, and its top root cause with the Dockerfile line.
+cache misses cost, and its top root cause with the Dockerfile line.""",
+               parents=[store_options(), builder_options()])
+    limit_option(p, DEFAULT_LIMIT, f"the newest N builds (default {DEFAULT_LIMIT}), or all of them")
+    p.add_argument("--json", action="store_true", help="the index entries as a JSON array (one entry a line)")
+    return p
 
-options:
-  --store DIR        where build records are kept  [CACHEWHY_STORE]
-  --limit N|all      the newest N builds (default 20), or all of them
-  --json             the index entries as a JSON array (one entry a line)
-{BUILDER_HELP}  -h, --help         this help
-"""
-
-_OPTIONS = {"--store": "store", "--limit": "limit", **BUILDER_OPTIONS}
-_SWITCHES = {"--json": "json"}
 
 _HOME = os.path.expanduser("~")
 
@@ -134,34 +128,21 @@ def _builder_history(target: "Target", limit: int | None) -> None:
 
 
 def run(argv: list[str], debug: bool) -> int:
-    if wants_help(argv):
-        sys.stdout.write(USAGE)
+    opts = parser().parse(argv, most=0)
+    if opts is None:
         return 0
-    found, rest = take_options(argv, _OPTIONS, switches=_SWITCHES)
-    if rest:
-        raise UsageError(f"history: unexpected argument {rest[0]!r} (try `cachewhy history --help`)")
-    limit: int | None = DEFAULT_LIMIT
-    if "limit" in found:
-        raw = str(found["limit"])
-        if raw == "all":
-            limit = None
-        else:
-            try:
-                limit = int(raw)
-            except ValueError:
-                limit = 0
-            if limit < 1:
-                raise UsageError(f"--limit takes a number >= 1 or `all`, not {raw!r}")
+    limit = opts.limit
+    found = opts.found()
     target = parse_target(found) if any(found.get(v) for v in BUILDER_OPTIONS.values()) else None
 
     from analyzer.store import open_store  # noqa: PLC0415
 
-    store = open_store(found.get("store"))  # type: ignore[arg-type]
+    store = open_store(opts.store)
     entries, total, problems = newest(store, limit)
     for problem in problems:
         sys.stderr.write(f"cachewhy: warning: {problem}\n")
     try:
-        if found.get("json"):
+        if opts.json:
             import json  # noqa: PLC0415
 
             dumps = json.dumps
@@ -172,7 +153,7 @@ def run(argv: list[str], debug: bool) -> int:
         else:
             sys.stdout.write(render(entries))
         sys.stdout.flush()
-        if not found.get("json") and total > len(entries):
+        if not opts.json and total > len(entries):
             sys.stderr.write(f"({len(entries)} of {total} builds; --limit all lists every one)\n")
         if target is not None:
             _builder_history(target, limit)

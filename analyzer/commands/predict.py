@@ -7,7 +7,7 @@ import sys
 
 from analyzer.errors import UsageError
 from analyzer.gates import GATE_HELP, GATE_OPTIONS, GATE_REPEATABLE, Gates
-from analyzer.options import take_options, wants_help
+from analyzer.options import check_width, take_options, wants_help
 from analyzer.outputs import OUTPUT_HELP, OUTPUT_OPTIONS, OUTPUT_SWITCHES, Outputs
 
 SUMMARY = """\
@@ -52,10 +52,7 @@ def run(argv: list[str], debug: bool) -> int:
     gates = Gates.from_options(found)
     width = shutil.get_terminal_size((100, 24)).columns
     if "width" in found:
-        try:
-            width = int(found["width"])  # type: ignore[call-overload]
-        except ValueError:
-            raise UsageError(f"--width takes a number, not {found['width']!r}") from None
+        width = check_width(found["width"])  # the same rule as every command's --width
     args = parse_args(rest)
     if args.context is None:
         raise UsageError("no build context given (PATH, as for `docker buildx build`)")

@@ -7,7 +7,7 @@ import sys
 import time
 
 from analyzer.errors import InputError, UsageError
-from analyzer.options import take_options, wants_help
+from analyzer.options import check_count, take_options, wants_help
 
 SUMMARY = """\
 trends [--since 30d] [--project CONTEXT] [--limit N|all] [--json|--markdown] [--html FILE] [PATH…]
@@ -49,15 +49,7 @@ _SWITCHES = {"--json": "json", "--markdown": "markdown"}
 
 
 def _limit(raw: object) -> int | None:
-    if raw is None or raw == "all":
-        return None
-    try:
-        n = int(str(raw))
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise UsageError(f"--limit takes a number >= 1 or `all`, not {raw!r}")
-    return n
+    return None if raw is None else check_count(raw, "--limit", allow_all=True)  # as every command's --limit
 
 
 def run(argv: list[str], debug: bool) -> int:

@@ -6,49 +6,39 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from analyzer.buildkit.address import BUILDER_HELP, BUILDER_OPTIONS, parse_target
+from analyzer.buildkit.address import parse_target
 from analyzer.errors import CachewhyError, UsageError
-from analyzer.options import parse_width, positionals, take_options, wants_help
+from analyzer.options import Parser, builder_options, store_options, width_options
 
 SUMMARY = """\
 watch [--builder NAME]
       explain each build as it completes on the builder, in one paragraph"""
 
-USAGE = f"""\
-usage: cachewhy watch [--builder NAME] [--store DIR] [--width N]
 
+def parser() -> Parser:
+    return Parser("watch", "cachewhy watch [--builder NAME] [--store DIR] [--width N]", """\
 Follows the builder's build history and, as each build completes (started
 by anyone: plain `docker buildx build`, compose, an IDE), prints one
 paragraph to stdout: its cache hits, and each root cause of its cache misses
 with the Dockerfile line, compared with the previous build of the same
-Dockerfile in the history (as `cachewhy explain` does). Ctrl-C ends it.
-
-options:
-{BUILDER_HELP}  --store DIR        where build records are kept  [CACHEWHY_STORE]
-  --width N          width of the paragraphs           [COLUMNS]
-  -h, --help         this help
-
-Exit codes: 0 when ended by Ctrl-C, 3 when the builder cannot be reached.
-"""
-
-_OPTIONS = {**BUILDER_OPTIONS, "--store": "store", "--width": "width"}
+Dockerfile in the history (as `cachewhy explain` does). Ctrl-C ends it.""",
+                  "Exit codes: 0 when ended by Ctrl-C, 3 when the builder cannot be reached.",
+                  parents=[builder_options(), store_options(), width_options()])
 
 
 def run(argv: list[str], debug: bool) -> int:
-    if wants_help(argv):
-        sys.stdout.write(USAGE)
+    opts = parser().parse(argv)
+    if opts is None:
         return 0
-    found, rest = take_options(argv, _OPTIONS)
-    extra = positionals(argv, rest, "watch")
-    if extra:
-        raise UsageError(f"watch takes no arguments, not {' '.join(extra)}")
-    width = parse_width(found)
-    target = parse_target(found)
+    if opts.args:
+        raise UsageError(f"watch takes no arguments, not {' '.join(opts.args)}")
+    width = opts.report_width
+    target = parse_target(opts.found())
 
     from analyzer.buildkit.connect import Client  # noqa: PLC0415
     from analyzer.store import open_store  # noqa: PLC0415
 
-    store = open_store(found.get("store"))  # type: ignore[arg-type]
+    store = open_store(opts.store)
     client = Client(target)
     try:
         known = {r.Ref for r in client.history()}  # also checks that the builder answers

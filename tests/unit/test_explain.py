@@ -320,3 +320,9 @@ def test_heredoc_continuation_and_link_captures():
     assert roots[0]["cause"]["detail"] == "RUN <<EOF (line 4): echo two > /two \u2192 echo three > /two"
     rows = [r.split()[0] for r in text.step_table(report).splitlines()[1:] if r.split()[0][0].isdigit()]
     assert rows == ["1", "2-5", "6-7", "8", "9-11", "12"]
+
+
+def test_a_continuation_line_edit_names_its_line():
+    from analyzer.explain import _text_change  # noqa: PLC0415
+
+    assert _text_change(["RUN a \\", "&& b"], ["RUN a \\", "&& c"], 7) == "RUN a (line 8): && b \u2192 && c"
