@@ -128,6 +128,15 @@ class StepRow:
     why: str
     step: ReportStep = field(repr=False)
 
+    @property
+    def place(self) -> str:
+        """The LINE cell: `12`, or `12-15` for an instruction on several lines
+        (continuation lines, heredoc bodies), which is one step and one row."""
+        if self.line is None:
+            return ""
+        end = self.step.get("end_line") if self.step.get("line") == self.line else None
+        return f"{self.line}-{end}" if isinstance(end, int) and end > self.line else str(self.line)
+
 
 def step_rows(report: Report) -> tuple[list[StepRow], list[ReportStep]]:
     """The step table: Dockerfile steps in line order, slow internal vertices after them;
