@@ -299,8 +299,10 @@ def test_recurring_groups_by_line_and_kind(tmp_path):
     assert g["advice"][0]["rule"] == "copy-manifest-first"
 
 
-def test_advise_command(tmp_path, capsys):
+def test_advise_command(tmp_path, capsys, monkeypatch):
     from analyzer.store import Store  # noqa: PLC0415
+
+    monkeypatch.setenv("COLUMNS", "200")  # one line per fix, as the assertions read it (the default is 80)
 
     ctx = tmp_path / "ctx"
     ctx.mkdir()
