@@ -163,6 +163,8 @@ def step_rows(report: Report) -> tuple[list[StepRow], list[ReportStep]]:
                 roots = [by_id[r] for r in m.get("caused_by") or [] if r in by_id]
                 at = ", ".join(f"line {r['line']}" for r in roots if r.get("line"))
                 why = f"follows {at}" if at else f"follows: {kind}"
+            for a in m.get("also") or []:  # the step's other causes, under it in every format
+                why += f"; also: {kind_text(a.get('kind') or '')}: {esc.one_line(a.get('detail') or '')}"
         if status == "failed" and s.get("error"):
             why = (why + "; " if why else "") + "error: " + esc.truncate(esc.one_line(s["error"]), 300)
         rows.append(StepRow(s.get("line"), s.get("stage") or "", status, took, label, why, s))
