@@ -26,7 +26,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # indexes made differently by an older schema: dropped, then made again by _DDL
 _REMADE = {1: ("steps_missed", "steps_roots")}
 BUSY_TIMEOUT_MS = 60_000
@@ -64,6 +64,8 @@ CREATE TABLE IF NOT EXISTS builds (
 );
 CREATE INDEX IF NOT EXISTS builds_by_time ON builds (created, id);
 CREATE INDEX IF NOT EXISTS builds_by_project ON builds (project, created);
+-- covering: a period's figures per project and day without reading the (wide) build rows
+CREATE INDEX IF NOT EXISTS builds_figures ON builds (project, created, cached, rebuilt, lost_s, exit_code);
 CREATE TABLE IF NOT EXISTS lines (
     n INTEGER PRIMARY KEY,
     project INTEGER NOT NULL,

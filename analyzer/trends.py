@@ -118,8 +118,8 @@ def gather(db: sqlite3.Connection, *, since: float | None, now: float, contexts:
     ws, sa = _where(since, cutoff, wanted, gone, alias="s")
     # everything over the whole period is aggregated by SQLite: per project, per day, per line
     totals = db.execute(f"SELECT b.project, count(*), total(b.cached), total(b.rebuilt), total(b.lost_s), "
-                        f"min(b.created), max(b.created), sum(b.exit_code != 0) FROM builds b WHERE {w} "
-                        f"GROUP BY b.project", a).fetchall()
+                        f"min(b.created), max(b.created), sum(b.exit_code != 0) FROM builds b "
+                        f"INDEXED BY builds_figures WHERE {w} GROUP BY b.project", a).fetchall()
     modes = {t[0]: (per if per != "auto" else ("build" if t[1] <= PER_BUILD_MAX else "day")) for t in totals}
     series: dict[int, dict[Any, dict]] = {t[0]: {} for t in totals}
 
@@ -134,6 +134,7 @@ def gather(db: sqlite3.Connection, *, since: float | None, now: float, contexts:
     if by_day:
         for r in db.execute(f"SELECT b.project, date(b.created, 'unixepoch', 'localtime') AS d, count(*), "
                             f"min(b.created), total(b.cached), total(b.rebuilt), total(b.lost_s) FROM builds b "
+                            f"INDEXED BY builds_figures "
                             f"WHERE {w} AND b.project IN ({','.join('?' * len(by_day))}) GROUP BY b.project, d "
                             f"ORDER BY b.project, d", [*a, *by_day]):
             point(r[0], r[1], r[1], r[3], r[2], r[4], r[5], r[6])
@@ -324,6 +325,8 @@ def _regressions(db: sqlite3.Connection, detail: dict[int, list[tuple]], window:
         if rid not in records:
             records[rid] = load(rid) if load is not None else None
         r["cause"], r["root_id"] = _cause_of(records[rid], r["line"], r["instruction"])
+        if r["cause"] is None:  # said as it is: which record, and what it lacks
+            r["no_cause"] = "unreadable" if records[rid] is None else "not in its report"
     # lines that regressed in one build from one root: one regression, under the costliest line
     groups: dict[tuple, list[dict]] = {}
     for r in found:

@@ -58,9 +58,9 @@ def report_of(record: Record, store) -> tuple[Report, object]:  # type: ignore[n
     previous = None
     note = ""
     try:
-        prev_id = store.find_previous(record["project"], before_id=record["id"])
-        if prev_id:
-            previous = store.load(prev_id)
+        previous, skipped = store.load_previous(record["project"], before_id=record["id"])
+        if skipped:
+            note = f" ({'; '.join(skipped)})"
     except StoreError as exc:
         note = f" ({exc})"
     analysis = explain(record, previous)
@@ -98,7 +98,9 @@ def run(argv: list[str], debug: bool) -> int:
 
     out = report_stream(outputs)
     try:
-        out.write(heading(record) + "\n")
+        from analyzer.report.fit import join_wrapped  # noqa: PLC0415
+
+        out.write("\n".join(join_wrapped(heading(record).split(" \u00b7 "), " \u00b7 ", width, "  ")) + "\n")
     except BrokenPipeError:
         pass
     outcome = Outcome(record, analysis or Analysis(record, None, []), report)  # type: ignore[arg-type]

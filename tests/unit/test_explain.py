@@ -320,3 +320,20 @@ def test_heredoc_continuation_and_link_captures():
     assert roots[0]["cause"]["detail"] == "RUN <<EOF (line 4): echo two > /two \u2192 echo three > /two"
     rows = [r.split()[0] for r in text.step_table(report).splitlines()[1:] if r.split()[0][0].isdigit()]
     assert rows == ["1", "2-5", "6-7", "8", "9-11", "12"]
+
+
+def test_a_continuation_line_edit_names_its_line():
+    from analyzer.explain import _text_change  # noqa: PLC0415
+
+    assert _text_change(["RUN a \\", "&& b"], ["RUN a \\", "&& c"], 7) == "RUN a (line 8): && b \u2192 && c"
+
+
+def test_every_format_shows_a_multi_line_instruction_as_one_row_with_its_lines():
+    from analyzer.report import html, markdown  # noqa: PLC0415
+
+    ctx = PROJECTS / "features"
+    report = build_report(explain(record_of("features-cold", ctx), None))
+    md = markdown.render(report)
+    assert "| 2-5 |" in md and "| 9-11 |" in md and "| 3 |" not in md
+    page = html.render(report)
+    assert '<td class="num">2-5</td>' in page and '<td class="num">6-7</td>' in page
