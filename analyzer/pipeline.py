@@ -70,7 +70,7 @@ def analyse(input: "BuildInput", baseline: "Baseline") -> Outcome:  # noqa: A002
         problem, analysis = f"it could not be compared ({exc!r})", None
     if analysis is None:
         made.notes.append(Note(N.RECORD_SKIPPED, N.BASELINE,
-                               f"the previous record {str((previous or {}).get('id'))[:40]} was skipped: "
+                               f"the previous record {str(previous.get('id') if previous else None)[:40]} was skipped: "
                                f"{problem}; this build is explained without a previous build"))
         previous = None
         analysis = explain(made.record, None)
@@ -91,7 +91,7 @@ def analyse(input: "BuildInput", baseline: "Baseline") -> Outcome:  # noqa: A002
                    store_fault=made.store_fault)
 
 
-def _cannot_compare(previous: dict | None) -> str | None:
+def _cannot_compare(previous: Record | None) -> str | None:
     """Why `previous` cannot be compared (fields the analysis reads of the wrong shape), or None."""
     from analyzer.store import analysis_problem  # noqa: PLC0415
 
