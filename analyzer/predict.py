@@ -69,6 +69,8 @@ class Now:
     cache: dict[str, bool] | None = None
     cache_note: str | None = None
     notes: list[str] = field(default_factory=list)
+    #: (previous, current) Snapshot objects, parsed once (50,000 files take most of a second to parse)
+    snapshots: tuple[Any, Any] | None = None
 
 
 @dataclass
@@ -76,6 +78,7 @@ class Forecast:
     record: dict  # the forecast record: what explain.py reads
     may_rebuild: dict[str, str]  # step id -> why its rebuild cannot be predicted
     notes: list[str]
+    explainer: Any = None  # the cause engine that decided the statuses: it explains them too
 
 
 # ------------------------------------------------------------------ images
@@ -326,10 +329,15 @@ def forecast(previous: dict | None, now: Now, hasher: "Hasher") -> Forecast:
                 inputs.append(last_of_stage[stage_names[st.base_stage]])
             refs = [ins.from_ref] if ins.keyword in ("COPY", "ADD") and ins.from_ref else []
             refs += [m.get("from") for m in ins.mounts if m.get("from")] if ins.keyword == "RUN" else []
+            copied = []
             for ref in refs:
                 other = df.resolve_ref(ref)
                 if other is not None and other.name in last_of_stage:
                     inputs.append(last_of_stage[other.name])
+                    copied.append(last_of_stage[other.name])
+            # read by content (BuildKit checksums what it copies or mounts), unless it is also the
+            # step this one is built on (FROM that stage)
+            s["copied_from"] = [d for d in copied if d != (inputs[0] if inputs else None)]
             if p is not None:
                 inputs += [d for d in p.get("inputs") or [] if d in prev_by_digest
                            and prev_by_digest[d].get("keyword") is None]
@@ -370,8 +378,8 @@ def forecast(previous: dict | None, now: Now, hasher: "Hasher") -> Forecast:
         "steps": steps,
         "snapshot": now.snapshot,
     }
-    may = _decide(record, previous, now, df, remote_context, no_network)
-    return Forecast(record, may, notes)
+    may, ex = _decide(record, previous, now, df, remote_context, no_network)
+    return Forecast(record, may, notes, ex)
 
 
 def _now_image(identifier: str, images: dict[str, Resolved]) -> str:
@@ -426,26 +434,46 @@ def _carry_op(s: dict, p: dict, df: "Dockerfile", old_df: "Dockerfile | None", n
 
 
 def _decide(record: dict, previous: dict | None, now: Now, df: "Dockerfile", remote_context: bool,
-            no_network: bool) -> dict[str, str]:
-    """Set each forecast step's status; return the steps that may rebuild, with why."""
+            no_network: bool) -> tuple[dict[str, str], Any]:
+    """Set each forecast step's status; return the steps that may rebuild, with why, and
+    the cause engine's explainer of the forecast (it explains the statuses set here)."""
     from analyzer.explain import _Explainer, _is_step  # noqa: PLC0415
 
     steps = record["steps"]
     by_digest = {s["digest"]: s for s in steps}
-    ex = _Explainer(record, previous)
+    ex = _Explainer(record, previous, snapshots=now.snapshots)
     order = [s for s in ex.steps if _is_step(s)]  # Dockerfile order: inputs come first
     changed: dict[str, bool] = {}
     maybe: dict[str, str] = {}
+    no_cache_all = bool((record.get("invocation") or {}).get("no_cache"))
     for s in order:
         p = ex.matches.get(s["id"])
         near = ex.nearest(s["digest"])
-        own = bool(ex.own_causes(s, p))
-        upstream = any(changed.get(n["digest"]) for n in near)
+        ins = df.instruction_at(s["line"]) if s.get("line") else None
+        causes = ex.own_causes(s, p)
+        kinds = {c.kind for c in causes}
+        content_why = None
+        if s.get("keyword") == "WORKDIR" and kinds == {"no-cache-requested"} and not no_cache_all:
+            causes = []  # --no-cache-filter leaves a stage's WORKDIR to the cache (checked on the engine)
+        elif (ins is not None and ins.keyword in ("COPY", "ADD") and ins.from_ref
+              and df.resolve_ref(ins.from_ref) is None and kinds == {"base-image-changed"}):
+            # the image it copies from moved; BuildKit compares the copied files' content
+            content_why = (f"copies from {ins.from_ref[:40]}, which moved to a new digest: it rebuilds only if "
+                           "the files it copies changed")
+            causes = []
+        copied = set(s.get("copied_from") or [])
+        upstream = any(changed.get(n["digest"]) for n in near if n["digest"] not in copied)
+        from_changed = [n for n in near if n["digest"] in copied and changed.get(n["digest"])]
         before_unbuilt = p is not None and p.get("status") not in ("rebuilt", "cached")
-        changed[s["digest"]] = own or upstream or before_unbuilt
+        changed[s["digest"]] = bool(causes) or upstream or before_unbuilt
         if not changed[s["digest"]]:
-            ins = df.instruction_at(s["line"]) if s.get("line") else None
-            why = may_rebuild_reason(ins, s, remote_context, no_network)
+            why = content_why
+            if why is None and from_changed:
+                up = from_changed[0]
+                why = (f"{'copies' if s.get('keyword') != 'RUN' else 'mounts'} from stage {up.get('stage')}, which "
+                       f"will rebuild (line {up.get('line')}): it rebuilds only if the files it reads changed")
+            if why is None:
+                why = may_rebuild_reason(ins, s, remote_context, no_network)
             named = _named_sources(s)
             if why is None and named:
                 why = f"reads the build context{'s' if len(named) > 1 else ''} {', '.join(named)}, not compared"
@@ -483,17 +511,18 @@ def _decide(record: dict, previous: dict | None, now: Now, df: "Dockerfile", rem
             s["status"] = MAY_REBUILD
         else:
             s["status"] = "cached"
-    return {by_digest[d]["id"]: why for d, why in maybe.items() if by_digest[d]["status"] == MAY_REBUILD}
+    return {by_digest[d]["id"]: why for d, why in maybe.items() if by_digest[d]["status"] == MAY_REBUILD}, ex
 
 
 # ------------------------------------------------------------------ the report
 
 def report_of(fc: Forecast, previous: dict | None, now: Now) -> tuple[Any, dict]:
     """(analysis, report) of a forecast: the cause engine's, with a `prediction` block."""
+    from analyzer.collector import paused  # noqa: PLC0415
     from analyzer.explain import explain  # noqa: PLC0415
     from analyzer.report.model import build_report  # noqa: PLC0415
 
-    analysis = explain(fc.record, previous)
+    analysis = paused(fc.explainer.run)() if fc.explainer is not None else explain(fc.record, previous)
     analysis.notes[:0] = fc.notes
     report = build_report(analysis)
     steps = fc.record["steps"]
@@ -539,6 +568,22 @@ def gather(args: "BuildArgs", previous: dict | None, *, check_cache: bool = True
         raise InputError(f"cannot read the Dockerfile {df_path}: {exc.strerror or exc}") from None
     df = dfmod.parse(text)
     now = Now(args=args, dockerfile_path=df_path, dockerfile_text=text, snapshot=None)
+    # the engine's answers (docker CLI, gRPC) come while this thread hashes the context
+    import threading  # noqa: PLC0415
+
+    probed: dict[str, Any] = {}
+
+    def ask_engine() -> None:
+        try:
+            refs = stage_image_refs(df, built_stages(df, args.target), args.build_args)
+            probed["images"] = probe.resolve_images(refs)
+            if previous is not None and check_cache:
+                probed["cache"] = probe.cache_presence(previous, args.builder)
+        except Exception as exc:  # noqa: BLE001 - said below; the prediction goes on
+            probed["error"] = exc
+
+    asking = threading.Thread(target=ask_engine, name="cachewhy-probe", daemon=True)
+    asking.start()
     ctx = args.context_dir
     if ctx is not None and ctx.is_dir():
         prev_snap = None  # this machine's last snapshot: its stat data spares re-hashing unchanged files
@@ -549,17 +594,24 @@ def gather(args: "BuildArgs", previous: dict | None, *, check_cache: bool = True
                 prev_snap = None
         try:
             excludes = snapmod.read_dockerignore(ctx, df_path)
-            now.snapshot = snapmod.snapshot(ctx, excludes=excludes, follow=follow_paths(df),
-                                            previous=prev_snap).to_json()
+            snap = snapmod.snapshot(ctx, excludes=excludes, follow=follow_paths(df), previous=prev_snap)
+            if prev_snap is not None:  # the cause engine reads these objects, not JSON
+                now.snapshots = (prev_snap, snap)
+                now.snapshot = {"parsed": True}
+            else:
+                now.snapshot = snap.to_json()
         except Exception as exc:  # noqa: BLE001 - said, and context files are then not compared
             now.notes.append(f"the context could not be snapshotted: {exc}")
     elif args.context is None:
+        asking.join()
         raise InputError("no build context given (PATH, as for `docker buildx build`)")
-    refs = stage_image_refs(df, built_stages(df, args.target), args.build_args)
-    now.images, notes = probe.resolve_images(refs)
+    asking.join()
+    if "error" in probed:
+        now.notes.append(f"the engine could not be asked about images and cache: {probed['error']!r}")
+    now.images, notes = probed.get("images") or ({}, [])
     now.notes += notes
-    if previous is not None and check_cache:
-        now.cache, now.cache_note = probe.cache_presence(previous, args.builder)
+    if "cache" in probed:
+        now.cache, now.cache_note = probed["cache"]
     return now
 
 

@@ -306,3 +306,47 @@ def test_history_shows_the_score_only_when_a_build_was_predicted():
     scored = render([dict(entry, summary=dict(entry["summary"], predicted=[4, 5])), entry])
     head, first, second = scored.splitlines()[:3]
     assert head.split()[6] == "PRED" and first.split()[7] == "4/5" and second.split()[7] == "-"
+
+
+def test_markdown_and_annotations_of_a_prediction():
+    from analyzer.report import annotations, markdown
+
+    _, report = predicted(DOCKERFILE.replace("echo $V", "echo V=$V"))
+    report["prediction"]["may_rebuild"] = [{"id": "x", "line": 8, "instruction": "RUN wc -c /c.txt",
+                                            "reason": "downloads at build time (curl)"}]
+    md = markdown.render(report)
+    assert md.startswith("### cachewhy prediction: 3 steps will rebuild, about 14.0s\n")
+    assert "**1 root cause**, about 14.0s to rebuild:" in md and "| steps to rebuild | time |" in md
+    assert "- **may rebuild** Dockerfile:8 <code>RUN wc -c /c.txt</code>: downloads at build time (curl)" in md
+    notes = annotations.render(report)
+    assert notes.startswith("::warning title=cachewhy prediction%3A instruction-changed::Dockerfile:5 ")
+    assert notes.rstrip().endswith("(3 steps will rebuild, about 14.0s)")
+    _, quiet = predicted()
+    assert "Nothing will be rebuilt." in markdown.render(quiet) and annotations.render(quiet) == ""
+
+
+def test_copy_from_a_stage_that_rebuilds_may_rebuild_and_a_later_change_is_its_own_root():
+    text = DOCKERFILE.replace("FROM base AS final", "FROM local/busybox:latest AS final")
+    prev = previous_record()
+    prev["dockerfile_text"] = text
+    prev["steps"][5]["inputs"] = [_digest(1), _digest(4)]  # the final stage starts from the image
+    now = pr.Now(args=parse_args(["/c"]), dockerfile_path=None, dockerfile_text=text.replace("echo $V", "echo $V!"),
+                 snapshot=None)
+    _, report = pr.report_of(pr.forecast(prev, now, HASH), prev, now)
+    assert statuses(report) == {3: "cached", 4: "cached", 5: "rebuilt", 7: "may-rebuild", 8: "may-rebuild"}
+    why = report["prediction"]["may_rebuild"][0]["reason"]
+    assert why == ("copies from stage base, which will rebuild (line 5): it rebuilds only if the files it reads "
+                   "changed")
+    # an edit after it is a root of its own, not a cascade of line 5
+    now.dockerfile_text = now.dockerfile_text.replace("RUN wc -c /c.txt", "RUN wc -l /c.txt")
+    _, report = pr.report_of(pr.forecast(prev, now, HASH), prev, now)
+    assert roots(report) == [(5, "instruction-changed"), (8, "instruction-changed")] or \
+        sorted(roots(report)) == [(5, "instruction-changed"), (8, "instruction-changed")]
+
+
+def test_no_cache_filter_leaves_workdir_to_the_cache():
+    _, report = predicted(argv=("--no-cache-filter", "base"))
+    assert statuses(report)[3] == "cached" and statuses(report)[4] == "rebuilt"
+    assert roots(report) == [(4, "no-cache-requested")]
+    _, report = predicted(argv=("--no-cache",))
+    assert statuses(report)[3] == "rebuilt" and roots(report) == [(3, "no-cache-requested")]
