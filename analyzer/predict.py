@@ -69,6 +69,8 @@ class Now:
     cache: dict[str, bool] | None = None
     cache_note: str | None = None
     notes: list[str] = field(default_factory=list)
+    #: name -> snapshot (JSON) of each named local context (--build-context NAME=DIR), as build takes them
+    named_snapshots: dict | None = None
     #: (previous, current) Snapshot objects, parsed once (50,000 files take most of a second to parse)
     snapshots: tuple[Any, Any] | None = None
 
@@ -101,10 +103,13 @@ def _image_name(identifier: str) -> str:
     return identifier.removeprefix("docker-image://").partition("@")[0]
 
 
-def stage_image_refs(df: "Dockerfile", stages: list["Stage"], build_args: dict[str, str | None]) -> list[str]:
-    """The images the built stages start from or copy from, expanded as the build will expand them."""
+def stage_image_refs(df: "Dockerfile", stages: list["Stage"], build_args: dict[str, str | None],
+                     build_contexts: dict[str, str] | None = None) -> list[str]:
+    """The images the built stages start from or copy from, expanded as the build will expand them.
+    A name given with --build-context is that context: its docker-image:// reference, or nothing."""
     scope = _global_args(df, build_args)
-    refs: list[str] = []
+    contexts = build_contexts or {}
+    refs: list[str] = [v.removeprefix("docker-image://") for v in contexts.values() if v.startswith("docker-image://")]
     for st in stages:
         if st.image_base:
             refs.append(_expand(st.base, scope))
@@ -119,7 +124,7 @@ def stage_image_refs(df: "Dockerfile", stages: list["Stage"], build_args: dict[s
                         refs.append(_expand(ref, scope))
     out: list[str] = []
     for r in refs:
-        if r and "$" not in r and r.lower() != "scratch" and r not in out:
+        if r and "$" not in r and r.lower() != "scratch" and r not in out and r not in contexts:
             out.append(r)
     return out
 
@@ -377,6 +382,7 @@ def forecast(previous: dict | None, now: Now, hasher: "Hasher") -> Forecast:
         "messages": [],
         "steps": steps,
         "snapshot": now.snapshot,
+        "named_snapshots": now.named_snapshots,
     }
     may, ex = _decide(record, previous, now, df, remote_context, no_network)
     return Forecast(record, may, notes, ex)
@@ -474,7 +480,7 @@ def _decide(record: dict, previous: dict | None, now: Now, df: "Dockerfile", rem
                        f"will rebuild (line {up.get('line')}): it rebuilds only if the files it reads changed")
             if why is None:
                 why = may_rebuild_reason(ins, s, remote_context, no_network)
-            named = _named_sources(s)
+            named = [n for n in _named_sources(s) if n not in (now.named_snapshots or {})]
             if why is None and named:
                 why = f"reads the build context{'s' if len(named) > 1 else ''} {', '.join(named)}, not compared"
             up = next((n for n in near if n["digest"] in maybe), None)
@@ -549,10 +555,66 @@ def report_of(fc: Forecast, previous: dict | None, now: Now) -> tuple[Any, dict]
 
 # ------------------------------------------------------------------ what is there now
 
-def gather(args: "BuildArgs", previous: dict | None, *, check_cache: bool = True) -> Now:
+def _in_background(work: "Any") -> "Any":
+    """Run `work()` in a forked child (a thread where there is no fork); the returned
+    function waits for it and gives its result, or {"error": why}."""
+    import os  # noqa: PLC0415
+    import pickle  # noqa: PLC0415
+
+    if not hasattr(os, "fork"):
+        import threading  # noqa: PLC0415
+
+        box: dict[str, Any] = {}
+
+        def run() -> None:
+            try:
+                box.update(work())
+            except Exception as exc:  # noqa: BLE001 - said by the caller
+                box["error"] = repr(exc)
+        t = threading.Thread(target=run, daemon=True)
+        t.start()
+
+        def wait_thread() -> dict[str, Any]:
+            t.join()
+            return box
+        return wait_thread
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: work, send, and leave without running the parent's exit handlers
+        code = 0
+        try:
+            os.close(r)
+            try:
+                data = pickle.dumps(work())
+            except BaseException as exc:  # noqa: BLE001 - anything, sent back as one line
+                data = pickle.dumps({"error": f"{exc!r}"})
+            view = memoryview(data)
+            while view:
+                view = view[os.write(w, view):]
+        except BaseException:  # noqa: BLE001
+            code = 1
+        finally:
+            os._exit(code)
+    os.close(w)
+
+    def wait_child() -> dict[str, Any]:
+        chunks = []
+        with os.fdopen(r, "rb") as f:
+            chunks.append(f.read())
+        os.waitpid(pid, 0)
+        try:
+            got = pickle.loads(b"".join(chunks))
+        except Exception:  # noqa: BLE001 - the child died before it answered
+            return {"error": "the lookup process ended without an answer"}
+        return got if isinstance(got, dict) else {"error": "the lookup process gave no answer"}
+    return wait_child
+
+
+def gather(args: "BuildArgs", load_previous: "Any", *, check_cache: bool = True) -> tuple[Now, dict | None]:
     """The build `args` describe, as it would start now: its Dockerfile, its context snapshot
     (the same .dockerignore rules and paths as `cachewhy build`), its base images' digests,
-    and whether the previous build's cache records are still on the builder."""
+    and whether the previous build's cache records are still on the builder; and the
+    previous record (`load_previous()`, read while the engine is asked)."""
     from analyzer import dockerfile as dfmod  # noqa: PLC0415
     from analyzer import probe  # noqa: PLC0415
     from analyzer import snapshot as snapmod  # noqa: PLC0415
@@ -568,22 +630,25 @@ def gather(args: "BuildArgs", previous: dict | None, *, check_cache: bool = True
         raise InputError(f"cannot read the Dockerfile {df_path}: {exc.strerror or exc}") from None
     df = dfmod.parse(text)
     now = Now(args=args, dockerfile_path=df_path, dockerfile_text=text, snapshot=None)
-    # the engine's answers (docker CLI, gRPC) come while this thread hashes the context
-    import threading  # noqa: PLC0415
+    # The engine's answers (docker CLI, gRPC) come from a child process while this one
+    # hashes the context: importing python-on-whales and grpc is CPU work that a thread
+    # would do under this process's GIL, one after the other with the snapshot.
+    def ask_engine() -> dict[str, Any]:
+        probed: dict[str, Any] = {}
+        refs = stage_image_refs(df, built_stages(df, args.target), args.build_args,
+                                getattr(args, "build_contexts", None))
+        probed["images"] = probe.resolve_images(refs)
+        before = load_previous() if check_cache else None
+        if before is not None:
+            probed["cache"] = probe.cache_presence(before, args.builder)
+        return probed
 
-    probed: dict[str, Any] = {}
-
-    def ask_engine() -> None:
-        try:
-            refs = stage_image_refs(df, built_stages(df, args.target), args.build_args)
-            probed["images"] = probe.resolve_images(refs)
-            if previous is not None and check_cache:
-                probed["cache"] = probe.cache_presence(previous, args.builder)
-        except Exception as exc:  # noqa: BLE001 - said below; the prediction goes on
-            probed["error"] = exc
-
-    asking = threading.Thread(target=ask_engine, name="cachewhy-probe", daemon=True)
-    asking.start()
+    asking = _in_background(ask_engine)
+    try:
+        previous = load_previous()
+    except BaseException:
+        asking()
+        raise
     ctx = args.context_dir
     if ctx is not None and ctx.is_dir():
         prev_snap = None  # this machine's last snapshot: its stat data spares re-hashing unchanged files
@@ -602,17 +667,22 @@ def gather(args: "BuildArgs", previous: dict | None, *, check_cache: bool = True
                 now.snapshot = snap.to_json()
         except Exception as exc:  # noqa: BLE001 - said, and context files are then not compared
             now.notes.append(f"the context could not be snapshotted: {exc}")
-    elif args.context is None:
-        asking.join()
+    named = snapmod.named_context_dirs(getattr(args, "build_contexts", None) or {})
+    if named:  # --build-context NAME=DIR: snapshotted as build snapshots them
+        prev_named = (previous or {}).get("named_snapshots")
+        now.named_snapshots, problems = snapmod.snapshot_named(
+            named, {name: follow_paths(df, name) for name in named}, prev_named if isinstance(prev_named, dict) else None)
+        now.notes += problems
+    probed = asking()
+    if ctx is None and args.context is None:
         raise InputError("no build context given (PATH, as for `docker buildx build`)")
-    asking.join()
     if "error" in probed:
-        now.notes.append(f"the engine could not be asked about images and cache: {probed['error']!r}")
+        now.notes.append(f"the engine could not be asked about images and cache: {probed['error']}")
     now.images, notes = probed.get("images") or ({}, [])
     now.notes += notes
     if "cache" in probed:
         now.cache, now.cache_note = probed["cache"]
-    return now
+    return now, previous
 
 
 @dataclass
@@ -635,17 +705,33 @@ def predict(args: "BuildArgs", *, store_dir: str | None, against: str | None,
 
     store = open_store(store_dir)
     notes: list[str] = []
+    ref = None
     if use_store and previous is None:
         project = project_of(args, args.dockerfile_path())
         try:
             ref = against or store.find_previous(project)
-            previous = store.load(ref) if ref else None
+            if against:
+                store.resolve(against)  # a wrong --against is the user's error, said before anything
         except CachewhyError as exc:
             if against:
                 raise
             notes.append(f"no previous record: {exc}")
     hasher = make_hasher(store_key(store.root))
-    now = gather(args, previous)
+    given = previous
+
+    def load_previous() -> dict | None:
+        """The previous record (read in the lookup process too: it is not shared)."""
+        if ref is None:
+            return given
+        try:
+            return store.load(ref)
+        except CachewhyError as exc:
+            if against:
+                raise
+            notes.append(f"no previous record: {exc}")
+            return None
+
+    now, previous = gather(args, load_previous)
     now.notes[:0] = notes
     fc = forecast(previous, now, hasher)
     analysis, report = report_of(fc, previous, now)
