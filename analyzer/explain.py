@@ -19,7 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from analyzer import causes
+from analyzer import notes as N
 from analyzer.collector import paused
+from analyzer.notes import Note
 
 KINDS = causes.KINDS  # the cause kinds this module gives: analyzer/causes.py lists them
 
@@ -61,7 +63,7 @@ class Analysis:
     current: dict
     previous: dict | None
     misses: list[Miss]
-    notes: list[str] = field(default_factory=list)
+    notes: list[Note] = field(default_factory=list)
 
     @property
     def roots(self) -> list[Miss]:
@@ -123,29 +125,12 @@ def _text_change(old: list[str], new: list[str], new_line: int | None) -> str:
     was = " \u23ce ".join(x.strip() for x in old[head:len(old) - tail]) or "(no line)"
     now = " \u23ce ".join(x.strip() for x in new[head:len(new) - tail]) or "(no line)"
     where = f" (line {new_line + head})" if new_line else ""
-    return f"{_clip(new[0], 40)}{where}: {_clip(was, 60)} \u2192 {_clip(now, 60)}"
+    first = new[0].rstrip("\\`").rstrip()  # without its continuation mark
+    return f"{_clip(first, 40)}{where}: {_clip(was, 60)} \u2192 {_clip(now, 60)}"
 
 
 def _is_step(step: dict) -> bool:
     return step.get("keyword") not in (None, "FROM") and step.get("status") != "source"
-
-
-def _nearest_steps(steps_by_digest: dict[str, dict], digest: str) -> list[dict]:
-    """The first Dockerfile step met on each input edge, looking through sources."""
-    out: dict[str, dict] = {}
-    seen: set[str] = set()
-    todo = list(steps_by_digest[digest].get("inputs") or [])
-    while todo:
-        d = todo.pop()
-        if d in seen or d not in steps_by_digest:
-            continue
-        seen.add(d)
-        s = steps_by_digest[d]
-        if _is_step(s):
-            out[d] = s
-        else:
-            todo.extend(s.get("inputs") or [])
-    return list(out.values())
 
 
 def _dockerfile_order(steps: list[dict]) -> list[dict]:
@@ -401,12 +386,13 @@ class _Explainer:
         # nearest steps per digest, asked for up to three times per rebuilt step
         self._near_now: dict[str, list[dict]] = {}
         self._near_before: dict[str, list[dict]] = {}
+        self._dags: dict[bool, Any] = {}  # the DAG of each build's steps (before: True), made when first walked
         self._changed_paths: dict[str, list[str]] = {}  # build context -> paths changed anywhere in it
         self._changed_index: dict[str, tuple[set[str], set[str]]] = {}
         self._named_pairs: dict[str, tuple[Any, Any] | None] = {}
         self._materials_now = dict((u, d) for u, d in cur.get("materials") or [])
         self._materials_before = dict((u, d) for u, d in (prev or {}).get("materials") or [])
-        self.notes: list[str] = []
+        self.notes: list[Note] = []
         #: vertex digest -> the evidence that the step's previous result is still cached
         #: (the builder's DiskUsage: analyzer/buildkit/usage.py)
         self.held = held or {}
@@ -420,9 +406,10 @@ class _Explainer:
         self.foreign_key = bool(cur_key and prev_key and cur_key != prev_key)
         self.uncompared: dict[str, list[str]] = {}  # step id -> build args whose values were not compared
         if self.foreign_key:
-            self.notes.append("the previous record was made with another store's hash key, so build-arg and ENV "
-                              "values were not compared (give both builds the same CACHEWHY_HASH_KEY: "
-                              "docs/baseline.md)")
+            self.notes.append(Note(N.HASH_KEY, N.COMPARISON,
+                                   "the previous record was made with another store's hash key, so build-arg "
+                                   "and ENV values were not compared (give both builds the same "
+                                   "CACHEWHY_HASH_KEY: docs/baseline.md)"))
         #: (previous, current) short commits when both snapshots were read from git (analyzer/vcs.py)
         self.git_revisions: tuple[str, str] | None = None
         # (previous, current) Snapshot objects a caller already holds (a prediction): not parsed again
@@ -435,15 +422,16 @@ class _Explainer:
 
         prev_git, cur_git = self.prev["snapshot"].get("git"), self.cur["snapshot"].get("git")
         if bool(prev_git) != bool(cur_git):  # git blob ids and sha256 sums cannot be compared
-            self.notes.append("one build's context files were read from git, the other's from disk: they were "
-                              "not compared")
+            self.notes.append(Note(N.SNAPSHOT, N.COMPARISON, "one build's context files were read from git, "
+                                   "the other's from disk: they were not compared"))
             return None
         if cur_git and prev_git:
             self.git_revisions = (str(prev_git.get("revision"))[:7], str(cur_git.get("revision"))[:7])
         try:
             return Snapshot.from_json(self.prev["snapshot"]), Snapshot.from_json(self.cur["snapshot"])
         except (ValueError, KeyError, TypeError):
-            self.notes.append("a context snapshot could not be read; changed files are not named")
+            self.notes.append(Note(N.SNAPSHOT, N.COMPARISON,
+                                   "a context snapshot could not be read; changed files are not named"))
             return None
 
     # -- causes of one step, on its own -----------------------------------------
@@ -499,11 +487,18 @@ class _Explainer:
         return out
 
     def nearest(self, digest: str, before: bool = False) -> list[dict]:
-        """The nearest Dockerfile steps of a vertex of this build (of the previous one: before=True)."""
+        """The nearest Dockerfile steps of a vertex of this build (of the previous one:
+        before=True), walked on the build's DAG (graph.nearest_steps)."""
+        from analyzer.graph import inputs_dag, nearest_steps  # noqa: PLC0415
+
         memo = self._near_before if before else self._near_now
         got = memo.get(digest)
         if got is None:
-            got = memo[digest] = _nearest_steps(self.prev_by_digest if before else self.by_digest, digest)
+            steps = self.prev_by_digest if before else self.by_digest
+            dag = self._dags.get(before)
+            if dag is None:
+                dag = self._dags[before] = inputs_dag((d, s.get("inputs") or []) for d, s in steps.items())
+            got = memo[digest] = [steps[d] for d in nearest_steps(dag, digest, lambda d: _is_step(steps[d]))]
         return got
 
     def _parent_causes(self, s: dict, p: dict) -> list[Cause]:
@@ -661,8 +656,9 @@ class _Explainer:
                 try:
                     pair = Snapshot.from_json(old), Snapshot.from_json(new)
                 except (ValueError, KeyError, TypeError):
-                    self.notes.append(f"a snapshot of the build context {source} could not be read; "
-                                      "its changed files are not named")
+                    self.notes.append(Note(N.SNAPSHOT, N.COMPARISON,
+                                           f"a snapshot of the build context {source} could not be read; "
+                                           "its changed files are not named"))
             self._named_pairs[source] = pair
         return self._named_pairs[source]
 

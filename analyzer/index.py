@@ -24,9 +24,11 @@ import json
 import os
 import sqlite3
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Mapping
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 3
+# indexes made differently by an older schema: dropped, then made again by _DDL
+_REMADE = {1: ("steps_missed", "steps_roots")}
 BUSY_TIMEOUT_MS = 60_000
 
 # step status in the index: what the trends need to tell apart
@@ -62,6 +64,8 @@ CREATE TABLE IF NOT EXISTS builds (
 );
 CREATE INDEX IF NOT EXISTS builds_by_time ON builds (created, id);
 CREATE INDEX IF NOT EXISTS builds_by_project ON builds (project, created);
+-- covering: a period's figures per project and day without reading the (wide) build rows
+CREATE INDEX IF NOT EXISTS builds_figures ON builds (project, created, cached, rebuilt, lost_s, exit_code);
 CREATE TABLE IF NOT EXISTS lines (
     n INTEGER PRIMARY KEY,
     project INTEGER NOT NULL,
@@ -82,8 +86,9 @@ CREATE TABLE IF NOT EXISTS steps (
     PRIMARY KEY (build, pos)
 ) WITHOUT ROWID;
 -- covering indexes of the rows trends aggregates: misses (a small part of all steps) and roots
-CREATE INDEX IF NOT EXISTS steps_missed ON steps (line, created, build, duration_s) WHERE status != 0;
-CREATE INDEX IF NOT EXISTS steps_roots ON steps (line, kind, created, build, lost_s) WHERE root = 1;
+-- (the filtered column last: SQLite reads a partial index without the table only when it holds it)
+CREATE INDEX IF NOT EXISTS steps_missed ON steps (line, created, build, duration_s, status) WHERE status != 0;
+CREATE INDEX IF NOT EXISTS steps_roots ON steps (line, kind, created, build, lost_s, root) WHERE root = 1;
 -- one line's status build after build (a regression's whole history)
 CREATE INDEX IF NOT EXISTS steps_by_line ON steps (line, created, build, status, duration_s);
 """
@@ -112,7 +117,11 @@ def connect(path: str | os.PathLike[str], *, fsync: bool = True) -> sqlite3.Conn
             if version > SCHEMA_VERSION:
                 raise IndexCorrupt(f"index schema {version} is newer than this cachewhy's ({SCHEMA_VERSION})")
             with transaction(db):
-                if db.execute("PRAGMA user_version").fetchone()[0] == 0:
+                old = db.execute("PRAGMA user_version").fetchone()[0]
+                if old < SCHEMA_VERSION:
+                    for v in range(old, SCHEMA_VERSION):
+                        for name in _REMADE.get(v, ()):
+                            db.execute(f"DROP INDEX IF EXISTS {name}")
                     for stmt in _DDL.split(";"):
                         if stmt.strip():
                             db.execute(stmt)
@@ -164,7 +173,7 @@ def _num(v: Any) -> float | None:
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
 
-def summary_from_report(record: dict) -> dict:
+def summary_from_report(record: Mapping[str, Any]) -> dict:
     """The summary a save would have indexed, from the report kept in the record
     (a record indexed by a repair); {} for a record without one."""
     report = record.get("report")
@@ -181,7 +190,7 @@ def summary_from_report(record: dict) -> dict:
     }
 
 
-def step_rows(record: dict) -> list[tuple[int, str, int, float | None, str | None, int, float | None]]:
+def step_rows(record: Mapping[str, Any]) -> list[tuple[int, str, int, float | None, str | None, int, float | None]]:
     """(line, instruction, status, duration, cause kind, root, time lost) per cacheable
     step of a record, in build order. Kinds come from the report the record keeps."""
     report = record.get("report") if isinstance(record.get("report"), dict) else {}
@@ -190,11 +199,13 @@ def step_rows(record: dict) -> list[tuple[int, str, int, float | None, str | Non
     for s in record.get("steps") or []:
         if not isinstance(s, dict) or s.get("keyword") in _NOT_STEPS:
             continue
-        line = s.get("line") if isinstance(s.get("line"), int) and not isinstance(s.get("line"), bool) else 0
+        raw_line = s.get("line")
+        line = raw_line if isinstance(raw_line, int) and not isinstance(raw_line, bool) else 0
         text = " ".join(str(s.get("instruction") or s.get("name") or "").split())[:_TEXT_MAX]
         status = STATUS_CODE.get(str(s.get("status")), OTHER)
         m = misses.get(s.get("id"))
-        kind = root = lost = None
+        kind: Any = None
+        root, lost = False, None
         if m is not None:
             kind = (m.get("cause") or {}).get("kind") if isinstance(m.get("cause"), dict) else None
             root = bool(m.get("root"))
@@ -205,6 +216,8 @@ def step_rows(record: dict) -> list[tuple[int, str, int, float | None, str | Non
 
 
 def _counts(rows: list, summary: dict) -> tuple[int | None, int | None, float | None]:
+    cached: int | None
+    rebuilt: int | None
     if rows:
         cached = sum(1 for r in rows if r[2] == CACHED)
         rebuilt = sum(1 for r in rows if r[2] == REBUILT)
@@ -239,7 +252,7 @@ def _line_n(db: sqlite3.Connection, project: int, line: int, text: str, cache: d
     return n
 
 
-def add(db: sqlite3.Connection, entry: dict, record: dict | None, *, scan: bool) -> bool:
+def add(db: sqlite3.Connection, entry: dict, record: Mapping[str, Any] | None, *, scan: bool) -> bool:
     """Index one build; call inside a transaction. `entry` is the store's index entry
     (id, created, ..., summary); `record` gives the step rows (None: none yet).
 
@@ -272,7 +285,7 @@ def add(db: sqlite3.Connection, entry: dict, record: dict | None, *, scan: bool)
     return True
 
 
-def set_steps(db: sqlite3.Connection, rid: str, record: dict) -> None:
+def set_steps(db: sqlite3.Connection, rid: str, record: Mapping[str, Any]) -> None:
     """Fill in the step rows of a build indexed without them (a migrated index)."""
     got = db.execute("SELECT n, project, summary, steps, created FROM builds WHERE id = ?", (rid,)).fetchone()
     if got is None or got[3]:

@@ -1,7 +1,16 @@
-"""cachewhy's own options, taken out of an argument list that may also hold
-buildx's: everything that is not ours stays in order, untouched."""
+"""cachewhy's options. `build` takes its own out of an argument list that also
+holds buildx's (take_options: everything that is not ours stays in order,
+untouched); every other command declares its options with argparse (Parser,
+and the parent parsers of the shared groups below). Both validate values
+with the same check_* functions."""
 
 from __future__ import annotations
+
+import argparse
+import sys
+import textwrap
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
 
 from analyzer.errors import UsageError
 
@@ -90,3 +99,209 @@ def check_typos(argv: list[str], own: set[str] | frozenset[str], own_value: set[
             if near:
                 raise UsageError(f"unknown option {name} (did you mean {' or '.join(near)}?)")
         i += 1
+
+
+# --- declared options: the commands that pass nothing through to buildx ---------
+#
+# Each such command declares its options with argparse: its own, plus the
+# shared groups of the parent parsers below (store, width, outputs, gates,
+# builder). Parsing gives an Options (a typed namespace, as pipdeptree does);
+# errors are one line and exit 2 (UsageError), never argparse's usage dump.
+# `build` keeps take_options (its arguments are buildx's) but validates its own
+# values with the same check_* functions.
+
+MIN_WIDTH = 40  # narrower than this, no report line fits
+
+
+def check_width(raw: object, option: str = "--width") -> int:
+    """A report width: a whole number of at least MIN_WIDTH columns."""
+    try:
+        width = int(str(raw))
+    except ValueError:
+        raise UsageError(f"{option} takes a number of columns (at least {MIN_WIDTH}), not {raw!r}") from None
+    if width < MIN_WIDTH:
+        raise UsageError(f"{option} must be at least {MIN_WIDTH} columns, not {width}")
+    return width
+
+
+def check_count(raw: object, option: str, allow_all: bool = False) -> int | None:
+    """A count of at least 1 (`--limit`, `--top`); `all` (when allowed) is None: no limit."""
+    text = str(raw)
+    if allow_all and text == "all":
+        return None
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise UsageError(f"{option} takes a number >= 1{' or `all`' if allow_all else ''}, not {text!r}")
+    return n
+
+
+def default_width() -> int:
+    """The width when --width is not given: COLUMNS, else the terminal's, else 80 (analyzer/report/fit.py)."""
+    from analyzer.report.fit import default_width as fitting  # noqa: PLC0415
+
+    return fitting()
+
+
+class Options(argparse.Namespace):
+    """Every declared option of every command, typed; a command's parser sets
+    the ones it declares (the others keep these class defaults)."""
+
+    # store group
+    store: str | None = None
+    # width group
+    width: int | None = None
+    # outputs group: one attribute per outputs.FORMATS entry, and --show-values
+    show_values: bool = False
+    # gates group
+    fail_below_hit_ratio: str | None = None
+    fail_on: list[str] | None = None
+    fail_above_time: str | None = None
+    # builder group
+    builder: str | None = None
+    tlscacert: str | None = None
+    tlscert: str | None = None
+    tlskey: str | None = None
+    tlsservername: str | None = None
+    # counts and switches several commands share
+    limit: int | None = None
+    json: bool = False
+    # positional arguments
+    args: list[str]
+
+    def found(self) -> dict[str, object]:
+        """The options given, as the from_options constructors (Outputs, Gates, parse_target) read them."""
+        return {k: v for k, v in vars(self).items() if v is not None and v is not False}
+
+    @property
+    def report_width(self) -> int:
+        return self.width if self.width is not None else default_width()
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Help on 80 columns, option names in a column of 20 (the commands' old help layout)."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, max_help_position=21, width=79)
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)  # cause kinds stay whole
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse whose errors are a UsageError: one line, exit 2."""
+
+    def __init__(self, command: str, usage: str, description: str, epilog: str = "",
+                 parents: Sequence[argparse.ArgumentParser] = ()) -> None:
+        super().__init__(prog=f"cachewhy {command}", usage=usage, description=description, epilog=epilog,
+                         parents=list(parents), formatter_class=_Formatter, allow_abbrev=False, add_help=False)
+        self.command = command
+        self.add_argument("-h", "--help", action="store_true", help="this help")
+
+    def error(self, message: str) -> NoReturn:  # type: ignore[override]
+        raise UsageError(f"{self.command}: {message} (try `cachewhy {self.command} --help`)")
+
+    def format_usage(self) -> str:
+        return f"usage: {self.usage}\n" if self.usage else super().format_usage()
+
+    def parse(self, argv: list[str], positional: str | None = None, most: int | None = None,
+              least: int = 0) -> Options | None:
+        """The options of argv, or None when it asks for help (the help is printed).
+        Arguments that are not options are Options.args: at least `least`, at most
+        `most` of them (`positional` names them in the error)."""
+        if wants_help(argv):
+            sys.stdout.write(self.format_help())
+            sys.stdout.flush()
+            return None
+        # parsed into a plain namespace: argparse applies no default to an attribute the namespace has
+        parsed, rest = self.parse_known_args(argv)
+        opts = Options(**vars(parsed))
+        cut = rest.index("--") if "--" in rest else len(rest)  # after `--`, nothing is an option
+        for tok in rest[:cut]:
+            if tok.startswith("-") and tok != "-":
+                raise UsageError(f"{self.command}: unknown option {tok.partition('=')[0]!r} "
+                                 f"(try `cachewhy {self.command} --help`)")
+        rest = rest[:cut] + rest[cut + 1:]
+        if (most is not None and len(rest) > most) or len(rest) < least:
+            if positional is None:
+                raise UsageError(f"{self.command}: unexpected argument {rest[0]!r} "
+                                 f"(try `cachewhy {self.command} --help`)")
+            raise UsageError(f"{self.command} takes {positional} (try `cachewhy {self.command} --help`)")
+        opts.args = rest
+        return opts
+
+
+def _type(check: Callable[[str], Any]) -> Callable[[str], Any]:
+    """An argparse type from a check_* function: its UsageError is the command's one-line error."""
+    return check
+
+
+def _group() -> argparse.ArgumentParser:
+    return argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+
+
+def store_options() -> argparse.ArgumentParser:
+    p = _group()
+    p.add_argument("--store", metavar="DIR", help="where build records are kept  [CACHEWHY_STORE]")
+    return p
+
+
+def width_options() -> argparse.ArgumentParser:
+    p = _group()
+    p.add_argument("--width", metavar="N", type=_type(check_width),
+                   help=f"width of the report (at least {MIN_WIDTH})  [COLUMNS]")
+    return p
+
+
+def limit_option(p: argparse.ArgumentParser, default: int | None, what: str, allow_all: bool = True) -> None:
+    p.add_argument("--limit", metavar="N|all" if allow_all else "N", default=default,
+                   type=_type(lambda raw: check_count(raw, "--limit", allow_all=allow_all)), help=what)
+
+
+def output_options() -> argparse.ArgumentParser:
+    from analyzer.outputs import FORMATS  # noqa: PLC0415
+
+    p = _group()
+    last = len(FORMATS) - 1
+    for i, f in enumerate(FORMATS):
+        p.add_argument(f.option, metavar="FILE", dest=f.attr,
+                       help=f"write {f.help}" + (" (FILE `-` writes to stdout)" if i == last else ""))
+    p.add_argument("--show-values", action="store_true",
+                   help="show build-arg and ENV values in this run's reports (default: a short keyed hash); "
+                        "only the current build's values are known, never stored ones")
+    return p
+
+
+def gate_options() -> argparse.ArgumentParser:
+    from analyzer.causes import KINDS  # noqa: PLC0415
+
+    p = _group()
+    p.add_argument("--fail-below-hit-ratio", metavar="R",
+                   help="exit 4 when the cache hit ratio is below R (0..1, or a percentage such as 80%%)")
+    p.add_argument("--fail-on", metavar="CAUSE[,CAUSE...]", action="append",
+                   help="exit 4 when a root cause is of one of these kinds (repeatable): " + ", ".join(KINDS))
+    p.add_argument("--fail-above-time", metavar="T",
+                   help="exit 4 when the rebuilt steps take (a prediction: will take) more than T "
+                        "(seconds, or 90s, 5m, 1h)")
+    return p
+
+
+def builder_options() -> argparse.ArgumentParser:
+    p = _group()
+    p.add_argument("--builder", metavar="NAME",
+                   help="the buildx builder (default: the current one), a buildkitd address "
+                        "(unix:///path.sock, tcp://host:port), or docker:// (the docker engine's BuildKit, "
+                        "at DOCKER_HOST or docker://unix:///var/run/docker.sock)")
+    p.add_argument("--tlscacert", metavar="FILE", help="with tcp://: the CA certificate to verify buildkitd by")
+    p.add_argument("--tlscert", metavar="FILE", help="with tcp://: a client certificate (and --tlskey FILE)")
+    p.add_argument("--tlskey", metavar="FILE", help=argparse.SUPPRESS)
+    p.add_argument("--tlsservername", metavar="N", help="with tcp://: the name buildkitd's certificate holds")
+    return p
+
+
+def add_groups(parser: argparse.ArgumentParser, *groups: argparse.ArgumentParser) -> None:
+    """The shared groups' options after a command's own (what parents= does, at the end of the help)."""
+    for group in groups:
+        parser._add_container_actions(group)  # noqa: SLF001 - argparse's own way to take a parent's actions

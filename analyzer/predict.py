@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from analyzer.probe import Resolved, normalise_image  # noqa: F401 - what probe resolves; named here too
+
 if TYPE_CHECKING:
     from analyzer.buildx import BuildArgs
     from analyzer.dockerfile import Dockerfile, Instruction, Stage
@@ -43,17 +45,6 @@ _DOWNLOADS = re.compile(
     r"(?:pip3?|uv\s+pip)\s+install|uv\s+sync|npm\s+(?:ci|install)|yarn(?:\s+install)?\b|pnpm\s+install|"
     r"go\s+(?:mod\s+download|get)|git\s+clone|cargo\s+(?:fetch|build)|bundle\s+install|composer\s+install|"
     r"dnf\s+install|yum\s+install)\b")
-
-
-@dataclass
-class Resolved:
-    """A base image as the build will resolve it."""
-
-    ref: str  # as the Dockerfile names it (global ARG defaults and build args expanded)
-    name: str  # normalised: docker.io/library/alpine:3.20
-    digest: str | None  # sha256:… or None when nothing answered
-    where: str  # "local image store", "registry", "pinned", or "" (nothing answered)
-    note: str | None = None  # why it is not known
 
 
 @dataclass
@@ -84,20 +75,6 @@ class Forecast:
 
 
 # ------------------------------------------------------------------ images
-
-def normalise_image(ref: str) -> str:
-    """`alpine` -> `docker.io/library/alpine:latest`, as BuildKit names image sources."""
-    name, at, digest = ref.partition("@")
-    first = name.split("/", 1)[0]
-    if "/" not in name:
-        name = f"docker.io/library/{name}"
-    elif not ("." in first or ":" in first or first == "localhost"):
-        name = f"docker.io/{name}"
-    last = name.rsplit("/", 1)[-1]
-    if ":" not in last and not at:
-        name += ":latest"
-    return name + (f"@{digest}" if at else "")
-
 
 def _image_name(identifier: str) -> str:
     return identifier.removeprefix("docker-image://").partition("@")[0]

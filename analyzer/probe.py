@@ -8,10 +8,33 @@ only: its import costs most of a second, which `cachewhy build` never pays.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
-if TYPE_CHECKING:
-    from analyzer.predict import Resolved
+
+@dataclass
+class Resolved:
+    """A base image as the build will resolve it."""
+
+    ref: str  # as the Dockerfile names it (global ARG defaults and build args expanded)
+    name: str  # normalised: docker.io/library/alpine:3.20
+    digest: str | None  # sha256:… or None when nothing answered
+    where: str  # "local image store", "registry", "pinned", or "" (nothing answered)
+    note: str | None = None  # why it is not known
+
+
+def normalise_image(ref: str) -> str:
+    """`alpine` -> `docker.io/library/alpine:latest`, as BuildKit names image sources."""
+    name, at, digest = ref.partition("@")
+    first = name.split("/", 1)[0]
+    if "/" not in name:
+        name = f"docker.io/library/{name}"
+    elif not ("." in first or ":" in first or first == "localhost"):
+        name = f"docker.io/{name}"
+    last = name.rsplit("/", 1)[-1]
+    if ":" not in last and not at:
+        name += ":latest"
+    return name + (f"@{digest}" if at else "")
 
 
 def _client():  # type: ignore[no-untyped-def]
@@ -25,8 +48,6 @@ def _client():  # type: ignore[no-untyped-def]
 def resolve_images(refs: list[str]) -> tuple[dict[str, "Resolved"], list[str]]:
     """Each image as the build will resolve it: the local image store first, then the
     registry (`docker buildx imagetools inspect`); a note for those neither answers."""
-    from analyzer.predict import Resolved, normalise_image  # noqa: PLC0415
-
     out: dict[str, Resolved] = {}
     notes: list[str] = []
     if not refs:

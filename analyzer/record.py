@@ -17,14 +17,17 @@ import os
 import re
 import secrets
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from analyzer import dockerfile as dfmod
 from analyzer.model import ContextInput, Project, Record, RecordStep
 
-from analyzer.buildx import BuildArgs, RunResult
+from analyzer.buildx import BuildArgs
 from analyzer.graph import BuildGraph, Step
 from analyzer.provenance import LLBStep, Provenance
+
+if TYPE_CHECKING:
+    from analyzer.sources import BuildArgValues, BuildInput
 
 SCHEMA = "cachewhy.record/v1"
 
@@ -39,17 +42,58 @@ def store_key(store_root: Path) -> bytes:
 
     `CACHEWHY_HASH_KEY` (any secret text) replaces it, so that records made on
     different machines (CI runners, each with a fresh store) hash equal values
-    equally and can be compared."""
+    equally and can be compared. Raises OSError when the store cannot hold one."""
+    return store_key_noted(store_root)[0]
+
+
+_KEY_BYTES = 32
+
+
+def _read_key(path: Path) -> bytes | None:
+    """The key in `path`; None when there is none; ValueError when it is damaged
+    (not a regular file, not 64 hex digits). Never opened for a blocking read."""
+    import stat  # noqa: PLC0415
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
+    except FileNotFoundError:
+        return None
+    except OSError as exc:  # a directory, a link
+        raise ValueError(exc.strerror or str(exc)) from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ValueError("not a regular file")
+        data = os.read(fd, 4 * _KEY_BYTES)
+    finally:
+        os.close(fd)
+    key = bytes.fromhex(data.decode("ascii", "replace").strip())  # ValueError when damaged
+    if len(key) != _KEY_BYTES:
+        raise ValueError(f"{len(key)} bytes, not {_KEY_BYTES}")
+    return key
+
+
+def store_key_noted(store_root: Path) -> tuple[bytes, list[str]]:
+    """store_key, and a note when a damaged `hash.key` was replaced: values hashed
+    with the old key are then not compared (as with another store's key)."""
     shared = os.environ.get(HASH_KEY_ENV, "")
     if shared:
-        return hashlib.sha256(b"cachewhy hash key\0" + shared.encode("utf-8", "surrogateescape")).digest()
+        return hashlib.sha256(b"cachewhy hash key\0" + shared.encode("utf-8", "surrogateescape")).digest(), []
     path = Path(store_root) / "hash.key"
+    notes: list[str] = []
     try:
-        return bytes.fromhex(path.read_text().strip())
-    except (OSError, ValueError):
-        pass
+        key = _read_key(path)
+        if key is not None:
+            return key, notes
+    except ValueError as exc:
+        notes.append(f"the store's hash key {path} was damaged ({exc}) and is replaced by a new one; values "
+                     "hashed with the old key are not compared")
+        aside = path.with_name(f"hash.key.damaged-{os.getpid()}")
+        try:
+            os.rename(path, aside)  # kept aside, not deleted: it is the user's file
+        except OSError as err:
+            raise OSError(err.errno, f"cannot replace the damaged {path}: {err.strerror}") from None
     Path(store_root).mkdir(parents=True, exist_ok=True, mode=0o700)
-    key = secrets.token_bytes(32)
+    key = secrets.token_bytes(_KEY_BYTES)
     tmp = path.with_name(f".hash.key.{os.getpid()}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
@@ -60,7 +104,11 @@ def store_key(store_root: Path) -> bytes:
         pass
     finally:
         tmp.unlink(missing_ok=True)
-    return bytes.fromhex(path.read_text().strip())
+    try:
+        got = _read_key(path)
+    except ValueError:
+        got = None
+    return (got if got is not None else key), notes
 
 
 def make_hasher(key: bytes) -> Hasher:
@@ -141,13 +189,32 @@ def _safe_name(step: Step) -> str:
     return f"[{(where + ' ') if where else ''}{pos}] {step.keyword}"
 
 
-def step_id(digest: str) -> str:
-    return digest.split(":", 1)[-1][:12]
+def step_id(digest: str, length: int = 12) -> str:
+    return digest.split(":", 1)[-1][:length]
 
 
-def step_dict(step: Step, prov: Provenance | None, hasher: Hasher) -> RecordStep:
+def step_ids(digests: Iterable[str]) -> dict[str, str]:
+    """Digest -> step id: 12 hex digits, more where digests share their first 12
+    (ids must tell steps apart: a log may carry any digests)."""
+    digests = list(dict.fromkeys(digests))
+    length = 12
+    while True:
+        ids = {d: step_id(d, length) for d in digests}
+        if len(set(ids.values())) == len(ids) or length > 80:
+            break
+        length *= 2
+    if len(set(ids.values())) != len(ids):  # equal after the algorithm prefix: number them
+        seen: dict[str, int] = {}
+        for d, i in ids.items():
+            seen[i] = seen.get(i, 0) + 1
+            if seen[i] > 1:
+                ids[d] = f"{i}-{seen[i]}"
+    return ids
+
+
+def step_dict(step: Step, prov: Provenance | None, hasher: Hasher, sid: str | None = None) -> RecordStep:
     out: RecordStep = {
-        "id": step_id(step.digest),
+        "id": sid or step_id(step.digest),
         "digest": step.digest,
         "name": _safe_name(step),
         "keyword": step.keyword,
@@ -250,14 +317,14 @@ def values_in_names(steps: Iterable[Step]) -> dict[str, str]:
     return out
 
 
-def known_values(args: BuildArgs, prov: Provenance | None, hasher: Hasher,
+def known_values(build_args: "BuildArgValues", prov: Provenance | None, hasher: Hasher,
                  dockerfile_text: str | None = None) -> dict[str, str]:
     """Hash -> value for the values this build knows in clear: its build args (command
     line and provenance), the env values of its ops, the ARG/ENV values its Dockerfile
     writes. Only `--show-values` reads it, at report time; it never enters a record.
     A previous build's values are not here: its record holds only their hashes."""
-    out: dict[str, str] = {}
-    values = [v for v in args.build_args.values() if v is not None]
+    out = build_args.reveal_table(hasher)
+    values: list[str] = []
     if prov is not None:
         values += [v for k, v in prov.args.items() if k.startswith("build-arg:")]
         for llb in prov.steps.values():
@@ -276,12 +343,17 @@ def known_values(args: BuildArgs, prov: Provenance | None, hasher: Hasher,
 
 def project_of(args: BuildArgs, dockerfile_path: Path | None) -> Project:
     """What makes two builds comparable: context, Dockerfile, target, platforms."""
-    ctx = args.context_dir
+    return project(args.context, args.context_dir, dockerfile_path, args.target, args.platforms)
+
+
+def project(context: str | None, context_dir: Path | None, dockerfile_path: Path | None, target: str | None,
+            platforms: list[str]) -> Project:
+    """A build's project (record["project"]): what the store finds its previous build by."""
     return {
-        "context": str(ctx.resolve()) if ctx is not None else (args.context or "-"),
+        "context": str(context_dir.resolve()) if context_dir is not None else (context or "-"),
         "dockerfile": str(dockerfile_path.resolve()) if dockerfile_path is not None else "-",
-        "target": args.target,
-        "platforms": sorted(args.platforms),
+        "target": target,
+        "platforms": sorted(platforms),
     }
 
 
@@ -315,22 +387,18 @@ def follow_paths(df: Any, context: str | None = None) -> list[str] | None:
     return sorted(set(clean))
 
 
-def make_record(*, record_id: str, args: BuildArgs, result: RunResult, graph: BuildGraph,
-                prov: Provenance | None, dockerfile_path: Path | None, dockerfile_text: str | None,
-                snapshot: dict | None, messages: list[str], hasher: Hasher, complete: bool,
-                named_snapshots: dict | None = None) -> Record:
-    build_args = {name: (hasher(value) if value is not None else None) for name, value in args.build_args.items()}
-    values = {name: value for name, value in args.build_args.items() if value}
-    if prov is not None:
-        for key, value in prov.args.items():
-            if key.startswith("build-arg:"):
-                build_args.setdefault(key[len("build-arg:"):], hasher(value))
-                values.setdefault(key[len("build-arg:"):], value)
+def build_record(inp: "BuildInput", *, record_id: str, graph: BuildGraph, hasher: Hasher,
+                 complete: bool) -> Record:
+    """The record of one build (schema cachewhy.record/v1, docs/record-json.md)."""
+    prov = inp.provenance
+    inv = inp.invocation
+    prov_args = prov.args if prov is not None else None
+    build_args = inv.build_args.hashed(hasher, prov_args)
     ordered = graph.ordered()
-    for name, value in values_in_names(ordered).items():  # what BuildKit wrote into the names
-        values.setdefault(name, value)
-    scrub = make_scrubber(values)
-    steps = [step_dict(s, prov, hasher) for s in ordered]
+    # and what BuildKit wrote into the vertex names (a log's values are known only there)
+    scrub = inv.build_args.scrubber(prov_args, learned=values_in_names(ordered))
+    ids = step_ids(s.digest for s in ordered)
+    steps = [step_dict(s, prov, hasher, ids[s.digest]) for s in ordered]
     for st in steps:  # text BuildKit expanded with build-arg values (names, errors) loses them here
         if st["instruction"]:
             st["instruction"] = scrub(st["instruction"])
@@ -341,33 +409,33 @@ def make_record(*, record_id: str, args: BuildArgs, result: RunResult, graph: Bu
     return {
         "schema": SCHEMA,
         "id": record_id,
-        "created": result.started,
-        "completed_at": result.ended,
-        "duration_s": round(result.ended - result.started, 3),
+        "created": inp.started,
+        "completed_at": inp.ended,
+        "duration_s": round(inp.ended - inp.started, 3),
         "complete": complete,
-        "exit_code": result.returncode,
-        "interrupted": result.interrupted,
-        "project": project_of(args, dockerfile_path),
+        "exit_code": inp.exit_code,
+        "interrupted": inp.interrupted,
+        "project": inp.project,
         "invocation": {
-            "argv": redact_argv((["--quiet"] if getattr(args, "quiet", False) else []) + args.argv),
-            "builder": args.builder,
-            "no_cache": args.no_cache,
-            "no_cache_filter": args.no_cache_filter,
-            "cache_from": args.cache_from,
-            "cache_to": args.cache_to,
+            "argv": list(inv.argv),
+            "builder": inv.builder,
+            "no_cache": inv.no_cache,
+            "no_cache_filter": inv.no_cache_filter,
+            "cache_from": inv.cache_from,
+            "cache_to": inv.cache_to,
         },
         "build_args": build_args,
         "buildx_ref": None,
         "has_provenance": prov is not None,
         "hash_key_id": hasher(_KEY_ID_INPUT),  # records with other ids hashed their values with another key
-        "dockerfile_text": dockerfile_text,
+        "dockerfile_text": inp.dockerfile_text,
         # uri -> "alg:digest": image digests, downloaded files' sha256, git commits
         "materials": [[uri, next((f"{alg}:{d}" for alg, d in digest.items()), None)]
                       for uri, digest in (prov.materials if prov else [])],
-        "messages": [scrub(m[:500]) for m in messages if m.startswith(("WARNING", "ERROR"))][:50],
+        "messages": [scrub(m[:500]) for m in inp.events.messages if m.startswith(("WARNING", "ERROR"))][:50],
         "steps": steps,
-        "snapshot": snapshot,
+        "snapshot": inp.snapshot,
         # name -> snapshot of each named local build context (--build-context NAME=DIR);
         # records without it (older ones) compare the main context only
-        "named_snapshots": named_snapshots or None,
+        "named_snapshots": inp.named_snapshots or None,
     }

@@ -14,9 +14,11 @@ The regression rule (docs/trends.md says the same):
   or failed). An onset is a build k where M - C counted from k to the newest
   build is largest and above 0, k being an M whose build before it is a C.
   The line has regressed when, from an onset k on, it missed in more than
-  half of the builds and in at least `MIN_MISSES`, and before k it was cached
-  in more than half of at least `MIN_BEFORE` builds (of onsets that tie, the
-  earliest that meets this). The regression's
+  half of the builds and in at least `MIN_MISSES`, before k it was cached in
+  more than half of at least `MIN_BEFORE` builds, and so many misses from k on
+  are unlikely (below `CHANCE`) at the miss rate the line had before k (never
+  taken as below `BASE_RATE_FLOOR`): a binomial tail. Of onsets that tie, the
+  earliest that meets all this. The regression's
   cause is the root cause of the line's miss in build k, read from that
   build's record; when the record cannot be read, the cause is said unknown.
   Lines that regressed in the same build from the same root are one regression,
@@ -25,6 +27,7 @@ The regression rule (docs/trends.md says the same):
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import sqlite3
@@ -34,10 +37,12 @@ from typing import Any, Callable, Iterable
 from analyzer.index import CACHED, FAILED, REBUILT
 
 SCHEMA = "cachewhy.trends/v1"
-WINDOW = 120  # newest builds per project read step by step (strip, regressions)
+WINDOW = 60  # newest builds per project read step by step (strip, regression candidates)
 STRIP_BUILDS = 40  # builds shown in the builds x steps strip
 MIN_MISSES = 3
 MIN_BEFORE = 2
+CHANCE = 0.01  # a run of misses this likely at the line's earlier miss rate is noise, not a regression
+BASE_RATE_FLOOR = 0.05  # the earlier miss rate never taken as below this (a line never missed before)
 TOP_LINES = 5
 PER_BUILD_MAX = 60  # --per auto: one point per build up to this many builds, else one per day
 
@@ -79,10 +84,6 @@ def _where(since: float | None, cutoff: tuple[float, str] | None, projects: list
     return (" AND ".join(conds) or "1"), args
 
 
-def _local_day(ts: float) -> str:
-    return time.strftime("%Y-%m-%d", time.localtime(ts))
-
-
 def gather(db: sqlite3.Connection, *, since: float | None, now: float, contexts: list[str] | None = None,
            limit: int | None = None, per: str = "auto", absent: Iterable[str] = (),
            load: Callable[[str], dict | None] | None = None) -> dict:
@@ -114,77 +115,84 @@ def gather(db: sqlite3.Connection, *, since: float | None, now: float, contexts:
         if limit == 0:
             cutoff = (float("inf"), "")
     w, a = _where(since, cutoff, wanted, gone)
-    # one row per build of the period: small columns only (100,000 builds: a few MB)
-    builds = db.execute(f"SELECT b.n, b.id, b.created, b.project, b.cached, b.rebuilt, b.lost_s, b.exit_code, "
-                        f"b.complete FROM builds b WHERE {w} ORDER BY b.created, b.id", a).fetchall()
-    by_project: dict[int, list[tuple]] = {}
-    for b in builds:
-        by_project.setdefault(b[3], []).append(b)
-    out_projects = []
-    # the period's root misses and misses, read from their covering indexes
     ws, sa = _where(since, cutoff, wanted, gone, alias="s")
+    # everything over the whole period is aggregated by SQLite: per project, per day, per line
+    totals = db.execute(f"SELECT b.project, count(*), total(b.cached), total(b.rebuilt), total(b.lost_s), "
+                        f"min(b.created), max(b.created), sum(b.exit_code != 0) FROM builds b "
+                        f"INDEXED BY builds_figures WHERE {w} GROUP BY b.project", a).fetchall()
+    modes = {t[0]: (per if per != "auto" else ("build" if t[1] <= PER_BUILD_MAX else "day")) for t in totals}
+    series: dict[int, dict[Any, dict]] = {t[0]: {} for t in totals}
+
+    def point(pn: int, key: Any, label: str, start: float, n: int, cached: float, rebuilt: float,
+              lost: float) -> None:
+        series[pn][key] = {"label": label, "start": start, "builds": n, "cached": int(cached),
+                           "rebuilt": int(rebuilt), "time_lost_s": round(lost, 3), "lost_by_kind": {},
+                           "hit_ratio": round(cached / (cached + rebuilt), 4) if cached + rebuilt else None}
+
+    by_day = [pn for pn, m in modes.items() if m == "day"]
+    by_build = [pn for pn, m in modes.items() if m == "build"]
+    if by_day:
+        for r in db.execute(f"SELECT b.project, date(b.created, 'unixepoch', 'localtime') AS d, count(*), "
+                            f"min(b.created), total(b.cached), total(b.rebuilt), total(b.lost_s) FROM builds b "
+                            f"INDEXED BY builds_figures "
+                            f"WHERE {w} AND b.project IN ({','.join('?' * len(by_day))}) GROUP BY b.project, d "
+                            f"ORDER BY b.project, d", [*a, *by_day]):
+            point(r[0], r[1], r[1], r[3], r[2], r[4], r[5], r[6])
+    if by_build:
+        for r in db.execute(f"SELECT b.project, b.n, b.id, b.created, b.cached, b.rebuilt, b.lost_s FROM builds b "
+                            f"WHERE {w} AND b.project IN ({','.join('?' * len(by_build))}) "
+                            f"ORDER BY b.created, b.id", [*a, *by_build]):
+            point(r[0], r[1], r[2], r[3], 1, r[4] or 0, r[5] or 0, r[6] or 0.0)
     line_info = {r[0]: (r[1], r[2], r[3]) for r in db.execute("SELECT n, project, line, instruction FROM lines")}
-    roots = db.execute(f"SELECT s.line, s.kind, s.build, s.created, s.lost_s FROM steps s "
-                       f"WHERE s.root = 1 AND {ws}", sa).fetchall()
-    missed = db.execute(f"SELECT s.line, count(*), total(s.duration_s) FROM steps s "
-                        f"WHERE s.status != 0 AND {ws} GROUP BY s.line", sa).fetchall()
-    for pn, rows in by_project.items():
-        p = projects[pn]
-        mode = per if per != "auto" else ("build" if len(rows) <= PER_BUILD_MAX else "day")
-        bucket_of: dict[int, str] = {}
-        series: dict[str, dict] = {}
-        for b in rows:
-            label = b[1] if mode == "build" else _local_day(b[2])
-            bucket_of[b[0]] = label
-            s = series.get(label)
-            if s is None:
-                s = series[label] = {"label": label, "start": b[2], "builds": 0, "cached": 0, "rebuilt": 0,
-                                     "time_lost_s": 0.0, "lost_by_kind": {}}
-            s["builds"] += 1
-            s["cached"] += b[4] or 0
-            s["rebuilt"] += b[5] or 0
-            s["time_lost_s"] += b[6] or 0.0
-        kinds: dict[str, list] = {}
-        for line, kind, build, _created, lost in roots:
-            if line_info.get(line, (None,))[0] != pn or build not in bucket_of:
+    # root misses by line, kind and day (or build): the covering index of root rows
+    kinds: dict[int, dict[str, list]] = {pn: {} for pn in series}
+    for bucket, pns in (("date(s.created, 'unixepoch', 'localtime')", by_day), ("s.build", by_build)):
+        if not pns:
+            continue
+        for ln, kind, key, lost, n in db.execute(
+                f"SELECT s.line, s.kind, {bucket} AS k, total(s.lost_s), count(*) FROM steps s "
+                f"INDEXED BY steps_roots WHERE s.root = 1 AND {ws} GROUP BY s.line, s.kind, k", sa):
+            pn = line_info[ln][0] if ln in line_info else -1
+            if pn not in pns or key not in series[pn]:
                 continue
             k = kind or "unknown"
-            agg = kinds.setdefault(k, [0.0, 0])
-            agg[0] += lost or 0.0
-            agg[1] += 1
-            per_kind = series[bucket_of[build]]["lost_by_kind"]
-            per_kind[k] = round(per_kind.get(k, 0.0) + (lost or 0.0), 3)
-        cached = sum(b[4] or 0 for b in rows)
-        rebuilt = sum(b[5] or 0 for b in rows)
-        for s in series.values():
-            s["hit_ratio"] = round(s["cached"] / (s["cached"] + s["rebuilt"]), 4) if s["cached"] + s["rebuilt"] else None
-            s["time_lost_s"] = round(s["time_lost_s"], 3)
+            agg = kinds[pn].setdefault(k, [0.0, 0])
+            agg[0] += lost
+            agg[1] += n
+            per_kind = series[pn][key]["lost_by_kind"]
+            per_kind[k] = round(per_kind.get(k, 0.0) + lost, 3)
+    missed = db.execute(f"SELECT s.line, count(*), total(s.duration_s) FROM steps s INDEXED BY steps_missed "
+                        f"WHERE s.status != 0 AND {ws} GROUP BY s.line", sa).fetchall()
+    out_projects = []
+    for pn, n_builds, cached, rebuilt, lost, first, last, failed in totals:
+        p = projects[pn]
+        window = db.execute(f"SELECT b.n, b.id, b.created FROM builds b WHERE {w} AND b.project = ? "
+                            f"ORDER BY b.created DESC, b.id DESC LIMIT ?", [*a, pn, WINDOW]).fetchall()[::-1]
         lines = sorted(((line_info[ln][1], line_info[ln][2], n, t) for ln, n, t in missed
                         if line_info.get(ln, (None,))[0] == pn), key=lambda x: (-x[3], x[0]))[:TOP_LINES]
-        detail = _steps_of(db, rows[-WINDOW:], line_info)
-        regressions = _regressions(db, detail, rows, line_info, load, (ws, sa))
+        detail = _steps_of(db, window, line_info)
         out_projects.append({
             "context": p["context"], "dockerfile": p["dockerfile"], "target": p["target"],
             "platforms": p["platforms"], "project_key": p["key"],
-            "builds": len(rows),
-            "failed": sum(1 for b in rows if b[7] != 0),
-            "first": rows[0][2], "last": rows[-1][2],
+            "builds": n_builds,
+            "failed": failed,
+            "first": first, "last": last,
             "hit_ratio": round(cached / (cached + rebuilt), 4) if cached + rebuilt else None,
-            "time_lost_s": round(sum(b[6] or 0.0 for b in rows), 3),
-            "per": mode,
-            "series": list(series.values()),
+            "time_lost_s": round(lost, 3),
+            "per": modes[pn],
+            "series": list(series[pn].values()),
             "lost_by_kind": [{"kind": k, "time_lost_s": round(v[0], 3), "roots": v[1]}
-                             for k, v in sorted(kinds.items(), key=lambda kv: (-kv[1][0], kv[0]))],
+                             for k, v in sorted(kinds[pn].items(), key=lambda kv: (-kv[1][0], kv[0]))],
             "lines": [{"line": ln or None, "instruction": text, "misses": n, "time_s": round(t, 3)}
                       for ln, text, n, t in lines],
-            "regressions": regressions,
-            "strip": _strip(detail, rows[-STRIP_BUILDS:], line_info),
+            "regressions": _regressions(db, detail, window, line_info, load, (ws, sa)),
+            "strip": _strip(detail, window[-STRIP_BUILDS:], line_info),
         })
     out_projects.sort(key=lambda p: (-p["time_lost_s"], p["context"]))
     return {
         "schema": SCHEMA,
         "since": since, "until": now, "limit": limit,
-        "builds": len(builds),
+        "builds": sum(t[1] for t in totals),
         "projects": out_projects,
         "notes": notes,
     }
@@ -223,13 +231,8 @@ def _strip(detail: dict[int, list[tuple]], rows: list[tuple], line_info: dict) -
         if r[1] not in order:
             order.append(r[1])
     code = {CACHED: "C", REBUILT: "R", FAILED: "F"}
-    cells = []
-    for ln in order:
-        row = ""
-        for b in rows:
-            st = next((r[2] for r in detail.get(b[0]) or [] if r[1] == ln), None)
-            row += code.get(st, "-") if st is not None else "."
-        cells.append(row)
+    status = [{r[1]: r[2] for r in detail.get(b[0]) or []} for b in rows]  # per build: line -> status
+    cells = ["".join(code.get(st[ln], "-") if ln in st else "." for st in status) for ln in order]
     return {
         "builds": [{"id": b[1], "created": b[2]} for b in rows],
         "steps": [{"line": line_info[ln][1] or None, "instruction": line_info[ln][2]} for ln in order],
@@ -240,7 +243,8 @@ def _strip(detail: dict[int, list[tuple]], rows: list[tuple], line_info: dict) -
 def _onsets(seq: list[bool]) -> list[int]:
     """The indexes k where (misses - cached) of seq[k:] is largest and above 0, seq[k]
     a miss after a cached build; earliest first."""
-    best, found, score = 0, [], 0
+    best, score = 0, 0
+    found: list[int] = []
     for k in range(len(seq) - 1, -1, -1):
         score += 1 if seq[k] else -1
         if seq[k] and k > 0 and not seq[k - 1] and score >= best and score > 0:
@@ -267,41 +271,51 @@ def _series(detail: dict[int, list[tuple]], rows: list[tuple]) -> dict[int, list
 def _is_regression(seq: list[tuple[int, bool, float]]) -> tuple[int, int, int, float] | None:
     """(onset index, misses from it, builds from it, their time) when `seq` regressed (the
     rule); of onsets that tie, the earliest that meets the rule."""
-    for k in _onsets([m for _, m, _ in seq]):
+    for k in _onsets([r[1] for r in seq]):
         after, before = seq[k:], seq[:k]
         misses = sum(1 for _, m, _ in after if m)
         cached_before = sum(1 for _, m, _ in before if not m)
         if (misses * 2 > len(after) and misses >= MIN_MISSES
-                and len(before) >= MIN_BEFORE and cached_before * 2 > len(before)):
+                and len(before) >= MIN_BEFORE and cached_before * 2 > len(before)
+                and _tail(len(after), misses, max(1 - cached_before / len(before), BASE_RATE_FLOOR)) < CHANCE):
             return k, misses, len(after), sum(d for _, m, d in after if m)
     return None
 
 
-def _regressions(db: sqlite3.Connection, detail: dict[int, list[tuple]], rows: list[tuple], line_info: dict,
+def _tail(n: int, m: int, p: float) -> float:
+    """P(at least m misses in n builds) when each misses with probability p (binomial)."""
+    if p >= 1.0:
+        return 1.0
+    lp, lq = math.log(p), math.log1p(-p)
+    lgn = math.lgamma(n + 1)
+    return min(1.0, sum(math.exp(lgn - math.lgamma(i + 1) - math.lgamma(n - i + 1) + i * lp + (n - i) * lq)
+                        for i in range(m, n + 1)))
+
+
+def _regressions(db: sqlite3.Connection, detail: dict[int, list[tuple]], window: list[tuple], line_info: dict,
                  load: Callable[[str], dict | None] | None, where: tuple[str, list]) -> list[dict]:
     """The rule (module docstring) over each line's builds in the period. Candidates come
-    from the newest WINDOW builds read step by step: a line whose misses there are the
-    majority since some build (or throughout, the onset being older); only their whole
+    from the newest WINDOW builds, read step by step: a line that regressed within them,
+    or missed in most of them (its onset may be older); only the candidates' whole
     history in the period is then read, from the index of one line's steps."""
-    in_period = {b[0]: b for b in rows}
-    found = []
-    for ln, recent in _series(detail, rows[-WINDOW:]).items():
+    found: list[dict[str, Any]] = []
+    for ln, recent in _series(detail, window).items():
         missed = sum(1 for _, m, _ in recent if m)
-        if missed < MIN_MISSES or (_onset([m for _, m, _ in recent]) is None and missed * 2 <= len(recent)):
+        if missed < MIN_MISSES or (missed * 2 <= len(recent) and _is_regression(recent) is None):
             continue
         w, a = where
-        seq = [(r[0], r[1] != CACHED, r[2] or 0.0) for r in db.execute(
-            f"SELECT s.build, s.status, s.duration_s FROM steps s INDEXED BY steps_by_line "
+        seq = db.execute(
+            f"SELECT s.build, s.status != {CACHED}, coalesce(s.duration_s, 0.0) FROM steps s INDEXED BY steps_by_line "
             f"WHERE s.line = ? AND s.status IN ({CACHED}, {REBUILT}, {FAILED}) AND {w} "
-            f"ORDER BY s.created, s.build", [ln, *a]) if r[0] in in_period]
+            f"ORDER BY s.created, s.build", [ln, *a]).fetchall()
         got = _is_regression(seq)
         if got is None:
             continue
         k, misses, of, lost = got
-        start = in_period[seq[k][0]]
+        start = db.execute("SELECT id, created FROM builds WHERE n = ?", (seq[k][0],)).fetchone()
         found.append({
             "line_n": ln, "line": line_info[ln][1] or None, "instruction": line_info[ln][2],
-            "first_build": start[1], "since": start[2], "missed": misses, "of": of,
+            "first_build": start[0], "since": start[1], "missed": misses, "of": of,
             "time_lost_s": round(lost, 3),
         })
     # the cause: the root of the line's miss in the first build, from that build's record
@@ -311,6 +325,8 @@ def _regressions(db: sqlite3.Connection, detail: dict[int, list[tuple]], rows: l
         if rid not in records:
             records[rid] = load(rid) if load is not None else None
         r["cause"], r["root_id"] = _cause_of(records[rid], r["line"], r["instruction"])
+        if r["cause"] is None:  # said as it is: which record, and what it lacks
+            r["no_cause"] = "unreadable" if records[rid] is None else "not in its report"
     # lines that regressed in one build from one root: one regression, under the costliest line
     groups: dict[tuple, list[dict]] = {}
     for r in found:
@@ -347,7 +363,7 @@ def _cause_of(record: dict | None, line: int | None, instruction: str) -> tuple[
     root = mine if mine.get("root") else by_id.get((mine.get("caused_by") or [None])[0])
     if root is None:
         return None, None
-    cause = root.get("cause") if isinstance(root.get("cause"), dict) else {}
+    cause: dict = root.get("cause") if isinstance(root.get("cause"), dict) else {}  # type: ignore[assignment]
     return ({"kind": cause.get("kind") or "unknown", "detail": cause.get("detail") or "",
              "line": root.get("line"), "instruction": " ".join(str(root.get("instruction") or "").split()),
              "same_line": root is mine, "build": record.get("id")},

@@ -23,7 +23,7 @@ def from_store(path: str | None) -> tuple[sqlite3.Connection, Loader, list[str],
 
     def load(rid: str) -> dict | None:
         try:
-            return store.load(rid)
+            return dict(store.load(rid))
         except StoreError:
             return None
 
@@ -44,7 +44,7 @@ def from_paths(paths: list[str]) -> tuple[sqlite3.Connection, Loader, list[str],
         else:
             raise InputError(f"{raw}: no such record file or folder")
     db = ix.connect(":memory:")
-    records: dict[str, dict] = {}
+    records: dict[str, dict] = {}  # plain dicts: trends reads them as JSON, keys it does not know included
     problems: list[str] = []
     with ix.transaction(db):
         for f in files:
@@ -59,7 +59,7 @@ def from_paths(paths: list[str]) -> tuple[sqlite3.Connection, Loader, list[str],
             if rec["id"] in records:
                 problems.append(f"record file {f}: build {rec['id']} read twice; the first kept")
                 continue
-            records[rec["id"]] = rec
+            records[rec["id"]] = dict(rec)
             ix.add(db, _entry_from_record(rec, rec["id"], ix.summary_from_report(rec)), rec, scan=False)
     where = paths[0] if len(paths) == 1 else f"{len(paths)} paths"
     return db, records.get, problems, f"{len(records)} record file{'s' if len(records) != 1 else ''} in {where}"

@@ -301,15 +301,18 @@ def realistic_record(rid: str | None = None) -> dict:
     from analyzer.events import load_file
     from analyzer.pipeline import analyse
     from analyzer.snapshot import snapshot
+    from analyzer.sources import Baseline
+    from analyzer.sources.run import from_run
 
     ctx = REPO / "testdata" / "projects" / "multistage"
     raw = REPO / "testdata" / "rawjson"
     snap = snapshot(ctx, excludes=[], follow=["config.txt", "src", "static"]).to_json()
-    out = analyse(events=load_file(raw / "multistage-change.jsonl"), args=parse_args([str(ctx)]),
-                  result=RunResult(returncode=0, started=1_790_000_000.0, ended=1_790_000_002.0, metadata_path=None),
-                  dockerfile_text=(ctx / "Dockerfile").read_text(), dockerfile_path=ctx / "Dockerfile",
-                  metadata_path=raw / "multistage-change.meta.json", snapshot=snap, previous=None, store=None,
-                  notes=[])
+    inp = from_run(load_file(raw / "multistage-change.jsonl"), parse_args([str(ctx)]),
+                   RunResult(returncode=0, started=1_790_000_000.0, ended=1_790_000_002.0,
+                             metadata_path=raw / "multistage-change.meta.json"),
+                   dockerfile_text=(ctx / "Dockerfile").read_text(), dockerfile_path=ctx / "Dockerfile",
+                   snapshot=snap)
+    out = analyse(inp, Baseline())
     rec = out.record
     if rid:
         rec["id"] = rid

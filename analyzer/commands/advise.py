@@ -5,75 +5,68 @@ from __future__ import annotations
 import json
 import os
 import sys
+import textwrap
 
 from analyzer.errors import UsageError
-from analyzer.options import take_options, wants_help
+from analyzer.options import Parser, check_count, limit_option, store_options
 from analyzer.report.rows import fmt_time
 
 SUMMARY = """\
 advise [--store DIR] [--limit N|all] [--project CONTEXT] [--top N] [--json]
        [--verify [--rule RULE,…] [--keep DIR] [-- BUILDX ARGS]]
-      recurring cache misses over the stored builds: how often, time lost, the fix;
-      --verify builds the original and the advised Dockerfile side by side"""
+      recurring cache misses over the stored builds: how often, time lost,
+      the fix; --verify builds the original and the advised Dockerfile side
+      by side"""
 
-USAGE = """\
-usage: cachewhy advise [--store DIR] [--limit N|all] [--project CONTEXT] [--top N] [--json]
-       cachewhy advise --verify [same options] [--rule RULE,…] [--keep DIR] [-- BUILDX ARGS]
+def parser() -> Parser:
+    from analyzer.advice import REWRITABLE  # noqa: PLC0415
 
+    verify_text = textwrap.fill(
+        f"With --verify, for each group's advice that cachewhy can apply itself ({', '.join(REWRITABLE)}): "
+        "copies the context twice into a temporary folder, one with the original and one with the advised "
+        "Dockerfile, builds each cold (--no-cache: nothing is pruned), replays the edit behind the newest miss "
+        "(a unique content change of the same files, or two values of the same build arg), builds again, and "
+        "shows the steps rebuilt and the times side by side. Advice is shown as verified only when the advised "
+        "Dockerfile builds and the engine rebuilt fewer steps (cache-mount: took clearly less time; "
+        "apt-update-alone: the install no longer ran on a cached update).", 78, break_on_hyphens=False)
+    p = Parser("advise", """\
+cachewhy advise [--store DIR] [--limit N|all] [--project CONTEXT]
+                       [--top N] [--json]
+       cachewhy advise --verify [same options] [--rule RULE,…] [--keep DIR]
+                       [-- BUILDX ARGS]""", f"""\
 Reads the newest N build records of the store and groups their root misses
 by project, Dockerfile line and cause kind: how many builds missed there, the
 time those misses cost in total, and the advice for that line (the rules are
 in docs/advice/) with the time it would have saved over those builds. Cached
 `RUN curl`/`wget` downloads (stale while the remote file changes) come last.
 
-With --verify, for each group's advice that cachewhy can apply itself
-(copy-manifest-first, dockerignore, cache-mount, arg-late, apt-update-alone,
-copy-artefact-only): copies the context twice into a temporary folder, one with
-the original and one with the advised Dockerfile, builds each cold
-(--no-cache: nothing is pruned), replays the edit behind the newest miss (a
-unique content change of the same files, or two values of the same build
-arg), builds again, and shows the steps rebuilt and the times side by side.
-Advice is shown as verified only when the advised Dockerfile builds and the
-engine rebuilt fewer steps (cache-mount: took clearly less time;
-apt-update-alone: the install no longer ran on a cached update).
-
-options:
-  --store DIR        where build records are kept  [CACHEWHY_STORE]
-  --limit N|all      read the newest N records (default 50), or all of them
-  --project CONTEXT  only the builds of this context directory
-  --top N            show the N groups that lost most time (default 10; 3 with --verify)
-  --json             the groups (or the verification results) as JSON
-  --verify           build the original and the advised Dockerfile (4 builds per advice)
-  --rule RULE,…      with --verify: only these rules
-  --keep DIR         with --verify: keep the copies and the rawjson logs of the builds in DIR
-  -- BUILDX ARGS     with --verify: passed to every build (e.g. --build-arg, --network, --builder);
-                     the original build's arg values are not stored, so builds use the defaults
-  -h, --help         this help
-"""
-
-_OPTIONS = {"--store": "store", "--limit": "limit", "--project": "project", "--top": "top", "--rule": "rule",
-            "--keep": "keep"}
-_SWITCHES = {"--json": "json", "--verify": "verify"}
+{verify_text}""", """\
+  -- BUILDX ARGS     with --verify: passed to every build (e.g. --build-arg,
+                     --network, --builder); the original build's arg values
+                     are not stored, so builds use the defaults""", parents=[store_options()])
+    limit_option(p, DEFAULT_LIMIT, f"read the newest N records (default {DEFAULT_LIMIT}), or all of them")
+    p.add_argument("--project", metavar="CONTEXT", help="only the builds of this context directory")
+    p.add_argument("--top", metavar="N", type=lambda raw: check_count(raw, "--top"),
+                   help="show the N groups that lost most time (default 10; 3 with --verify)")
+    p.add_argument("--json", action="store_true", help="the groups (or the verification results) as JSON")
+    p.add_argument("--verify", action="store_true",
+                   help="build the original and the advised Dockerfile (4 builds per advice)")
+    p.add_argument("--rule", metavar="RULE,…", help="with --verify: only these rules")
+    p.add_argument("--keep", metavar="DIR",
+                   help="with --verify: keep the copies and the rawjson logs of the builds in DIR")
+    return p
 
 
-def _count(value: object, name: str, default: int | None) -> int | None:
-    if value is None:
-        return default
-    if value == "all" and name == "--limit":
-        return None
-    try:
-        n = int(str(value))
-    except ValueError:
-        n = -1
-    if n < 0:
-        raise UsageError(f"{name} takes a number >= 0{' or all' if name == '--limit' else ''}, not {value!r}")
-    return n
+DEFAULT_LIMIT = 50
 
 
-def render(groups: list[dict], builds: int) -> str:
+def render(groups: list[dict], builds: int, width: int | None = None) -> str:
+    from analyzer.report import fit  # noqa: PLC0415
+
+    width = width or fit.default_width()
     if not groups:
-        return f"No root misses in the {builds} build(s) read: nothing to advise.\n"
-    out = [f"Recurring cache misses over the last {builds} build(s), most time lost first:", ""]
+        return "\n".join(fit.wrap(f"No root misses in the {builds} build(s) read: nothing to advise.", width)) + "\n"
+    out = [*fit.wrap(f"Recurring cache misses over the last {builds} build(s), most time lost first:", width), ""]
     for g in groups:
         name = (g.get("dockerfile") or "Dockerfile").rsplit("/", 1)[-1]
         if name in ("", "-"):
@@ -82,35 +75,43 @@ def render(groups: list[dict], builds: int) -> str:
         instr = " ".join((g.get("instruction") or "").split())
         if len(instr) > 60:
             instr = instr[:59] + "\u2026"
-        out.append(f"{g.get('context') or '-'}  {where}  {instr}")
+        head = f"{g.get('context') or '-'}  {where}  {instr}"
+        if fit.width_of(head) <= width:
+            out.append(head)
+        else:  # the context on a line of its own (its end is the project's name), then the step
+            out.append(fit.cut_middle(g.get("context") or "-", width))
+            out.append(fit.cut(f"  {where}  {instr}", width))
         builds = f"{g['count']} build{'s' if g['count'] != 1 else ''}"
         if g["kind"] == "cached":  # advice tied to no miss: a download taken from the cache
-            out.append(f"    cached in {builds}: the URL was not fetched again, the file may be stale")
+            out.extend(fit.wrap(f"cached in {builds}: the URL was not fetched again, the file may be stale", width,
+                                "    ", "      "))
         else:
-            out.append(f"    {g['kind']}: {builds}, {fmt_time(g['time_lost_s'])} lost in total")
+            out.extend(fit.wrap(f"{g['kind']}: {builds}, {fmt_time(g['time_lost_s'])} lost in total", width,
+                                "    ", "      "))
         for a in g.get("advice")[:1] if g.get("advice") else []:
             saved = f" (would have saved {fmt_time(g['saved_s'])} over these builds)" if g.get("saved_s") else ""
-            out.append(f"    fix [{a['rule']}]: {' '.join(a['message'].replace('`', '').split())}{saved}")
+            out.extend(fit.wrap(f"fix [{a['rule']}]: {' '.join(a['message'].replace('`', '').split())}{saved}",
+                                width, "    ", "      "))
         out.append("")
-    return "\n".join(out)
+    return fit.block("\n".join(out), width)
 
 
 def run(argv: list[str], debug: bool) -> int:
-    if wants_help(argv):
-        sys.stdout.write(USAGE)
-        return 0
     buildx_args: list[str] = []
     if "--" in argv:  # buildx arguments for the --verify builds
         cut = argv.index("--")
         argv, buildx_args = argv[:cut], argv[cut + 1:]
-    found, rest = take_options(argv, _OPTIONS, _SWITCHES)
-    if rest:
-        raise UsageError(f"advise takes no arguments: {' '.join(rest)}")
+    opts = parser().parse(argv)
+    if opts is None:
+        return 0
+    if opts.args:
+        raise UsageError(f"advise takes no arguments: {' '.join(opts.args)}")
+    found = opts.found()
     verifying = bool(found.get("verify"))
     if not verifying and (buildx_args or found.get("rule") or found.get("keep")):
         raise UsageError("--rule, --keep and buildx arguments go with --verify")
-    limit = _count(found.get("limit"), "--limit", 50)
-    top = _count(found.get("top"), "--top", 3 if verifying else 10)
+    limit = opts.limit
+    top = found.get("top") or (3 if verifying else 10)
     rules = None
     if found.get("rule"):
         from analyzer.advice import RULES  # noqa: PLC0415
@@ -123,7 +124,7 @@ def run(argv: list[str], debug: bool) -> int:
     from analyzer.advice import recurring  # noqa: PLC0415
     from analyzer.store import StoreError, open_store  # noqa: PLC0415
 
-    store = open_store(found.get("store"))  # type: ignore[arg-type]
+    store = open_store(opts.store)
     project = found.get("project")
     entries, problems = store.list_records()
     if project is not None:

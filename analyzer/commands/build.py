@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from analyzer.errors import CachewhyError, EngineError, UsageError
-from analyzer.options import check_typos, take_options, wants_help
+from analyzer.options import check_typos, check_width, take_options, wants_help
 from analyzer.gates import GATE_HELP, GATE_OPTIONS, GATE_REPEATABLE, Gates
 from analyzer.outputs import OUTPUT_HELP, OUTPUT_OPTIONS, OUTPUT_SWITCHES, Outputs
 
@@ -82,13 +81,17 @@ def parse_options(argv: list[str]) -> BuildOptions:
         buildx_argv=rest,
         predict=bool(found.get("predict")),
     )
+    to_stdout = [fmt.option for fmt, dest in opts.outputs.requested() if dest == "-"]
+    if to_stdout:
+        from analyzer.outputs import stdout_carries_data  # noqa: PLC0415
+
+        if stdout_carries_data(rest):
+            raise UsageError(f"{to_stdout[0]} -: buildx writes to stdout in this build (`-o ...dest=-`, `-o -`, "
+                             "-q or --call), and a report there would be mixed into it; give the report a file")
     if opts.live not in ("auto", "tty", "plain", "none"):
         raise UsageError(f"--live must be auto, tty, plain or none, not {opts.live!r}")
     if "width" in found:
-        try:
-            opts.width = int(found["width"])  # type: ignore[call-overload]
-        except ValueError:
-            raise UsageError(f"--width takes a number, not {found['width']!r}") from None
+        opts.width = check_width(found["width"])  # the same rule as every command's --width
     return opts
 
 
@@ -136,9 +139,11 @@ class Baseline:
         project = project_of(args, df_path)
         try:
             self.store = open_store(opts.store)
-            ref = opts.against or self.store.find_previous(project)
-            if ref:
-                self._local = self.store.load(ref)
+            if opts.against:
+                self._local = self.store.load(opts.against)
+            else:
+                self._local, skipped = self.store.load_previous(project)
+                self.notes.extend(skipped)
         except CachewhyError as exc:
             if opts.against:
                 raise
@@ -270,7 +275,9 @@ def run(argv: list[str], debug: bool) -> int:
         from analyzer.store import open_store  # noqa: PLC0415
 
         open_store(opts.store).resolve(opts.against)
-    width = opts.width or shutil.get_terminal_size((100, 24)).columns
+    from analyzer.report.fit import default_width  # noqa: PLC0415
+
+    width = opts.width or default_width()
     prediction = _predict_first(opts, args, width, debug) if opts.predict else None
     # Everything else is prepared on a thread of lower priority while buildx
     # starts up and runs (it takes half a second at least): the modules that
@@ -424,12 +431,15 @@ def run(argv: list[str], debug: bool) -> int:
             return result.returncode  # buildx refused the arguments or could not start: it said why
         report = None
         try:
-            from analyzer.pipeline import analyse, deliver  # noqa: PLC0415
+            from analyzer import sources  # noqa: PLC0415
+            from analyzer.deliver import deliver  # noqa: PLC0415
+            from analyzer.pipeline import analyse  # noqa: PLC0415
+            from analyzer.sources.run import from_run  # noqa: PLC0415
 
-            outcome = analyse(events=events, args=args, result=result, dockerfile_text=df_text,
-                              dockerfile_path=df_path, metadata_path=result.metadata_path,
-                              snapshot=baseline.snapshot(), previous=baseline.previous, store=baseline.store,
-                              notes=baseline.notes, named_snapshots=baseline.named_snapshots())
+            inp = from_run(events, args, result, dockerfile_text=df_text, dockerfile_path=df_path,
+                           snapshot=baseline.snapshot(), named_snapshots=baseline.named_snapshots())
+            outcome = analyse(input=inp, baseline=sources.Baseline(baseline.previous, baseline.notes,
+                                                                   baseline.store))
             report = outcome.report  # the gates read it, even when an output cannot be written
             scored = None
             if prediction is not None:
@@ -465,7 +475,7 @@ def _predict_first(opts: BuildOptions, args, width: int, debug: bool):  # type: 
     """`--predict`: the prediction, shown before buildx starts; a prediction that
     cannot be made is said in one line and the build goes on."""
     try:
-        from analyzer.pipeline import show  # noqa: PLC0415
+        from analyzer.deliver import show  # noqa: PLC0415
         from analyzer.predict import predict  # noqa: PLC0415
 
         got = predict(args, store_dir=opts.store, against=opts.against)
@@ -521,8 +531,10 @@ def _import_analysis() -> None:
     import networkx  # noqa: F401, PLC0415 - the build graph (graph.build_graph)
 
     import analyzer.advice  # noqa: F401, PLC0415 - the report's fixes (report.model imports it when used)
+    import analyzer.deliver  # noqa: F401, PLC0415
     import analyzer.explain  # noqa: F401, PLC0415
     import analyzer.pipeline  # noqa: F401, PLC0415
+    import analyzer.sources.run  # noqa: F401, PLC0415
     import analyzer.provenance  # noqa: F401, PLC0415
     import analyzer.record  # noqa: F401, PLC0415
     import analyzer.report.model  # noqa: F401, PLC0415

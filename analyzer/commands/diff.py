@@ -5,19 +5,12 @@ from __future__ import annotations
 import os
 import sys
 
-from analyzer.commands.analyze import (
-    LogSpec,
-    key_store,
-    log_outcome,
-    log_ref,
-    name_build,
-    parse_width,
-    positionals,
-)
+from analyzer import notes as N
 from analyzer.errors import InputError, UsageError
-from analyzer.gates import GATE_HELP, GATE_OPTIONS, GATE_REPEATABLE, Gates
-from analyzer.options import take_options, wants_help
-from analyzer.outputs import OUTPUT_HELP, OUTPUT_OPTIONS, OUTPUT_SWITCHES, Outputs
+from analyzer.gates import Gates
+from analyzer.notes import Note
+from analyzer.options import Parser, gate_options, output_options, store_options, width_options
+from analyzer.outputs import Outputs
 from analyzer.report.rows import fmt_time
 
 SUMMARY = """\
@@ -25,9 +18,8 @@ diff [OPTIONS] A B
       compare two builds (records or rawjson logs) step by step: why B
       rebuilt what it rebuilt, compared with A"""
 
-USAGE = f"""\
-usage: cachewhy diff [OPTIONS] A B
-
+def parser() -> Parser:
+    p = Parser("diff", "cachewhy diff [OPTIONS] A B", """\
 Compares build B with build A: the same "Why:" answer as `cachewhy build`
 gives (B's cache misses and their causes, as if A were the build before it),
 then every Dockerfile step with its status in A and in B and what changed.
@@ -37,29 +29,18 @@ rawjson log (`-` for stdin, for one of them):
   cachewhy diff ^1 ^0
   cachewhy diff --metadata-a a.json --metadata-b b.json a.log b.log
 
-options:
-  --metadata-a FILE  buildx's --metadata-file of log A (provenance)
-  --metadata-b FILE  the same for log B
-  --dockerfile-a FILE
-                     the Dockerfile of log A, to map steps to lines without
-                     provenance
-  --dockerfile-b FILE
-                     the same for log B
-  --store DIR        where build records are kept  [CACHEWHY_STORE]
-{OUTPUT_HELP}                     (the report is B's, compared with A)
-{GATE_HELP}  --width N          width of the report           [COLUMNS]
-  -h, --help         this help
-
+The report the output options write is B's, compared with A.""", """\
 The comparison goes to stdout; to stderr when an output option sends a
 report there (`--report-json -`). Notes and errors go to stderr.
 Exit codes: 0, 4 when a gate trips (on B's report), 2 for bad arguments or an
-unusable record or log.
-"""
+unusable record or log.""", parents=[store_options(), output_options(), gate_options(), width_options()])
+    p.add_argument("--metadata-a", metavar="FILE", help="buildx's --metadata-file of log A (provenance)")
+    p.add_argument("--metadata-b", metavar="FILE", help="the same for log B")
+    p.add_argument("--dockerfile-a", metavar="FILE",
+                   help="the Dockerfile of log A, to map steps to lines without provenance")
+    p.add_argument("--dockerfile-b", metavar="FILE", help="the same for log B")
+    return p
 
-_OPTIONS = {
-    **OUTPUT_OPTIONS, **GATE_OPTIONS, "--metadata-a": "metadata_a", "--metadata-b": "metadata_b",
-    "--dockerfile-a": "dockerfile_a", "--dockerfile-b": "dockerfile_b", "--store": "store", "--width": "width",
-}
 
 
 def _one_line(text: str | None) -> str:
@@ -169,71 +150,72 @@ def render_table(rows: list[tuple[str, str, str, str, str]], width: int) -> str:
 
 
 def run(argv: list[str], debug: bool) -> int:
-    if wants_help(argv):
-        sys.stdout.write(USAGE)
+    opts = parser().parse(argv)
+    if opts is None:
         return 0
-    found, rest = take_options(argv, _OPTIONS, OUTPUT_SWITCHES, repeatable=GATE_REPEATABLE)
-    refs = positionals(argv, rest, "diff")
+    found = opts.found()
+    refs = opts.args
     if len(refs) != 2:
         raise UsageError(f"diff takes two builds A and B, not {len(refs)}" + (f": {' '.join(refs)}" if refs else ""))
     if refs.count("-") > 1:
         raise UsageError("diff: only one of A and B can be read from stdin")
     outputs = Outputs.from_options(found)
     gates = Gates.from_options(found)
-    width = parse_width(found)
+    width = opts.report_width
     for opt in ("metadata_a", "metadata_b", "dockerfile_a", "dockerfile_b"):
         value = found.get(opt)
         if value is not None and not os.path.isfile(str(value)):
             raise InputError(f"--{opt.replace('_', '-')} {value}: no such file")
 
-    from analyzer.store import open_store  # noqa: PLC0415
+    from analyzer.deliver import shown_report  # noqa: PLC0415
+    from analyzer.explain import explain  # noqa: PLC0415
+    from analyzer.pipeline import make_record  # noqa: PLC0415
+    from analyzer.previous import key_store, name_build  # noqa: PLC0415
+    from analyzer.report.model import build_report  # noqa: PLC0415
+    from analyzer.sources import Baseline  # noqa: PLC0415
+    from analyzer.sources.log import from_log, log_ref, read_metadata  # noqa: PLC0415
+    from analyzer.store import open_store, project_key  # noqa: PLC0415
 
-    store = open_store(found.get("store"))  # type: ignore[arg-type]
+    store = open_store(opts.store)
     named = [name_build(ref, store, label) for ref, label in zip(refs, ("A", "B"))]
     for n, side in zip(named, ("a", "b")):
         if not n.is_log and (found.get(f"metadata_{side}") or found.get(f"dockerfile_{side}")):
             raise UsageError(f"--metadata-{side}/--dockerfile-{side} are for a log; {side.upper()} is a record")
     keys = key_store(named, store, writing=False)
-    notes: list[str] = []
+    notes: list[Note] = []
     records: list[dict] = []
     known: dict[str, str] = {}  # hash -> value of the logs' own values, for --show-values
     for n, side in zip(named, ("a", "b")):
-        if n.is_log:
-            spec = LogSpec(n.ref, metadata=found.get(f"metadata_{side}"),  # type: ignore[arg-type]
-                           dockerfile=found.get(f"dockerfile_{side}"), label=side.upper())  # type: ignore[arg-type]
-            outcome = log_outcome(n.events, spec, previous=None, key_store=keys, notes=[])  # type: ignore[arg-type]
-            rec = outcome.record
-            rec["id"] = log_ref(n.ref)
-            rec.pop("report", None)
-            if outputs.show_values and outcome.known_values is not None:
-                known.update(outcome.known_values())
+        if n.events is not None:
+            inp = from_log(n.events, label=side.upper(),
+                           metadata=read_metadata(found.get(f"metadata_{side}")),  # type: ignore[arg-type]
+                           dockerfile=found.get(f"dockerfile_{side}"), record_id=log_ref(n.ref))  # type: ignore[arg-type]
+            made = make_record(inp, Baseline(keys=keys))  # a record only: B's report is made below, against A
+            rec = made.record
+            if outputs.show_values:
+                known.update(made.known_values())
             if not rec.get("has_provenance"):
-                notes.append(f"{side.upper()} ({n.ref}): no provenance: steps were matched by name; ops, base "
-                             "images and remote sources could not be compared")
-            notes += [x for x in outcome.analysis.notes if x.startswith(f"{side.upper()}:")]
+                notes.append(Note(N.PREVIOUS_NO_PROVENANCE, N.COMPARISON,
+                                  f"{side.upper()} ({n.ref}): no provenance: steps were matched by name; ops, "
+                                  "base images and remote sources could not be compared"))
+            notes += inp.source_notes()
             records.append(rec)
         else:
             records.append(n.record)  # type: ignore[arg-type]
     a, b = records
-    from analyzer.store import project_key  # noqa: PLC0415
 
     try:
         same = project_key(a["project"]) == project_key(b["project"])
     except Exception:  # noqa: BLE001 - a damaged project only loses this note
         same = True
     if not same and not (named[0].is_log or named[1].is_log):
-        notes.append("A and B are builds of different projects (context, Dockerfile, target or platforms "
-                     "differ): their steps were matched by stage and instruction")
-
-    from analyzer.explain import explain  # noqa: PLC0415
-    from analyzer.report.model import build_report  # noqa: PLC0415
+        notes.append(Note(N.DIFFERENT_PROJECTS, N.COMPARISON,
+                          "A and B are builds of different projects (context, Dockerfile, target or platforms "
+                          "differ): their steps were matched by stage and instruction"))
 
     analysis = explain(b, a)
     analysis.notes[:0] = notes
-    report = build_report(analysis)
-    from analyzer.pipeline import shown_report  # noqa: PLC0415
-
-    report = shown_report(report, lambda: known, outputs)
+    report = shown_report(build_report(analysis), lambda: known, outputs)
 
     from analyzer.outputs import write_outputs  # noqa: PLC0415
 
@@ -257,7 +239,7 @@ def render(report: dict, a: dict, b: dict, rows: list, width: int, colour: bool 
     from analyzer.console import neutralise_tree  # noqa: PLC0415
     from analyzer.report import text  # noqa: PLC0415
 
-    lines = ["", f"A: {a.get('id')}", f"B: {b.get('id')}", "",
+    lines = ["", f"A: {a.get('id')}", f"B: {b.get('id')}", "",  # (ids and paths: cut by fit.block)
              text.root_causes(report, width=width, colour=colour), "",
              render_table(neutralise_tree(rows), width)]
     foot = []
@@ -271,5 +253,7 @@ def render(report: dict, a: dict, b: dict, rows: list, width: int, colour: bool 
     lost = (report.get("summary") or {}).get("time_lost_s")
     if lost:
         foot.append(f"{fmt_time(lost, missing='-')} lost in B")
-    lines.append(" \u00b7 ".join(foot))
-    return "\n".join(lines)
+    from analyzer.report import fit  # noqa: PLC0415
+
+    lines.extend(fit.join_wrapped(foot, " \u00b7 ", width, "  "))
+    return fit.block("\n".join(lines), width)

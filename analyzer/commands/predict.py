@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
 import sys
 
 from analyzer.errors import UsageError
 from analyzer.gates import GATE_HELP, GATE_OPTIONS, GATE_REPEATABLE, Gates
-from analyzer.options import take_options, wants_help
+from analyzer.options import check_width, take_options, wants_help
 from analyzer.outputs import OUTPUT_HELP, OUTPUT_OPTIONS, OUTPUT_SWITCHES, Outputs
 
 SUMMARY = """\
@@ -50,12 +49,11 @@ def run(argv: list[str], debug: bool) -> int:
                                repeatable=GATE_REPEATABLE)
     outputs = Outputs.from_options(found)
     gates = Gates.from_options(found)
-    width = shutil.get_terminal_size((100, 24)).columns
+    from analyzer.report.fit import default_width  # noqa: PLC0415
+
+    width = default_width()
     if "width" in found:
-        try:
-            width = int(found["width"])  # type: ignore[call-overload]
-        except ValueError:
-            raise UsageError(f"--width takes a number, not {found['width']!r}") from None
+        width = check_width(found["width"])  # the same rule as every command's --width
     args = parse_args(rest)
     if args.context is None:
         raise UsageError("no build context given (PATH, as for `docker buildx build`)")
@@ -63,7 +61,7 @@ def run(argv: list[str], debug: bool) -> int:
     from analyzer.predict import predict  # noqa: PLC0415
 
     outcome = predict(args, store_dir=found.get("store"), against=found.get("against"))  # type: ignore[arg-type]
-    from analyzer.pipeline import publish  # noqa: PLC0415
+    from analyzer.deliver import publish  # noqa: PLC0415
 
     publish(outcome.report, outputs, width, known=outcome.known_values)
     return gates.apply(outcome.report, 0)

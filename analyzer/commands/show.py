@@ -4,35 +4,26 @@ from __future__ import annotations
 
 import sys
 
-from analyzer.commands.analyze import parse_width, positionals
+from analyzer import notes as N
 from analyzer.errors import UsageError
-from analyzer.gates import GATE_HELP, GATE_OPTIONS, GATE_REPEATABLE, Gates
-from analyzer.options import take_options, wants_help
-from analyzer.outputs import OUTPUT_HELP, OUTPUT_OPTIONS, OUTPUT_SWITCHES, Outputs
+from analyzer.gates import Gates
+from analyzer.notes import Note
+from analyzer.options import Parser, gate_options, output_options, store_options, width_options
+from analyzer.outputs import Outputs
 
 SUMMARY = """\
 show [OPTIONS] [REF]
       the report of a stored build again (default: the newest)"""
 
-USAGE = f"""\
-usage: cachewhy show [OPTIONS] [REF]
-
+def parser() -> Parser:
+    return Parser("show", "cachewhy show [OPTIONS] [REF]", """\
 Shows the report of a build kept in the store, as it was shown when the build
 ended, and writes it with the output options. REF is a record id, a unique
 id prefix, ^N (the Nth newest record, ^0 the newest), `last`, or a record
 file; the default is the newest record. A record kept by an older cachewhy
 without its report is explained again against the build before it of the
-same project in the store.
-
-options:
-  --store DIR        where build records are kept  [CACHEWHY_STORE]
-{OUTPUT_HELP}{GATE_HELP}  --width N          width of the report           [COLUMNS]
-  -h, --help         this help
-
-Exit codes: 0, 4 when a gate trips, 2 for bad arguments or an unknown REF.
-"""
-
-_OPTIONS = {**OUTPUT_OPTIONS, **GATE_OPTIONS, "--store": "store", "--width": "width"}
+same project in the store.""", "Exit codes: 0, 4 when a gate trips, 2 for bad arguments or an unknown REF.",
+                  parents=[store_options(), output_options(), gate_options(), width_options()])
 
 
 def heading(record: dict) -> str:
@@ -66,45 +57,49 @@ def report_of(record: dict, store) -> tuple[dict, object]:  # type: ignore[no-un
     previous = None
     note = ""
     try:
-        prev_id = store.find_previous(record["project"], before_id=record["id"])
-        if prev_id:
-            previous = store.load(prev_id)
+        previous, skipped = store.load_previous(record["project"], before_id=record["id"])
+        if skipped:
+            note = f" ({'; '.join(skipped)})"
     except StoreError as exc:
         note = f" ({exc})"
     analysis = explain(record, previous)
     if previous is not None:
-        analysis.notes.insert(0, f"this record was kept without its report: explained again against "
-                                 f"{previous['id']}, the build before it of the same project in the store")
+        analysis.notes.insert(0, Note(N.NO_REPORT, N.RECORD,
+                                      f"this record was kept without its report: explained again against "
+                                      f"{previous['id']}, the build before it of the same project in the store"))
     else:
-        analysis.notes.insert(0, "this record was kept without its report, and the store holds no earlier "
-                                 f"build of its project to explain it against{note}: causes are not known")
+        analysis.notes.insert(0, Note(N.NO_REPORT, N.RECORD,
+                                      "this record was kept without its report, and the store holds no earlier "
+                                      f"build of its project to explain it against{note}: causes are not known"))
     return build_report(analysis), analysis
 
 
 def run(argv: list[str], debug: bool) -> int:
-    if wants_help(argv):
-        sys.stdout.write(USAGE)
+    opts = parser().parse(argv)
+    if opts is None:
         return 0
-    found, rest = take_options(argv, _OPTIONS, OUTPUT_SWITCHES, repeatable=GATE_REPEATABLE)
-    refs = positionals(argv, rest, "show")
+    refs = opts.args
     if len(refs) > 1:
         raise UsageError(f"show takes one REF, not {len(refs)}: {' '.join(refs)}")
-    outputs = Outputs.from_options(found)
-    gates = Gates.from_options(found)
-    width = parse_width(found)
+    outputs = Outputs.from_options(opts.found())
+    gates = Gates.from_options(opts.found())
+    width = opts.report_width
 
     from analyzer.explain import Analysis  # noqa: PLC0415
-    from analyzer.pipeline import Outcome, deliver  # noqa: PLC0415
+    from analyzer.deliver import deliver  # noqa: PLC0415
+    from analyzer.pipeline import Outcome  # noqa: PLC0415
     from analyzer.store import open_store  # noqa: PLC0415
 
-    store = open_store(found.get("store"))  # type: ignore[arg-type]
+    store = open_store(opts.store)
     record = store.load(refs[0] if refs else "last")
     report, analysis = report_of(record, store)
     from analyzer.outputs import report_stream  # noqa: PLC0415
 
     out = report_stream(outputs)
     try:
-        out.write(heading(record) + "\n")
+        from analyzer.report.fit import join_wrapped  # noqa: PLC0415
+
+        out.write("\n".join(join_wrapped(heading(record).split(" \u00b7 "), " \u00b7 ", width, "  ")) + "\n")
     except BrokenPipeError:
         pass
     outcome = Outcome(record, analysis or Analysis(record, None, []), report)  # type: ignore[arg-type]

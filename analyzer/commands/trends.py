@@ -7,15 +7,18 @@ import sys
 import time
 
 from analyzer.errors import InputError, UsageError
-from analyzer.options import take_options, wants_help
+from analyzer.options import check_count, take_options, wants_help
 
 SUMMARY = """\
-trends [--since 30d] [--project CONTEXT] [--limit N|all] [--json|--markdown] [--html FILE] [PATH…]
-      per project over time: builds, hit ratio, time lost by cause, costliest lines, regressions"""
+trends [--since 30d] [--project CONTEXT] [--limit N|all] [--json|--markdown]
+       [--html FILE] [PATH…]
+      per project over time: builds, hit ratio, time lost by cause,
+      costliest lines, regressions"""
 
 USAGE = """\
-usage: cachewhy trends [--store DIR] [--since 30d] [--project CONTEXT] [--limit N|all]
-                       [--per day|build] [--json | --markdown] [--html FILE] [PATH…]
+usage: cachewhy trends [--store DIR] [--since 30d] [--project CONTEXT]
+                       [--limit N|all] [--per day|build]
+                       [--json | --markdown] [--html FILE] [PATH…]
 
 What cache misses cost over many builds, per project (context, Dockerfile,
 target), the project that lost most time first: the builds, the hit ratio and
@@ -49,15 +52,7 @@ _SWITCHES = {"--json": "json", "--markdown": "markdown"}
 
 
 def _limit(raw: object) -> int | None:
-    if raw is None or raw == "all":
-        return None
-    try:
-        n = int(str(raw))
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise UsageError(f"--limit takes a number >= 1 or `all`, not {raw!r}")
-    return n
+    return None if raw is None else check_count(raw, "--limit", allow_all=True)  # as every command's --limit
 
 
 def run(argv: list[str], debug: bool) -> int:

@@ -30,7 +30,7 @@ def available() -> bool:
     return True
 
 
-_RC = {"svg.fonttype": "none", "svg.hashsalt": "cachewhy-trends", "font.size": 9,
+_RC: dict[str, Any] = {"svg.fonttype": "none", "svg.hashsalt": "cachewhy-trends", "font.size": 9,
        "axes.spines.top": False, "axes.spines.right": False}
 
 
@@ -43,7 +43,7 @@ def _styled(fn: Any) -> Any:
     def wrapper(*a: Any, **k: Any) -> Any:
         import matplotlib  # noqa: PLC0415
 
-        with matplotlib.rc_context(_RC):
+        with matplotlib.rc_context(_RC):  # type: ignore[arg-type]  # its stubs list every key as a Literal
             return fn(*a, **k)
     return wrapper
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from analyzer.explain import Analysis, Cause
 from analyzer.model import CauseDict, Report
+from analyzer.notes import texts
 
 SCHEMA = "cachewhy.report/v1"
 
@@ -92,7 +93,7 @@ def build_report(analysis: Analysis) -> Report:
             }
             for m in analysis.misses
         ],
-        "notes": list(analysis.notes),
+        "notes": texts(analysis.notes),
     }
     from analyzer.advice import attach  # noqa: PLC0415 - issue 6: fixes under root misses
 

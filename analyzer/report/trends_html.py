@@ -97,15 +97,17 @@ def render(model: dict) -> str:
         if drawn:
             out += _charts(p)
         if p["lost_by_kind"]:
-            out += ["<h3>Time lost by cause</h3>", "<table><tr><th>Cause</th><th>Time lost</th><th>Root misses</th></tr>"]
+            out += ["<h3>Time lost by cause</h3>",
+                    "<table><tr><th>Cause</th><th>Time lost</th><th>Root misses</th></tr>"]
             out += [f"<tr><td>{esc.html(k['kind'])}</td><td class=\"num\">{fmt_span(k['time_lost_s'])}</td>"
                     f"<td class=\"num\">{k['roots']}</td></tr>" for k in p["lost_by_kind"]]
             out.append("</table>")
         if p["lines"]:
             out += ["<h3>Costliest lines</h3>", "<table><tr><th>Line</th><th>Instruction</th><th>Misses</th>"
                     "<th>Time</th></tr>"]
-            out += [f"<tr><td class=\"num\">{ln['line'] or '-'}</td><td><code>{esc.html(esc.one_line(ln['instruction']))}"
-                    f"</code></td><td class=\"num\">{ln['misses']}</td><td class=\"num\">{fmt_span(ln['time_s'])}</td></tr>"
+            out += [f"<tr><td class=\"num\">{ln['line'] or '-'}</td>"
+                    f"<td><code>{esc.html(esc.one_line(ln['instruction']))}</code></td>"
+                    f"<td class=\"num\">{ln['misses']}</td><td class=\"num\">{fmt_span(ln['time_s'])}</td></tr>"
                     for ln in p["lines"]]
             out.append("</table>")
         out.append("</section>")

@@ -70,7 +70,10 @@ def regression_sentence(r: dict, markdown: bool = False) -> str:
             f"{r['of']} builds since {fmt_when(r['since'])}")
     cause = r.get("cause")
     if cause is None:
-        why = f", cause unknown (the record of build {plain(r['first_build'])} could not be read)"
+        if r.get("no_cause") == "not in its report":
+            why = f", cause unknown (the report of build {plain(r['first_build'])} does not name this miss)"
+        else:
+            why = f", cause unknown (the record of build {plain(r['first_build'])} could not be read)"
     else:
         detail = esc.truncate(esc.one_line(cause.get("detail") or ""), 120)
         what = f"{cause['kind']}{': ' + plain(detail) if detail else ''}"

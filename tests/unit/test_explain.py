@@ -14,10 +14,11 @@ from analyzer.events import load_file
 from analyzer.explain import explain, match_steps
 from analyzer.graph import build_graph
 from analyzer.provenance import load_metadata
-from analyzer.record import make_hasher, make_record
+from analyzer.record import build_record, make_hasher
 from analyzer.report import text
 from analyzer.report.model import build_report
 from analyzer.snapshot import snapshot
+from analyzer.sources.run import from_run
 from tests.conftest import PROJECTS, RAWJSON
 
 HASH = make_hasher(b"test-key")
@@ -31,10 +32,9 @@ def record_of(capture: str, context=None, argv=None, snap=None, dockerfile_text=
     prov = load_metadata(RAWJSON / f"{capture}.meta.json").primary()
     graph = build_graph(events, df, prov.vertex_lines() if prov else None)
     args = parse_args([*(argv or []), str(ctx)])
-    result = RunResult(returncode=0, started=1.0, ended=2.0, metadata_path=None)
-    return make_record(record_id=capture, args=args, result=result, graph=graph, prov=prov,
-                       dockerfile_path=ctx / "Dockerfile", dockerfile_text=df_text,
-                       snapshot=snap, messages=events.messages, hasher=HASH, complete=True)
+    result = RunResult(returncode=0, started=1.0, ended=2.0, metadata_path=RAWJSON / f"{capture}.meta.json")
+    inp = from_run(events, args, result, dockerfile_text=df_text, dockerfile_path=ctx / "Dockerfile", snapshot=snap)
+    return build_record(inp, record_id=capture, graph=graph, hasher=HASH, complete=True)
 
 
 @pytest.fixture
@@ -320,3 +320,20 @@ def test_heredoc_continuation_and_link_captures():
     assert roots[0]["cause"]["detail"] == "RUN <<EOF (line 4): echo two > /two \u2192 echo three > /two"
     rows = [r.split()[0] for r in text.step_table(report).splitlines()[1:] if r.split()[0][0].isdigit()]
     assert rows == ["1", "2-5", "6-7", "8", "9-11", "12"]
+
+
+def test_a_continuation_line_edit_names_its_line():
+    from analyzer.explain import _text_change  # noqa: PLC0415
+
+    assert _text_change(["RUN a \\", "&& b"], ["RUN a \\", "&& c"], 7) == "RUN a (line 8): && b \u2192 && c"
+
+
+def test_every_format_shows_a_multi_line_instruction_as_one_row_with_its_lines():
+    from analyzer.report import html, markdown  # noqa: PLC0415
+
+    ctx = PROJECTS / "features"
+    report = build_report(explain(record_of("features-cold", ctx), None))
+    md = markdown.render(report)
+    assert "| 2-5 |" in md and "| 9-11 |" in md and "| 3 |" not in md
+    page = html.render(report)
+    assert '<td class="num">2-5</td>' in page and '<td class="num">6-7</td>' in page

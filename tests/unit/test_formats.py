@@ -25,7 +25,8 @@ from analyzer.outputs import (
     stdout_carries_data,
     write_outputs,
 )
-from analyzer.pipeline import Outcome, deliver
+from analyzer.deliver import deliver
+from analyzer.pipeline import Outcome
 from analyzer.report import annotations, dot, escape, html, markdown, sarif
 from analyzer.report.model import build_report
 from tests.conftest import PROJECTS, TESTDATA

@@ -156,7 +156,7 @@ def test_provenance_descriptor_by_predicate_type():
 
 
 def test_select_refs():
-    from analyzer.commands.explain import select
+    from analyzer.sources.history import select
     from analyzer.errors import InputError
 
     recs = [SimpleNamespace(Ref=r) for r in ("abc123", "abd456", "xyz789")]
@@ -173,7 +173,7 @@ def test_select_refs():
 
 def test_eviction_note():
     from analyzer.buildkit import control_pb2
-    from analyzer.commands.explain import eviction_note
+    from analyzer.sources.history import eviction_note
 
     a = control_pb2.UsageRecord(ID="a", Size=2_000_000)
     a.CreatedAt.FromSeconds(1000)

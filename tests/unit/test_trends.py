@@ -101,7 +101,7 @@ def test_onset(seq, onset):
     ("CCCCMMMMCM", True),
     ("CCCCMM", False),          # two misses: fewer than MIN_MISSES
     ("CMMM", False),            # one build before it: fewer than MIN_BEFORE
-    ("CMCMCMMMM", True),        # before the onset: 3 of 5 cached; after: all missed
+    ("CMCMCMMMM", False),       # onsets 1, 3, 5 tie; from 5: 4 of 4 at an earlier rate of 2 in 5: chance
     ("MMCMMMM", False),         # before the onset the line mostly missed: nothing regressed
 ])
 def test_is_regression(seq, regressed):
@@ -316,3 +316,30 @@ def test_hostile_text_is_escaped(capsys, store, tmp_path):
     assert "<script>" not in html and "&lt;script&gt;" in html
     rc, out, _ = cw(capsys, "trends", "--store", str(store.root), "--since", "all", "--markdown")
     assert "<script>" not in out
+
+
+def test_regression_cause_unknown_is_said_as_it_is(store):
+    """The first build's record unreadable, or its report silent about the miss: the cause is
+    unknown, and the sentence says which build and why, never a guess."""
+    from analyzer.report.trends_text import regression_sentence  # noqa: PLC0415
+
+    history_with_a_regression(store)
+    first = record(10, {})["id"]
+    path = store.path_for(first)
+    good = path.read_text()
+    rec = json.loads(good)
+    rec["report"]["misses"] = []
+    path.write_text(json.dumps(rec))  # written behind the index's back: its rows stay
+    regs = model_of(store)["projects"][0]["regressions"]
+    # without the root, lines 14 and 15 cannot be told as one regression: each is its own
+    assert [r["line"] for r in regs] == [14, 15]
+    reg = regs[0]
+    assert reg["first_build"] == first and reg["cause"] is None and reg["no_cause"] == "not in its report"
+    assert f", cause unknown (the report of build {first} does not name this miss)" in regression_sentence(reg)
+    path.write_text("{garbage")
+    from analyzer.trends_sources import from_store  # noqa: PLC0415
+
+    db, load, absent, _problems, _ = from_store(str(store.root))
+    reg = trends.gather(db, since=None, now=T0, absent=absent, load=load)["projects"][0]["regressions"][0]
+    assert reg["cause"] is None and reg["no_cause"] == "unreadable"
+    assert f", cause unknown (the record of build {first} could not be read)" in regression_sentence(reg)
