@@ -133,24 +133,6 @@ def _is_step(step: dict) -> bool:
     return step.get("keyword") not in (None, "FROM") and step.get("status") != "source"
 
 
-def _nearest_steps(steps_by_digest: dict[str, dict], digest: str) -> list[dict]:
-    """The first Dockerfile step met on each input edge, looking through sources."""
-    out: dict[str, dict] = {}
-    seen: set[str] = set()
-    todo = list(steps_by_digest[digest].get("inputs") or [])
-    while todo:
-        d = todo.pop()
-        if d in seen or d not in steps_by_digest:
-            continue
-        seen.add(d)
-        s = steps_by_digest[d]
-        if _is_step(s):
-            out[d] = s
-        else:
-            todo.extend(s.get("inputs") or [])
-    return list(out.values())
-
-
 def _dockerfile_order(steps: list[dict]) -> list[dict]:
     return sorted(steps, key=lambda s: (s.get("line") is None, s.get("line") or 0, s.get("keyword") != "FROM",
                                         s.get("started") or 0.0, s.get("id") or ""))
@@ -403,6 +385,7 @@ class _Explainer:
         # nearest steps per digest, asked for up to three times per rebuilt step
         self._near_now: dict[str, list[dict]] = {}
         self._near_before: dict[str, list[dict]] = {}
+        self._dags: dict[bool, Any] = {}  # the DAG of each build's steps (before: True), made when first walked
         self._changed_paths: dict[str, list[str]] = {}  # build context -> paths changed anywhere in it
         self._changed_index: dict[str, tuple[set[str], set[str]]] = {}
         self._named_pairs: dict[str, tuple[Any, Any] | None] = {}
@@ -502,11 +485,18 @@ class _Explainer:
         return out
 
     def nearest(self, digest: str, before: bool = False) -> list[dict]:
-        """The nearest Dockerfile steps of a vertex of this build (of the previous one: before=True)."""
+        """The nearest Dockerfile steps of a vertex of this build (of the previous one:
+        before=True), walked on the build's DAG (graph.nearest_steps)."""
+        from analyzer.graph import inputs_dag, nearest_steps  # noqa: PLC0415
+
         memo = self._near_before if before else self._near_now
         got = memo.get(digest)
         if got is None:
-            got = memo[digest] = _nearest_steps(self.prev_by_digest if before else self.by_digest, digest)
+            steps = self.prev_by_digest if before else self.by_digest
+            dag = self._dags.get(before)
+            if dag is None:
+                dag = self._dags[before] = inputs_dag((d, s.get("inputs") or []) for d, s in steps.items())
+            got = memo[digest] = [steps[d] for d in nearest_steps(dag, digest, lambda d: _is_step(steps[d]))]
         return got
 
     def _parent_causes(self, s: dict, p: dict) -> list[Cause]:

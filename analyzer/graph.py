@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 from analyzer import dockerfile as dfmod
 from analyzer.collector import paused
@@ -86,6 +86,41 @@ def find_cycle(dag: "nx.DiGraph") -> list[tuple[str, str]] | None:
     return nx.find_cycle(dag)
 
 
+def inputs_dag(vertices: Iterable[tuple[str, Iterable[str]]]) -> "nx.DiGraph":
+    """The DAG of (digest, inputs) pairs: an edge from each input to the vertex that
+    reads it. Inputs never seen as vertices and a vertex's own digest are left out;
+    a vertex's edges come in the order of its inputs, each at its last place (the
+    order nearest_steps walks them in)."""
+    import networkx as nx  # noqa: PLC0415 - heavy; `cachewhy build` imports it while buildx runs
+
+    pairs = [(d, list(inputs)) for d, inputs in vertices]
+    known = {d for d, _ in pairs}
+    dag = nx.DiGraph()  # built in bulk, without per-node attributes
+    dag.add_nodes_from(d for d, _ in pairs)
+    dag.add_edges_from((i, d) for d, inputs in pairs
+                       for i in reversed(dict.fromkeys(reversed(inputs))) if i in known and i != d)
+    return dag
+
+
+def nearest_steps(dag: "nx.DiGraph", digest: str, is_step: Callable[[str], bool]) -> list[str]:
+    """The first step met on each input edge of a vertex, looking through the
+    vertices that are no steps (sources, internal ones): the steps a rebuilt
+    vertex follows from. In the order found, depth first from its last input."""
+    out: list[str] = []
+    seen: set[str] = set()
+    todo = list(dag.predecessors(digest))
+    while todo:
+        d = todo.pop()
+        if d in seen:
+            continue
+        seen.add(d)
+        if is_step(d):
+            out.append(d)
+        else:
+            todo.extend(dag.predecessors(d))
+    return out
+
+
 @dataclass
 class BuildGraph:
     """The DAG and the steps in a stable, Dockerfile-first order."""
@@ -109,20 +144,7 @@ class BuildGraph:
     def nearest_steps(self, digest: str) -> set[str]:
         """The first Dockerfile step (not FROM) met on each input edge of a vertex,
         looking through sources and internal vertices."""
-        out: set[str] = set()
-        seen: set[str] = set()
-        todo = list(self.dag.predecessors(digest))
-        while todo:
-            d = todo.pop()
-            if d in seen:
-                continue
-            seen.add(d)
-            step = self.steps.get(d)
-            if step is not None and step.is_step:
-                out.add(d)
-            else:
-                todo.extend(self.dag.predecessors(d))
-        return out
+        return set(nearest_steps(self.dag, digest, lambda d: self.steps[d].is_step))
 
     def summary(self) -> "Summary":
         cached = rebuilt = failed = 0
@@ -212,20 +234,8 @@ def build_graph(
         steps[v.digest] = _make_step(v, events, dockerfile, locations)
     if dockerfile is not None and not locations:
         _add_shared_froms(steps, dockerfile)
-    missing: set[str] = set()
-    edges: list[tuple[str, str]] = []  # input -> the vertex that reads it; networkx keeps each once
-    for digest, step in steps.items():
-        for inp in step.inputs:
-            if inp not in steps:
-                missing.add(inp)
-            elif inp != digest:
-                edges.append((inp, digest))
-    import networkx as nx  # noqa: PLC0415 - heavy; `cachewhy build` imports it while buildx runs
-
-    # built in bulk, without per-node attributes: the steps dict holds what is known of each
-    dag = nx.DiGraph()
-    dag.add_nodes_from(steps)
-    dag.add_edges_from(edges)
+    missing = {inp for step in steps.values() for inp in step.inputs if inp not in steps}
+    dag = inputs_dag((digest, step.inputs) for digest, step in steps.items())
     return BuildGraph(dag, steps, missing)
 
 

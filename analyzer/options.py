@@ -139,10 +139,10 @@ def check_count(raw: object, option: str, allow_all: bool = False) -> int | None
 
 
 def default_width() -> int:
-    """The width when --width is not given: the terminal's (COLUMNS), else 100."""
-    import shutil  # noqa: PLC0415
+    """The width when --width is not given: COLUMNS, else the terminal's, else 80 (analyzer/report/fit.py)."""
+    from analyzer.report.fit import default_width as fitting  # noqa: PLC0415
 
-    return shutil.get_terminal_size((100, 24)).columns
+    return fitting()
 
 
 class Options(argparse.Namespace):

@@ -3,12 +3,12 @@ for one build or every recent one, `cachewhy watch` as each completes."""
 
 from __future__ import annotations
 
-import textwrap
 from typing import TYPE_CHECKING, Any
 
 from analyzer import notes as N
 from analyzer.errors import CachewhyError, InputError
 from analyzer.notes import Note
+from analyzer.report import fit
 
 if TYPE_CHECKING:
     from analyzer.pipeline import Outcome
@@ -16,10 +16,12 @@ if TYPE_CHECKING:
 
 
 def explain_build(client: Any, records: list[Any], index: int, *, store: "Store",
-                  against: str | None, repo: str | None = None) -> "Outcome":
+                  against: str | None, repo: str | None = None, pool: set[str] | None = None) -> "Outcome":
     """Fetch, compare and analyse the build at records[index]: compared with the
     record `against` names, else with the previous build of the same identity
-    in the history (its context files read from git where buildx recorded revisions)."""
+    in the history (its context files read from git where buildx recorded revisions).
+    `client`: a builder's (connect.Client) or bundles' (buildkit/bundle.BundleSet);
+    `pool`: the refs of the builds to compare with (--against OTHER.dockerbuild)."""
     from analyzer.buildkit.history import describe, fetch_build  # noqa: PLC0415
     from analyzer.pipeline import analyse, make_record  # noqa: PLC0415
     from analyzer.sources import Baseline  # noqa: PLC0415
@@ -32,6 +34,7 @@ def explain_build(client: Any, records: list[Any], index: int, *, store: "Store"
         reached_steps,
     )
 
+    prefix = getattr(client, "record_prefix", "history")  # how reports name its builds
     current = fetch_build(client, records[index])
     notes: list[Note] = []
     previous_record: dict | None = None
@@ -51,7 +54,7 @@ def explain_build(client: Any, records: list[Any], index: int, *, store: "Store"
         from analyzer.vcs import contexts_from_git  # noqa: PLC0415
 
         tried = stepless = 0
-        for fetched, alike in previous_candidates(client, records, index, current):
+        for fetched, alike in previous_candidates(client, records, index, current, pool):
             if not reached_steps(fetched):
                 stepless += 1  # a Dockerfile error: it says nothing of the steps
                 continue
@@ -61,7 +64,7 @@ def explain_build(client: Any, records: list[Any], index: int, *, store: "Store"
             git = contexts_from_git(fetched.record.FrontendAttrs, current.record.FrontendAttrs, repo)
             try:
                 prev_input = from_history(fetched, label=f"previous build ({describe(fetched.record)})",
-                                          snapshot=git.before)
+                                          snapshot=git.before, prefix=prefix)
                 made = make_record(prev_input, Baseline())
             except InputError:
                 made = None
@@ -80,10 +83,16 @@ def explain_build(client: Any, records: list[Any], index: int, *, store: "Store"
                                   "Dockerfile error, --check, --call): never a baseline, passed over"))
             break
         else:
-            notes.append(no_previous_note(records, index, tried, stepless))
+            if pool is not None:
+                notes.append(Note(N.NO_BASELINE, N.BASELINE,
+                                  f"--against: none of its {len(pool)} build(s) ran steps of a Dockerfile sharing "
+                                  "at least half of this one's lines: not compared"))
+            else:
+                notes.append(no_previous_note(records, index, tried, stepless,
+                                              "among the bundles" if prefix == "bundle" else "in the builder's history"))
     inp = from_history(current, label="this build",
                        fallback=(current.error_dockerfile or fallback) if current.predicate is None else None,
-                       snapshot=git.now if git is not None else None, client=client)
+                       snapshot=git.now if git is not None else None, client=client, prefix=prefix)
     return analyse(input=inp, baseline=Baseline(previous_record, notes, keys))
 
 
@@ -104,7 +113,7 @@ def paragraph(outcome: "Outcome", label: str, width: int) -> str:
         for m in sorted(roots, key=lambda m: -m.time_lost_s):
             line = m.step.get("line")
             where = f"Dockerfile:{line}" if line else (m.step.get("name") or "a step")
-            instr = " ".join(str(m.step.get("instruction") or "").split())[:60]
+            instr = fit.cut(" ".join(str(m.step.get("instruction") or "").split()), 60)  # a cut is marked
             parts.append(f"{where} {instr} \u2014 {m.cause.kind}: {m.cause.detail}"
                          f" ({1 + len(m.followers)} step{'s' if m.followers else ''} rebuilt, "
                          f"{m.time_lost_s:.1f}s).")
@@ -113,8 +122,8 @@ def paragraph(outcome: "Outcome", label: str, width: int) -> str:
     prev = outcome.analysis.previous
     if prev is not None and prev.get("id"):
         parts.append(f"(compared with {prev['id']})")
-    # cause kinds (context-changed) stay whole, to be found as printed
-    return textwrap.fill(" ".join(parts), width=max(40, width), break_on_hyphens=False)
+    # broken at spaces only: cause kinds (context-changed) stay whole, to be found as printed
+    return "\n".join(fit.wrap(" ".join(parts), width))
 
 
 def explained(client: Any, records: list[Any], index: int, *, store: Any, width: int,
@@ -127,5 +136,5 @@ def explained(client: Any, records: list[Any], index: int, *, store: Any, width:
     try:
         outcome = explain_build(client, records, index, store=store, against=None, repo=repo)
     except CachewhyError as exc:
-        return f"Build {label}: could not be explained: {exc}", None
+        return "\n".join(fit.wrap(f"Build {label}: could not be explained: {exc}", width)), None
     return paragraph(outcome, label, width), outcome

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Regenerate the rawjson captures in testdata/rawjson/ from real builds.
+"""Regenerate the rawjson captures in testdata/rawjson/ from real builds, and
+the `.dockerbuild` bundles in testdata/bundles/ (`docker buildx history export`).
 
 Each capture is the stderr of `docker buildx build --progress=rawjson` (and,
 for successful builds, the metadata file with full provenance) of a project
@@ -100,9 +101,29 @@ def series_failing(tmp: Path) -> None:
     capture("failing", ctx, expect_rc=1)
 
 
+BUNDLES = HERE / "bundles"
+
+
+def series_bundles(tmp: Path) -> None:
+    """multistage built, one file edited, built again: each build exported as
+    the bundle docker/build-push-action uploads."""
+    ctx = fresh_copy("multistage", tmp)
+    BUNDLES.mkdir(exist_ok=True)
+    for name in ("multistage-1", "multistage-2"):
+        if name.endswith("-2"):
+            with open(ctx / "src" / "b.txt", "a") as f:
+                f.write("gamma\n")
+        meta = tmp / "bundle.meta.json"
+        docker("buildx", "build", "--metadata-file", str(meta), *COMMON, "--build-arg",
+               "BUILDKIT_BUILD_NAME=cachewhy-testdata-multistage", str(ctx))
+        ref = json.loads(meta.read_text())["buildx.build.ref"].rsplit("/", 1)[-1]  # export wants it bare
+        docker("buildx", "history", "export", "--finalize", "-o", str(BUNDLES / f"{name}.dockerbuild"), ref)
+        print(f"regen: bundles/{name}.dockerbuild: {ref}", file=sys.stderr)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--only", help="comma-separated series: multistage, failing, features, old")
+    ap.add_argument("--only", help="comma-separated series: multistage, failing, features, old, bundles")
     ap.add_argument("--old-buildx", help="path to a buildx 0.13 plugin binary (default: scripts/engine.sh old-buildx)")
     ap.add_argument("--allow-prune", action="store_true", help="prune the build cache of a non-private engine")
     opts = ap.parse_args()
@@ -110,7 +131,7 @@ def main() -> None:
     if ".engine" not in host and not opts.allow_prune:
         sys.exit("regen: this prunes the whole build cache; run it on the private engine "
                  "(eval \"$(scripts/engine.sh up)\") or pass --allow-prune")
-    only = set(opts.only.split(",")) if opts.only else {"multistage", "failing", "features", "old"}
+    only = set(opts.only.split(",")) if opts.only else {"multistage", "failing", "features", "old", "bundles"}
     OUT.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="cachewhy-regen-") as t:
         tmp = Path(t)
@@ -120,6 +141,8 @@ def main() -> None:
             series_failing(tmp)
         if "features" in only:
             series_features(tmp)
+        if "bundles" in only:
+            series_bundles(tmp)
         if "old" in only:
             binary = opts.old_buildx or subprocess.run(
                 ["bash", str(REPO / "scripts" / "engine.sh"), "old-buildx"], check=True,

@@ -118,6 +118,7 @@ class _Bridge:
         self.socks: list[socket.socket] = []  # both ends of every carried connection
         self.errors: list[str] = []
         self.said: list[str] = []  # the dial-stdio processes' whole stderr
+        self.readers: list[threading.Thread] = []
         self.lock = threading.Lock()
         threading.Thread(target=self._accept, name="cachewhy-bridge", daemon=True).start()
 
@@ -139,9 +140,11 @@ class _Bridge:
             raise OSError(f"cannot run docker buildx dial-stdio: {exc.strerror or exc}") from None
         finally:
             theirs.close()
+        reader = threading.Thread(target=self._stderr, args=(proc,), daemon=True)
         with self.lock:
             self.procs.append(proc)
-        threading.Thread(target=self._stderr, args=(proc,), daemon=True).start()
+            self.readers.append(reader)
+        reader.start()
         return ours, b""
 
     def _accept(self) -> None:
@@ -170,6 +173,15 @@ class _Bridge:
             self.said.append(text)  # all of it: docker names a missing plugin before its last line
             line = text.splitlines()[-1]
             self.errors.append(line[len("ERROR: "):] if line.startswith("ERROR: ") else line)
+
+    def settle(self, timeout: float = 3.0) -> None:
+        """Wait (briefly) for what the dial-stdio processes that ended said: a
+        failed call can come back before their stderr has been read."""
+        deadline = time.monotonic() + timeout
+        with self.lock:
+            readers = list(self.readers)
+        for t in readers:
+            t.join(max(0.0, deadline - time.monotonic()))
 
     def close(self) -> None:
         self.closed = True
@@ -292,7 +304,10 @@ class Client:
         if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
             from analyzer.docker_setup import diagnose  # noqa: PLC0415
 
-            said = diagnose(self._bridge.said + self._bridge.errors) if self._bridge is not None else None
+            said = None
+            if self._bridge is not None:
+                self._bridge.settle()
+                said = diagnose(self._bridge.said + self._bridge.errors)
             if said is not None:  # no buildx plugin, no daemon: say which and what to do
                 return EngineError(said)
             hint = ""

@@ -14,8 +14,9 @@ from analyzer.report.rows import fmt_time
 SUMMARY = """\
 advise [--store DIR] [--limit N|all] [--project CONTEXT] [--top N] [--json]
        [--verify [--rule RULE,…] [--keep DIR] [-- BUILDX ARGS]]
-      recurring cache misses over the stored builds: how often, time lost, the fix;
-      --verify builds the original and the advised Dockerfile side by side"""
+      recurring cache misses over the stored builds: how often, time lost,
+      the fix; --verify builds the original and the advised Dockerfile side
+      by side"""
 
 def parser() -> Parser:
     from analyzer.advice import REWRITABLE  # noqa: PLC0415
@@ -29,8 +30,10 @@ def parser() -> Parser:
         "Dockerfile builds and the engine rebuilt fewer steps (cache-mount: took clearly less time; "
         "apt-update-alone: the install no longer ran on a cached update).", 78, break_on_hyphens=False)
     p = Parser("advise", """\
-cachewhy advise [--store DIR] [--limit N|all] [--project CONTEXT] [--top N] [--json]
-       cachewhy advise --verify [same options] [--rule RULE,…] [--keep DIR] [-- BUILDX ARGS]""", f"""\
+cachewhy advise [--store DIR] [--limit N|all] [--project CONTEXT]
+                       [--top N] [--json]
+       cachewhy advise --verify [same options] [--rule RULE,…] [--keep DIR]
+                       [-- BUILDX ARGS]""", f"""\
 Reads the newest N build records of the store and groups their root misses
 by project, Dockerfile line and cause kind: how many builds missed there, the
 time those misses cost in total, and the advice for that line (the rules are
@@ -57,10 +60,13 @@ in docs/advice/) with the time it would have saved over those builds. Cached
 DEFAULT_LIMIT = 50
 
 
-def render(groups: list[dict], builds: int) -> str:
+def render(groups: list[dict], builds: int, width: int | None = None) -> str:
+    from analyzer.report import fit  # noqa: PLC0415
+
+    width = width or fit.default_width()
     if not groups:
-        return f"No root misses in the {builds} build(s) read: nothing to advise.\n"
-    out = [f"Recurring cache misses over the last {builds} build(s), most time lost first:", ""]
+        return "\n".join(fit.wrap(f"No root misses in the {builds} build(s) read: nothing to advise.", width)) + "\n"
+    out = [*fit.wrap(f"Recurring cache misses over the last {builds} build(s), most time lost first:", width), ""]
     for g in groups:
         name = (g.get("dockerfile") or "Dockerfile").rsplit("/", 1)[-1]
         if name in ("", "-"):
@@ -69,17 +75,25 @@ def render(groups: list[dict], builds: int) -> str:
         instr = " ".join((g.get("instruction") or "").split())
         if len(instr) > 60:
             instr = instr[:59] + "\u2026"
-        out.append(f"{g.get('context') or '-'}  {where}  {instr}")
+        head = f"{g.get('context') or '-'}  {where}  {instr}"
+        if fit.width_of(head) <= width:
+            out.append(head)
+        else:  # the context on a line of its own (its end is the project's name), then the step
+            out.append(fit.cut_middle(g.get("context") or "-", width))
+            out.append(fit.cut(f"  {where}  {instr}", width))
         builds = f"{g['count']} build{'s' if g['count'] != 1 else ''}"
         if g["kind"] == "cached":  # advice tied to no miss: a download taken from the cache
-            out.append(f"    cached in {builds}: the URL was not fetched again, the file may be stale")
+            out.extend(fit.wrap(f"cached in {builds}: the URL was not fetched again, the file may be stale", width,
+                                "    ", "      "))
         else:
-            out.append(f"    {g['kind']}: {builds}, {fmt_time(g['time_lost_s'])} lost in total")
+            out.extend(fit.wrap(f"{g['kind']}: {builds}, {fmt_time(g['time_lost_s'])} lost in total", width,
+                                "    ", "      "))
         for a in g.get("advice")[:1] if g.get("advice") else []:
             saved = f" (would have saved {fmt_time(g['saved_s'])} over these builds)" if g.get("saved_s") else ""
-            out.append(f"    fix [{a['rule']}]: {' '.join(a['message'].replace('`', '').split())}{saved}")
+            out.extend(fit.wrap(f"fix [{a['rule']}]: {' '.join(a['message'].replace('`', '').split())}{saved}",
+                                width, "    ", "      "))
         out.append("")
-    return "\n".join(out)
+    return fit.block("\n".join(out), width)
 
 
 def run(argv: list[str], debug: bool) -> int:

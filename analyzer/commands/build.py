@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 import traceback
 from dataclasses import dataclass, field
@@ -267,7 +266,9 @@ def run(argv: list[str], debug: bool) -> int:
         from analyzer.store import open_store  # noqa: PLC0415
 
         open_store(opts.store).resolve(opts.against)
-    width = opts.width or shutil.get_terminal_size((100, 24)).columns
+    from analyzer.report.fit import default_width  # noqa: PLC0415
+
+    width = opts.width or default_width()
     prediction = _predict_first(opts, args, width, debug) if opts.predict else None
     # Everything else is prepared on a thread of lower priority while buildx
     # starts up and runs (it takes half a second at least): the modules that

@@ -239,7 +239,7 @@ def render(report: dict, a: dict, b: dict, rows: list, width: int, colour: bool 
     from analyzer.console import neutralise_tree  # noqa: PLC0415
     from analyzer.report import text  # noqa: PLC0415
 
-    lines = ["", f"A: {a.get('id')}", f"B: {b.get('id')}", "",
+    lines = ["", f"A: {a.get('id')}", f"B: {b.get('id')}", "",  # (ids and paths: cut by fit.block)
              text.root_causes(report, width=width, colour=colour), "",
              render_table(neutralise_tree(rows), width)]
     foot = []
@@ -253,5 +253,7 @@ def render(report: dict, a: dict, b: dict, rows: list, width: int, colour: bool 
     lost = (report.get("summary") or {}).get("time_lost_s")
     if lost:
         foot.append(f"{fmt_time(lost, missing='-')} lost in B")
-    lines.append(" \u00b7 ".join(foot))
-    return "\n".join(lines)
+    from analyzer.report import fit  # noqa: PLC0415
+
+    lines.extend(fit.join_wrapped(foot, " \u00b7 ", width, "  "))
+    return fit.block("\n".join(lines), width)

@@ -12,7 +12,7 @@ import time
 from typing import TYPE_CHECKING
 
 from analyzer.buildkit.address import BUILDER_OPTIONS, parse_target
-from analyzer.options import Parser, builder_options, limit_option, store_options
+from analyzer.options import Parser, builder_options, limit_option, store_options, width_options
 from analyzer.report.rows import fmt_time
 
 if TYPE_CHECKING:
@@ -23,13 +23,16 @@ history [--store DIR] [--limit N|all] [--json] [--builder NAME]
       the builds in the store, newest first: hit ratio, time lost, top cause"""
 
 def parser() -> Parser:
-    p = Parser("history", "cachewhy history [--store DIR] [--limit N|all] [--json] [--builder NAME]",
+    p = Parser("history", "cachewhy history [--store DIR] [--limit N|all] [--json] [--width N]\n"
+                          "                        [--builder NAME]",
                """\
 Lists the builds kept in the store, newest first, one line each: the record
 id (for `cachewhy show ID`, `cachewhy diff`, `--against`), when the build ran
 (local time), its context, target, exit code, cache hit ratio, the time its
-cache misses cost, and its top root cause with the Dockerfile line.""",
-               parents=[store_options(), builder_options()])
+cache misses cost, and its top root cause with the Dockerfile line. A build
+whose line would be wider than --width gets two: the id, time and numbers,
+then its context, target and top cause.""",
+               parents=[store_options(), width_options(), builder_options()])
     limit_option(p, DEFAULT_LIMIT, f"the newest N builds (default {DEFAULT_LIMIT}), or all of them")
     p.add_argument("--json", action="store_true", help="the index entries as a JSON array (one entry a line)")
     return p
@@ -99,19 +102,40 @@ _RIGHT = {4, 5, 6, 7}  # numbers are right-aligned
 _PRED = _HEAD.index("PRED")
 
 
-def render(entries: list[dict]) -> str:
+def render(entries: list[dict], width: int | None = None) -> str:
+    """One line a build; when that is wider than `width`, two: the id, time and
+    numbers, then (indented) the context, target and top cause."""
+    from analyzer.report import fit  # noqa: PLC0415
+
     rows = [_HEAD, *(row(e) for e in entries)]
     if all(r[_PRED] in ("-", "?") for r in rows[1:]):  # no build was predicted: no column for it
         rows = [r[:_PRED] + r[_PRED + 1:] for r in rows]
     right = _RIGHT if len(rows[0]) == len(_HEAD) else {4, 5, 6}
+    out = _table(rows, right)
+    if width is not None and any(fit.width_of(x) > width for x in out):
+        # the numbers on the first line, what the build was and why on the second
+        first = [r[:2] + r[4:-1] for r in rows]
+        if any(fit.width_of(x) > width for x in _table([(*x, "") for x in first], set())):
+            first = [(r[0], r[1][5:16] if r is not first[0] else r[1], *r[2:]) for r in first]  # MM-DD HH:MM
+        out = []
+        for top, r in zip(_table([(*x, "") for x in first], {i - 2 for i in right}), rows):
+            out.append(top.rstrip())
+            if r is not rows[0]:
+                out.extend(fit.wrap(" \u00b7 ".join(x for x in (r[2], r[3], r[-1]) if x and x != "-"), width,
+                                    "  ", "    "))
+        out.insert(1, "  CONTEXT \u00b7 TARGET \u00b7 TOP CAUSE")
+    if any(not e.get("complete") for e in entries):
+        out.append("* the build was stopped before it ended (Ctrl-C, a signal, a log cut short)")
+    return (fit.block("\n".join(out), width) if width is not None else "\n".join(out)) + "\n"
+
+
+def _table(rows: list[tuple[str, ...]], right: set[int]) -> list[str]:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     out = []
     for r in rows:
         cells = [r[i].rjust(w) if i in right else r[i].ljust(w) for i, w in enumerate(widths)]
         out.append("  ".join(cells) + "  " + r[-1])
-    if any(not e.get("complete") for e in entries):
-        out.append("* the build was stopped before it ended (Ctrl-C, a signal, a log cut short)")
-    return "\n".join(out) + "\n"
+    return out
 
 
 def _builder_history(target: "Target", limit: int | None) -> None:
@@ -134,6 +158,7 @@ def run(argv: list[str], debug: bool) -> int:
     limit = opts.limit
     found = opts.found()
     target = parse_target(found) if any(found.get(v) for v in BUILDER_OPTIONS.values()) else None
+    width = opts.report_width
 
     from analyzer.store import open_store  # noqa: PLC0415
 
@@ -151,7 +176,7 @@ def run(argv: list[str], debug: bool) -> int:
         elif not entries:
             sys.stderr.write(f"cachewhy: no builds recorded in {store.root}\n")
         else:
-            sys.stdout.write(render(entries))
+            sys.stdout.write(render(entries, width))
         sys.stdout.flush()
         if not opts.json and total > len(entries):
             sys.stderr.write(f"({len(entries)} of {total} builds; --limit all lists every one)\n")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import sys
 
 from analyzer.errors import UsageError
@@ -50,7 +49,9 @@ def run(argv: list[str], debug: bool) -> int:
                                repeatable=GATE_REPEATABLE)
     outputs = Outputs.from_options(found)
     gates = Gates.from_options(found)
-    width = shutil.get_terminal_size((100, 24)).columns
+    from analyzer.report.fit import default_width  # noqa: PLC0415
+
+    width = default_width()
     if "width" in found:
         width = check_width(found["width"])  # the same rule as every command's --width
     args = parse_args(rest)

@@ -97,7 +97,9 @@ def run(argv: list[str], debug: bool) -> int:
 
     out = report_stream(outputs)
     try:
-        out.write(heading(record) + "\n")
+        from analyzer.report.fit import join_wrapped  # noqa: PLC0415
+
+        out.write("\n".join(join_wrapped(heading(record).split(" \u00b7 "), " \u00b7 ", width, "  ")) + "\n")
     except BrokenPipeError:
         pass
     outcome = Outcome(record, analysis or Analysis(record, None, []), report)  # type: ignore[arg-type]

@@ -12,13 +12,13 @@ from analyzer.options import check_count, take_options, wants_help
 SUMMARY = """\
 trends [--since 30d] [--project CONTEXT] [--limit N|all] [--json|--markdown]
        [--html FILE] [PATH…]
-      per project over time: hit ratio, time lost by cause, costliest lines,
-      regressions and since which build"""
+      per project over time: builds, hit ratio, time lost by cause,
+      costliest lines, regressions"""
 
 USAGE = """\
 usage: cachewhy trends [--store DIR] [--since 30d] [--project CONTEXT]
-                       [--limit N|all] [--per day|build] [--json | --markdown]
-                       [--html FILE] [PATH…]
+                       [--limit N|all] [--per day|build]
+                       [--json | --markdown] [--html FILE] [PATH…]
 
 What cache misses cost over many builds, per project (context, Dockerfile,
 target), the project that lost most time first: the builds, the hit ratio and

@@ -60,7 +60,9 @@ def _explain_one(client: Any, ref: str, store: Any, width: int) -> None:
     try:
         records = client.history()
     except CachewhyError as exc:
-        text = f"Build {ref}: could not be explained: {exc}"
+        from analyzer.report.fit import wrap  # noqa: PLC0415
+
+        text = "\n".join(wrap(f"Build {ref}: could not be explained: {exc}", width))
     else:
         from analyzer.buildkit.history import is_engine_check  # noqa: PLC0415
 

@@ -240,7 +240,7 @@ def render(report: Report) -> str:
         cls = "root" if sid in root_ids else ("failed" if row.status == "failed" else "")
         badge = _badge("root", "rebuilt (root)") if sid in root_ids else _badge(row.status)
         out.append(
-            f'<tr class="{cls}"><td class="num">{row.line if row.line is not None else ""}</td>'
+            f'<tr class="{cls}"><td class="num">{row.place}</td>'
             f"<td>{esc.html(row.stage)}</td><td>{badge}</td><td class=\"num\">{esc.html(row.time)}</td>"
             f"<td><code>{esc.html(row.instruction)}</code></td><td>{esc.html(row.why)}</td></tr>")
     if quiet:

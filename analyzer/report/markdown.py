@@ -96,7 +96,7 @@ def render(report: Report) -> str:
             "| line | stage | status | time | instruction | why |",
             "|--:|---|---|--:|---|---|"]
     for row in rows:
-        out.append(f"| {row.line if row.line is not None else ''} | {esc.md(row.stage)} | {esc.md(row.status)} | "
+        out.append(f"| {row.place} | {esc.md(row.stage)} | {esc.md(row.status)} | "
                    f"{esc.md(row.time)} | {esc.md_code(esc.truncate(row.instruction, 120))} | {esc.md(row.why)} |")
     if quiet:
         took = fmt_time(sum(s.get("duration_s") or 0.0 for s in quiet))

@@ -128,6 +128,15 @@ class StepRow:
     why: str
     step: ReportStep = field(repr=False)
 
+    @property
+    def place(self) -> str:
+        """The LINE cell: `12`, or `12-15` for an instruction on several lines
+        (continuation lines, heredoc bodies), which is one step and one row."""
+        if self.line is None:
+            return ""
+        end = self.step.get("end_line") if self.step.get("line") == self.line else None
+        return f"{self.line}-{end}" if isinstance(end, int) and end > self.line else str(self.line)
+
 
 def step_rows(report: Report) -> tuple[list[StepRow], list[ReportStep]]:
     """The step table: Dockerfile steps in line order, slow internal vertices after them;
@@ -154,6 +163,8 @@ def step_rows(report: Report) -> tuple[list[StepRow], list[ReportStep]]:
                 roots = [by_id[r] for r in m.get("caused_by") or [] if r in by_id]
                 at = ", ".join(f"line {r['line']}" for r in roots if r.get("line"))
                 why = f"follows {at}" if at else f"follows: {kind}"
+            for a in m.get("also") or []:  # the step's other causes, under it in every format
+                why += f"; also: {kind_text(a.get('kind') or '')}: {esc.one_line(a.get('detail') or '')}"
         if status == "failed" and s.get("error"):
             why = (why + "; " if why else "") + "error: " + esc.truncate(esc.one_line(s["error"]), 300)
         rows.append(StepRow(s.get("line"), s.get("stage") or "", status, took, label, why, s))

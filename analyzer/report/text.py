@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import textwrap
-
 from analyzer.console import neutralise_tree
 from analyzer.graph import Status
+from analyzer.report import fit
 from analyzer.report.rows import QUIET_INTERNAL_S, fmt_time, kind_text
 from analyzer.model import Advice, Report, ReportStep
 
@@ -70,29 +69,36 @@ def step_table(report: Report, log_tails: dict[str, str] | None = None, width: i
     name = ((report.get("build") or {}).get("dockerfile") or "Dockerfile").rsplit("/", 1)[-1]
     if name == "-":
         name = "Dockerfile"
-    out = [f"{'LINE':>{w_line}}  {'STAGE':<{w_stage}}  {'STATUS':<{w_status}}  {'TIME':>{w_time}}  "
-           f"INSTRUCTION ({name})"]
+    out = [fit.cut(f"{'LINE':>{w_line}}  {'STAGE':<{w_stage}}  {'STATUS':<{w_status}}  {'TIME':>{w_time}}  "
+                   f"INSTRUCTION ({name})", width)]
+    also_of = {m.get("id"): m.get("also") or [] for m in report.get("misses") or [] if not m.get("root")}
     for line, stage, status, took, text, step in rows:
-        if len(text) > w_text:
-            text = text[: w_text - 1] + "\u2026"
-        stage = stage[:w_stage]
+        text = fit.cut(text, w_text)
+        stage = fit.cut(stage, w_stage)
         st = f"{_label(step, status):<{w_status}}"
         if colour:
             st = _COLOURS.get(status, "") + st + _RESET
         out.append(f"{line:>{w_line}}  {stage:<{w_stage}}  {st}  {took:>{w_time}}  {text}")
+        under = " " * (w_line + w_stage + w_status + 6)  # under the STATUS column
+        if line == _lines(step):  # a step's second row (also_at) repeats nothing
+            for also in also_of.get(step.get("id")) or []:  # a cascade's own causes, under its row
+                out.extend(fit.wrap(f"also: {kind_text(also.get('kind') or '')}: "
+                                    f"{_one_line(also.get('detail') or '')}", width, under, under + "  "))
         if status is Status.FAILED:
             indent = " " * (w_line + 2)
-            if error := step.get("error"):
-                out.append(f"{indent}error: {_one_line(error)[: width - len(indent) - 7]}")
+            if error := step.get("error"):  # wrapped; when too long, its middle goes: the end says what failed
+                out.extend(fit.wrap_end(f"error: {_one_line(error)}", width, indent, indent + "       ", 4))
             for log_line in (log_tails.get(step.get("id") or "") or "").splitlines()[-8:]:
-                out.append(f"{indent}| {log_line[: width - len(indent) - 2]}")
+                out.append(fit.cut(f"{indent}| {log_line}", width))
     if hidden:
-        out.append(f"{'':>{w_line}}  {hidden}")
+        out.extend(fit.wrap(hidden, width, " " * (w_line + 2), " " * (w_line + 4)))
     if quiet:
         took = fmt_time(sum(s.get("duration_s") or 0.0 for s in quiet))
-        out.append(f"{'':>{w_line}}  {'':<{w_stage}}  {'internal':<{w_status}}  {took:>{w_time}}  "
-                   f"{len(quiet)} internal and source vertices (loading the definition, context, metadata\u2026)")
-    return "\n".join(out)
+        row = (f"{'':>{w_line}}  {'':<{w_stage}}  {'internal':<{w_status}}  {took:>{w_time}}  "
+               f"{len(quiet)} internal and source vertices")
+        what = " (loading the definition, context, metadata\u2026)"
+        out.append(row + what if fit.width_of(row + what) <= width else fit.cut(row, width))
+    return fit.block("\n".join(out), width)
 
 
 #: The terminal answers in one screen: at most this many root causes and table
@@ -121,9 +127,13 @@ def _label(step: ReportStep, status: Status) -> str:
     return MAY_REBUILD if step.get("status") == MAY_REBUILD else status.value
 
 
-def footer(report: Report) -> str:
-    if report.get("prediction"):
-        return _prediction_footer(report)
+def footer(report: Report, width: int | None = None) -> str:
+    """The summary line; with `width`, broken between its parts to fit."""
+    text = _prediction_footer(report) if report.get("prediction") else _footer(report)
+    return text if width is None else "\n".join(fit.join_wrapped(text.split(" \u00b7 "), " \u00b7 ", width, "  "))
+
+
+def _footer(report: Report) -> str:
     summ = report.get("summary") or {}
     build = report.get("build") or {}
     cached, rebuilt = summ.get("cached") or 0, summ.get("rebuilt") or 0
@@ -162,7 +172,7 @@ def _prediction_footer(report: Report) -> str:
 def render(report: Report, log_tails: dict[str, str] | None = None, width: int = 100, colour: bool = False) -> str:
     """The whole terminal report: the answer first, then the table, then the footer."""
     return "\n".join(["", root_causes(report, width=width, colour=colour), "",
-                      step_table(report, log_tails, width=width, colour=colour), footer(report)])
+                      step_table(report, log_tails, width=width, colour=colour), footer(report, width)])
 
 
 def root_causes(report: Report, width: int = 100, colour: bool = False) -> str:
@@ -179,8 +189,8 @@ def root_causes(report: Report, width: int = 100, colour: bool = False) -> str:
         if pred:
             head = _fit_head("Prediction: nothing will be rebuilt",
                              f"(compared with build {prev['ref']})" if prev else "", width)
-        return "\n".join([head, *_may_rebuild(report, width), *(f"  note: {n}" for n in report.get("notes") or []),
-                          *_unmissed_advice(report, width)])
+        return fit.block("\n".join([*_wrap_head(head, width), *_may_rebuild(report, width),
+                                    *_notes(report, width), *_unmissed_advice(report, width)]), width)
     by_id = {m["id"]: m for m in misses}
     name = (report.get("build") or {}).get("dockerfile") or "Dockerfile"
     name = name.rsplit("/", 1)[-1]
@@ -194,7 +204,7 @@ def root_causes(report: Report, width: int = 100, colour: bool = False) -> str:
         head = _fit_head(f"Prediction: {len(roots)} root cause{'s' if len(roots) != 1 else ''}, about "
                          f"{fmt_time(total)} to rebuild",
                          f"(compared with build {prev['ref']})" if prev else "(no previous build to compare with)", width)
-    out = [head]
+    out = _wrap_head(head, width)
     bold, reset = ("\x1b[1m", _RESET) if colour else ("", "")
     for m in roots[:TERMINAL_ROOTS]:
         where = f"{name}:{m.get('line')}" if m.get("line") else name
@@ -203,34 +213,43 @@ def root_causes(report: Report, width: int = 100, colour: bool = False) -> str:
         text = f"{kind_text(cause['kind'])}: {_one_line(cause.get('detail') or '')}"
         left = f"  {where:<14} {instr}"
         row = f"{left}   {text}"
-        if len(row) <= width:
+        if fit.width_of(row) <= width:
             out.append(bold + row + reset)
         else:  # the cause gets lines of its own under the instruction
-            if len(left) > width:
-                left = left[: width - 1] + "\u2026"
-            out.append(bold + left + reset)
-            out.extend(textwrap.wrap(text, width=max(40, width), initial_indent=" " * 17,
-                                     subsequent_indent=" " * 19))
+            out.append(bold + fit.cut(left, width) + reset)
+            out.extend(fit.wrap(text, width, " " * 17, " " * 19))
         followers = [by_id[f] for f in m.get("followers") or [] if f in by_id]
         lines = [line for x in [m, *followers] if (line := x.get("line"))]
         span = (f" (lines {min(lines)}-{max(lines)})" if lines and min(lines) != max(lines)
                 else (f" (line {lines[0]})" if lines else ""))
         n = 1 + len(followers)
         verb = ("will rebuild" if n != 1 else "will rebuild") if pred else "rebuilt"
-        out.append(f"{'':17}\u2192 {n} step{'s' if n != 1 else ''} {verb}, {fmt_time(m.get('time_lost_s') or 0)}{span}")
+        out.extend(fit.wrap(f"\u2192 {n} step{'s' if n != 1 else ''} {verb}, "
+                            f"{fmt_time(m.get('time_lost_s') or 0)}{span}", width, " " * 17, " " * 19))
         for also in m.get("also") or []:
-            out.append(f"{'':17}also: {kind_text(also['kind'])}: {_one_line(also.get('detail') or '')}"[:width])
+            out.extend(fit.wrap(f"also: {kind_text(also['kind'])}: {_one_line(also.get('detail') or '')}", width,
+                                " " * 17, " " * 23))
         for advice in (m.get("advice") or [])[:1]:  # issue 6: the first fix, in rule priority order
             out.extend(fix_lines(advice, width))
     rest = roots[TERMINAL_ROOTS:]
     if rest:
-        out.append(f"  \u2026 {len(rest)} more root cause{'s' if len(rest) != 1 else ''}, "
-                   f"{fmt_time(sum(m.get('time_lost_s') or 0 for m in rest))} lost in all; {_EVERY_ONE}")
+        out.extend(fit.wrap(f"\u2026 {len(rest)} more root cause{'s' if len(rest) != 1 else ''}, "
+                            f"{fmt_time(sum(m.get('time_lost_s') or 0 for m in rest))} lost in all; {_EVERY_ONE}",
+                            width, "  ", "    "))
     out.extend(_may_rebuild(report, width))
-    for note in report.get("notes") or []:
-        out.append(f"  note: {note}")
+    out.extend(_notes(report, width))
     out.extend(_unmissed_advice(report, width))
-    return "\n".join(out)
+    return fit.block("\n".join(out), width)
+
+
+def _notes(report: dict, width: int) -> list[str]:
+    return [x for n in report.get("notes") or [] for x in fit.wrap(f"note: {_one_line(n)}", width, "  ", "        ")]
+
+
+def _wrap_head(head: str, width: int) -> list[str]:
+    """The head's lines (from _fit_head), each wrapped to the width."""
+    return [x for part in head.split("\n") for x in fit.wrap(part, width, part[: len(part) - len(part.lstrip())],
+                                                             "  ")]
 
 
 def _fit_head(head: str, compared: str, width: int) -> str:
@@ -247,18 +266,18 @@ def _may_rebuild(report: Report, width: int) -> list[str]:
     out = []
     for r in rows[:TERMINAL_ROOTS]:
         where = f"{name}:{r.get('line')}" if r.get("line") else name
-        out.extend(textwrap.wrap(f"may rebuild: {where} {_one_line(r.get('instruction') or '')[:40]}: {r.get('reason')}",
-                                 width=max(40, width), initial_indent="  ", subsequent_indent=" " * 6))
+        out.extend(fit.wrap(f"may rebuild: {where} {fit.cut(_one_line(r.get('instruction') or ''), 40)}: "
+                            f"{r.get('reason')}", width, "  ", " " * 6))
     if len(rows) > TERMINAL_ROOTS:
-        out.append(f"  \u2026 {len(rows) - TERMINAL_ROOTS} more steps may rebuild; {_EVERY_ONE}")
+        out.extend(fit.wrap(f"\u2026 {len(rows) - TERMINAL_ROOTS} more steps may rebuild; {_EVERY_ONE}", width,
+                            "  ", "    "))
     return out
 
 
 def _unmissed_advice(report: Report, width: int) -> list[str]:
     """Advice tied to no miss (issue 6: a cached download that may be stale), under the roots."""
-    return [line for a in report.get("advice") or [] for line in textwrap.wrap(
-        "fix: " + _one_line(a.get("message") or "").replace("`", ""), width=max(40, width),
-        initial_indent="  ", subsequent_indent=" " * 7)]
+    return [line for a in report.get("advice") or [] for line in fit.wrap(
+        "fix: " + _one_line(a.get("message") or "").replace("`", ""), width, "  ", " " * 7)]
 
 
 def fix_lines(advice: Advice, width: int = 100) -> list[str]:
@@ -267,4 +286,4 @@ def fix_lines(advice: Advice, width: int = 100) -> list[str]:
     text = "fix: " + _one_line(advice.get("message") or "").replace("`", "")
     if saved:
         text += f" (would have saved {fmt_time(saved)})"
-    return textwrap.wrap(text, width=max(40, width), initial_indent=" " * 17, subsequent_indent=" " * 22)
+    return fit.wrap(text, width, " " * 17, " " * 22)

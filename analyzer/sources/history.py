@@ -40,8 +40,9 @@ def events_of(fetched: "Fetched") -> "BuildEvents":
 
 
 def from_history(fetched: "Fetched", *, label: str, fallback: str | None = None, snapshot: dict | None = None,
-                 client: Any = None) -> BuildInput:
-    """The input of a history build, named `history REF` in its report.
+                 client: Any = None, prefix: str = "history") -> BuildInput:
+    """The input of a history build, named `history REF` in its report (a
+    bundle's: `bundle REF`, its prefix).
     `fallback`: the Dockerfile text that maps its steps to lines when it has no
     provenance (its own, from its error; else the other build's). `client`: the
     builder, asked about its cache once the causes are known."""
@@ -63,7 +64,7 @@ def from_history(fetched: "Fetched", *, label: str, fallback: str | None = None,
     inp = from_events(events, label=label, invocation=logged_invocation(prov, None, None), provenance=prov,
                       given_text=None, given_name=None, dockerfile_path=None,
                       fallback=(fallback, whose) if fallback is not None else None, notes=notes,
-                      record_id=f"history {fetched.record.Ref}", snapshot=snapshot)
+                      record_id=f"{prefix} {fetched.record.Ref}", snapshot=snapshot)
     if client is not None:
         inp.evidence = HistoryEvidence(client, fetched, prov)
     return inp
@@ -207,16 +208,31 @@ def dockerfile_of(predicate: dict | None, fetched: Any = None) -> str | None:
         return None
 
 
-def previous_candidates(client: Any, records: list[Any], index: int, current: Any) -> Iterator[tuple[Any, bool]]:
+def _identity(client: Any, record: Any) -> dict[str, str]:
+    """A build's project as the builder knows it; a bundle adds the context and
+    Dockerfile paths buildx kept (its localState)."""
+    from analyzer.buildkit.history import identity  # noqa: PLC0415
+
+    project = getattr(client, "project", None)
+    return {**identity(record), **(project(record) if project is not None else {})}
+
+
+def previous_candidates(client: Any, records: list[Any], index: int, current: Any,
+                        pool: set[str] | None = None) -> Iterator[tuple[Any, bool]]:
     """The earlier builds of the same project in the whole history, in the order
     they are tried: those of the same platforms first, newest first, then those
     of other platforms (compared, a step's platform is then its cause); each with
-    whether its Dockerfile shares enough lines with this one's."""
-    from analyzer.buildkit.history import fetch_build, identity, is_engine_check, platforms  # noqa: PLC0415
+    whether its Dockerfile shares enough lines with this one's. `pool`: the refs
+    to compare with instead (--against OTHER.dockerbuild), whatever their project."""
+    from analyzer.buildkit.history import fetch_build, is_engine_check, platforms  # noqa: PLC0415
 
     me = records[index]
-    ident, plats = identity(me), platforms(me)
-    older = [r for r in records[index + 1:] if identity(r) == ident and not is_engine_check(r)]
+    plats = platforms(me)
+    if pool is not None:
+        older = [r for r in records if r.Ref in pool and r.Ref != me.Ref]
+    else:
+        ident = _identity(client, me)
+        older = [r for r in records[index + 1:] if _identity(client, r) == ident and not is_engine_check(r)]
     older.sort(key=lambda r: platforms(r) != plats)  # stable: newest first within each
     text = dockerfile_of(current.predicate, current)
     for rec in older:
@@ -224,20 +240,21 @@ def previous_candidates(client: Any, records: list[Any], index: int, current: An
         yield fetched, text is None or _similar(text, dockerfile_of(fetched.predicate, fetched)) >= _MIN_SHARED
 
 
-def no_previous_note(records: list[Any], index: int, tried: int, stepless: int) -> Note:
+def no_previous_note(records: list[Any], index: int, tried: int, stepless: int,
+                     where: str = "in the builder's history") -> Note:
     from analyzer.buildkit.history import identity  # noqa: PLC0415
 
     ident = identity(records[index])
     what = (f"the same Dockerfile ({ident.get('filename', 'Dockerfile')}"
             f"{', target ' + ident['target'] if ident.get('target') else ''})")
     if stepless:
-        text = (f"no earlier build of {what} with build steps in the builder's history to compare with "
+        text = (f"no earlier build of {what} with build steps {where} to compare with "
                 f"({stepless} stopped before any step, e.g. at a Dockerfile error: never a baseline)")
     elif tried:
-        text = (f"none of the {tried} earlier build(s) of {what} in the builder's history shares at least "
+        text = (f"none of the {tried} earlier build(s) of {what} {where} shares at least "
                 f"{_MIN_SHARED:.0%} of its Dockerfile's lines: not compared (give --against a record to compare with)")
     else:
-        text = f"no earlier build of {what} in the builder's history to compare with"
+        text = f"no earlier build of {what} {where} to compare with"
     return Note(N.NO_BASELINE, N.BASELINE, text)
 
 

@@ -101,7 +101,7 @@ def test_build_twice_then_diff_and_history(project, tmp_path):
     assert rows["7"].rstrip().endswith("follows line 6 (context-changed)")
     assert "rebuilt  cached" in rows["2"]  # the first build was cold
 
-    res = run_cachewhy("history", "--store", store)
+    res = run_cachewhy("history", "--store", store, "--width", "200")
     out = res.stdout.decode()
     assert res.returncode == 0, res.stderr.decode()
     lines = out.splitlines()

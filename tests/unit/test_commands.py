@@ -29,6 +29,7 @@ def _clean_env(monkeypatch, tmp_path):
     for name in ("CACHEWHY_STORE", "CACHEWHY_HASH_KEY", "GITHUB_ACTIONS", "GITHUB_STEP_SUMMARY", "CACHEWHY_DEBUG"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))  # never the user's store
+    monkeypatch.setenv("COLUMNS", "100")  # the width these tests read the reports at (the default is 80)
 
 
 @pytest.fixture
@@ -291,7 +292,7 @@ def listed_store(store) -> Store:
 
 
 def test_history_newest_first_one_line_each(capsys, listed_store):
-    rc, out, err = cw(capsys, "history", "--store", listed_store.root)
+    rc, out, err = cw(capsys, "history", "--store", listed_store.root, "--width", "200")
     assert rc == 0, err
     lines = out.splitlines()
     assert lines[0].split() == ["ID", "WHEN", "CONTEXT", "TARGET", "EXIT", "HITS", "LOST", "TOP", "CAUSE"]
@@ -309,7 +310,7 @@ def test_history_newest_first_one_line_each(capsys, listed_store):
 
 
 def test_history_limit_and_json(capsys, listed_store):
-    rc, out, err = cw(capsys, "history", "--store", listed_store.root, "--limit", "2")
+    rc, out, err = cw(capsys, "history", "--store", listed_store.root, "--limit", "2", "--width", "200")
     assert rc == 0 and len(out.splitlines()) == 4  # header, 2 rows, the footnote of the interrupted one
     assert "(2 of 3 builds" in err
     rc, out, _ = cw(capsys, "history", "--store", listed_store.root, "--json", "--limit", "all")
@@ -337,7 +338,7 @@ def test_history_matches_the_store_when_the_index_is_damaged(capsys, listed_stor
     assert got == st.list_records()[0]
     assert [e["id"][-8:] for e in got] == ["dddddddd", "cccccccc", "bbbbbbbb", "aaaaaaaa"]
     assert got[3]["summary"]["top_cause"] == "cache-evicted"
-    rc, out, _ = cw(capsys, "history", "--store", st.root)
+    rc, out, _ = cw(capsys, "history", "--store", st.root, "--width", "200")
     assert out.splitlines()[1].split()[-3:] == ["?", "?", "?"]  # no summary for a record the index lacked
 
 

@@ -326,3 +326,14 @@ def test_a_continuation_line_edit_names_its_line():
     from analyzer.explain import _text_change  # noqa: PLC0415
 
     assert _text_change(["RUN a \\", "&& b"], ["RUN a \\", "&& c"], 7) == "RUN a (line 8): && b \u2192 && c"
+
+
+def test_every_format_shows_a_multi_line_instruction_as_one_row_with_its_lines():
+    from analyzer.report import html, markdown  # noqa: PLC0415
+
+    ctx = PROJECTS / "features"
+    report = build_report(explain(record_of("features-cold", ctx), None))
+    md = markdown.render(report)
+    assert "| 2-5 |" in md and "| 9-11 |" in md and "| 3 |" not in md
+    page = html.render(report)
+    assert '<td class="num">2-5</td>' in page and '<td class="num">6-7</td>' in page

@@ -172,3 +172,33 @@ def test_provenance_ranges_of_one_instruction_are_one_location():
     # one image under two FROM lines stays two places
     assert _instruction_ranges([(1, 1), (2, 2)], df) == [(1, 1), (2, 2)]
     assert _instruction_ranges([(3, 3), (4, 4)], None) == [(3, 3), (4, 4)]
+
+
+def test_one_nearest_steps_walk_for_the_graph_and_the_records():
+    """build_graph's DAG and a record's steps give the same nearest steps, in the
+    same order: explain (build, analyze, explain, diff) walks graph.nearest_steps."""
+    from analyzer.explain import _Explainer
+    from tests.unit.test_explain import record_of
+
+    graph = graph_of("multistage-change", MULTISTAGE, with_provenance=True)
+    record = record_of("multistage-change")
+    ex = _Explainer(record, None)
+    by_id = {s["id"]: s for s in record["steps"]}
+    for step in record["steps"]:
+        walked = [s["digest"] for s in ex.nearest(step["digest"])]
+        assert set(walked) == graph.nearest_steps(step["digest"]), step["name"]
+        assert all(by_id[s["id"]] is s for s in ex.nearest(step["digest"]))
+    copy_ = next(s for s in record["steps"] if s.get("line") == 11)  # COPY --from=builder
+    assert [s.get("line") for s in ex.nearest(copy_["digest"])] == [7, 10]
+
+
+def test_nearest_steps_are_found_depth_first_from_the_last_input():
+    from analyzer.graph import inputs_dag, nearest_steps
+
+    # d reads a, b, then a again (its last place counts); a sits on a source s over step x
+    dag = inputs_dag([("x", []), ("s", ["x"]), ("a", ["s"]), ("b", []), ("d", ["a", "b", "a", "gone", "d"])])
+    assert sorted(dag.edges()) == [("a", "d"), ("b", "d"), ("s", "a"), ("x", "s")]
+    steps = {"x", "a", "b", "d"}
+    assert nearest_steps(dag, "d", steps.__contains__) == ["a", "b"]
+    assert nearest_steps(dag, "a", steps.__contains__) == ["x"]  # through the source
+    assert nearest_steps(dag, "x", steps.__contains__) == []

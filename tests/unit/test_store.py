@@ -785,13 +785,13 @@ def test_store_of_an_older_cachewhy(tmp_path):
         return subprocess.run([sys.executable, "-m", "analyzer", *args, "--store", str(root)],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=120)
 
-    history = cachewhy("history")
+    history = cachewhy("history", "--width", "200")
     assert history.returncode == 0, history.stderr
     assert all(i in history.stdout for i in EARLY_IDS) and "context-changed at Dockerfile:5" in history.stdout
-    show = cachewhy("show", "last")
+    show = cachewhy("show", "last", "--width", "200")
     assert show.returncode == 0 and "Traceback" not in show.stderr
     assert f"compared with build {EARLY_IDS[1]}" in show.stdout
     assert "context changed: config.txt modified" in show.stdout
     assert "   8  tools    source          FROM local/busybox:latest AS tools" in show.stdout
-    diff = cachewhy("diff", EARLY_IDS[1], EARLY_IDS[0])
+    diff = cachewhy("diff", EARLY_IDS[1], EARLY_IDS[0], "--width", "200")
     assert diff.returncode == 0 and "context changed: config.txt modified" in diff.stdout
