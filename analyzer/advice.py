@@ -296,6 +296,9 @@ def _arg_plan(c: _Ctx, root: ReportMiss):  # type: ignore[no-untyped-def]
             decl = i
     if decl is None:
         return None
+    if any(i.stage == ins.stage and decl.line < i.line < ins.line and _refs(i.text, name)
+           for i in c.df.instructions):
+        return None  # used before the root already (`ENV X=$V` carries it into every later RUN)
     first_use = next((i for i in c.df.instructions if i.stage == ins.stage and i.line > ins.line
                       and i.keyword not in ("ARG",) and _refs(i.text, name)), None)
     return name, decl, first_use, ins

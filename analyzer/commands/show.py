@@ -58,9 +58,9 @@ def report_of(record: dict, store) -> tuple[dict, object]:  # type: ignore[no-un
     previous = None
     note = ""
     try:
-        prev_id = store.find_previous(record["project"], before_id=record["id"])
-        if prev_id:
-            previous = store.load(prev_id)
+        previous, skipped = store.load_previous(record["project"], before_id=record["id"])
+        if skipped:
+            note = f" ({'; '.join(skipped)})"
     except StoreError as exc:
         note = f" ({exc})"
     analysis = explain(record, previous)

@@ -251,3 +251,34 @@ def test_a_build_arg_with_a_dockerfile_default_was_the_default_not_unset(new_pro
     arg = next(c for c in causes if c["kind"] == "build-arg-changed")
     assert "BASE changed (value redacted): (Dockerfile default) \u2192 h:" in arg["detail"], arg
     assert "(unset)" not in arg["detail"]
+
+
+def test_a_bind_mount_from_a_named_context_names_its_file(new_project):
+    p = new_project("FROM local/busybox:latest\n"
+                    "RUN echo NONCE > /nonce\n"
+                    "RUN --mount=from=extra,source=lock.txt,target=/lock.txt cat /lock.txt\n")
+    extra = p.root / "extra"
+    extra.mkdir()
+    (extra / "lock.txt").write_text("v1\n")
+    (extra / "other.txt").write_text("not mounted\n")
+    ctx = ("--build-context", f"extra={extra}")
+    p.build(*ctx)
+    (extra / "lock.txt").write_text("v2\n")
+    (extra / "other.txt").write_text("not mounted, changed\n")
+    b = p.build(*ctx)
+    root = assert_root(b, 3, "context-changed")
+    assert root["cause"]["files"] == {"added": [], "modified": ["extra:lock.txt"], "removed": []}, b.describe()
+    assert b.step_at(2)["status"] == "cached"
+
+
+def test_arg_late_advice_is_silent_when_an_env_uses_the_arg(new_project):
+    p = new_project("FROM local/busybox:latest\n"
+                    "ARG VERSION\n"
+                    "ENV X=$VERSION\n"
+                    "RUN echo NONCE > /nonce\n"
+                    "RUN echo $X > /x\n")
+    p.build("--build-arg", "VERSION=1")
+    b = p.build("--build-arg", "VERSION=2")
+    # BuildKit: the ARG and the ENV it sets are in every RUN's environment, so the first RUN misses
+    root = assert_root(b, 4, "build-arg-changed")
+    assert [a["rule"] for a in root.get("advice") or []] == [], root

@@ -692,3 +692,11 @@ def test_pin_base_image_names_the_copy_from_image_that_moved(ref):
     assert f"`COPY --from={ref}` (line 3)" in a["message"] and "FROM python" not in a["message"], a
     name = ref.rsplit(":", 1)[0] if ref.endswith(":latest") else ref
     assert f"--from={name}@sha256:" in a["message"], a
+
+
+def test_arg_late_silent_when_an_env_before_the_step_uses_it():
+    """`ENV X=$VERSION` carries the value into every later RUN: the ARG is neither unused nor late."""
+    dockerfile = ARG_BAD.replace("ARG VERSION\n", "ARG VERSION\nENV X=$VERSION\n")
+    rep = report([miss("r", 4, "RUN apk add --no-cache --virtual x make", kind="build-arg-changed",
+                       detail="VERSION changed (value redacted): ab12 \u2192 cd34")], {"r": 2.0})
+    assert [a for a in advise(rep, dockerfile).get("r", []) if a["rule"] == "arg-late"] == []
