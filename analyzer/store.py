@@ -131,6 +131,18 @@ def default_store_dir() -> Path:
     return user_store_dir()
 
 
+#: the prefix of a reference counted over every build of the store (`store:^1`)
+STORE_WIDE = "store:"
+
+
+def _here() -> str | None:
+    """The current directory as records name a context (resolved), or None."""
+    try:
+        return str(Path.cwd().resolve())
+    except OSError:
+        return None
+
+
 def open_store(path: str | None) -> Store:
     """The store at `path` (the --store argument), or the default one."""
     return Store(path)
@@ -837,20 +849,37 @@ class Store:
         return len(loaded), problems
 
     def resolve(self, ref: str | os.PathLike[str]) -> Path:
-        """The file a reference names: id, unique id prefix, path, ``^N``, ``last``."""
+        """The file a reference names: id, unique id prefix, path, ``^N``, ``last``.
+
+        ``^N`` and ``last`` count the builds of the project in the current
+        directory (the records whose context it is) when the store holds any,
+        else every build; ``store:^N`` and ``store:last`` always count every
+        build of the store: `diff ^1 ^0` never pairs two projects' builds."""
         text = os.fspath(ref).strip()
         if not text:
             raise StoreError("empty record reference")
         nth: int | None = None
-        if text == "last":
+        whole = text.startswith(STORE_WIDE)
+        counted = text[len(STORE_WIDE):] if whole else text
+        if counted == "last":
             nth = 0
-        elif text.startswith("^"):
-            digits = text[1:] or "1"
+        elif counted.startswith("^"):
+            digits = counted[1:] or "1"
             if not digits.isdigit():
                 raise StoreError(f"bad record reference {text!r}: use ^N with N >= 0")
             nth = int(digits)
+        elif whole:
+            raise StoreError(f"bad record reference {text!r}: {STORE_WIDE} goes with ^N or last")
         if nth is not None:
             entries, _ = self.list_records()
+            here = None if whole else _here()
+            mine = [e for e in entries if here is not None and e.get("context") == here]
+            if mine:
+                if nth >= len(mine):
+                    raise StoreError(
+                        f"no record {text}: the store holds {len(mine)} build(s) of the project in "
+                        f"{here} ({STORE_WIDE}{counted} counts all {len(entries)} of the store)")
+                return self.path_for(mine[nth]["id"])
             if nth >= len(entries):
                 raise StoreError(
                     f"no record {text}: the store {self.root} holds {len(entries)} record(s)"
