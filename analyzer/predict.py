@@ -463,9 +463,9 @@ def _decide(record: dict, previous: dict | None, now: Now, df: "Dockerfile", rem
             named = [n for n in _named_sources(s) if n not in (now.named_snapshots or {})]
             if why is None and named:
                 why = f"reads the build context{'s' if len(named) > 1 else ''} {', '.join(named)}, not compared"
-            up = next((n for n in near if n["digest"] in maybe), None)
-            if why is None and up is not None:
-                why = f"built on line {up.get('line')}, which may rebuild"
+            maybe_up = next((n for n in near if n["digest"] in maybe), None)
+            if why is None and maybe_up is not None:
+                why = f"built on line {maybe_up.get('line')}, which may rebuild"
             if why is not None:
                 maybe[s["digest"]] = why
     # Unchanged steps are rebuilt only when needed and their cache record is gone:
