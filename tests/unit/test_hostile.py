@@ -414,3 +414,62 @@ def test_a_damaged_hash_key_is_replaced_with_a_note(capsys, tmp_path, damage):
     assert len(_records(store)) == 1
     code, _, err = _analyze(capsys, tmp_path, "--report-json", str(tmp_path / "r.json"))  # the new key holds
     assert not any("damaged" in n for n in json.loads((tmp_path / "r.json").read_text())["notes"])
+
+
+# ----------------------------------------------------------------- 5. cachewhy's death takes buildx with it
+
+FAKE_BUILDX = """#!/bin/sh
+# a stand-in for `docker buildx build`: says it started, then runs until a signal ends it
+trap 'echo TERM > "$FAKE_DIR/got"; exit 143' TERM
+trap 'echo INT > "$FAKE_DIR/got"; exit 130' INT
+echo $$ > "$FAKE_DIR/pid.tmp" && mv "$FAKE_DIR/pid.tmp" "$FAKE_DIR/pid"
+while :; do sleep 0.1; done
+"""
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return any(line.startswith("State:\tZ") for line in f)  # a zombie has ended
+    except FileNotFoundError:
+        return True
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="Linux: prctl(PR_SET_PDEATHSIG)")
+@pytest.mark.parametrize("sig", ["SIGKILL", "SIGHUP", "SIGTERM", "SIGUSR1", "SIGQUIT"])
+def test_every_signal_that_ends_cachewhy_ends_buildx_first(tmp_path, sig):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import REPO
+
+    fake = tmp_path / "fake-docker"
+    fake.write_text(FAKE_BUILDX)
+    fake.chmod(0o755)
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("FROM scratch\n")
+    env = dict(os.environ, CACHEWHY_DOCKER=str(fake), FAKE_DIR=str(tmp_path), CACHEWHY_LIVE="none",
+               CACHEWHY_STORE=str(tmp_path / "store"), TMPDIR=str(tmp_path))
+    proc = subprocess.Popen([sys.executable, "-m", "analyzer", "build", str(ctx)], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "pid").exists():
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read().decode()  # type: ignore[union-attr]
+            time.sleep(0.05)
+        buildx = int((tmp_path / "pid").read_text())
+        time.sleep(0.5)
+        proc.send_signal(getattr(signal, sig))
+        deadline = time.monotonic() + 15
+        while not _gone(buildx) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _gone(buildx), f"buildx still runs after {sig} to cachewhy"
+        assert (tmp_path / "got").read_text().strip() == "TERM"  # asked to cancel, not left behind
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
