@@ -16,11 +16,12 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 from analyzer import causes
 from analyzer import notes as N
 from analyzer.collector import paused
+from analyzer.model import Record
 from analyzer.notes import Note
 
 KINDS = causes.KINDS  # the cause kinds this module gives: analyzer/causes.py lists them
@@ -369,7 +370,8 @@ def _arg_defaults(record: dict | None) -> set[str]:
 
 
 class _Explainer:
-    def __init__(self, cur: dict, prev: dict | None, held: dict[str, str] | None = None) -> None:
+    def __init__(self, cur: dict, prev: dict | None, held: dict[str, str] | None = None,
+                 snapshots: tuple[Any, Any] | None = None) -> None:
         # the graph must be built from steps in Dockerfile order, whatever order they came in
         cur = dict(cur, steps=_dockerfile_order(cur.get("steps") or []))
         self.cur = cur
@@ -411,7 +413,8 @@ class _Explainer:
                                    "CACHEWHY_HASH_KEY: docs/baseline.md)"))
         #: (previous, current) short commits when both snapshots were read from git (analyzer/vcs.py)
         self.git_revisions: tuple[str, str] | None = None
-        self._snapshots = self._load_snapshots()
+        # (previous, current) Snapshot objects a caller already holds (a prediction): not parsed again
+        self._snapshots = snapshots if snapshots is not None else self._load_snapshots()
 
     def _load_snapshots(self) -> tuple[Any, Any] | None:
         if not self.prev or not self.cur.get("snapshot") or not self.prev.get("snapshot"):
@@ -903,7 +906,8 @@ class _Explainer:
 
 
 @paused
-def explain(current: dict, previous: dict | None, held: dict[str, str] | None = None) -> Analysis:
+def explain(current: Record | dict, previous: Record | dict | None, held: dict[str, str] | None = None) -> Analysis:
     """held: vertex digest -> evidence that the step's previous result is still in
     the builder's cache, for steps whose cache entry cannot have been evicted."""
-    return _Explainer(current, previous, held).run()
+    # the explainer reads records as the JSON they are (steps matched by their keys)
+    return _Explainer(cast(dict, current), cast("dict | None", previous), held).run()

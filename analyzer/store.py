@@ -131,6 +131,18 @@ def default_store_dir() -> Path:
     return user_store_dir()
 
 
+#: the prefix of a reference counted over every build of the store (`store:^1`)
+STORE_WIDE = "store:"
+
+
+def _here() -> str | None:
+    """The current directory as records name a context (resolved), or None."""
+    try:
+        return str(Path.cwd().resolve())
+    except OSError:
+        return None
+
+
 def open_store(path: str | None) -> Store:
     """The store at `path` (the --store argument), or the default one."""
     return Store(path)
@@ -252,10 +264,10 @@ def _type_ok(value: Any, kind: str) -> bool:
     return isinstance(value, dict)
 
 
-def analysis_problem(record: dict) -> str | None:
+def analysis_problem(record: Record | dict) -> str | None:
     """What keeps a valid record from being compared (steps without ids, repeated
     ids, fields of the wrong type), or None. Records written by cachewhy pass."""
-    return _content_problem(record, strict=True)
+    return _content_problem(cast(dict, record), strict=True)  # checked as the JSON it is
 
 
 def _content_problem(record: dict, strict: bool = False) -> str | None:
@@ -488,7 +500,7 @@ def read_regular(path: Path | str) -> bytes:
             raise IsADirectoryError(errno.EISDIR, "Is a directory", str(path))
         if not stat.S_ISREG(st.st_mode):
             raise OSError(errno.EINVAL, "not a regular file", str(path))
-        chunks = []
+        chunks: list[bytes] = []
         while True:
             chunk = os.read(fd, 1 << 20)
             if not chunk:
@@ -837,20 +849,37 @@ class Store:
         return len(loaded), problems
 
     def resolve(self, ref: str | os.PathLike[str]) -> Path:
-        """The file a reference names: id, unique id prefix, path, ``^N``, ``last``."""
+        """The file a reference names: id, unique id prefix, path, ``^N``, ``last``.
+
+        ``^N`` and ``last`` count the builds of the project in the current
+        directory (the records whose context it is) when the store holds any,
+        else every build; ``store:^N`` and ``store:last`` always count every
+        build of the store: `diff ^1 ^0` never pairs two projects' builds."""
         text = os.fspath(ref).strip()
         if not text:
             raise StoreError("empty record reference")
         nth: int | None = None
-        if text == "last":
+        whole = text.startswith(STORE_WIDE)
+        counted = text[len(STORE_WIDE):] if whole else text
+        if counted == "last":
             nth = 0
-        elif text.startswith("^"):
-            digits = text[1:] or "1"
+        elif counted.startswith("^"):
+            digits = counted[1:] or "1"
             if not digits.isdigit():
                 raise StoreError(f"bad record reference {text!r}: use ^N with N >= 0")
             nth = int(digits)
+        elif whole:
+            raise StoreError(f"bad record reference {text!r}: {STORE_WIDE} goes with ^N or last")
         if nth is not None:
             entries, _ = self.list_records()
+            here = None if whole else _here()
+            mine = [e for e in entries if here is not None and e.get("context") == here]
+            if mine:
+                if nth >= len(mine):
+                    raise StoreError(
+                        f"no record {text}: the store holds {len(mine)} build(s) of the project in "
+                        f"{here} ({STORE_WIDE}{counted} counts all {len(entries)} of the store)")
+                return self.path_for(mine[nth]["id"])
             if nth >= len(entries):
                 raise StoreError(
                     f"no record {text}: the store {self.root} holds {len(entries)} record(s)"
@@ -887,7 +916,7 @@ class Store:
 
     def find_previous(
         self,
-        project: dict,
+        project: Project | dict,
         before_id: str | None = None,
         include_incomplete: bool = False,
     ) -> str | None:
@@ -920,7 +949,7 @@ class Store:
             return None
         return max(candidates, key=_sort_key)["id"]
 
-    def load_previous(self, project: dict, before_id: str | None = None) -> tuple[dict | None, list[str]]:
+    def load_previous(self, project: Project | dict, before_id: str | None = None) -> tuple[Record | None, list[str]]:
         """The newest complete record of `project` that can be compared (see
         `find_previous`), and a note naming each bad one skipped on the way (damaged,
         of another shape, steps the analysis cannot read): one bad record never

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import cast
 
 from analyzer import notes as N
 from analyzer.errors import InputError, UsageError
 from analyzer.gates import Gates
+from analyzer.model import Record, Report
 from analyzer.notes import Note
 from analyzer.options import Parser, gate_options, output_options, store_options, width_options
 from analyzer.outputs import Outputs
@@ -93,18 +95,20 @@ def _what_changed(miss: dict | None, by_id: dict[str, dict], a_step: dict | None
 
 def step_rows(a: dict, b: dict, report: dict) -> list[tuple[str, str, str, str, str]]:
     """(line, instruction, status in A, status in B, what changed) for every Dockerfile step."""
-    from analyzer.explain import match_steps  # noqa: PLC0415
+    from analyzer.explain import match_stages, match_steps  # noqa: PLC0415
 
     a_steps = [s for s in a.get("steps") or [] if s.get("keyword") is not None]
     b_steps = [s for s in b.get("steps") or [] if s.get("keyword") is not None]
     matches = match_steps(b_steps, a_steps)
-    # FROM lines are no steps to match_steps: pair them by stage, then by text
+    # FROM lines are no steps to match_steps: pair them by stage (renamed ones too), then by text
+    stages = match_stages(b_steps, a_steps)
     a_froms = [s for s in a_steps if s.get("keyword") == "FROM"]
     for s in b_steps:
         if s.get("keyword") != "FROM":
             continue
+        want = {"stage": stages.get(s.get("stage") or ""), "instruction": s.get("instruction")}
         for key in ("stage", "instruction"):
-            cand = next((x for x in a_froms if x.get(key) and x.get(key) == s.get(key)), None)
+            cand = next((x for x in a_froms if x.get(key) and x.get(key) == want[key]), None)
             if cand is not None:
                 matches[s["id"]] = cand
                 a_froms.remove(cand)
@@ -116,7 +120,7 @@ def step_rows(a: dict, b: dict, report: dict) -> list[tuple[str, str, str, str, 
         p = matches.get(s["id"])
         line = s.get("line")
         row = (str(line) if line else "", _one_line(s.get("instruction") or s.get("name")),
-               p.get("status") if p else "-", s.get("status") or "?",
+               (p.get("status") if p else None) or "-", s.get("status") or "?",
                _what_changed(misses.get(s["id"]), misses, p, s))
         rows.append(((0, line or 0, s.get("started") or 0.0), row))
         for other in s.get("also_at") or []:  # one vertex at several lines (a shared base image)
@@ -183,7 +187,7 @@ def run(argv: list[str], debug: bool) -> int:
             raise UsageError(f"--metadata-{side}/--dockerfile-{side} are for a log; {side.upper()} is a record")
     keys = key_store(named, store, writing=False)
     notes: list[Note] = []
-    records: list[dict] = []
+    records: list[dict] = []  # A and B, read as the JSON they are
     known: dict[str, str] = {}  # hash -> value of the logs' own values, for --show-values
     for n, side in zip(named, ("a", "b")):
         if n.events is not None:
@@ -199,9 +203,9 @@ def run(argv: list[str], debug: bool) -> int:
                                   f"{side.upper()} ({n.ref}): no provenance: steps were matched by name; ops, "
                                   "base images and remote sources could not be compared"))
             notes += inp.source_notes()
-            records.append(rec)
+            records.append(cast(dict, rec))
         else:
-            records.append(n.record)  # type: ignore[arg-type]
+            records.append(cast(dict, n.record))  # not a log: a stored record or a record file
     a, b = records
 
     try:
@@ -223,7 +227,7 @@ def run(argv: list[str], debug: bool) -> int:
     from analyzer.outputs import report_stream  # noqa: PLC0415
 
     out = report_stream(outputs)
-    rows = step_rows(a, b, report)
+    rows = step_rows(a, b, cast(dict, report))
     text = render(report, a, b, rows, width, colour=out.isatty() and "NO_COLOR" not in os.environ)
     try:
         from analyzer import console  # noqa: PLC0415
@@ -235,7 +239,7 @@ def run(argv: list[str], debug: bool) -> int:
     return gates.apply(report, 0)
 
 
-def render(report: dict, a: dict, b: dict, rows: list, width: int, colour: bool = False) -> str:
+def render(report: Report, a: dict, b: dict, rows: list, width: int, colour: bool = False) -> str:
     from analyzer.console import neutralise_tree  # noqa: PLC0415
     from analyzer.report import text  # noqa: PLC0415
 
@@ -243,9 +247,8 @@ def render(report: dict, a: dict, b: dict, rows: list, width: int, colour: bool 
              text.root_causes(report, width=width, colour=colour), "",
              render_table(neutralise_tree(rows), width)]
     foot = []
-    for label, rec, rep in (("A", a, None), ("B", b, report)):
-        rep = rep or _summary(rec)
-        part = f"{label}: {_ratio(rep)}"
+    for label, rec, rep in (("A", a, None), ("B", b, cast(dict, report))):
+        part = f"{label}: {_ratio(rep or _summary(rec))}"
         if rec.get("duration_s") is not None:
             part += f", build {fmt_time(rec['duration_s'], missing='-')}"
         part += f", exit {rec.get('exit_code')}"

@@ -7,6 +7,7 @@ import sys
 from analyzer import notes as N
 from analyzer.errors import UsageError
 from analyzer.gates import Gates
+from analyzer.model import Record, Report
 from analyzer.notes import Note
 from analyzer.options import Parser, gate_options, output_options, store_options, width_options
 from analyzer.outputs import Outputs
@@ -19,14 +20,15 @@ def parser() -> Parser:
     return Parser("show", "cachewhy show [OPTIONS] [REF]", """\
 Shows the report of a build kept in the store, as it was shown when the build
 ended, and writes it with the output options. REF is a record id, a unique
-id prefix, ^N (the Nth newest record, ^0 the newest), `last`, or a record
+id prefix, ^N (the Nth newest build of the project in the current directory,
+^0 the newest; store:^N counts every build of the store), `last`, or a record
 file; the default is the newest record. A record kept by an older cachewhy
 without its report is explained again against the build before it of the
 same project in the store.""", "Exit codes: 0, 4 when a gate trips, 2 for bad arguments or an unknown REF.",
                   parents=[store_options(), output_options(), gate_options(), width_options()])
 
 
-def heading(record: dict) -> str:
+def heading(record: Record) -> str:
     """One line naming the build shown: id, local time, project."""
     import time  # noqa: PLC0415
 
@@ -45,7 +47,7 @@ def heading(record: dict) -> str:
     return " \u00b7 ".join(parts)
 
 
-def report_of(record: dict, store) -> tuple[dict, object]:  # type: ignore[no-untyped-def]
+def report_of(record: Record, store) -> tuple[Report, object]:  # type: ignore[no-untyped-def]
     """The record's stored report, or one made again; and the analysis (None when stored)."""
     report = record.get("report")
     if isinstance(report, dict) and str(report.get("schema", "")).startswith("cachewhy.report/"):
