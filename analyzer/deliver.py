@@ -25,20 +25,15 @@ def deliver(outcome: "Outcome", outputs: "Outputs", store: "Store | None", width
     from analyzer.errors import CachewhyError  # noqa: PLC0415
     from analyzer.outputs import github_hooks, stdout_carries_data, write_outputs  # noqa: PLC0415
 
-    if store is not None:
-        top = outcome.analysis.roots[0] if outcome.analysis.roots else None
-        summary = {
-            "hit_ratio": outcome.report["summary"]["hit_ratio"],
-            "time_lost_s": outcome.report["summary"]["time_lost_s"],
-            "top_cause": top.cause.kind if top else None,
-            "top_line": top.step.get("line") if top else None,
-            **_predicted(outcome.record),
-        }
-        if not any(s.get("keyword") for s in outcome.record.get("steps") or []):
-            # it stopped at a Dockerfile error, or ran --check or --call: such a
-            # record is never a baseline (store.find_previous)
-            summary["no_steps"] = True
-        store.save(outcome.record, summary=summary)
+    if store is not None and outcome.store_fault is None:
+        try:
+            _save(outcome, store)
+        except (CachewhyError, OSError) as exc:  # a full disk, a read-only store: one note, the report comes
+            from analyzer.pipeline import store_fault  # noqa: PLC0415
+
+            note = store_fault(store, exc)
+            outcome.store_fault = note
+            outcome.report.setdefault("notes", []).append(note)
     errors: list[str] = []
     report = shown_report(outcome.report, outcome.known_values, outputs)  # after the record is saved
     try:
@@ -53,6 +48,23 @@ def deliver(outcome: "Outcome", outputs: "Outputs", store: "Store | None", width
             show(report, outcome.log_tails, width, stream)
     if errors:
         raise CachewhyError("; ".join(errors))
+
+
+def _save(outcome: "Outcome", store: "Store") -> None:
+    """The record and its index line (the summary `history` and `trends` read)."""
+    top = outcome.analysis.roots[0] if outcome.analysis.roots else None
+    summary = {
+        "hit_ratio": outcome.report["summary"]["hit_ratio"],
+        "time_lost_s": outcome.report["summary"]["time_lost_s"],
+        "top_cause": top.cause.kind if top else None,
+        "top_line": top.step.get("line") if top else None,
+        **_predicted(outcome.record),
+    }
+    if not any(s.get("keyword") for s in outcome.record.get("steps") or []):
+        # it stopped at a Dockerfile error, or ran --check or --call: such a
+        # record is never a baseline (store.find_previous)
+        summary["no_steps"] = True
+    store.save(outcome.record, summary=summary)
 
 
 def _predicted(record: dict) -> dict:

@@ -369,7 +369,8 @@ def _arg_defaults(record: dict | None) -> set[str]:
 
 
 class _Explainer:
-    def __init__(self, cur: dict, prev: dict | None, held: dict[str, str] | None = None) -> None:
+    def __init__(self, cur: dict, prev: dict | None, held: dict[str, str] | None = None,
+                 snapshots: tuple[Any, Any] | None = None) -> None:
         # the graph must be built from steps in Dockerfile order, whatever order they came in
         cur = dict(cur, steps=_dockerfile_order(cur.get("steps") or []))
         self.cur = cur
@@ -411,7 +412,8 @@ class _Explainer:
                                    "CACHEWHY_HASH_KEY: docs/baseline.md)"))
         #: (previous, current) short commits when both snapshots were read from git (analyzer/vcs.py)
         self.git_revisions: tuple[str, str] | None = None
-        self._snapshots = self._load_snapshots()
+        # (previous, current) Snapshot objects a caller already holds (a prediction): not parsed again
+        self._snapshots = snapshots if snapshots is not None else self._load_snapshots()
 
     def _load_snapshots(self) -> tuple[Any, Any] | None:
         if not self.prev or not self.cur.get("snapshot") or not self.prev.get("snapshot"):

@@ -106,7 +106,7 @@ class Gates:
         if self.max_time_s is not None:
             took = (report.get("summary") or {}).get("rebuilt_time_s") or 0.0
             if took > self.max_time_s:
-                verb = "will take" if report.get("prediction") else "took"
+                verb = "will take" if report.get("prediction") is not None else "took"
                 out.append(f"the rebuilt steps {verb} {took:.1f}s, above the budget of {self.max_time_s:g}s")
         return out
 

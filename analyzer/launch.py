@@ -127,6 +127,8 @@ def start(argv: list[str]) -> None:
                                     foreign_value_flags=VALUE_FLAGS)
     except UsageError:
         return
+    if "-" in _found.values():  # a report to stdout: build.py checks that buildx does not write there
+        return
     buildx_argv, user_metadata = _without_progress(rest)
     workdir = None
     env = os.environ

@@ -55,6 +55,9 @@ EVICTION_EVIDENCE = "eviction-evidence"
 CACHE_UNKNOWN = "cache-unknown"  # the builder's cache could not be inspected
 STEPLESS_PASSED = "stepless-passed"  # newer builds that stopped before any step, passed over
 NO_REPORT = "no-report"
+STORE_FAULT = "store-fault"  # the record store cannot keep this build's record
+HASH_KEY_REPLACED = "hash-key-replaced"  # a damaged hash.key was replaced
+RECORD_SKIPPED = "record-skipped"  # a record that cannot be compared was passed over
 OTHER = "other"
 
 

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from analyzer.explain import Analysis
     from analyzer.graph import BuildGraph
     from analyzer.sources import Baseline, BuildInput
+    from analyzer.store import Store
 
 
 #: Bytes of log output kept per step while a build runs: enough for the last 20
@@ -34,6 +35,7 @@ class Outcome:
     log_tails: dict[str, str] = field(default_factory=dict)  # step id -> last output lines (terminal only)
     # hash -> value of the build's own values, for --show-values (record.known_values); never stored
     known_values: Callable[[], dict[str, str]] | None = None
+    store_fault: str | None = None  # the note saying why the record cannot be kept, when it cannot
 
 
 @dataclass
@@ -44,6 +46,7 @@ class Made:
     graph: "BuildGraph"
     notes: list[Note]  # the input's and baseline's notes, then what the graph and provenance told
     known_values: Callable[[], dict[str, str]]
+    store_fault: str | None = None
 
 
 @paused
@@ -54,24 +57,50 @@ def analyse(input: "BuildInput", baseline: "Baseline") -> Outcome:  # noqa: A002
     report is made."""
     inp = input
     from analyzer.explain import explain  # noqa: PLC0415
-    from analyzer.record import step_id  # noqa: PLC0415
+    from analyzer.record import step_ids  # noqa: PLC0415
     from analyzer.report.model import build_report  # noqa: PLC0415
 
     made = make_record(inp, baseline)
-    analysis = explain(made.record, baseline.record)
+    previous = baseline.record
+    try:  # a record from anywhere (store, --baseline, a shared cache): checked, and one note if bad
+        problem = _cannot_compare(previous)
+        analysis = explain(made.record, previous) if problem is None else None
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        problem, analysis = f"it could not be compared ({exc!r})", None
+    if analysis is None:
+        made.notes.append(Note(N.RECORD_SKIPPED, N.BASELINE,
+                               f"the previous record {str((previous or {}).get('id'))[:40]} was skipped: "
+                               f"{problem}; this build is explained without a previous build"))
+        previous = None
+        analysis = explain(made.record, None)
     analysis.notes[:0] = made.notes
     if inp.evidence is not None:
         held, notes = inp.evidence.still_cached(analysis, made.record)
         if held:  # steps whose cache entry cannot have been evicted: their causes again
             kept = analysis.notes
-            analysis = explain(made.record, baseline.record, held)
+            analysis = explain(made.record, previous, held)
             analysis.notes = kept
         analysis.notes += notes
         analysis.notes += inp.evidence.after(analysis)
     report = build_report(analysis)
     made.record["report"] = report  # `cachewhy show` replays it
-    tails = {step_id(s.digest): s.log_tail for s in made.graph.steps.values() if s.log_tail}
-    return Outcome(made.record, analysis, report, tails, known_values=made.known_values)
+    ids = step_ids(made.graph.steps)
+    tails = {ids[d]: s.log_tail for d, s in made.graph.steps.items() if s.log_tail}
+    return Outcome(made.record, analysis, report, tails, known_values=made.known_values,
+                   store_fault=made.store_fault)
+
+
+def _cannot_compare(previous: dict | None) -> str | None:
+    """Why `previous` cannot be compared (fields the analysis reads of the wrong shape), or None."""
+    from analyzer.store import analysis_problem  # noqa: PLC0415
+
+    return None if previous is None else analysis_problem(previous)
+
+
+def store_fault(store: "Store", exc: BaseException) -> str:
+    """The one note of a store that cannot keep this build's record."""
+    why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return f"this build's record is not kept in the record store {store.root}: {why}"
 
 
 @paused
@@ -79,7 +108,7 @@ def make_record(inp: "BuildInput", baseline: "Baseline") -> Made:
     """The build's graph and record (its values hashed with the baseline's key)."""
     from analyzer import dockerfile as dfmod  # noqa: PLC0415
     from analyzer.graph import build_graph  # noqa: PLC0415
-    from analyzer.record import build_record, known_values, make_hasher, store_key  # noqa: PLC0415
+    from analyzer.record import build_record, known_values, make_hasher, store_key_noted  # noqa: PLC0415
     from analyzer.store import new_id  # noqa: PLC0415
 
     prov = inp.provenance
@@ -96,7 +125,21 @@ def make_record(inp: "BuildInput", baseline: "Baseline") -> Made:
     lost = _cut_short(graph, inp)
     if lost is not None:  # one clear note instead of the generic one
         notes = [n for n in notes if n.kind != N.EVENTS_STOP] + [lost[1]]
-    hasher = make_hasher(store_key(baseline.keys.root) if baseline.keys is not None else b"cachewhy")
+    fault = None
+    key = b"cachewhy"
+    if baseline.keys is not None:
+        try:
+            key, key_notes = store_key_noted(baseline.keys.root)
+            notes += [Note(N.HASH_KEY_REPLACED, N.COMPARISON, n) for n in key_notes]
+        except OSError as exc:
+            # the store cannot be written: the report still comes, the record is not kept;
+            # a key of this run only, so no hash here can be matched with another run's
+            import secrets  # noqa: PLC0415
+
+            key = secrets.token_bytes(32)
+            fault = store_fault(baseline.keys, exc)
+            notes.append(Note(N.STORE_FAULT, N.RECORD, fault))
+    hasher = make_hasher(key)
     record = build_record(
         inp, record_id=inp.record_id or new_id(), graph=graph, hasher=hasher,
         # stopped by the user, buildx killed by a signal, or the builder gone mid-build:
@@ -106,7 +149,8 @@ def make_record(inp: "BuildInput", baseline: "Baseline") -> Made:
     if lost is not None and not record.get("interrupted"):
         record["interrupted"] = lost[0]
     return Made(record, graph, notes,
-                known_values=lambda: known_values(inp.invocation.build_args, prov, hasher, inp.dockerfile_text))
+                known_values=lambda: known_values(inp.invocation.build_args, prov, hasher, inp.dockerfile_text),
+                store_fault=fault)
 
 
 # buildx's words when its connection to BuildKit drops (the daemon stopped or crashed)

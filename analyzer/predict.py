@@ -60,6 +60,10 @@ class Now:
     cache: dict[str, bool] | None = None
     cache_note: str | None = None
     notes: list[str] = field(default_factory=list)
+    #: name -> snapshot (JSON) of each named local context (--build-context NAME=DIR), as build takes them
+    named_snapshots: dict | None = None
+    #: (previous, current) Snapshot objects, parsed once (50,000 files take most of a second to parse)
+    snapshots: tuple[Any, Any] | None = None
 
 
 @dataclass
@@ -67,6 +71,7 @@ class Forecast:
     record: dict  # the forecast record: what explain.py reads
     may_rebuild: dict[str, str]  # step id -> why its rebuild cannot be predicted
     notes: list[str]
+    explainer: Any = None  # the cause engine that decided the statuses: it explains them too
 
 
 # ------------------------------------------------------------------ images
@@ -75,10 +80,13 @@ def _image_name(identifier: str) -> str:
     return identifier.removeprefix("docker-image://").partition("@")[0]
 
 
-def stage_image_refs(df: "Dockerfile", stages: list["Stage"], build_args: dict[str, str | None]) -> list[str]:
-    """The images the built stages start from or copy from, expanded as the build will expand them."""
+def stage_image_refs(df: "Dockerfile", stages: list["Stage"], build_args: dict[str, str | None],
+                     build_contexts: dict[str, str] | None = None) -> list[str]:
+    """The images the built stages start from or copy from, expanded as the build will expand them.
+    A name given with --build-context is that context: its docker-image:// reference, or nothing."""
     scope = _global_args(df, build_args)
-    refs: list[str] = []
+    contexts = build_contexts or {}
+    refs: list[str] = [v.removeprefix("docker-image://") for v in contexts.values() if v.startswith("docker-image://")]
     for st in stages:
         if st.image_base:
             refs.append(_expand(st.base, scope))
@@ -93,7 +101,7 @@ def stage_image_refs(df: "Dockerfile", stages: list["Stage"], build_args: dict[s
                         refs.append(_expand(ref, scope))
     out: list[str] = []
     for r in refs:
-        if r and "$" not in r and r.lower() != "scratch" and r not in out:
+        if r and "$" not in r and r.lower() != "scratch" and r not in out and r not in contexts:
             out.append(r)
     return out
 
@@ -303,10 +311,15 @@ def forecast(previous: dict | None, now: Now, hasher: "Hasher") -> Forecast:
                 inputs.append(last_of_stage[stage_names[st.base_stage]])
             refs = [ins.from_ref] if ins.keyword in ("COPY", "ADD") and ins.from_ref else []
             refs += [m.get("from") for m in ins.mounts if m.get("from")] if ins.keyword == "RUN" else []
+            copied = []
             for ref in refs:
                 other = df.resolve_ref(ref)
                 if other is not None and other.name in last_of_stage:
                     inputs.append(last_of_stage[other.name])
+                    copied.append(last_of_stage[other.name])
+            # read by content (BuildKit checksums what it copies or mounts), unless it is also the
+            # step this one is built on (FROM that stage)
+            s["copied_from"] = [d for d in copied if d != (inputs[0] if inputs else None)]
             if p is not None:
                 inputs += [d for d in p.get("inputs") or [] if d in prev_by_digest
                            and prev_by_digest[d].get("keyword") is None]
@@ -346,9 +359,10 @@ def forecast(previous: dict | None, now: Now, hasher: "Hasher") -> Forecast:
         "messages": [],
         "steps": steps,
         "snapshot": now.snapshot,
+        "named_snapshots": now.named_snapshots,
     }
-    may = _decide(record, previous, now, df, remote_context, no_network)
-    return Forecast(record, may, notes)
+    may, ex = _decide(record, previous, now, df, remote_context, no_network)
+    return Forecast(record, may, notes, ex)
 
 
 def _now_image(identifier: str, images: dict[str, Resolved]) -> str:
@@ -403,27 +417,47 @@ def _carry_op(s: dict, p: dict, df: "Dockerfile", old_df: "Dockerfile | None", n
 
 
 def _decide(record: dict, previous: dict | None, now: Now, df: "Dockerfile", remote_context: bool,
-            no_network: bool) -> dict[str, str]:
-    """Set each forecast step's status; return the steps that may rebuild, with why."""
+            no_network: bool) -> tuple[dict[str, str], Any]:
+    """Set each forecast step's status; return the steps that may rebuild, with why, and
+    the cause engine's explainer of the forecast (it explains the statuses set here)."""
     from analyzer.explain import _Explainer, _is_step  # noqa: PLC0415
 
     steps = record["steps"]
     by_digest = {s["digest"]: s for s in steps}
-    ex = _Explainer(record, previous)
+    ex = _Explainer(record, previous, snapshots=now.snapshots)
     order = [s for s in ex.steps if _is_step(s)]  # Dockerfile order: inputs come first
     changed: dict[str, bool] = {}
     maybe: dict[str, str] = {}
+    no_cache_all = bool((record.get("invocation") or {}).get("no_cache"))
     for s in order:
         p = ex.matches.get(s["id"])
         near = ex.nearest(s["digest"])
-        own = bool(ex.own_causes(s, p))
-        upstream = any(changed.get(n["digest"]) for n in near)
+        ins = df.instruction_at(s["line"]) if s.get("line") else None
+        causes = ex.own_causes(s, p)
+        kinds = {c.kind for c in causes}
+        content_why = None
+        if s.get("keyword") == "WORKDIR" and kinds == {"no-cache-requested"} and not no_cache_all:
+            causes = []  # --no-cache-filter leaves a stage's WORKDIR to the cache (checked on the engine)
+        elif (ins is not None and ins.keyword in ("COPY", "ADD") and ins.from_ref
+              and df.resolve_ref(ins.from_ref) is None and kinds == {"base-image-changed"}):
+            # the image it copies from moved; BuildKit compares the copied files' content
+            content_why = (f"copies from {ins.from_ref[:40]}, which moved to a new digest: it rebuilds only if "
+                           "the files it copies changed")
+            causes = []
+        copied = set(s.get("copied_from") or [])
+        upstream = any(changed.get(n["digest"]) for n in near if n["digest"] not in copied)
+        from_changed = [n for n in near if n["digest"] in copied and changed.get(n["digest"])]
         before_unbuilt = p is not None and p.get("status") not in ("rebuilt", "cached")
-        changed[s["digest"]] = own or upstream or before_unbuilt
+        changed[s["digest"]] = bool(causes) or upstream or before_unbuilt
         if not changed[s["digest"]]:
-            ins = df.instruction_at(s["line"]) if s.get("line") else None
-            why = may_rebuild_reason(ins, s, remote_context, no_network)
-            named = _named_sources(s)
+            why = content_why
+            if why is None and from_changed:
+                up = from_changed[0]
+                why = (f"{'copies' if s.get('keyword') != 'RUN' else 'mounts'} from stage {up.get('stage')}, which "
+                       f"will rebuild (line {up.get('line')}): it rebuilds only if the files it reads changed")
+            if why is None:
+                why = may_rebuild_reason(ins, s, remote_context, no_network)
+            named = [n for n in _named_sources(s) if n not in (now.named_snapshots or {})]
             if why is None and named:
                 why = f"reads the build context{'s' if len(named) > 1 else ''} {', '.join(named)}, not compared"
             up = next((n for n in near if n["digest"] in maybe), None)
@@ -460,17 +494,18 @@ def _decide(record: dict, previous: dict | None, now: Now, df: "Dockerfile", rem
             s["status"] = MAY_REBUILD
         else:
             s["status"] = "cached"
-    return {by_digest[d]["id"]: why for d, why in maybe.items() if by_digest[d]["status"] == MAY_REBUILD}
+    return {by_digest[d]["id"]: why for d, why in maybe.items() if by_digest[d]["status"] == MAY_REBUILD}, ex
 
 
 # ------------------------------------------------------------------ the report
 
 def report_of(fc: Forecast, previous: dict | None, now: Now) -> tuple[Any, dict]:
     """(analysis, report) of a forecast: the cause engine's, with a `prediction` block."""
+    from analyzer.collector import paused  # noqa: PLC0415
     from analyzer.explain import explain  # noqa: PLC0415
     from analyzer.report.model import build_report  # noqa: PLC0415
 
-    analysis = explain(fc.record, previous)
+    analysis = paused(fc.explainer.run)() if fc.explainer is not None else explain(fc.record, previous)
     analysis.notes[:0] = fc.notes
     report = build_report(analysis)
     steps = fc.record["steps"]
@@ -497,10 +532,66 @@ def report_of(fc: Forecast, previous: dict | None, now: Now) -> tuple[Any, dict]
 
 # ------------------------------------------------------------------ what is there now
 
-def gather(args: "BuildArgs", previous: dict | None, *, check_cache: bool = True) -> Now:
+def _in_background(work: "Any") -> "Any":
+    """Run `work()` in a forked child (a thread where there is no fork); the returned
+    function waits for it and gives its result, or {"error": why}."""
+    import os  # noqa: PLC0415
+    import pickle  # noqa: PLC0415
+
+    if not hasattr(os, "fork"):
+        import threading  # noqa: PLC0415
+
+        box: dict[str, Any] = {}
+
+        def run() -> None:
+            try:
+                box.update(work())
+            except Exception as exc:  # noqa: BLE001 - said by the caller
+                box["error"] = repr(exc)
+        t = threading.Thread(target=run, daemon=True)
+        t.start()
+
+        def wait_thread() -> dict[str, Any]:
+            t.join()
+            return box
+        return wait_thread
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: work, send, and leave without running the parent's exit handlers
+        code = 0
+        try:
+            os.close(r)
+            try:
+                data = pickle.dumps(work())
+            except BaseException as exc:  # noqa: BLE001 - anything, sent back as one line
+                data = pickle.dumps({"error": f"{exc!r}"})
+            view = memoryview(data)
+            while view:
+                view = view[os.write(w, view):]
+        except BaseException:  # noqa: BLE001
+            code = 1
+        finally:
+            os._exit(code)
+    os.close(w)
+
+    def wait_child() -> dict[str, Any]:
+        chunks = []
+        with os.fdopen(r, "rb") as f:
+            chunks.append(f.read())
+        os.waitpid(pid, 0)
+        try:
+            got = pickle.loads(b"".join(chunks))
+        except Exception:  # noqa: BLE001 - the child died before it answered
+            return {"error": "the lookup process ended without an answer"}
+        return got if isinstance(got, dict) else {"error": "the lookup process gave no answer"}
+    return wait_child
+
+
+def gather(args: "BuildArgs", load_previous: "Any", *, check_cache: bool = True) -> tuple[Now, dict | None]:
     """The build `args` describe, as it would start now: its Dockerfile, its context snapshot
     (the same .dockerignore rules and paths as `cachewhy build`), its base images' digests,
-    and whether the previous build's cache records are still on the builder."""
+    and whether the previous build's cache records are still on the builder; and the
+    previous record (`load_previous()`, read while the engine is asked)."""
     from analyzer import dockerfile as dfmod  # noqa: PLC0415
     from analyzer import probe  # noqa: PLC0415
     from analyzer import snapshot as snapmod  # noqa: PLC0415
@@ -516,6 +607,25 @@ def gather(args: "BuildArgs", previous: dict | None, *, check_cache: bool = True
         raise InputError(f"cannot read the Dockerfile {df_path}: {exc.strerror or exc}") from None
     df = dfmod.parse(text)
     now = Now(args=args, dockerfile_path=df_path, dockerfile_text=text, snapshot=None)
+    # The engine's answers (docker CLI, gRPC) come from a child process while this one
+    # hashes the context: importing python-on-whales and grpc is CPU work that a thread
+    # would do under this process's GIL, one after the other with the snapshot.
+    def ask_engine() -> dict[str, Any]:
+        probed: dict[str, Any] = {}
+        refs = stage_image_refs(df, built_stages(df, args.target), args.build_args,
+                                getattr(args, "build_contexts", None))
+        probed["images"] = probe.resolve_images(refs)
+        before = load_previous() if check_cache else None
+        if before is not None:
+            probed["cache"] = probe.cache_presence(before, args.builder)
+        return probed
+
+    asking = _in_background(ask_engine)
+    try:
+        previous = load_previous()
+    except BaseException:
+        asking()
+        raise
     ctx = args.context_dir
     if ctx is not None and ctx.is_dir():
         prev_snap = None  # this machine's last snapshot: its stat data spares re-hashing unchanged files
@@ -526,18 +636,30 @@ def gather(args: "BuildArgs", previous: dict | None, *, check_cache: bool = True
                 prev_snap = None
         try:
             excludes = snapmod.read_dockerignore(ctx, df_path)
-            now.snapshot = snapmod.snapshot(ctx, excludes=excludes, follow=follow_paths(df),
-                                            previous=prev_snap).to_json()
+            snap = snapmod.snapshot(ctx, excludes=excludes, follow=follow_paths(df), previous=prev_snap)
+            if prev_snap is not None:  # the cause engine reads these objects, not JSON
+                now.snapshots = (prev_snap, snap)
+                now.snapshot = {"parsed": True}
+            else:
+                now.snapshot = snap.to_json()
         except Exception as exc:  # noqa: BLE001 - said, and context files are then not compared
             now.notes.append(f"the context could not be snapshotted: {exc}")
-    elif args.context is None:
+    named = snapmod.named_context_dirs(getattr(args, "build_contexts", None) or {})
+    if named:  # --build-context NAME=DIR: snapshotted as build snapshots them
+        prev_named = (previous or {}).get("named_snapshots")
+        now.named_snapshots, problems = snapmod.snapshot_named(
+            named, {name: follow_paths(df, name) for name in named}, prev_named if isinstance(prev_named, dict) else None)
+        now.notes += problems
+    probed = asking()
+    if ctx is None and args.context is None:
         raise InputError("no build context given (PATH, as for `docker buildx build`)")
-    refs = stage_image_refs(df, built_stages(df, args.target), args.build_args)
-    now.images, notes = probe.resolve_images(refs)
+    if "error" in probed:
+        now.notes.append(f"the engine could not be asked about images and cache: {probed['error']}")
+    now.images, notes = probed.get("images") or ({}, [])
     now.notes += notes
-    if previous is not None and check_cache:
-        now.cache, now.cache_note = probe.cache_presence(previous, args.builder)
-    return now
+    if "cache" in probed:
+        now.cache, now.cache_note = probed["cache"]
+    return now, previous
 
 
 @dataclass
@@ -560,17 +682,33 @@ def predict(args: "BuildArgs", *, store_dir: str | None, against: str | None,
 
     store = open_store(store_dir)
     notes: list[str] = []
+    ref = None
     if use_store and previous is None:
         project = project_of(args, args.dockerfile_path())
         try:
             ref = against or store.find_previous(project)
-            previous = store.load(ref) if ref else None
+            if against:
+                store.resolve(against)  # a wrong --against is the user's error, said before anything
         except CachewhyError as exc:
             if against:
                 raise
             notes.append(f"no previous record: {exc}")
     hasher = make_hasher(store_key(store.root))
-    now = gather(args, previous)
+    given = previous
+
+    def load_previous() -> dict | None:
+        """The previous record (read in the lookup process too: it is not shared)."""
+        if ref is None:
+            return given
+        try:
+            return store.load(ref)
+        except CachewhyError as exc:
+            if against:
+                raise
+            notes.append(f"no previous record: {exc}")
+            return None
+
+    now, previous = gather(args, load_previous)
     now.notes[:0] = notes
     fc = forecast(previous, now, hasher)
     analysis, report = report_of(fc, previous, now)

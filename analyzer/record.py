@@ -42,17 +42,58 @@ def store_key(store_root: Path) -> bytes:
 
     `CACHEWHY_HASH_KEY` (any secret text) replaces it, so that records made on
     different machines (CI runners, each with a fresh store) hash equal values
-    equally and can be compared."""
+    equally and can be compared. Raises OSError when the store cannot hold one."""
+    return store_key_noted(store_root)[0]
+
+
+_KEY_BYTES = 32
+
+
+def _read_key(path: Path) -> bytes | None:
+    """The key in `path`; None when there is none; ValueError when it is damaged
+    (not a regular file, not 64 hex digits). Never opened for a blocking read."""
+    import stat  # noqa: PLC0415
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
+    except FileNotFoundError:
+        return None
+    except OSError as exc:  # a directory, a link
+        raise ValueError(exc.strerror or str(exc)) from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ValueError("not a regular file")
+        data = os.read(fd, 4 * _KEY_BYTES)
+    finally:
+        os.close(fd)
+    key = bytes.fromhex(data.decode("ascii", "replace").strip())  # ValueError when damaged
+    if len(key) != _KEY_BYTES:
+        raise ValueError(f"{len(key)} bytes, not {_KEY_BYTES}")
+    return key
+
+
+def store_key_noted(store_root: Path) -> tuple[bytes, list[str]]:
+    """store_key, and a note when a damaged `hash.key` was replaced: values hashed
+    with the old key are then not compared (as with another store's key)."""
     shared = os.environ.get(HASH_KEY_ENV, "")
     if shared:
-        return hashlib.sha256(b"cachewhy hash key\0" + shared.encode("utf-8", "surrogateescape")).digest()
+        return hashlib.sha256(b"cachewhy hash key\0" + shared.encode("utf-8", "surrogateescape")).digest(), []
     path = Path(store_root) / "hash.key"
+    notes: list[str] = []
     try:
-        return bytes.fromhex(path.read_text().strip())
-    except (OSError, ValueError):
-        pass
+        key = _read_key(path)
+        if key is not None:
+            return key, notes
+    except ValueError as exc:
+        notes.append(f"the store's hash key {path} was damaged ({exc}) and is replaced by a new one; values "
+                     "hashed with the old key are not compared")
+        aside = path.with_name(f"hash.key.damaged-{os.getpid()}")
+        try:
+            os.rename(path, aside)  # kept aside, not deleted: it is the user's file
+        except OSError as err:
+            raise OSError(err.errno, f"cannot replace the damaged {path}: {err.strerror}") from None
     Path(store_root).mkdir(parents=True, exist_ok=True, mode=0o700)
-    key = secrets.token_bytes(32)
+    key = secrets.token_bytes(_KEY_BYTES)
     tmp = path.with_name(f".hash.key.{os.getpid()}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
@@ -63,7 +104,11 @@ def store_key(store_root: Path) -> bytes:
         pass
     finally:
         tmp.unlink(missing_ok=True)
-    return bytes.fromhex(path.read_text().strip())
+    try:
+        got = _read_key(path)
+    except ValueError:
+        got = None
+    return (got if got is not None else key), notes
 
 
 def make_hasher(key: bytes) -> Hasher:
@@ -144,13 +189,32 @@ def _safe_name(step: Step) -> str:
     return f"[{(where + ' ') if where else ''}{pos}] {step.keyword}"
 
 
-def step_id(digest: str) -> str:
-    return digest.split(":", 1)[-1][:12]
+def step_id(digest: str, length: int = 12) -> str:
+    return digest.split(":", 1)[-1][:length]
 
 
-def step_dict(step: Step, prov: Provenance | None, hasher: Hasher) -> RecordStep:
+def step_ids(digests: Iterable[str]) -> dict[str, str]:
+    """Digest -> step id: 12 hex digits, more where digests share their first 12
+    (ids must tell steps apart: a log may carry any digests)."""
+    digests = list(dict.fromkeys(digests))
+    length = 12
+    while True:
+        ids = {d: step_id(d, length) for d in digests}
+        if len(set(ids.values())) == len(ids) or length > 80:
+            break
+        length *= 2
+    if len(set(ids.values())) != len(ids):  # equal after the algorithm prefix: number them
+        seen: dict[str, int] = {}
+        for d, i in ids.items():
+            seen[i] = seen.get(i, 0) + 1
+            if seen[i] > 1:
+                ids[d] = f"{i}-{seen[i]}"
+    return ids
+
+
+def step_dict(step: Step, prov: Provenance | None, hasher: Hasher, sid: str | None = None) -> RecordStep:
     out: RecordStep = {
-        "id": step_id(step.digest),
+        "id": sid or step_id(step.digest),
         "digest": step.digest,
         "name": _safe_name(step),
         "keyword": step.keyword,
@@ -333,7 +397,8 @@ def build_record(inp: "BuildInput", *, record_id: str, graph: BuildGraph, hasher
     ordered = graph.ordered()
     # and what BuildKit wrote into the vertex names (a log's values are known only there)
     scrub = inv.build_args.scrubber(prov_args, learned=values_in_names(ordered))
-    steps = [step_dict(s, prov, hasher) for s in ordered]
+    ids = step_ids(s.digest for s in ordered)
+    steps = [step_dict(s, prov, hasher, ids[s.digest]) for s in ordered]
     for st in steps:  # text BuildKit expanded with build-arg values (names, errors) loses them here
         if st["instruction"]:
             st["instruction"] = scrub(st["instruction"])

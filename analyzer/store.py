@@ -50,6 +50,7 @@ and an entry in `UPGRADERS`.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import math
@@ -57,6 +58,7 @@ import os
 import re
 import secrets
 import sqlite3
+import stat
 import sys
 import time
 from contextlib import contextmanager
@@ -127,6 +129,18 @@ def default_store_dir() -> Path:
     if env:
         return Path(os.path.expanduser(env))
     return user_store_dir()
+
+
+#: the prefix of a reference counted over every build of the store (`store:^1`)
+STORE_WIDE = "store:"
+
+
+def _here() -> str | None:
+    """The current directory as records name a context (resolved), or None."""
+    try:
+        return str(Path.cwd().resolve())
+    except OSError:
+        return None
 
 
 def open_store(path: str | None) -> Store:
@@ -215,6 +229,81 @@ def validate_record(record: Any, where: str = "record") -> None:
     if not _is_int(record["exit_code"]):
         raise StoreError(f"{where}: 'exit_code' is not an integer")
     _check_project(record["project"], where)
+    problem = _content_problem(record)
+    if problem:
+        raise StoreError(f"{where}: {problem}")
+
+
+# Types of the fields the analysis reads, for a record from anywhere (another
+# machine's store, a CI artifact, a shared cache): checked on read, so that a
+# damaged or hostile record is one note, never an internal error later.
+_STR, _NUM, _INT, _BOOL, _LIST, _DICT = "a string", "a number", "an integer", "true or false", "a list", "an object"
+_TOP_FIELDS = {"steps": _LIST, "build_args": _DICT, "materials": _LIST, "snapshot": _DICT, "invocation": _DICT,
+               "dockerfile_text": _STR, "messages": _LIST, "report": _DICT, "hash_key_id": _STR,
+               "has_provenance": _BOOL, "duration_s": _NUM, "completed_at": _NUM, "interrupted": _STR}
+_STEP_FIELDS = {"name": _STR, "keyword": _STR, "stage": _STR, "index": _INT, "line": _INT, "end_line": _INT,
+                "also_at": _LIST, "instruction": _STR, "status": _STR, "cached": _BOOL, "started": _NUM,
+                "completed": _NUM, "duration_s": _NUM, "error": _STR, "inputs": _LIST, "platform": _STR,
+                "op": _DICT, "op_hash": _STR, "image_inputs": _LIST, "context_inputs": _LIST,
+                "remote_inputs": _LIST}
+
+
+def _type_ok(value: Any, kind: str) -> bool:
+    if value is None:
+        return True
+    if kind == _STR:
+        return isinstance(value, str)
+    if kind == _NUM:
+        return _is_time(value)
+    if kind == _INT:
+        return _is_int(value)
+    if kind == _BOOL:
+        return isinstance(value, bool)
+    if kind == _LIST:
+        return isinstance(value, list)
+    return isinstance(value, dict)
+
+
+def analysis_problem(record: dict) -> str | None:
+    """What keeps a valid record from being compared (steps without ids, repeated
+    ids, fields of the wrong type), or None. Records written by cachewhy pass."""
+    return _content_problem(record, strict=True)
+
+
+def _content_problem(record: dict, strict: bool = False) -> str | None:
+    """What is wrong with the fields the analysis reads, or None; `strict`: each
+    step as the analysis reads it too (the store itself keeps steps opaque)."""
+    for key, kind in _TOP_FIELDS.items():
+        if not _type_ok(record.get(key), kind):
+            return f"'{key}' is not {kind}"
+    args = record.get("build_args") or {}
+    if not all(isinstance(v, str) or v is None for v in args.values()):
+        return "'build_args' holds a value that is not a string"
+    for m in record.get("materials") or []:
+        if not (isinstance(m, list) and len(m) == 2 and isinstance(m[0], str) and _type_ok(m[1], _STR)):
+            return "'materials' holds an entry that is not [uri, digest]"
+    ids: set[str] = set()
+    digests: set[str] = set()
+    for n, step in enumerate(record.get("steps") or []):
+        if not isinstance(step, dict):
+            return f"step {n + 1} is not an object"
+        if not strict:
+            continue
+        sid, digest = step.get("id"), step.get("digest")
+        if not isinstance(sid, str) or not sid or not isinstance(digest, str) or not digest:
+            return f"step {n + 1} has no id or digest"
+        if sid in ids or digest in digests:
+            return f"step {n + 1} repeats the id {sid!r} or its digest"
+        ids.add(sid)
+        digests.add(digest)
+        for key, kind in _STEP_FIELDS.items():
+            if not _type_ok(step.get(key), kind):
+                return f"step {sid}: '{key}' is not {kind}"
+        if not all(isinstance(i, str) for i in step.get("inputs") or []):
+            return f"step {sid}: 'inputs' holds a value that is not a digest"
+        if not all(isinstance(a, dict) and _type_ok(a.get("line"), _INT) for a in step.get("also_at") or []):
+            return f"step {sid}: 'also_at' holds an entry that is not a line"
+    return None
 
 
 def upgrade_record(record: dict, where: str = "record") -> dict:
@@ -397,6 +486,30 @@ def _sort_key(entry: dict) -> tuple[float, str]:
     return (entry["created"], entry["id"])
 
 
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def read_regular(path: Path | str) -> bytes:
+    """The bytes of a regular file. A FIFO, a socket or a device in the store is never
+    read (a FIFO would hang every command): IsADirectoryError for a directory, and
+    OSError "not a regular file" for the rest, raised before any read."""
+    fd = os.open(path, _READ_FLAGS)  # O_NONBLOCK: opening a FIFO must not wait for a writer
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError(errno.EISDIR, "Is a directory", str(path))
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        chunks = []
+        while True:
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+
+
 # --------------------------------------------------------------------------
 # the store
 
@@ -501,8 +614,7 @@ class Store:
 
     def _read_legacy_index(self) -> dict[str, tuple[dict, bool]]:
         try:
-            with open(self.legacy_index_path, "rb") as f:
-                data = f.read()
+            data = read_regular(self.legacy_index_path)  # a FIFO in its place is never waited on
         except OSError:
             return {}
         return _parse_index(data)
@@ -593,8 +705,7 @@ class Store:
 
     def _read_record(self, path: Path) -> Record:
         try:
-            with open(path, "rb") as f:
-                data = f.read()
+            data = read_regular(path)
         except FileNotFoundError:
             raise StoreError(f"record file {path} not found") from None
         except IsADirectoryError:
@@ -738,20 +849,37 @@ class Store:
         return len(loaded), problems
 
     def resolve(self, ref: str | os.PathLike[str]) -> Path:
-        """The file a reference names: id, unique id prefix, path, ``^N``, ``last``."""
+        """The file a reference names: id, unique id prefix, path, ``^N``, ``last``.
+
+        ``^N`` and ``last`` count the builds of the project in the current
+        directory (the records whose context it is) when the store holds any,
+        else every build; ``store:^N`` and ``store:last`` always count every
+        build of the store: `diff ^1 ^0` never pairs two projects' builds."""
         text = os.fspath(ref).strip()
         if not text:
             raise StoreError("empty record reference")
         nth: int | None = None
-        if text == "last":
+        whole = text.startswith(STORE_WIDE)
+        counted = text[len(STORE_WIDE):] if whole else text
+        if counted == "last":
             nth = 0
-        elif text.startswith("^"):
-            digits = text[1:] or "1"
+        elif counted.startswith("^"):
+            digits = counted[1:] or "1"
             if not digits.isdigit():
                 raise StoreError(f"bad record reference {text!r}: use ^N with N >= 0")
             nth = int(digits)
+        elif whole:
+            raise StoreError(f"bad record reference {text!r}: {STORE_WIDE} goes with ^N or last")
         if nth is not None:
             entries, _ = self.list_records()
+            here = None if whole else _here()
+            mine = [e for e in entries if here is not None and e.get("context") == here]
+            if mine:
+                if nth >= len(mine):
+                    raise StoreError(
+                        f"no record {text}: the store holds {len(mine)} build(s) of the project in "
+                        f"{here} ({STORE_WIDE}{counted} counts all {len(entries)} of the store)")
+                return self.path_for(mine[nth]["id"])
             if nth >= len(entries):
                 raise StoreError(
                     f"no record {text}: the store {self.root} holds {len(entries)} record(s)"
@@ -820,6 +948,27 @@ class Store:
         if not candidates:
             return None
         return max(candidates, key=_sort_key)["id"]
+
+    def load_previous(self, project: dict, before_id: str | None = None) -> tuple[dict | None, list[str]]:
+        """The newest complete record of `project` that can be compared (see
+        `find_previous`), and a note naming each bad one skipped on the way (damaged,
+        of another shape, steps the analysis cannot read): one bad record never
+        stops every later build of its project."""
+        notes: list[str] = []
+        for _ in range(20):
+            ref = self.find_previous(project, before_id=before_id)
+            if ref is None:
+                return None, notes
+            try:
+                record = self.load(ref)
+                problem = analysis_problem(record)
+            except StoreError as exc:
+                record, problem = None, str(exc)
+            if record is not None and problem is None:
+                return record, notes
+            notes.append(f"the record {ref} was skipped as a baseline: {problem}")
+            before_id = ref
+        return None, notes
 
     def rebuild_index(self) -> list[str]:
         """Rewrite the index from the record files; return the problems met.

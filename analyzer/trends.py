@@ -209,29 +209,26 @@ def _json_list(text: Any) -> list:
 
 
 def _steps_of(db: sqlite3.Connection, rows: list[tuple], line_info: dict) -> dict[int, list[tuple]]:
-    """build n -> its step rows (pos, line n, status, duration, kind, root), in order."""
+    """build n -> its step rows (line n, status, duration), in build order."""
     out: dict[int, list[tuple]] = {b[0]: [] for b in rows}
     ns = list(out)
     for i in range(0, len(ns), 500):  # SQLite's bound-parameter limit
         chunk = ns[i:i + 500]
-        for r in db.execute(f"SELECT build, pos, line, status, duration_s, kind, root FROM steps "
-                            f"WHERE build IN ({','.join('?' * len(chunk))}) ORDER BY build, pos", chunk):
-            out[r[0]].append(r[1:])
+        for build, ln, st, dur in db.execute(f"SELECT build, line, status, duration_s FROM steps "
+                                             f"WHERE build IN ({','.join('?' * len(chunk))}) ORDER BY build, pos",
+                                             chunk):
+            out[build].append((ln, st, dur))
     return out
 
 
 def _strip(detail: dict[int, list[tuple]], rows: list[tuple], line_info: dict) -> dict:
     """The newest builds x the steps of the newest build: 'C' cached, 'R' rebuilt,
-    'F' failed, '.' not run (no such step in that build)."""
+    'F' failed, '-' another status, '.' not run (no such step in that build)."""
     if not rows:
         return {"builds": [], "steps": [], "cells": []}
-    newest = detail.get(rows[-1][0]) or []
-    order = []
-    for r in newest:
-        if r[1] not in order:
-            order.append(r[1])
+    order = list(dict.fromkeys(r[0] for r in detail.get(rows[-1][0]) or []))
     code = {CACHED: "C", REBUILT: "R", FAILED: "F"}
-    status = [{r[1]: r[2] for r in detail.get(b[0]) or []} for b in rows]  # per build: line -> status
+    status = [{r[0]: r[1] for r in detail.get(b[0]) or []} for b in rows]  # per build: line -> status
     cells = ["".join(code.get(st[ln], "-") if ln in st else "." for st in status) for ln in order]
     return {
         "builds": [{"id": b[1], "created": b[2]} for b in rows],
@@ -261,24 +258,32 @@ def _onset(seq: list[bool]) -> int | None:
 def _series(detail: dict[int, list[tuple]], rows: list[tuple]) -> dict[int, list[tuple[int, bool, float]]]:
     """line n -> (build n, missed, duration) for each build of `rows` that ran it, oldest first."""
     out: dict[int, list[tuple[int, bool, float]]] = {}
+    ran = (CACHED, REBUILT, FAILED)
     for b in rows:
-        for _pos, ln, st, dur, _kind, _root in detail.get(b[0]) or []:
-            if st in (CACHED, REBUILT, FAILED):
-                out.setdefault(ln, []).append((b[0], st != CACHED, dur or 0.0))
+        n = b[0]
+        for ln, st, dur in detail.get(n) or ():
+            if st in ran:
+                out.setdefault(ln, []).append((n, st != CACHED, dur or 0.0))
     return out
 
 
 def _is_regression(seq: list[tuple[int, bool, float]]) -> tuple[int, int, int, float] | None:
     """(onset index, misses from it, builds from it, their time) when `seq` regressed (the
     rule); of onsets that tie, the earliest that meets the rule."""
-    for k in _onsets([r[1] for r in seq]):
-        after, before = seq[k:], seq[:k]
-        misses = sum(1 for _, m, _ in after if m)
-        cached_before = sum(1 for _, m, _ in before if not m)
-        if (misses * 2 > len(after) and misses >= MIN_MISSES
-                and len(before) >= MIN_BEFORE and cached_before * 2 > len(before)
-                and _tail(len(after), misses, max(1 - cached_before / len(before), BASE_RATE_FLOOR)) < CHANCE):
-            return k, misses, len(after), sum(d for _, m, d in after if m)
+    onsets = _onsets([bool(r[1]) for r in seq])
+    if not onsets:
+        return None
+    n = len(seq)
+    missed_to = [0] * (n + 1)  # misses in seq[:i]
+    for i, r in enumerate(seq):
+        missed_to[i + 1] = missed_to[i] + (1 if r[1] else 0)
+    for k in onsets:
+        misses = missed_to[n] - missed_to[k]
+        cached_before = k - missed_to[k]
+        if (misses * 2 > n - k and misses >= MIN_MISSES
+                and k >= MIN_BEFORE and cached_before * 2 > k
+                and _tail(n - k, misses, max(1 - cached_before / k, BASE_RATE_FLOOR)) < CHANCE):
+            return k, misses, n - k, sum(r[2] for r in seq[k:] if r[1])
     return None
 
 
@@ -288,8 +293,13 @@ def _tail(n: int, m: int, p: float) -> float:
         return 1.0
     lp, lq = math.log(p), math.log1p(-p)
     lgn = math.lgamma(n + 1)
-    return min(1.0, sum(math.exp(lgn - math.lgamma(i + 1) - math.lgamma(n - i + 1) + i * lp + (n - i) * lq)
-                        for i in range(m, n + 1)))
+    total = 0.0
+    for i in range(m, n + 1):
+        term = math.exp(lgn - math.lgamma(i + 1) - math.lgamma(n - i + 1) + i * lp + (n - i) * lq)
+        total += term
+        if i > n * p and term < total * 1e-12:  # past the mode the terms only shrink
+            break
+    return min(1.0, total)
 
 
 def _regressions(db: sqlite3.Connection, detail: dict[int, list[tuple]], window: list[tuple], line_info: dict,

@@ -93,9 +93,10 @@ def run(argv: list[str], debug: bool) -> int:
                    dockerfile=dockerfile, context=context)  # type: ignore[arg-type]
     if prev_named is None and (context or dockerfile):
         try:
-            ref = store.find_previous(inp.project)
-            if ref:
-                prev_named = Named(ref, record=store.load(ref), key_dir=key_dir(store.root))
+            prev, skipped = store.load_previous(inp.project)
+            notes += [Note(N.RECORD_SKIPPED, N.BASELINE, n) for n in skipped]
+            if prev is not None:
+                prev_named = Named(prev["id"], record=prev, key_dir=key_dir(store.root))
         except StoreError as exc:
             notes.append(Note(N.NO_BASELINE, N.BASELINE, f"no previous record: {exc}"))
     elif prev_named is None:

@@ -81,6 +81,13 @@ def parse_options(argv: list[str]) -> BuildOptions:
         buildx_argv=rest,
         predict=bool(found.get("predict")),
     )
+    to_stdout = [fmt.option for fmt, dest in opts.outputs.requested() if dest == "-"]
+    if to_stdout:
+        from analyzer.outputs import stdout_carries_data  # noqa: PLC0415
+
+        if stdout_carries_data(rest):
+            raise UsageError(f"{to_stdout[0]} -: buildx writes to stdout in this build (`-o ...dest=-`, `-o -`, "
+                             "-q or --call), and a report there would be mixed into it; give the report a file")
     if opts.live not in ("auto", "tty", "plain", "none"):
         raise UsageError(f"--live must be auto, tty, plain or none, not {opts.live!r}")
     if "width" in found:
@@ -132,9 +139,11 @@ class Baseline:
         project = project_of(args, df_path)
         try:
             self.store = open_store(opts.store)
-            ref = opts.against or self.store.find_previous(project)
-            if ref:
-                self._local = self.store.load(ref)
+            if opts.against:
+                self._local = self.store.load(opts.against)
+            else:
+                self._local, skipped = self.store.load_previous(project)
+                self.notes.extend(skipped)
         except CachewhyError as exc:
             if opts.against:
                 raise

@@ -19,7 +19,8 @@ def parser() -> Parser:
     return Parser("show", "cachewhy show [OPTIONS] [REF]", """\
 Shows the report of a build kept in the store, as it was shown when the build
 ended, and writes it with the output options. REF is a record id, a unique
-id prefix, ^N (the Nth newest record, ^0 the newest), `last`, or a record
+id prefix, ^N (the Nth newest build of the project in the current directory,
+^0 the newest; store:^N counts every build of the store), `last`, or a record
 file; the default is the newest record. A record kept by an older cachewhy
 without its report is explained again against the build before it of the
 same project in the store.""", "Exit codes: 0, 4 when a gate trips, 2 for bad arguments or an unknown REF.",
@@ -57,9 +58,9 @@ def report_of(record: dict, store) -> tuple[dict, object]:  # type: ignore[no-un
     previous = None
     note = ""
     try:
-        prev_id = store.find_previous(record["project"], before_id=record["id"])
-        if prev_id:
-            previous = store.load(prev_id)
+        previous, skipped = store.load_previous(record["project"], before_id=record["id"])
+        if skipped:
+            note = f" ({'; '.join(skipped)})"
     except StoreError as exc:
         note = f" ({exc})"
     analysis = explain(record, previous)

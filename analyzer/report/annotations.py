@@ -35,11 +35,15 @@ def render(report: Report, base: Path | None = None) -> str:
             props.append(f"file={esc.workflow_prop(file)}")
             if line := row.miss.get("line"):
                 props.append(f"line={int(line)}")
-        props.append(f"title={esc.workflow_prop('cachewhy: ' + row.kind)}")
+        title = "cachewhy prediction: " if report.get("prediction") is not None else "cachewhy: "
+        props.append(f"title={esc.workflow_prop(title + row.kind)}")
         message = f"{row.where} {esc.truncate(row.instruction, 200)} \u2014 {kind_text(row.kind)}"
         if row.detail:
             message += f": {row.detail}"
         n = row.steps_rebuilt
-        message += f" ({n} step{'s' if n != 1 else ''} rebuilt, {fmt_time(row.time_lost_s)} lost)"
+        if report.get("prediction") is not None:
+            message += f" ({n} step{'s' if n != 1 else ''} will rebuild, about {fmt_time(row.time_lost_s)})"
+        else:
+            message += f" ({n} step{'s' if n != 1 else ''} rebuilt, {fmt_time(row.time_lost_s)} lost)"
         out.append(f"::{causes.annotation_level(row.kind)} {','.join(props)}::{esc.workflow_data(message)}\n")
     return "".join(out)

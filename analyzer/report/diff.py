@@ -56,18 +56,20 @@ def _what_changed(miss: dict | None, by_id: dict[str, dict], a_step: dict | None
 
 def step_rows(a: dict, b: dict, report: dict) -> list[tuple[str, str, str, str, str]]:
     """(line, instruction, status in A, status in B, what changed) for every Dockerfile step."""
-    from analyzer.explain import match_steps  # noqa: PLC0415
+    from analyzer.explain import match_stages, match_steps  # noqa: PLC0415
 
     a_steps = [s for s in a.get("steps") or [] if s.get("keyword") is not None]
     b_steps = [s for s in b.get("steps") or [] if s.get("keyword") is not None]
     matches = match_steps(b_steps, a_steps)
-    # FROM lines are no steps to match_steps: pair them by stage, then by text
+    # FROM lines are no steps to match_steps: pair them by stage (renamed ones too), then by text
+    stages = match_stages(b_steps, a_steps)
     a_froms = [s for s in a_steps if s.get("keyword") == "FROM"]
     for s in b_steps:
         if s.get("keyword") != "FROM":
             continue
+        want = {"stage": stages.get(s.get("stage") or ""), "instruction": s.get("instruction")}
         for key in ("stage", "instruction"):
-            cand = next((x for x in a_froms if x.get(key) and x.get(key) == s.get(key)), None)
+            cand = next((x for x in a_froms if x.get(key) and x.get(key) == want[key]), None)
             if cand is not None:
                 matches[s["id"]] = cand
                 a_froms.remove(cand)

@@ -52,7 +52,9 @@ def render(report: Report) -> str:
     """The whole Markdown report, ending with a newline."""
     build = report.get("build") or {}
     prev = report.get("previous")
-    out = [f"### cachewhy: {esc.md(headline(report))}", ""]
+    pred = report.get("prediction")
+    out = [f"### cachewhy {'prediction' if pred is not None else ''}: {esc.md(headline(report))}".replace(" :", ":"),
+           ""]
     where = esc.md_code(dockerfile_name(report))
     compared = (f"compared with build {esc.md_code(prev.get('ref'))}" if prev
                 else "no previous build to compare with")
@@ -60,12 +62,15 @@ def render(report: Report) -> str:
 
     roots = root_rows(report)
     if not report.get("misses"):
-        out += ["Nothing was rebuilt.", ""]
+        out += ["Nothing will be rebuilt." if pred is not None else "Nothing was rebuilt.", ""]
     elif roots:
         total = sum(r.time_lost_s for r in roots)
         n = len(roots)
-        out += [f"**{n} root cause{'s' if n != 1 else ''}**, {esc.md(fmt_time(total))} lost:", ""]
-        out += ["| Dockerfile:line | instruction | cause | detail | files | steps rebuilt | time lost |",
+        lost = f"about {fmt_time(total)} to rebuild" if pred is not None else f"{fmt_time(total)} lost"
+        out += [f"**{n} root cause{'s' if n != 1 else ''}**, {esc.md(lost)}:", ""]
+        out += [("| Dockerfile:line | instruction | cause | detail | files | steps to rebuild | time |"
+                 if pred is not None else
+                 "| Dockerfile:line | instruction | cause | detail | files | steps rebuilt | time lost |"),
                 "|---|---|---|---|---|--:|--:|"]
         for r in roots:
             detail = esc.md(r.detail)
@@ -80,6 +85,12 @@ def render(report: Report) -> str:
                        f"{esc.md(fmt_time(r.time_lost_s))} |")
         out.append("")
         out += _advice_lines(roots)  # issue 6
+    for m in (pred or {}).get("may_rebuild") or []:  # issue 15: what a prediction cannot tell
+        where = f"{dockerfile_name(report)}:{m.get('line')}" if m.get("line") else dockerfile_name(report)
+        out.append(f"- **may rebuild** {esc.md(where)} {esc.md_code(esc.truncate(m.get('instruction') or '', 120))}: "
+                   f"{esc.md(m.get('reason') or '')}")
+    if (pred or {}).get("may_rebuild"):
+        out.append("")
     for a in report.get("advice") or []:  # issue 6: advice tied to no miss (a cached download)
         parts = esc.one_line(a.get("message") or "").split("`")
         text = "".join(esc.md_code(p) if i % 2 else esc.md(p) for i, p in enumerate(parts))

@@ -179,6 +179,11 @@ def headline(report: Report) -> str:
     """"38% cache hits, 1.1s lost, exit 0" (plain text)."""
     summ = report.get("summary") or {}
     build = report.get("build") or {}
+    pred = report.get("prediction")
+    if pred is not None:  # a prediction: nothing ran yet
+        n = summ.get("rebuilt") or 0
+        return (f"{n} step{'s' if n != 1 else ''} will rebuild, about {fmt_time(pred.get('expected_s') or 0.0)}"
+                if n else "nothing will be rebuilt")
     parts = []
     ratio = summ.get("hit_ratio")
     parts.append(f"{ratio:.0%} cache hits" if ratio is not None else "no cacheable steps ran")
@@ -198,6 +203,13 @@ def facts(report: Report) -> list[str]:
     build = report.get("build") or {}
     cached, rebuilt = summ.get("cached") or 0, summ.get("rebuilt") or 0
     out = []
+    if report.get("prediction") is not None:
+        maybe = summ.get("may_rebuild") or 0
+        if cached + rebuilt + maybe:
+            out.append(f"predicted hits {cached}/{cached + rebuilt + maybe} steps")
+        if maybe:
+            out.append(f"{maybe} may rebuild")
+        return out
     if cached + rebuilt:
         out.append(f"cache hits {cached}/{cached + rebuilt} steps")
     if rebuilt:
@@ -214,5 +226,5 @@ def status_counts(report: Report) -> str:
     for s in report.get("steps") or []:
         if s.get("line") is not None:
             counts[s.get("status") or "internal"] = counts.get(s.get("status") or "internal", 0) + 1
-    order = ["cached", "rebuilt", "failed", "canceled", "skipped", "running", "source", "internal"]
+    order = ["cached", "rebuilt", "may-rebuild", "failed", "canceled", "skipped", "running", "source", "internal"]
     return ", ".join(f"{counts[k]} {k}" for k in order if counts.get(k))

@@ -223,7 +223,7 @@ def root_causes(report: Report, width: int = 100, colour: bool = False) -> str:
         span = (f" (lines {min(lines)}-{max(lines)})" if lines and min(lines) != max(lines)
                 else (f" (line {lines[0]})" if lines else ""))
         n = 1 + len(followers)
-        verb = ("will rebuild" if n != 1 else "will rebuild") if pred else "rebuilt"
+        verb = "will rebuild" if pred else "rebuilt"
         out.extend(fit.wrap(f"\u2192 {n} step{'s' if n != 1 else ''} {verb}, "
                             f"{fmt_time(m.get('time_lost_s') or 0)}{span}", width, " " * 17, " " * 19))
         for also in m.get("also") or []:
@@ -263,6 +263,8 @@ def _may_rebuild(report: Report, width: int) -> list[str]:
     """A prediction's steps whose rebuild cannot be told from disk, with why."""
     rows = (report.get("prediction") or {}).get("may_rebuild") or []
     name = ((report.get("build") or {}).get("dockerfile") or "Dockerfile").rsplit("/", 1)[-1]
+    if name in ("", "-"):
+        name = "Dockerfile"
     out = []
     for r in rows[:TERMINAL_ROOTS]:
         where = f"{name}:{r.get('line')}" if r.get("line") else name

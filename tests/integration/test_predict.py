@@ -319,3 +319,18 @@ def test_no_builder_answer_says_the_cache_was_assumed(new_project):
     err = res.stderr.decode()
     assert res.returncode == 0, err
     assert "assumed the cache still holds the last build" in err and "cache assumed" in err
+
+
+def test_named_context_edit_predicted_then_confirmed(new_project, tmp_path):
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "l.txt").write_text("one\n")
+    p = new_project("FROM local/busybox:latest\nWORKDIR /w-NONCE\nCOPY --from=lib l.txt .\nRUN cat l.txt\n")
+    p.build("--build-context", f"lib={lib}")
+    _, predicted = p.predict("--build-context", f"lib={lib}")
+    assert rebuilt(predicted) == [] and predicted["prediction"]["may_rebuild"] == []
+    (lib / "l.txt").write_text("two\n")
+    _, predicted = p.predict("--build-context", f"lib={lib}")
+    assert roots(predicted) == [(3, "context-changed")], predicted["misses"]
+    _, built = p.build("--build-context", f"lib={lib}")
+    confirmed(predicted, built)

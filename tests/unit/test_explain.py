@@ -337,3 +337,12 @@ def test_every_format_shows_a_multi_line_instruction_as_one_row_with_its_lines()
     assert "| 2-5 |" in md and "| 9-11 |" in md and "| 3 |" not in md
     page = html.render(report)
     assert '<td class="num">2-5</td>' in page and '<td class="num">6-7</td>' in page
+
+
+def test_diff_pairs_the_from_line_of_a_renamed_stage():
+    from analyzer.commands.diff import step_rows  # noqa: PLC0415
+
+    a = record_of("multistage-warm")
+    b = _renamed(record_of("multistage-change"), "base", "setup")
+    rows = {r[0]: r for r in step_rows(a, b, build_report(explain(b, a)))}
+    assert rows["1"][1:4] == ("FROM local/busybox:latest AS setup", "source", "source"), rows["1"]

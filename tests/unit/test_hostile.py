@@ -256,3 +256,161 @@ def test_history_shows_a_stored_path_with_escapes_neutralised(capsys, tmp_path):
     assert code == 0, err
     assert "pwned" in out + err
     assert "\x1b" not in out + err and "\x07" not in out + err and "\u202e" not in out + err
+
+
+# ----------------------------------------------------------------- 3. reports are never lost
+
+def simple_log(tmp_path: Path, name: str = "build.log", copy: str = "COPY app.txt /app/") -> Path:
+    return write_log(tmp_path / name, [
+        {"digest": D(0x21 << 200), "name": "[1/2] FROM docker.io/library/alpine:3", "started": _t(0),
+         "completed": _t(1)},
+        {"digest": D(0x22 << 200), "name": f"[2/2] {copy}", "inputs": [D(0x21 << 200)], "started": _t(1),
+         "completed": _t(3)},
+    ])
+
+
+@pytest.mark.parametrize("fault", ["a file", "under a file", "full"])
+def test_a_store_fault_is_one_note_and_every_report_still_comes(capsys, tmp_path, monkeypatch, fault):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("not a folder\n")
+    store = {"a file": blocker, "under a file": blocker / "records", "full": tmp_path / "store"}[fault]
+    if fault == "full":
+        import errno
+
+        from analyzer import store as store_mod
+
+        def full(*_a, **_k):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        monkeypatch.setattr(store_mod, "write_atomic", full)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    df = tmp_path / "Dockerfile"
+    df.write_text("FROM alpine:3\nCOPY app.txt /app/\n")
+    code, out, err = cw(capsys, "analyze", "--store", str(store), "--dockerfile", str(df),
+                        "--report-json", str(out_dir / "r.json"), "--report-md", str(out_dir / "r.md"),
+                        "--html", str(out_dir / "r.html"), str(simple_log(tmp_path)))
+    assert code == 0, err
+    assert "Why: 1 root cause" in out + err and "internal error" not in out + err
+    report = json.loads((out_dir / "r.json").read_text())
+    kept = [n for n in report["notes"] if "record is not kept" in n]
+    assert len(kept) == 1 and str(store) in kept[0], report["notes"]
+    assert "record is not kept" in (out_dir / "r.md").read_text()
+    assert (out_dir / "r.html").stat().st_size > 1000
+    assert blocker.read_text() == "not a folder\n"  # nothing the user had is altered
+
+
+def test_a_report_to_stdout_is_refused_when_buildx_writes_there(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("CACHEWHY_DOCKER", str(tmp_path / "no-such-docker"))  # never reached
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    for option, buildx in (("--html", ["-o", "type=tar,dest=-"]), ("--report-json", ["--output=-"]),
+                           ("--report-md", ["-o", "type=local,dest=-"])):
+        code, out, err = cw(capsys, "build", option, "-", *buildx, str(ctx))
+        assert code == 2, err
+        assert out == ""
+        assert err.count("\n") == 1 and err.startswith(f"cachewhy: {option} -: buildx writes to stdout"), err
+
+
+# ----------------------------------------------------------------- 4. untrusted records
+
+def _analyze(capsys, tmp_path, *extra: str) -> tuple[int, str, str]:
+    df = tmp_path / "Dockerfile"
+    if not df.exists():
+        df.write_text("FROM alpine:3\nCOPY app.txt /app/\n")
+    return cw(capsys, "analyze", "--dockerfile", str(df), "--context", str(tmp_path), *extra,
+              str(simple_log(tmp_path)))
+
+
+def _records(store: Path) -> list[Path]:
+    return sorted(p for p in store.glob("2*.json"))
+
+
+@pytest.mark.parametrize("damage", [
+    lambda r: r["steps"].append(None),
+    lambda r: r["steps"][0].update(id=None),
+    lambda r: r["steps"][0].update(inputs=[["not", "a", "digest"]]),
+    lambda r: r["steps"][1].update(id=r["steps"][0]["id"]),
+    lambda r: r.update(build_args=["TOKEN"]),
+    lambda r: r.update(materials=[None]),
+])
+def test_a_bad_record_in_the_store_is_skipped_with_a_note_and_the_new_one_saved(capsys, tmp_path, damage):
+    store = tmp_path / "store"
+    assert _analyze(capsys, tmp_path)[0] == 0
+    assert _analyze(capsys, tmp_path)[0] == 0
+    good, bad = _records(store)
+    record = json.loads(bad.read_text())
+    damage(record)
+    bad.write_text(json.dumps(record))
+    code, _, err = _analyze(capsys, tmp_path, "--report-json", str(tmp_path / "r.json"))
+    assert code == 0 and "internal error" not in err, err
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert any(bad.stem in n and "skipped" in n for n in report["notes"]), report["notes"]
+    assert report["previous"] == {"ref": good.stem}  # compared with the older, good one
+    assert len(_records(store)) == 3  # the new build's record is kept
+    code, out, err = cw(capsys, "history")
+    assert code == 0, err
+
+
+def test_a_bad_previous_record_file_is_skipped_with_a_note(capsys, tmp_path):
+    assert _analyze(capsys, tmp_path)[0] == 0
+    (record_path,) = _records(tmp_path / "store")
+    record = json.loads(record_path.read_text())
+    record["steps"][0]["inputs"] = {"a": 1}  # valid JSON, a step the analysis cannot read
+    record["id"] = "20200101T000000000000-deadbeef"
+    bad = tmp_path / "artifact.json"
+    bad.write_text(json.dumps(record))
+    code, out, err = _analyze(capsys, tmp_path, "--previous", str(bad), "--report-json", str(tmp_path / "r.json"))
+    assert code == 0 and "internal error" not in out + err, err
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert any("20200101T000000000000-deadbeef" in n and "skipped" in n for n in report["notes"]), report["notes"]
+    assert report["misses"]  # the build is still explained
+    assert len(_records(tmp_path / "store")) == 2  # and its record kept
+
+
+def test_a_fifo_in_the_store_is_skipped_without_waiting(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    env = dict(os.environ, CACHEWHY_STORE=str(tmp_path / "store"), CACHEWHY_LIVE="none")
+    df = tmp_path / "Dockerfile"
+    df.write_text("FROM alpine:3\nCOPY app.txt /app/\n")
+    log = simple_log(tmp_path)
+    run = [sys.executable, "-m", "analyzer"]
+    args = ["analyze", "--dockerfile", str(df), "--context", str(tmp_path), str(log)]
+    assert subprocess.run([*run, *args], env=env, cwd=REPO, capture_output=True, timeout=120).returncode == 0
+    store = tmp_path / "store"
+    os.mkfifo(store / "20990101T000000000000-0000beef.json")  # the newest "record"
+    for index in store.glob("index.db*"):  # the index is rebuilt from the records, and an older
+        index.unlink()                     # cachewhy's index.jsonl read first: a FIFO there too
+    os.mkfifo(store / "index.jsonl")
+    for cmd in (args, ["history"], ["show", "last"]):
+        res = subprocess.run([*run, *cmd], env=env, cwd=REPO, capture_output=True, timeout=60)
+        err = res.stderr.decode()
+        assert res.returncode == 0 and "Traceback" not in err, (cmd, err)
+    assert stat.S_ISFIFO(os.lstat(store / "index.jsonl").st_mode)  # left as it was
+
+
+@pytest.mark.parametrize("damage", ["garbage", "directory", "fifo", "short"])
+def test_a_damaged_hash_key_is_replaced_with_a_note(capsys, tmp_path, damage):
+    store = tmp_path / "store"
+    store.mkdir(mode=0o700)
+    key = store / "hash.key"
+    if damage == "garbage":
+        key.write_text("\x00not hex at all\n")
+    elif damage == "directory":
+        key.mkdir()
+    elif damage == "fifo":
+        os.mkfifo(key)
+    else:
+        key.write_text("abcd\n")
+    code, _, err = _analyze(capsys, tmp_path, "--report-json", str(tmp_path / "r.json"))
+    assert code == 0 and "internal error" not in err, err
+    notes = json.loads((tmp_path / "r.json").read_text())["notes"]
+    assert any("hash key" in n and "damaged" in n for n in notes), notes
+    assert len(bytes.fromhex(key.read_text().strip())) == 32
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert len(_records(store)) == 1
+    code, _, err = _analyze(capsys, tmp_path, "--report-json", str(tmp_path / "r.json"))  # the new key holds
+    assert not any("damaged" in n for n in json.loads((tmp_path / "r.json").read_text())["notes"])

@@ -1,0 +1,352 @@
+"""The prediction's parts that need no engine: the forecast of a record against
+a changed Dockerfile / build args / context, the cache-record check, the
+score, the gate on time, and how the terminal and history show them.
+(tests/integration/test_predict.py predicts and builds on the real engine.)"""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from analyzer import predict as pr
+from analyzer.buildx import parse_args
+from analyzer.errors import UsageError
+from analyzer.gates import Gates, parse_duration
+from analyzer.probe import presence_from_records
+from analyzer.record import make_hasher
+
+HASH = make_hasher(b"k" * 32)
+
+DOCKERFILE = """\
+FROM local/busybox:latest AS base
+ARG V=1
+WORKDIR /app
+COPY a.txt /app/
+RUN cat a.txt > b.txt && echo $V
+FROM base AS final
+COPY --from=base /app/b.txt /c.txt
+RUN wc -c /c.txt
+"""
+IMAGE = "docker-image://docker.io/local/busybox:latest@sha256:" + "1" * 64
+
+
+def _digest(n: int) -> str:
+    return "sha256:" + hashlib.sha256(str(n).encode()).hexdigest()
+
+
+def _exec(cmd: str, env: list[str]) -> dict:
+    return {"Op": {"exec": {"meta": {"args": ["/bin/sh", "-c", cmd], "env": env, "cwd": "/app"},
+                            "mounts": [{"dest": "/"}], "network": 2}}}
+
+
+def previous_record() -> dict:
+    """The record of a build of DOCKERFILE (as record.make_record shapes it)."""
+    v = f"V={HASH('1')}"
+    steps = [
+        {"id": "from", "digest": _digest(1), "keyword": "FROM", "stage": "base", "line": 1, "index": 1,
+         "instruction": "FROM local/busybox:latest AS base", "status": "source", "inputs": []},
+        {"id": "ctx", "digest": _digest(9), "keyword": None, "stage": None, "line": None, "status": "source",
+         "inputs": [], "name": "[internal] load build context"},
+        {"id": "workdir", "digest": _digest(2), "keyword": "WORKDIR", "stage": "base", "line": 3, "index": 2,
+         "instruction": "WORKDIR /app", "status": "rebuilt", "inputs": [_digest(1)], "duration_s": 0.5,
+         "op": {"Op": {"file": {"actions": [{"Action": {"mkdir": {"path": "/app"}}}]}}},
+         "image_inputs": [IMAGE], "context_inputs": [], "remote_inputs": []},
+        {"id": "copy", "digest": _digest(3), "keyword": "COPY", "stage": "base", "line": 4, "index": 3,
+         "instruction": "COPY a.txt /app/", "status": "rebuilt", "inputs": [_digest(2), _digest(9)],
+         "duration_s": 1.0, "op": {"Op": {"file": {"actions": [{"Action": {"copy": {"src": "/a.txt"}}}]}}},
+         "image_inputs": [], "context_inputs": [{"source": "context", "path": "/a.txt", "include": [], "exclude": []}],
+         "remote_inputs": []},
+        {"id": "run", "digest": _digest(4), "keyword": "RUN", "stage": "base", "line": 5, "index": 4,
+         "instruction": "RUN cat a.txt > b.txt && echo $V", "status": "rebuilt", "inputs": [_digest(3)],
+         "duration_s": 2.0, "op": _exec("cat a.txt > b.txt && echo $V", ["PATH=h:0", v]),
+         "image_inputs": [], "context_inputs": [], "remote_inputs": []},
+        {"id": "copyfrom", "digest": _digest(5), "keyword": "COPY", "stage": "final", "line": 7, "index": 1,
+         "instruction": "COPY --from=base /app/b.txt /c.txt", "status": "rebuilt", "inputs": [_digest(4)],
+         "duration_s": 4.0, "op": {"Op": {"file": {"actions": [{"Action": {"copy": {"src": "/app/b.txt"}}}]}}},
+         "image_inputs": [], "context_inputs": [], "remote_inputs": []},
+        {"id": "wc", "digest": _digest(6), "keyword": "RUN", "stage": "final", "line": 8, "index": 2,
+         "instruction": "RUN wc -c /c.txt", "status": "rebuilt", "inputs": [_digest(5)], "duration_s": 8.0,
+         "op": _exec("wc -c /c.txt", [v, "PATH=h:0"]), "image_inputs": [], "context_inputs": [],
+         "remote_inputs": []},
+    ]
+    return {"schema": "cachewhy.record/v1", "id": "prev", "created": 1.0, "complete": True, "exit_code": 0,
+            "project": {"context": "/c", "dockerfile": "/c/Dockerfile", "target": None, "platforms": []},
+            "invocation": {}, "build_args": {}, "has_provenance": True, "hash_key_id": HASH("\0cachewhy hash key id"),
+            "dockerfile_text": DOCKERFILE, "materials": [], "messages": [], "steps": steps, "snapshot": None}
+
+
+def predicted(text: str = DOCKERFILE, argv: tuple[str, ...] = (), digest: str | None = None,
+              cache: dict[str, bool] | None = None) -> tuple[dict, dict]:
+    prev = previous_record()
+    args = parse_args([*argv, "/c"])
+    images = {}
+    if digest is not None:
+        name = "docker.io/local/busybox:latest"
+        images[name] = pr.Resolved("local/busybox:latest", name, digest, "local image store")
+    now = pr.Now(args=args, dockerfile_path=None, dockerfile_text=text, snapshot=None, images=images, cache=cache)
+    fc = pr.forecast(prev, now, HASH)
+    _, report = pr.report_of(fc, prev, now)
+    return fc.record, report
+
+
+def statuses(report: dict) -> dict[int, str]:
+    return {s["line"]: s["status"] for s in report["steps"] if s.get("line") and s["status"] != "source"}
+
+
+def roots(report: dict) -> list[tuple[int, str]]:
+    return [(m["line"], m["cause"]["kind"]) for m in report["misses"] if m["root"]]
+
+
+def test_nothing_changed_predicts_every_step_cached():
+    _, report = predicted()
+    assert set(statuses(report).values()) == {"cached"}
+    assert report["misses"] == [] and report["prediction"]["baseline"] == "prev"
+    assert report["prediction"]["cache"] == "assumed"
+
+
+def test_an_edited_instruction_rebuilds_it_and_what_follows():
+    _, report = predicted(DOCKERFILE.replace("echo $V", "echo V=$V"))
+    assert statuses(report) == {3: "cached", 4: "cached", 5: "rebuilt", 7: "rebuilt", 8: "rebuilt"}
+    assert roots(report) == [(5, "instruction-changed")]
+    assert report["prediction"]["expected_s"] == 14.0  # the previous build's times of lines 5, 7, 8
+    assert report["misses"][0]["time_lost_s"] == 14.0
+
+
+def test_a_build_arg_is_compared_by_its_keyed_hash_and_named_as_the_build_would():
+    _, report = predicted(argv=("--build-arg", "V=1"))
+    assert report["misses"] == []  # the same value as the Dockerfile's default
+    _, report = predicted(argv=("--build-arg", "V=2"))
+    assert roots(report) == [(5, "build-arg-changed")]
+    detail = report["misses"][0]["cause"]["detail"]
+    assert detail == f"V changed (value redacted): {HASH('1')} \u2192 {HASH('2')}"
+    assert "2" not in detail.replace(HASH("1"), "").replace(HASH("2"), "")
+
+
+def test_a_default_edited_in_the_dockerfile_is_a_build_arg_change():
+    _, report = predicted(DOCKERFILE.replace("ARG V=1", "ARG V=3"))
+    assert roots(report) == [(5, "build-arg-changed")]
+    assert statuses(report)[4] == "cached"
+
+
+def test_a_moved_base_image_rebuilds_from_the_first_step():
+    _, report = predicted(digest="sha256:" + "1" * 64)
+    assert report["misses"] == []
+    _, report = predicted(digest="sha256:" + "2" * 64)
+    assert roots(report) == [(3, "base-image-changed")]
+    assert set(statuses(report).values()) == {"rebuilt"}
+    assert report["misses"][0]["cause"]["detail"] == ("docker.io/local/busybox:latest: sha256:111111111111 "
+                                                      "\u2192 sha256:222222222222")
+
+
+def test_an_evicted_step_is_rebuilt_only_when_needed():
+    # the RUN's record is gone but the COPY --from built on it is there: BuildKit never needs the RUN
+    _, report = predicted(cache={"run": False})
+    assert report["misses"] == []
+    # the last step's record is gone too: it is the build's result, so it and what it needs rebuild
+    _, report = predicted(cache={"run": False, "wc": False, "copyfrom": False})
+    assert statuses(report) == {3: "cached", 4: "cached", 5: "rebuilt", 7: "rebuilt", 8: "rebuilt"}
+    assert roots(report) == [(5, "cache-evicted")]
+    assert report["prediction"]["cache"] == "checked"
+
+
+def test_a_new_and_a_removed_instruction():
+    _, report = predicted(DOCKERFILE.replace("RUN wc -c /c.txt", "RUN wc -c /c.txt\nRUN ls /"))
+    assert roots(report) == [(9, "instruction-changed")]
+    assert report["prediction"]["steps_without_time"] == 1
+    assert "1 new step: no time known from the last build" in report["notes"]
+    _, report = predicted(DOCKERFILE.replace("COPY a.txt /app/\n", ""))
+    assert roots(report)[0][1] == "instruction-changed"
+    assert statuses(report)[3] == "cached"
+
+
+def test_add_url_without_checksum_may_rebuild_and_so_may_what_follows():
+    text = DOCKERFILE.replace("COPY a.txt /app/", "ADD https://example.com/a.txt /app/")
+    # the Dockerfile changed at line 4: rebuilt. Against itself, nothing changes: may-rebuild
+    record, report = predicted(text)
+    assert statuses(report)[4] == "rebuilt"
+    prev = previous_record()
+    prev["dockerfile_text"] = text
+    prev["steps"][3]["instruction"] = "ADD https://example.com/a.txt /app/"
+    prev["steps"][3]["keyword"] = "ADD"
+    now = pr.Now(args=parse_args(["/c"]), dockerfile_path=None, dockerfile_text=text, snapshot=None)
+    fc = pr.forecast(prev, now, HASH)
+    _, report = pr.report_of(fc, prev, now)
+    assert statuses(report) == {3: "cached", 4: "may-rebuild", 5: "may-rebuild", 7: "may-rebuild",
+                                8: "may-rebuild"}
+    reasons = [m["reason"] for m in report["prediction"]["may_rebuild"]]
+    assert reasons[0].startswith("ADD https://example.com/a.txt without --checksum")
+    assert reasons[1] == "built on line 4, which may rebuild"
+    assert report["summary"]["cached"] == 1 and report["summary"]["may_rebuild"] == 4
+    # with a checksum the download is pinned: cached
+    pinned = text.replace("ADD ", "ADD --checksum=sha256:" + "0" * 64 + " ")
+    prev["dockerfile_text"] = pinned
+    prev["steps"][3]["instruction"] = pinned.splitlines()[3]
+    now = pr.Now(args=parse_args(["/c"]), dockerfile_path=None, dockerfile_text=pinned, snapshot=None)
+    assert statuses(pr.report_of(pr.forecast(prev, now, HASH), prev, now)[1])[4] == "cached"
+
+
+@pytest.mark.parametrize("run, network, why", [
+    ("RUN curl -fsSL https://x/y -o y", (), "curl"),
+    ("RUN apt-get update && apt-get install -y git", (), "apt-get update"),
+    ("RUN pip install -r requirements.txt", (), "pip install"),
+    ("RUN curl -fsSL https://x/y -o y", ("--network=none",), None),
+    ("RUN --network=none curl x", (), None),
+    ("RUN echo curly", (), None),
+])
+def test_a_run_that_downloads(run, network, why):
+    from analyzer import dockerfile as dfmod
+
+    ins = dfmod.parse(f"FROM scratch\n{run}\n").instruction_at(2)
+    args = parse_args([*network, "/c"])
+    got = pr.may_rebuild_reason(ins, {}, False, "--network=none" in args.argv)
+    assert (got is None) == (why is None)
+    if why:
+        assert f"downloads at build time ({why}" in got
+
+
+def test_image_names_as_buildkit_names_them():
+    assert pr.normalise_image("alpine") == "docker.io/library/alpine:latest"
+    assert pr.normalise_image("local/busybox:latest") == "docker.io/local/busybox:latest"
+    assert pr.normalise_image("127.0.0.1:5000/x") == "127.0.0.1:5000/x:latest"
+    assert pr.normalise_image("ghcr.io/o/r:1@sha256:ab") == "ghcr.io/o/r:1@sha256:ab"
+
+
+def test_base_image_refs_expand_global_args_and_build_args():
+    from analyzer import dockerfile as dfmod
+
+    df = dfmod.parse("ARG TAG=1\nFROM img:$TAG AS a\nFROM a\nCOPY --from=other:2 /x /x\nFROM scratch AS unused\n")
+    stages = pr.built_stages(df, None)
+    assert [s.name for s in stages] == ["stage-2"] or [s.name for s in stages][-1] == "unused"
+    stages = pr.built_stages(df, "a")
+    assert pr.stage_image_refs(df, stages, {}) == ["img:1"]
+    assert pr.stage_image_refs(df, pr.built_stages(df, "stage-1"), {"TAG": "9"}) == ["img:9", "other:2"]
+
+
+def test_cache_records_are_matched_by_description_and_parents():
+    prev = previous_record()
+    records = [
+        {"ID": "w", "Description": "[base 2/4] WORKDIR /app", "Parents": ["img"]},
+        {"ID": "c", "Description": "[base 3/4] COPY a.txt /app/", "Parents": ["w"]},
+        {"ID": "r", "Description": "mount / from exec /bin/sh -c cat a.txt > b.txt && echo $V", "Parents": ["c"]},
+        # same description, built on something else: not this build's
+        {"ID": "x", "Description": "mount / from exec /bin/sh -c wc -c /c.txt", "Parents": ["elsewhere"]},
+    ]
+    got = presence_from_records(prev, records)
+    assert got == {"workdir": True, "copy": True, "run": True, "copyfrom": False, "wc": False}
+    records.append({"ID": "f", "Description": "[final 1/2] COPY --from=base /app/b.txt /c.txt", "Parents": ["r"]})
+    records.append({"ID": "y", "Description": "mount / from exec /bin/sh -c wc -c /c.txt", "Parents": ["f"]})
+    assert set(presence_from_records(prev, records).values()) == {True}
+    # a single-stage build's names carry no stage
+    assert presence_from_records(prev, [{"ID": "w", "Description": "[2/4] WORKDIR /app", "Parents": []}])["workdir"]
+
+
+def test_the_score_counts_statuses_and_roots_and_keeps_may_rebuild_apart():
+    def rep(st: dict[int, str], rts: list[tuple[int, str]], prediction: bool = False) -> dict:
+        out = {"steps": [{"line": ln, "status": s} for ln, s in st.items()],
+               "misses": [{"line": ln, "root": True, "cause": {"kind": k}} for ln, k in rts],
+               "summary": {"rebuilt_time_s": 3.0}}
+        if prediction:
+            out["prediction"] = {"baseline": "b", "expected_s": 2.0}
+        return out
+
+    p = rep({3: "cached", 4: "rebuilt", 5: "cached", 6: "may-rebuild"}, [(4, "context-changed")], True)
+    b = rep({3: "cached", 4: "rebuilt", 5: "rebuilt", 6: "rebuilt"}, [(4, "context-changed")])
+    sc = pr.score(p, b)
+    assert (sc["steps_right"], sc["steps"]) == (2, 3)
+    assert sc["wrongly_cached"] == [5] and sc["may_rebuild"] == [6] and sc["may_rebuild_rebuilt"] == [6]
+    assert sc["roots_right"] == 1 and sc["predicted_rebuilt"] == [4] and sc["rebuilt"] == [4, 5, 6]
+    lines = pr.score_lines(sc, 80)
+    assert lines[0] == "Prediction scored: 2/3 step statuses, 1/1 root causes"
+    assert "  predicted cached       5 (rebuilt)" in lines
+    assert all(len(x) <= 80 for x in lines)
+
+
+@pytest.mark.parametrize("text, seconds", [("300", 300.0), ("90s", 90.0), ("5m", 300.0), ("1.5h", 5400.0)])
+def test_time_budget(text, seconds):
+    assert parse_duration(text) == seconds
+    gates = Gates.from_options({"fail_above_time": text})
+    report = {"summary": {"rebuilt_time_s": seconds + 1}, "misses": []}
+    assert gates.check(report) == [f"the rebuilt steps took {seconds + 1:.1f}s, above the budget of {seconds:g}s"]
+    report["prediction"] = {}
+    assert "will take" in gates.check(report)[0]
+    report["summary"]["rebuilt_time_s"] = seconds
+    assert gates.check(report) == []
+
+
+@pytest.mark.parametrize("text", ["soon", "-1", "5x", "", "inf", "nan"])
+def test_time_budget_refuses_what_is_no_duration(text):
+    with pytest.raises(UsageError, match="--fail-above-time takes a duration"):
+        parse_duration(text)
+
+
+def test_terminal_report_of_a_prediction_fits_80_columns():
+    from analyzer.report.text import render
+
+    _, report = predicted(DOCKERFILE.replace("echo $V", "echo V=$V"))
+    report["prediction"]["may_rebuild"] = [{"id": "x", "line": 8, "instruction": "RUN wc -c /c.txt",
+                                            "reason": "downloads at build time (curl): what it fetches is not on disk"}]
+    text = render(report, width=80)
+    lines = text.splitlines()
+    assert lines[1] == "Prediction: 1 root cause, about 14.0s to rebuild (compared with build prev)"
+    assert "3 steps will rebuild, 14.0s (lines 5-8)" in text
+    assert ("may rebuild: Dockerfile:8 RUN wc -c /c.txt: downloads at build time (curl): what it fetches is "
+            "not on disk") in " ".join(text.split())
+    assert lines[-1] == "predicted hits 2/5 steps \u00b7 3 will rebuild, about 14.0s \u00b7 cache assumed"
+    assert all(len(x) <= 80 for x in lines), text
+
+
+def test_history_shows_the_score_only_when_a_build_was_predicted():
+    from analyzer.commands.history import render
+
+    entry = {"id": "20261203T000000000000-aaaaaaaa", "created": 0.0, "context": "/c", "exit_code": 0,
+             "complete": True, "summary": {"hit_ratio": 0.5, "time_lost_s": 1.0, "top_cause": None}}
+    plain = render([entry])
+    assert "PRED" not in plain
+    scored = render([dict(entry, summary=dict(entry["summary"], predicted=[4, 5])), entry])
+    head, first, second = scored.splitlines()[:3]
+    assert head.split()[6] == "PRED" and first.split()[7] == "4/5" and second.split()[7] == "-"
+
+
+def test_markdown_and_annotations_of_a_prediction():
+    from analyzer.report import annotations, markdown
+
+    _, report = predicted(DOCKERFILE.replace("echo $V", "echo V=$V"))
+    report["prediction"]["may_rebuild"] = [{"id": "x", "line": 8, "instruction": "RUN wc -c /c.txt",
+                                            "reason": "downloads at build time (curl)"}]
+    md = markdown.render(report)
+    assert md.startswith("### cachewhy prediction: 3 steps will rebuild, about 14.0s\n")
+    assert "**1 root cause**, about 14.0s to rebuild:" in md and "| steps to rebuild | time |" in md
+    assert "- **may rebuild** Dockerfile:8 <code>RUN wc -c /c.txt</code>: downloads at build time (curl)" in md
+    notes = annotations.render(report)
+    assert notes.startswith("::warning title=cachewhy prediction%3A instruction-changed::Dockerfile:5 ")
+    assert notes.rstrip().endswith("(3 steps will rebuild, about 14.0s)")
+    _, quiet = predicted()
+    assert "Nothing will be rebuilt." in markdown.render(quiet) and annotations.render(quiet) == ""
+
+
+def test_copy_from_a_stage_that_rebuilds_may_rebuild_and_a_later_change_is_its_own_root():
+    text = DOCKERFILE.replace("FROM base AS final", "FROM local/busybox:latest AS final")
+    prev = previous_record()
+    prev["dockerfile_text"] = text
+    prev["steps"][5]["inputs"] = [_digest(1), _digest(4)]  # the final stage starts from the image
+    now = pr.Now(args=parse_args(["/c"]), dockerfile_path=None, dockerfile_text=text.replace("echo $V", "echo $V!"),
+                 snapshot=None)
+    _, report = pr.report_of(pr.forecast(prev, now, HASH), prev, now)
+    assert statuses(report) == {3: "cached", 4: "cached", 5: "rebuilt", 7: "may-rebuild", 8: "may-rebuild"}
+    why = report["prediction"]["may_rebuild"][0]["reason"]
+    assert why == ("copies from stage base, which will rebuild (line 5): it rebuilds only if the files it reads "
+                   "changed")
+    # an edit after it is a root of its own, not a cascade of line 5
+    now.dockerfile_text = now.dockerfile_text.replace("RUN wc -c /c.txt", "RUN wc -l /c.txt")
+    _, report = pr.report_of(pr.forecast(prev, now, HASH), prev, now)
+    assert roots(report) == [(5, "instruction-changed"), (8, "instruction-changed")] or \
+        sorted(roots(report)) == [(5, "instruction-changed"), (8, "instruction-changed")]
+
+
+def test_no_cache_filter_leaves_workdir_to_the_cache():
+    _, report = predicted(argv=("--no-cache-filter", "base"))
+    assert statuses(report)[3] == "cached" and statuses(report)[4] == "rebuilt"
+    assert roots(report) == [(4, "no-cache-requested")]
+    _, report = predicted(argv=("--no-cache",))
+    assert statuses(report)[3] == "rebuilt" and roots(report) == [(3, "no-cache-requested")]
