@@ -178,10 +178,10 @@ def run_build(args: BuildArgs, on_line: Callable[[str], None], on_start: Callabl
     """
     meta_path: Path | None
     if launched is not None:
-        proc = launched
+        proc: "Started | subprocess.Popen[bytes]" = launched
         cmd = launched.cmd
         started = launched.started
-        meta_path = Path(args.metadata_file) if args.metadata_file else Path(launched.workdir) / "metadata.json"
+        meta_path = Path(args.metadata_file) if args.metadata_file else Path(str(launched.workdir)) / "metadata.json"
     else:
         import subprocess  # noqa: PLC0415
 

@@ -81,7 +81,7 @@ _std_loads = json.loads
 try:
     from orjson import loads as _fast_loads
 except ImportError:  # no wheel for this platform: the standard parser alone
-    _fast_loads = json.loads
+    _fast_loads = json.loads  # type: ignore[assignment]
 _raw_decode = json.JSONDecoder().raw_decode
 _DECODE_ERRORS = (ValueError, RecursionError)  # JSONDecodeError is a ValueError (orjson's too)
 

@@ -16,11 +16,12 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 from analyzer import causes
 from analyzer import notes as N
 from analyzer.collector import paused
+from analyzer.model import Record
 from analyzer.notes import Note
 
 KINDS = causes.KINDS  # the cause kinds this module gives: analyzer/causes.py lists them
@@ -875,7 +876,8 @@ class _Explainer:
 
 
 @paused
-def explain(current: dict, previous: dict | None, held: dict[str, str] | None = None) -> Analysis:
+def explain(current: Record | dict, previous: Record | dict | None, held: dict[str, str] | None = None) -> Analysis:
     """held: vertex digest -> evidence that the step's previous result is still in
     the builder's cache, for steps whose cache entry cannot have been evicted."""
-    return _Explainer(current, previous, held).run()
+    # the explainer reads records as the JSON they are (steps matched by their keys)
+    return _Explainer(cast(dict, current), cast("dict | None", previous), held).run()

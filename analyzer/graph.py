@@ -290,7 +290,7 @@ def _make_step(
         if vname.keyword == "FROM" and v.error:
             step.status = _other_status(v)
         ins = dfmod.locate(dockerfile, vname) if dockerfile is not None else None
-        if ins is not None:
+        if ins is not None and dockerfile is not None:
             step.line, step.end_line = ins.line, ins.end_line
             step.instruction = ins.text
             if step.stage is None and ins.stage is not None:
@@ -305,7 +305,8 @@ def _make_step(
                     step.stage = dockerfile.stages[ins.stage].name
         for start, end in others:
             ins = dockerfile.instruction_at(start) if dockerfile is not None else None
-            stage = dockerfile.stages[ins.stage].name if ins is not None and ins.stage is not None else None
+            stage = (dockerfile.stages[ins.stage].name
+                     if dockerfile is not None and ins is not None and ins.stage is not None else None)
             step.other_locations.append((start, end, stage, ins.text if ins is not None else step.name))
     if vname is not None and vname.is_link_merge and step.status in (Status.CACHED, Status.REBUILT):
         # `COPY --link` makes two vertices: the copy onto an empty layer (the step,

@@ -20,6 +20,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Mapping
 
 from analyzer.errors import UsageError
 from analyzer.options import check_typos, take_options, wants_help
@@ -131,7 +132,7 @@ def start(argv: list[str]) -> None:
         return
     buildx_argv, user_metadata = _without_progress(rest)
     workdir = None
-    env = os.environ
+    env: Mapping[str, str] = os.environ
     extra: list[str] = []
     if not user_metadata:
         workdir = _make_workdir()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import cast
 
 from analyzer import notes as N
 from analyzer.errors import InputError, UsageError
@@ -76,7 +77,7 @@ def run(argv: list[str], debug: bool) -> int:
             raise UsageError(f"--metadata-{side}/--dockerfile-{side} are for a log; {side.upper()} is a record")
     keys = key_store(named, store, writing=False)
     notes: list[Note] = []
-    records: list[dict] = []
+    records: list[dict] = []  # A and B, read as the JSON they are
     known: dict[str, str] = {}  # hash -> value of the logs' own values, for --show-values
     for n, side in zip(named, ("a", "b")):
         if n.events is not None:
@@ -92,9 +93,9 @@ def run(argv: list[str], debug: bool) -> int:
                                   f"{side.upper()} ({n.ref}): no provenance: steps were matched by name; ops, "
                                   "base images and remote sources could not be compared"))
             notes += inp.source_notes()
-            records.append(rec)
+            records.append(cast(dict, rec))
         else:
-            records.append(n.record)  # type: ignore[arg-type]
+            records.append(cast(dict, n.record))  # not a log: a stored record or a record file
     a, b = records
 
     try:
@@ -116,7 +117,7 @@ def run(argv: list[str], debug: bool) -> int:
     from analyzer.outputs import report_stream  # noqa: PLC0415
 
     out = report_stream(outputs)
-    rows = step_rows(a, b, report)
+    rows = step_rows(a, b, cast(dict, report))
     text = render(report, a, b, rows, width, colour=out.isatty() and "NO_COLOR" not in os.environ)
     try:
         from analyzer import console  # noqa: PLC0415

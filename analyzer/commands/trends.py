@@ -115,16 +115,10 @@ def run(argv: list[str], debug: bool) -> int:
 
 
 def _width() -> int:
-    try:
-        cols = int(os.environ.get("COLUMNS", ""))
-    except ValueError:
-        cols = 0
-    if cols <= 0:
-        try:
-            cols = os.get_terminal_size(sys.stdout.fileno()).columns
-        except OSError:
-            cols = 80
-    return max(60, min(cols, 120))
+    """The width every command uses (report/fit.py), within what this layout fits."""
+    from analyzer.report.fit import default_width  # noqa: PLC0415
+
+    return max(60, min(default_width(), 120))
 
 
 def _write_html(model: dict, path: str) -> None:

@@ -3,6 +3,9 @@ its status in A and in B and what changed, and a footer comparing the two."""
 
 from __future__ import annotations
 
+from typing import cast
+
+from analyzer.model import Report
 from analyzer.report.rows import fmt_time
 
 
@@ -81,7 +84,7 @@ def step_rows(a: dict, b: dict, report: dict) -> list[tuple[str, str, str, str, 
         p = matches.get(s["id"])
         line = s.get("line")
         row = (str(line) if line else "", _one_line(s.get("instruction") or s.get("name")),
-               p.get("status") if p else "-", s.get("status") or "?",
+               (p.get("status") if p else None) or "-", s.get("status") or "?",
                _what_changed(misses.get(s["id"]), misses, p, s))
         rows.append(((0, line or 0, s.get("started") or 0.0), row))
         for other in s.get("also_at") or []:  # one vertex at several lines (a shared base image)
@@ -114,7 +117,7 @@ def render_table(rows: list[tuple[str, str, str, str, str]], width: int) -> str:
     return "\n".join(out)
 
 
-def render(report: dict, a: dict, b: dict, rows: list, width: int, colour: bool = False) -> str:
+def render(report: Report, a: dict, b: dict, rows: list, width: int, colour: bool = False) -> str:
     from analyzer.console import neutralise_tree  # noqa: PLC0415
     from analyzer.report import text  # noqa: PLC0415
 
@@ -122,9 +125,8 @@ def render(report: dict, a: dict, b: dict, rows: list, width: int, colour: bool 
              text.root_causes(report, width=width, colour=colour), "",
              render_table(neutralise_tree(rows), width)]
     foot = []
-    for label, rec, rep in (("A", a, None), ("B", b, report)):
-        rep = rep or _summary(rec)
-        part = f"{label}: {_ratio(rep)}"
+    for label, rec, rep in (("A", a, None), ("B", b, cast(dict, report))):
+        part = f"{label}: {_ratio(rep or _summary(rec))}"
         if rec.get("duration_s") is not None:
             part += f", build {fmt_time(rec['duration_s'], missing='-')}"
         part += f", exit {rec.get('exit_code')}"

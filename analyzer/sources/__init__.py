@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Mapping
 
 from analyzer import notes as N
+from analyzer.model import Project, Record
 from analyzer.notes import Note
 
 if TYPE_CHECKING:
@@ -118,7 +119,7 @@ class BuildInput:
     evidence: "Evidence | None" = None
 
     @property
-    def project(self) -> dict:
+    def project(self) -> Project:
         """What makes two builds comparable: context, Dockerfile, target, platforms."""
         from analyzer.record import project  # noqa: PLC0415
 
@@ -134,7 +135,7 @@ class Evidence:
     """What a source can tell only once the causes are known, asked by the
     pipeline before it makes the report (a history build: the builder's cache)."""
 
-    def still_cached(self, analysis: "Analysis", record: dict) -> tuple[dict[str, str], list[Note]]:
+    def still_cached(self, analysis: "Analysis", record: Record) -> tuple[dict[str, str], list[Note]]:
         """Vertex digest -> why the step's previous result is still cached (the
         causes are then found again with it), and notes."""
         return {}, []
@@ -148,7 +149,7 @@ class Evidence:
 class Baseline:
     """The build compared with, and what choosing it found."""
 
-    record: dict | None = None
+    record: Record | None = None
     notes: list[Note] = field(default_factory=list)
     # the store whose hash key this build's values are hashed with (None: a fixed key)
     keys: "Store | None" = None
