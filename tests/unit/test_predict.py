@@ -178,6 +178,7 @@ def test_add_url_without_checksum_may_rebuild_and_so_may_what_follows():
     assert reasons[0].startswith("ADD https://example.com/a.txt without --checksum")
     assert reasons[1] == "built on line 4, which may rebuild"
     assert report["summary"]["cached"] == 1 and report["summary"]["may_rebuild"] == 4
+    assert report["summary"]["hit_ratio"] == 0.2  # may-rebuild is no cache hit
     # with a checksum the download is pinned: cached
     pinned = text.replace("ADD ", "ADD --checksum=sha256:" + "0" * 64 + " ")
     prev["dockerfile_text"] = pinned
