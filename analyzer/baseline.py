@@ -47,6 +47,7 @@ from pathlib import Path
 
 from analyzer.atomic import write_atomic
 from analyzer.errors import CachewhyError, InputError
+from analyzer.model import Project, Record
 
 RECORD_FILE = "cachewhy-record.json"
 RECORD_MEDIA_TYPE = "application/vnd.cachewhy.record.v1+json"
@@ -259,7 +260,7 @@ def record_layer(manifest_data: bytes, where: str) -> dict:
     return layer
 
 
-def parse(data: bytes, where: str) -> dict:
+def parse(data: bytes, where: str) -> Record:
     """Decode and check a record (store.parse_record: upgrade to the current schema, validate_record)."""
     from analyzer.store import parse_record  # noqa: PLC0415
 
@@ -567,7 +568,7 @@ class Registry:
                                 f"HTTP {resp.status}: {_error_text(resp)}")
         return sha256_digest(manifest)
 
-    def fetch_record(self) -> dict:
+    def fetch_record(self) -> Record:
         where = self.ref.artifact()
         resp = self.request("GET", self._path("manifests", self.ref.artifact_tag),
                             headers={"Accept": OCI_MANIFEST})
@@ -600,7 +601,7 @@ def _error_text(resp: Response) -> str:
 # local folders and files
 
 
-def read_record_file(path: Path | str, where: str | None = None) -> dict:
+def read_record_file(path: Path | str, where: str | None = None) -> Record:
     """A record file, checked; BaselineError (NoRecord when it is not there)."""
     p = Path(os.path.expanduser(os.fspath(path)))
     where = where or f"record file {p}"
@@ -637,7 +638,7 @@ def write_record_file(folder: Path | str, record: dict) -> Path:
 CARRIED_TYPES = ("local", "registry")
 
 
-def fetch_from_cache(spec: CacheSpec) -> dict:
+def fetch_from_cache(spec: CacheSpec) -> Record:
     """The record carried by one --cache-from source; BaselineError (NoRecord) otherwise."""
     if spec.type == "local":
         src = spec.attrs.get("src")
@@ -669,7 +670,7 @@ def export_to_cache(spec: CacheSpec, record: dict) -> str:
     raise BaselineError(f"type={spec.type or '?'} caches cannot carry a cachewhy record")
 
 
-def mismatch(record: dict, project: dict | None) -> str | None:
+def mismatch(record: Record | dict, project: dict | None) -> str | None:
     """Why `record` is not of the same build as `project` (None: it is). The
     context folder may differ (another runner); the target, the platforms and
     the Dockerfile's place in the context may not."""
@@ -682,7 +683,7 @@ def mismatch(record: dict, project: dict | None) -> str | None:
         return (f"it is of platforms {','.join(other.get('platforms') or []) or '(default)'}, "
                 f"not {','.join(project.get('platforms') or []) or '(default)'}")
 
-    def rel(p: dict) -> str | None:
+    def rel(p: Project | dict) -> str | None:
         ctx, df = p.get("context"), p.get("dockerfile")
         if not isinstance(ctx, str) or not isinstance(df, str) or not os.path.isabs(ctx) or not os.path.isabs(df):
             return df if isinstance(df, str) else None
@@ -694,7 +695,7 @@ def mismatch(record: dict, project: dict | None) -> str | None:
 
 @dataclass
 class Imported:
-    record: dict | None
+    record: Record | None
     source: str | None  # e.g. "--cache-from type=registry,ref=…"
     notes: list[str]
 

@@ -7,6 +7,8 @@ import os
 import sys
 from typing import TYPE_CHECKING, Callable, TextIO
 
+from analyzer.model import Record, Report
+
 if TYPE_CHECKING:
     from analyzer.outputs import Outputs
     from analyzer.pipeline import Outcome
@@ -67,7 +69,7 @@ def _save(outcome: "Outcome", store: "Store") -> None:
     store.save(outcome.record, summary=summary)
 
 
-def _predicted(record: dict) -> dict:
+def _predicted(record: Record) -> dict:
     """The score of `build --predict` in the index line: [statuses right, statuses scored]."""
     sc = record.get("prediction")
     if not isinstance(sc, dict):
@@ -75,7 +77,7 @@ def _predicted(record: dict) -> dict:
     return {"predicted": [sc.get("steps_right"), sc.get("steps")]}
 
 
-def shown_report(report: dict, known: "Callable[[], dict[str, str]] | None", outputs: "Outputs") -> dict:
+def shown_report(report: Report, known: "Callable[[], dict[str, str]] | None", outputs: "Outputs") -> Report:
     """The report as this run shows it: with --show-values, the hashes of values
     this run knows in clear are shown with their values (report/reveal.py)."""
     if not getattr(outputs, "show_values", False):
@@ -93,7 +95,7 @@ def shown_report(report: dict, known: "Callable[[], dict[str, str]] | None", out
     return reveal(report, values)
 
 
-def show(report: dict, log_tails: dict[str, str] | None, width: int, stream: "TextIO | None" = None) -> None:
+def show(report: Report, log_tails: dict[str, str] | None, width: int, stream: "TextIO | None" = None) -> None:
     """The terminal report on `stream`: stderr for a build (stdout is buildx's), else
     what outputs.report_stream chose."""
     from analyzer.report import text  # noqa: PLC0415
@@ -111,7 +113,7 @@ def show(report: dict, log_tails: dict[str, str] | None, width: int, stream: "Te
         pass  # the reader went away (`| head`); the record and report are written
 
 
-def publish(report: dict, outputs: "Outputs", width: int,
+def publish(report: Report, outputs: "Outputs", width: int,
             known: "Callable[[], dict[str, str]] | None" = None) -> None:
     """Show a report that no build record keeps (a prediction): the report files, the
     GitHub hooks (step summary, annotations), then the terminal. Errors as deliver's."""

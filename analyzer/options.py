@@ -43,8 +43,9 @@ def take_options(argv: list[str], spec: dict[str, str], switches: dict[str, str]
                 i += 1
             key = spec[name]
             if name in repeatable:
-                found.setdefault(key, [])
-                found[key].append(value)  # type: ignore[union-attr]
+                values = found.setdefault(key, [])
+                assert isinstance(values, list)
+                values.append(value)
             else:
                 found[key] = value
             i += 1
@@ -168,6 +169,30 @@ class Options(argparse.Namespace):
     # counts and switches several commands share
     limit: int | None = None
     json: bool = False
+    # each command's own (analyze, diff, advise, explain)
+    metadata: str | None = None
+    dockerfile: str | None = None
+    context: str | None = None
+    previous: str | None = None
+    previous_metadata: str | None = None
+    no_record: bool = False
+    metadata_a: str | None = None
+    metadata_b: str | None = None
+    dockerfile_a: str | None = None
+    dockerfile_b: str | None = None
+    project: str | None = None
+    top: int | None = None
+    verify: bool = False
+    rule: str | None = None
+    keep: str | None = None
+    against: str | None = None
+    repo: str | None = None
+    since: str | None = None
+    list_records: bool = False  # explain --list
+    projects: list[str] | None = None  # trends --project (repeatable)
+    per: str | None = None
+    markdown: bool = False
+    html: str | None = None  # --html FILE (an output format, or the trends page)
     # positional arguments
     args: list[str]
 

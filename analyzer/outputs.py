@@ -18,6 +18,7 @@ import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from typing import TextIO
 
 from analyzer.atomic import write_atomic
@@ -32,7 +33,7 @@ class Format:
     renderer: str  # "module:function", imported only when the format is asked for
     help: str
 
-    def render(self) -> Callable[[dict], str]:
+    def render(self) -> Callable[[Report], str]:
         module, _, func = self.renderer.partition(":")
         return getattr(importlib.import_module(module), func or "render")
 
@@ -85,14 +86,26 @@ def _requested(self: Outputs) -> list[tuple[Format, str]]:
     return [(f, getattr(self, f.attr)) for f in FORMATS if getattr(self, f.attr)]
 
 
-# One `str | None` field per format, named by the table: Outputs(report_md="x.md").
-Outputs = dataclasses.make_dataclass(
-    "Outputs", [*((f.attr, "str | None", dataclasses.field(default=None)) for f in FORMATS),
-                ("show_values", bool, dataclasses.field(default=False))],
-    namespace={"from_options": classmethod(_from_options), "requested": _requested,
-               "__doc__": "Where each format of FORMATS goes (None: not asked for)."},
-)
-Outputs.__module__ = __name__
+if TYPE_CHECKING:
+    class Outputs:
+        """What the make_dataclass below makes, as the type checker sees it."""
+
+        show_values: bool
+
+        def __init__(self, **fields: object) -> None: ...
+        def __getattr__(self, attr: str) -> str | None: ...  # one field per FORMATS entry
+        @classmethod
+        def from_options(cls, found: dict[str, object]) -> Outputs: ...
+        def requested(self) -> list[tuple[Format, str]]: ...
+else:
+    # One `str | None` field per format, named by the table: Outputs(report_md="x.md").
+    Outputs = dataclasses.make_dataclass(
+        "Outputs", [*((f.attr, "str | None", dataclasses.field(default=None)) for f in FORMATS),
+                    ("show_values", bool, dataclasses.field(default=False))],
+        namespace={"from_options": classmethod(_from_options), "requested": _requested,
+                   "__doc__": "Where each format of FORMATS goes (None: not asked for)."},
+    )
+    Outputs.__module__ = __name__
 
 
 def write_outputs(report: Report, outputs: Outputs) -> None:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Callable
 
 from analyzer import notes as N
 from analyzer.collector import paused
+from analyzer.model import Record, Report
 from analyzer.notes import Note
 
 if TYPE_CHECKING:
@@ -29,9 +30,9 @@ STEP_LOG_TAIL = 8 * 1024
 
 @dataclass
 class Outcome:
-    record: dict
+    record: Record
     analysis: "Analysis"
-    report: dict
+    report: Report
     log_tails: dict[str, str] = field(default_factory=dict)  # step id -> last output lines (terminal only)
     # hash -> value of the build's own values, for --show-values (record.known_values); never stored
     known_values: Callable[[], dict[str, str]] | None = None
@@ -42,7 +43,7 @@ class Outcome:
 class Made:
     """A build's record and graph, before any comparison."""
 
-    record: dict
+    record: Record
     graph: "BuildGraph"
     notes: list[Note]  # the input's and baseline's notes, then what the graph and provenance told
     known_values: Callable[[], dict[str, str]]
@@ -69,7 +70,7 @@ def analyse(input: "BuildInput", baseline: "Baseline") -> Outcome:  # noqa: A002
         problem, analysis = f"it could not be compared ({exc!r})", None
     if analysis is None:
         made.notes.append(Note(N.RECORD_SKIPPED, N.BASELINE,
-                               f"the previous record {str((previous or {}).get('id'))[:40]} was skipped: "
+                               f"the previous record {str(previous.get('id') if previous else None)[:40]} was skipped: "
                                f"{problem}; this build is explained without a previous build"))
         previous = None
         analysis = explain(made.record, None)
@@ -90,7 +91,7 @@ def analyse(input: "BuildInput", baseline: "Baseline") -> Outcome:  # noqa: A002
                    store_fault=made.store_fault)
 
 
-def _cannot_compare(previous: dict | None) -> str | None:
+def _cannot_compare(previous: Record | None) -> str | None:
     """Why `previous` cannot be compared (fields the analysis reads of the wrong shape), or None."""
     from analyzer.store import analysis_problem  # noqa: PLC0415
 
@@ -180,6 +181,7 @@ def _cut_short(graph: "BuildGraph", inp: "BuildInput") -> tuple[str, Note] | Non
 
 def _graph_notes(graph: "BuildGraph") -> list[Note]:
     """What is odd about the events themselves, said once; a cycle is no build at all."""
+    from analyzer.events import MAX_LINE_BYTES  # noqa: PLC0415
     from analyzer.errors import InputError  # noqa: PLC0415
     from analyzer.graph import find_cycle  # noqa: PLC0415
 
@@ -196,4 +198,14 @@ def _graph_notes(graph: "BuildGraph") -> list[Note]:
         out.append(Note(N.MISSING_INPUTS, N.EVENTS,
                         f"{len(graph.missing_inputs)} input{'s' if len(graph.missing_inputs) != 1 else ''} named "
                         "by a vertex never appeared in the events; those edges are left out"))
+    if graph.long_lines:
+        out.append(Note(N.LONG_LINES, N.EVENTS,
+                        f"{graph.long_lines} line{'s' if graph.long_lines != 1 else ''} of the log longer than "
+                        f"{MAX_LINE_BYTES // (1024 * 1024)} MiB {'were' if graph.long_lines != 1 else 'was'} "
+                        "dropped unread (memory stays bounded)"))
+    if graph.bad_times:
+        out.append(Note(N.BAD_TIMES, N.EVENTS,
+                        f"{graph.bad_times} timestamp{'s' if graph.bad_times != 1 else ''} in the events "
+                        f"{'are' if graph.bad_times != 1 else 'is'} impossible (unreadable, before 2000 or in the "
+                        "future) and not used for times"))
     return out

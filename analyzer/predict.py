@@ -27,8 +27,11 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
+from analyzer import notes as N
+from analyzer.model import Report
+from analyzer.notes import as_note
 from analyzer.probe import Resolved, normalise_image  # noqa: F401 - what probe resolves; named here too
 
 if TYPE_CHECKING:
@@ -304,13 +307,13 @@ def forecast(previous: dict | None, now: Now, hasher: "Hasher") -> Forecast:
         # inputs: the step before it in its stage (or the stage it starts from), the stages it
         # copies or mounts from, and the sources (context, images) it read last time
         inputs: list[str] = []
-        if cand["keyword"] != "FROM" and st is not None:
+        if cand["keyword"] != "FROM" and st is not None and ins is not None:
             if st.name in last_of_stage:
                 inputs.append(last_of_stage[st.name])
             elif st.base_stage is not None and stage_names[st.base_stage] in last_of_stage:
                 inputs.append(last_of_stage[stage_names[st.base_stage]])
             refs = [ins.from_ref] if ins.keyword in ("COPY", "ADD") and ins.from_ref else []
-            refs += [m.get("from") for m in ins.mounts if m.get("from")] if ins.keyword == "RUN" else []
+            refs += [ref for m in ins.mounts if (ref := m.get("from"))] if ins.keyword == "RUN" else []
             copied = []
             for ref in refs:
                 other = df.resolve_ref(ref)
@@ -411,7 +414,7 @@ def _carry_op(s: dict, p: dict, df: "Dockerfile", old_df: "Dockerfile | None", n
     new_meta = dict(meta, env=env)
     if user_now != user_before:
         new_meta["user"] = user_now or ""
-    op = dict(op)
+    op = dict(op or {})
     op["Op"] = dict(op["Op"], exec=dict(op["Op"]["exec"], meta=new_meta))
     s["op"] = op
 
@@ -460,9 +463,9 @@ def _decide(record: dict, previous: dict | None, now: Now, df: "Dockerfile", rem
             named = [n for n in _named_sources(s) if n not in (now.named_snapshots or {})]
             if why is None and named:
                 why = f"reads the build context{'s' if len(named) > 1 else ''} {', '.join(named)}, not compared"
-            up = next((n for n in near if n["digest"] in maybe), None)
-            if why is None and up is not None:
-                why = f"built on line {up.get('line')}, which may rebuild"
+            maybe_up = next((n for n in near if n["digest"] in maybe), None)
+            if why is None and maybe_up is not None:
+                why = f"built on line {maybe_up.get('line')}, which may rebuild"
             if why is not None:
                 maybe[s["digest"]] = why
     # Unchanged steps are rebuilt only when needed and their cache record is gone:
@@ -499,14 +502,14 @@ def _decide(record: dict, previous: dict | None, now: Now, df: "Dockerfile", rem
 
 # ------------------------------------------------------------------ the report
 
-def report_of(fc: Forecast, previous: dict | None, now: Now) -> tuple[Any, dict]:
+def report_of(fc: Forecast, previous: dict | None, now: Now) -> tuple[Any, Report]:
     """(analysis, report) of a forecast: the cause engine's, with a `prediction` block."""
     from analyzer.collector import paused  # noqa: PLC0415
     from analyzer.explain import explain  # noqa: PLC0415
     from analyzer.report.model import build_report  # noqa: PLC0415
 
     analysis = paused(fc.explainer.run)() if fc.explainer is not None else explain(fc.record, previous)
-    analysis.notes[:0] = fc.notes
+    analysis.notes[:0] = [as_note(n, N.SOURCE) for n in fc.notes]
     report = build_report(analysis)
     steps = fc.record["steps"]
     rebuilt = [s for s in steps if s.get("status") == "rebuilt" and s.get("keyword") not in (None, "FROM")]
@@ -668,7 +671,7 @@ class Prediction:
     now: Now
     forecast: Forecast
     analysis: Any
-    report: dict
+    report: Report
     known_values: Any = None  # hash -> value of this run's build args, for --show-values
 
 
@@ -701,7 +704,7 @@ def predict(args: "BuildArgs", *, store_dir: str | None, against: str | None,
         if ref is None:
             return given
         try:
-            return store.load(ref)
+            return cast(dict, store.load(ref))  # read as plain JSON here
         except CachewhyError as exc:
             if against:
                 raise
@@ -720,14 +723,14 @@ def predict(args: "BuildArgs", *, store_dir: str | None, against: str | None,
 
 # ------------------------------------------------------------------ the score (build --predict)
 
-def score(report: dict, built: dict) -> dict:
+def score(report: dict, built: Report | dict) -> dict:
     """Predicted against actual, per Dockerfile step (by line) and per root (line and kind).
 
     `report` is the prediction's report, `built` the report of the build that followed.
     A step marked may-rebuild is counted apart: never as a right or wrong "cached"."""
-    def by_line(rep: dict) -> dict[int, str]:
-        return {s["line"]: s.get("status") or "" for s in rep.get("steps") or []
-                if s.get("line") and s.get("status") not in ("source", "internal", None)}
+    def by_line(rep: Report | dict) -> dict[int, str]:
+        return {line: s.get("status") or "" for s in rep.get("steps") or []
+                if (line := s.get("line")) and s.get("status") not in ("source", "internal", None)}
 
     predicted, actual = by_line(report), by_line(built)
     lines = sorted(set(predicted) & set(actual))
@@ -749,7 +752,7 @@ def score(report: dict, built: dict) -> dict:
         else:
             wrongly_rebuilt.append(line)
 
-    def roots(rep: dict) -> list[list[Any]]:
+    def roots(rep: Report | dict) -> list[list[Any]]:
         return [[m.get("line"), (m.get("cause") or {}).get("kind")] for m in rep.get("misses") or [] if m.get("root")]
 
     want, got = roots(built), roots(report)

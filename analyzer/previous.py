@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from analyzer.errors import InputError
+from analyzer.model import Record
 
 if TYPE_CHECKING:
     from analyzer.events import BuildEvents
@@ -22,7 +23,7 @@ class Named:
     """A build given by reference: a stored record or a log to be analysed."""
 
     ref: str
-    record: dict | None = None  # a stored record
+    record: Record | None = None  # a stored record
     key_dir: Path | None = None  # where the hash key of its values is, when known
     events: "BuildEvents | None" = None  # a log, not yet made into a record
     notes: "list[Note]" = field(default_factory=list)

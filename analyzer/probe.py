@@ -81,7 +81,7 @@ def resolve_images(refs: list[str]) -> tuple[dict[str, "Resolved"], list[str]]:
             try:
                 text = run([*docker.docker_cmd, "buildx", "imagetools", "inspect", "--format",
                             "{{json .Manifest}}", ref])
-                digest = json.loads(text or "{}").get("digest")
+                digest = json.loads(str(text or "{}")).get("digest")
                 if digest:
                     got = Resolved(ref, name, str(digest), "registry")
             except (DockerException, ValueError) as exc:

@@ -219,7 +219,7 @@ class Snapshot:
         if not all(_is_int(n) and n >= 0 for n in nums):
             raise ValueError("snapshot: 'taken_ns' and 'stats' must hold non-negative integers")
         entries: dict[str, Entry] = {}
-        if version == 1:
+        if version == 1 and isinstance(raw_entries, dict):
             for key, row in raw_entries.items():
                 path = _dec(key) if key[:1] == "\x00" else key
                 entries[path] = _entry_from_row(path, row)
@@ -524,7 +524,7 @@ class IgnoreMatcher:
     # -- walk support -------------------------------------------------------
 
     def _plan(self, dsegs: tuple[str, ...], mask: int) -> _Plan:
-        plan = []
+        plan: _Plan = []
         for i, p in enumerate(self.patterns):
             if mask >> i & 1:
                 plan.append((i, p.exclusion, True, None))
@@ -831,10 +831,10 @@ def _hash_many(paths: list[str], sizes: list[int]) -> list[tuple]:
                 results[i] = _hash_file(paths[i], buf, view)
             while True:  # then help with the big files
                 with lock:
-                    i = next(queue, None)
-                if i is None:
+                    got = next(queue, None)
+                if got is None:
                     return
-                results[i] = _hash_file(paths[i], buf, view)
+                results[got] = _hash_file(paths[got], buf, view)
         except BaseException as e:  # noqa: BLE001 - re-raised on the caller's thread
             failure.append(e)
 
@@ -1218,10 +1218,10 @@ def _view(snap: Snapshot, sources: list[_Source] | None,
                 break
             if a in view:
                 break
-            e = entries.get(a)
-            if e is None:
+            parent = entries.get(a)
+            if parent is None:
                 break
-            view[a] = e
+            view[a] = parent
     return view
 
 
@@ -1275,8 +1275,8 @@ def diff(old: Snapshot, new: Snapshot, under: list[str] | None = None,
                     and o.target == e.target):
                 ch.mode_changes[name] = (o.mode, e.mode)
     for p, o in vold.items():
-        e = vnew.get(p)
-        if e is None or (o.type == "dir") != (e.type == "dir"):
+        now = vnew.get(p)
+        if now is None or (o.type == "dir") != (now.type == "dir"):
             if o.type != "dir":
                 ch.removed.append(p)
             elif p not in old_full:

@@ -264,10 +264,10 @@ def _type_ok(value: Any, kind: str) -> bool:
     return isinstance(value, dict)
 
 
-def analysis_problem(record: dict) -> str | None:
+def analysis_problem(record: Record | dict) -> str | None:
     """What keeps a valid record from being compared (steps without ids, repeated
     ids, fields of the wrong type), or None. Records written by cachewhy pass."""
-    return _content_problem(record, strict=True)
+    return _content_problem(cast(dict, record), strict=True)  # checked as the JSON it is
 
 
 def _content_problem(record: dict, strict: bool = False) -> str | None:
@@ -500,7 +500,7 @@ def read_regular(path: Path | str) -> bytes:
             raise IsADirectoryError(errno.EISDIR, "Is a directory", str(path))
         if not stat.S_ISREG(st.st_mode):
             raise OSError(errno.EINVAL, "not a regular file", str(path))
-        chunks = []
+        chunks: list[bytes] = []
         while True:
             chunk = os.read(fd, 1 << 20)
             if not chunk:
@@ -916,7 +916,7 @@ class Store:
 
     def find_previous(
         self,
-        project: dict,
+        project: Project | dict,
         before_id: str | None = None,
         include_incomplete: bool = False,
     ) -> str | None:
@@ -949,7 +949,7 @@ class Store:
             return None
         return max(candidates, key=_sort_key)["id"]
 
-    def load_previous(self, project: dict, before_id: str | None = None) -> tuple[dict | None, list[str]]:
+    def load_previous(self, project: Project | dict, before_id: str | None = None) -> tuple[Record | None, list[str]]:
         """The newest complete record of `project` that can be compared (see
         `find_previous`), and a note naming each bad one skipped on the way (damaged,
         of another shape, steps the analysis cannot read): one bad record never

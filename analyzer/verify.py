@@ -22,8 +22,9 @@ import tempfile
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, cast
 
+from analyzer.model import Record, Report, ReportMiss
 from analyzer.report.rows import fmt_time
 
 # cache-mount makes the rebuilt steps faster, not cached: verified by time, with a margin for noise
@@ -242,7 +243,8 @@ def _verdict(rule: str, before: Variant, after: Variant, lines: list[int]) -> tu
         return False, "not verified: the original's install did not run on a cached update after this edit"
     if verified_by == "time":  # the mounted step keeps its line: compare its own time
         line = lines[0] if lines else None
-        was, now = (b.steps.get(line) or [None, 0.0])[1], (a.steps.get(line) or [None, 0.0])[1]
+        at = line or 0  # no step has line 0: nothing found, 0.0 s
+        was, now = (b.steps.get(at) or [None, 0.0])[1], (a.steps.get(at) or [None, 0.0])[1]
         if now <= was * _FASTER and was - now >= _FASTER_BY_S:
             return True, f"verified: the install (line {line}) took {fmt_time(now)} instead of {fmt_time(was)}"
         return False, (f"not verified: after the same edit the install (line {line}) took {fmt_time(now)} with the "
@@ -262,18 +264,18 @@ def _why(m: Measure | None) -> str:
     return (m.error or f"exit {m.exit_code}").splitlines()[0][:200]
 
 
-def verify_one(record: dict, miss_id: str, rule: str, workdir: Path, argv: list[str],
+def verify_one(record: Record, miss_id: str, rule: str, workdir: Path, argv: list[str],
                say: Callable[[str], None]) -> Result:
     """Apply `rule`'s change for root miss `miss_id` of `record` in copies of its context and
     measure both Dockerfiles after the same edit."""
     from analyzer.advice import advise, rewrite  # noqa: PLC0415
 
-    report = record.get("report") or {}
+    report: Report = record.get("report") or cast(Report, {})
     project = record.get("project") or {}
     context = (report.get("build") or {}).get("context") or project.get("context")
     dockerfile = (report.get("build") or {}).get("dockerfile") or project.get("dockerfile")
     text = record.get("dockerfile_text")
-    miss = next((m for m in report.get("misses") or [] if m.get("id") == miss_id), {})
+    miss: ReportMiss = next((m for m in report.get("misses") or [] if m.get("id") == miss_id), cast(ReportMiss, {}))
     found = [a for a in (miss.get("advice") or advise(report, text, context).get(miss_id) or []) if a["rule"] == rule]
     res = Result(context=context, dockerfile=dockerfile, line=miss.get("line"), instruction=miss.get("instruction") or "",
                  kind=(miss.get("cause") or {}).get("kind") or "unknown", rule=rule,
@@ -293,7 +295,7 @@ def verify_one(record: dict, miss_id: str, rule: str, workdir: Path, argv: list[
     change = rewrite(report, miss_id, rule, text, str(src))
     if change is None:
         return stop(f"cachewhy cannot apply {rule}'s change to this Dockerfile itself")
-    replay = replay_of(miss)
+    replay = replay_of(cast(dict, miss))
     if isinstance(replay, str):
         return stop(replay)
     res.replay = replay.describe()
@@ -352,13 +354,17 @@ def _build_both(res: Result, src: Path, rel: Path | None, text: str, advised: st
 
 # ---------------------------------------------------------------- over the store
 
-def verify(groups: list[dict], records: dict[str, dict], argv: list[str], *, rules: set[str] | None = None,
+def _say(msg: str) -> None:
+    sys.stderr.write(f"cachewhy: {msg}\n")
+
+
+def verify(groups: list[dict], records: dict[str, Record], argv: list[str], *, rules: set[str] | None = None,
            keep: Path | None = None, say: Callable[[str], None] | None = None) -> list[Result]:
     """Verify the advice of each group (from advice.recurring) that cachewhy can apply itself;
     the other advice is listed as not verified, with the reason."""
     from analyzer.advice import REWRITABLE  # noqa: PLC0415
 
-    say = say or (lambda msg: sys.stderr.write(f"cachewhy: {msg}\n"))
+    tell: Callable[[str], None] = say if say is not None else _say
     root = keep if keep is not None else Path(tempfile.mkdtemp(prefix="cachewhy-verify-"))
     out: list[Result] = []
     try:
@@ -381,7 +387,7 @@ def verify(groups: list[dict], records: dict[str, dict], argv: list[str], *, rul
                     continue
                 work = root / f"{len(out) + 1}-{a['rule']}"
                 work.mkdir(parents=True, exist_ok=True)
-                out.append(verify_one(record, latest["miss"], a["rule"], work, argv, say))
+                out.append(verify_one(record, latest["miss"], a["rule"], work, argv, tell))
     finally:
         if keep is None:
             shutil.rmtree(root, ignore_errors=True)

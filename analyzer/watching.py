@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from analyzer import notes as N
 from analyzer.errors import CachewhyError, InputError
+from analyzer.model import Record
 from analyzer.notes import Note
 from analyzer.report import fit
 
@@ -37,7 +38,7 @@ def explain_build(client: Any, records: list[Any], index: int, *, store: "Store"
     prefix = getattr(client, "record_prefix", "history")  # how reports name its builds
     current = fetch_build(client, records[index])
     notes: list[Note] = []
-    previous_record: dict | None = None
+    previous_record: Record | None = None
     fallback: str | None = None  # a failed build has no provenance: the lines of the one before
     keys: Store | None = None
     git = None  # both builds' context files, read from git where buildx recorded revisions

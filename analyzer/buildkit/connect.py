@@ -130,10 +130,12 @@ class _Bridge:
             except OSError as exc:
                 raise OSError(f"cannot connect to the docker engine at unix://{self.dockerd}: "
                               f"{exc.strerror or exc}") from None
+        if self.argv is None:  # neither a docker engine nor a helper command: nothing to connect through
+            raise OSError("no way to reach the builder (no dockerd socket, no dial-stdio command)")
         ours, theirs = socket.socketpair()
         try:
             # the helper's stdin and stdout are one socket: half-closing ours ends its input
-            proc = subprocess.Popen(self.argv, stdin=theirs, stdout=theirs,  # type: ignore[arg-type]
+            proc = subprocess.Popen(self.argv, stdin=theirs.fileno(), stdout=theirs.fileno(),
                                     stderr=subprocess.PIPE, start_new_session=True)
         except OSError as exc:
             ours.close()

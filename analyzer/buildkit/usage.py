@@ -8,7 +8,7 @@ its input's record. Another record of the same description on the same parent
 made before the build began is an earlier result of the same work on the same
 input, still held: the cache was not evicted, so the step missed because its
 cache key did not match, and what keys it beyond its op and inputs is the
-content it reads (the build context). Checked on the engine: docs/explain.md.
+content it reads (the build context). Checked on the engine: docs/history.md.
 
 But a record can outlive its cache key: on this engine, pruning the records
 built on a step's result (two levels deep) made BuildKit rebuild that step

@@ -8,6 +8,7 @@ import sys
 import textwrap
 
 from analyzer.errors import UsageError
+from analyzer.model import Record
 from analyzer.options import Parser, check_count, limit_option, store_options
 from analyzer.report.rows import fmt_time
 
@@ -81,14 +82,14 @@ def render(groups: list[dict], builds: int, width: int | None = None) -> str:
         else:  # the context on a line of its own (its end is the project's name), then the step
             out.append(fit.cut_middle(g.get("context") or "-", width))
             out.append(fit.cut(f"  {where}  {instr}", width))
-        builds = f"{g['count']} build{'s' if g['count'] != 1 else ''}"
+        times = f"{g['count']} build{'s' if g['count'] != 1 else ''}"
         if g["kind"] == "cached":  # advice tied to no miss: a download taken from the cache
-            out.extend(fit.wrap(f"cached in {builds}: the URL was not fetched again, the file may be stale", width,
+            out.extend(fit.wrap(f"cached in {times}: the URL was not fetched again, the file may be stale", width,
                                 "    ", "      "))
         else:
-            out.extend(fit.wrap(f"{g['kind']}: {builds}, {fmt_time(g['time_lost_s'])} lost in total", width,
+            out.extend(fit.wrap(f"{g['kind']}: {times}, {fmt_time(g['time_lost_s'])} lost in total", width,
                                 "    ", "      "))
-        for a in g.get("advice")[:1] if g.get("advice") else []:
+        for a in (g.get("advice") or [])[:1]:
             saved = f" (would have saved {fmt_time(g['saved_s'])} over these builds)" if g.get("saved_s") else ""
             out.extend(fit.wrap(f"fix [{a['rule']}]: {' '.join(a['message'].replace('`', '').split())}{saved}",
                                 width, "    ", "      "))
@@ -111,7 +112,7 @@ def run(argv: list[str], debug: bool) -> int:
     if not verifying and (buildx_args or found.get("rule") or found.get("keep")):
         raise UsageError("--rule, --keep and buildx arguments go with --verify")
     limit = opts.limit
-    top = found.get("top") or (3 if verifying else 10)
+    top = opts.top or (3 if verifying else 10)
     rules = None
     if found.get("rule"):
         from analyzer.advice import RULES  # noqa: PLC0415
@@ -153,7 +154,7 @@ def run(argv: list[str], debug: bool) -> int:
     return 0
 
 
-def _verify(groups: list[dict], records: list[dict], buildx_args: list[str], rules: set[str] | None,
+def _verify(groups: list[dict], records: list[Record], buildx_args: list[str], rules: set[str] | None,
             keep: object, as_json: bool, problems: list[str]) -> int:
     from pathlib import Path  # noqa: PLC0415
 
@@ -168,7 +169,7 @@ def _verify(groups: list[dict], records: list[dict], buildx_args: list[str], rul
         keep_dir.mkdir(parents=True, exist_ok=True)
     for p in problems:
         sys.stderr.write(f"cachewhy: note: {p}\n")
-    results = verify(groups, {r.get("id"): r for r in records}, buildx_args, rules=rules, keep=keep_dir)
+    results = verify(groups, {r["id"]: r for r in records}, buildx_args, rules=rules, keep=keep_dir)
     if as_json:
         sys.stdout.write(json.dumps([r.as_dict() for r in results], indent=2, sort_keys=True) + "\n")
     else:

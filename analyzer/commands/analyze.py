@@ -8,6 +8,7 @@ from pathlib import Path
 from analyzer import notes as N
 from analyzer.errors import InputError, UsageError
 from analyzer.gates import Gates
+from analyzer.model import Record
 from analyzer.notes import Note
 from analyzer.options import Parser, add_groups, gate_options, output_options, store_options, width_options
 from analyzer.outputs import Outputs
@@ -104,7 +105,7 @@ def run(argv: list[str], debug: bool) -> int:
                           "build has no project to find its previous build by"))
 
     keys = key_store([prev_named] if prev_named else [], store, writing=recording)
-    previous: dict | None = None
+    previous: Record | None = None
     if prev_named is not None and prev_named.events is not None:
         label = f"previous build ({prev_named.ref})"
         prev_inp = from_log(prev_named.events, label=label,

@@ -7,11 +7,16 @@ import sys
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from analyzer.errors import CachewhyError, EngineError, UsageError
-from analyzer.options import check_typos, check_width, take_options, wants_help
 from analyzer.gates import GATE_HELP, GATE_OPTIONS, GATE_REPEATABLE, Gates
+from analyzer.model import Record
+from analyzer.options import check_typos, check_width, take_options, wants_help
 from analyzer.outputs import OUTPUT_HELP, OUTPUT_OPTIONS, OUTPUT_SWITCHES, Outputs
+
+if TYPE_CHECKING:
+    import threading
 
 SUMMARY = """\
 build [CACHEWHY OPTIONS] [DOCKER BUILDX BUILD ARGS] PATH
@@ -121,7 +126,7 @@ class Baseline:
 
         self.notes: list[str] = []
         self.store = None
-        self._previous: dict | None = None
+        self._previous: Record | None = None
         self.source: str | None = None  # where the baseline came from: against, baseline, cache-from, store
         self.cache_to = list(args.cache_to)
         self.context = args.context_dir
@@ -132,10 +137,10 @@ class Baseline:
         self.named = named_context_dirs(args.build_contexts)  # --build-context NAME=DIR
         self.named_follow = {name: follow_paths(df, name) if df is not None else None for name in self.named}
         self._named_snapshots: dict | None = None
-        self._thread = None
+        self._thread: "threading.Thread | None" = None
         self._import = None
         self._snapshot: dict | None = None
-        self._local: dict | None = None  # the local store's record: its snapshot is this machine's stat cache
+        self._local: Record | None = None  # the local store's record: its snapshot is this machine's stat cache
         project = project_of(args, df_path)
         try:
             self.store = open_store(opts.store)
@@ -200,14 +205,14 @@ class Baseline:
             self.notes.append(f"{got.notes[-1]}; {self._fallback()}")
 
     @property
-    def previous(self) -> dict | None:
+    def previous(self) -> Record | None:
         """The baseline record (waits for the --cache-from import)."""
         if self._import is not None:
             self._import.join()
             self._import = None
         return self._previous
 
-    def export(self, record: dict | None, returncode: int) -> None:
+    def export(self, record: Record | None, returncode: int) -> None:
         """Carry the record with the build cache (--cache-to type=local|registry) after a successful build."""
         if not self.cache_to or record is None or returncode != 0 or not record.get("complete"):
             return
@@ -226,7 +231,7 @@ class Baseline:
         from analyzer import snapshot  # noqa: PLC0415
 
         if self.named:
-            prev_named = (self._local or {}).get("named_snapshots")
+            prev_named = self._local.get("named_snapshots") if self._local else None
             self._named_snapshots, problems = snapshot.snapshot_named(
                 self.named, self.named_follow, prev_named if isinstance(prev_named, dict) else None)
             self.notes.extend(problems)
@@ -234,9 +239,9 @@ class Baseline:
             return
         try:
             prev = None  # a snapshot taken on this machine: another machine's stat data is no cache
-            if self._local and self._local.get("snapshot"):
+            if self._local and (taken := self._local.get("snapshot")):
                 try:
-                    prev = snapshot.Snapshot.from_json(self._local["snapshot"])
+                    prev = snapshot.Snapshot.from_json(taken)
                 except (ValueError, KeyError, TypeError):
                     prev = None
             excludes = snapshot.read_dockerignore(self.context, self.df_path)
@@ -411,7 +416,7 @@ def run(argv: list[str], debug: bool) -> int:
                 sys.stderr.write(m if m.endswith("\n") else m + "\n")
             state["held"].clear()
         events, progress = state.get("events"), state.get("progress")
-        if events is not None and "view_error" not in state:
+        if events is not None and progress is not None and "view_error" not in state:
             try:
                 progress.finish(events)
             except Exception as exc:  # noqa: BLE001 - see view_failed
@@ -419,15 +424,15 @@ def run(argv: list[str], debug: bool) -> int:
         baseline = state["baseline"]
         df_text = state["df_text"]
         if baseline is None:  # the store or the previous record could not be set up
-            exc = state.get("error")
-            if debug and exc is not None:
-                traceback.print_exception(exc)
-            sys.stderr.write(f"cachewhy: {exc if isinstance(exc, CachewhyError) else repr(exc)}; "
+            err = state.get("error")
+            if debug and err is not None:
+                traceback.print_exception(err)
+            sys.stderr.write(f"cachewhy: {err if isinstance(err, CachewhyError) else repr(err)}; "
                              "the build ran without analysis\n")
             return result.returncode
         if result.interrupted:
             sys.stderr.write(f"cachewhy: build stopped by {result.interrupted}; showing what was seen\n")
-        if not events.vertices:
+        if events is None or not events.vertices:
             return result.returncode  # buildx refused the arguments or could not start: it said why
         report = None
         try:

@@ -90,7 +90,7 @@ no build history.""", parents=[builder_options()])
     p.add_argument("--since", metavar="DURATION",
                    help="explain every build completed in the last DURATION (90s, 30m, 1h, 2d), oldest first, "
                         "a paragraph each; --report-json writes their reports as one JSON array")
-    p.add_argument("--list", action="store_true", help="list the builder's history records, newest first")
+    p.add_argument("--list", action="store_true", dest="list_records", help="list the builder's history records, newest first")
     limit_option(p, None, "with --list: the newest N (default 20)", allow_all=False)
     add_groups(p, output_options(), gate_options(), width_options())
     return p
@@ -184,14 +184,14 @@ def run(argv: list[str], debug: bool) -> int:
     outputs = Outputs.from_options(found)
     gates = Gates.from_options(found)
     width = opts.report_width
-    if opts.limit is not None and not opts.list:
+    if opts.limit is not None and not opts.list_records:
         raise UsageError("--limit goes with --list")
     limit = opts.limit or 20
-    if found.get("list") and refs:
+    if opts.list_records and refs:
         raise UsageError("--list takes no REF")
     since = parse_duration(str(found["since"])) if "since" in found else None
     if since is not None:
-        if refs or found.get("list") or found.get("against"):
+        if refs or opts.list_records or found.get("against"):
             raise UsageError("--since explains every recent build: it takes no REF, --list or --against")
         others = [f.option for f, _ in outputs.requested() if f.attr != "report_json"]
         if others:
@@ -213,7 +213,7 @@ def run(argv: list[str], debug: bool) -> int:
     store = open_store(opts.store)
     with Client(target) as client:
         records = client.history()
-        if found.get("list"):
+        if opts.list_records:
             list_records(records[:limit])
             return 0
         if since is not None:

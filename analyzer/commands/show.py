@@ -7,6 +7,7 @@ import sys
 from analyzer import notes as N
 from analyzer.errors import UsageError
 from analyzer.gates import Gates
+from analyzer.model import Record, Report
 from analyzer.notes import Note
 from analyzer.options import Parser, gate_options, output_options, store_options, width_options
 from analyzer.outputs import Outputs
@@ -27,7 +28,7 @@ same project in the store.""", "Exit codes: 0, 4 when a gate trips, 2 for bad ar
                   parents=[store_options(), output_options(), gate_options(), width_options()])
 
 
-def heading(record: dict) -> str:
+def heading(record: Record) -> str:
     """One line naming the build shown: id, local time, project."""
     import time  # noqa: PLC0415
 
@@ -46,7 +47,7 @@ def heading(record: dict) -> str:
     return " \u00b7 ".join(parts)
 
 
-def report_of(record: dict, store) -> tuple[dict, object]:  # type: ignore[no-untyped-def]
+def report_of(record: Record, store) -> tuple[Report, object]:  # type: ignore[no-untyped-def]
     """The record's stored report, or one made again; and the analysis (None when stored)."""
     report = record.get("report")
     if isinstance(report, dict) and str(report.get("schema", "")).startswith("cachewhy.report/"):

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import Any, cast
+
+from analyzer.model import Report
 
 _HASH = re.compile(r"h:[0-9a-f]{12}(?![0-9a-f])")
 _REDACTED = " (value redacted)"
 
 
-def reveal(report: dict, values: dict[str, str]) -> dict:
+def reveal(report: Report, values: dict[str, str]) -> Report:
     """A copy of `report` with every known hash shown with its value."""
     if not values:
         return report
@@ -39,4 +41,4 @@ def reveal(report: dict, values: dict[str, str]) -> dict:
             return [walk(v) for v in x]
         return x
 
-    return walk(report)
+    return cast(Report, walk(report))  # the same keys, values shown

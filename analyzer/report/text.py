@@ -242,7 +242,7 @@ def root_causes(report: Report, width: int = 100, colour: bool = False) -> str:
     return fit.block("\n".join(out), width)
 
 
-def _notes(report: dict, width: int) -> list[str]:
+def _notes(report: Report, width: int) -> list[str]:
     return [x for n in report.get("notes") or [] for x in fit.wrap(f"note: {_one_line(n)}", width, "  ", "        ")]
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Mapping
 
 from analyzer import notes as N
+from analyzer.model import Project, Record
 from analyzer.notes import Note
 
 if TYPE_CHECKING:
@@ -118,7 +119,7 @@ class BuildInput:
     evidence: "Evidence | None" = None
 
     @property
-    def project(self) -> dict:
+    def project(self) -> Project:
         """What makes two builds comparable: context, Dockerfile, target, platforms."""
         from analyzer.record import project  # noqa: PLC0415
 
@@ -134,7 +135,7 @@ class Evidence:
     """What a source can tell only once the causes are known, asked by the
     pipeline before it makes the report (a history build: the builder's cache)."""
 
-    def still_cached(self, analysis: "Analysis", record: dict) -> tuple[dict[str, str], list[Note]]:
+    def still_cached(self, analysis: "Analysis", record: Record) -> tuple[dict[str, str], list[Note]]:
         """Vertex digest -> why the step's previous result is still cached (the
         causes are then found again with it), and notes."""
         return {}, []
@@ -148,7 +149,7 @@ class Evidence:
 class Baseline:
     """The build compared with, and what choosing it found."""
 
-    record: dict | None = None
+    record: Record | None = None
     notes: list[Note] = field(default_factory=list)
     # the store whose hash key this build's values are hashed with (None: a fixed key)
     keys: "Store | None" = None
@@ -192,7 +193,11 @@ def timing(events: "BuildEvents") -> tuple[float, float, str | None]:
     """Start and end of a build from its vertices, and whether its events stop mid-build."""
     import time  # noqa: PLC0415
 
-    from analyzer.events import parse_time  # noqa: PLC0415
+    from analyzer.events import _parse_ns, possible_ns  # noqa: PLC0415
+
+    def parse_time(s: str | None) -> float | None:  # an impossible time (year 9999) is none
+        ns = possible_ns(_parse_ns(s))
+        return None if ns is None else ns / 1e9
 
     starts, ends, running = [], [], 0
     for v in events.vertices.values():

@@ -7,10 +7,11 @@ from __future__ import annotations
 import re
 import sys
 import time
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator, cast
 
 from analyzer import notes as N
 from analyzer.errors import EngineError, InputError, UsageError
+from analyzer.model import Record
 from analyzer.notes import Note
 from analyzer.sources import BuildInput, Evidence, from_events, logged_invocation
 
@@ -76,7 +77,7 @@ class HistoryEvidence(Evidence):
     def __init__(self, client: Any, fetched: "Fetched", prov: "Provenance | None") -> None:
         self.client, self.fetched, self.prov = client, fetched, prov
 
-    def still_cached(self, analysis: "Analysis", record: dict) -> tuple[dict[str, str], list[Note]]:
+    def still_cached(self, analysis: "Analysis", record: Record) -> tuple[dict[str, str], list[Note]]:
         """Roots left `unknown` only because the context files were not compared:
         when the builder's cache still holds the step's previous result, the cache
         was not evicted and only the context content can differ (buildkit/usage.py)."""
@@ -98,7 +99,7 @@ class HistoryEvidence(Evidence):
         current = self.fetched
         names = {v.get("digest"): v.get("name") for st in current.statuses for v in st.get("vertexes") or []}
         prev_steps = previous.get("steps") or []
-        pairs = match_steps(record.get("steps") or [], prev_steps)
+        pairs = match_steps(cast(list, record.get("steps") or []), prev_steps)
         runs = []
         for step in open_roots:
             llb = self.prov.op_for(step["digest"]) if self.prov is not None else None
@@ -269,7 +270,7 @@ def reached_steps(fetched: Any) -> bool:
         _STEP_NAME.match(v.get("name") or "") for st in fetched.statuses for v in st.get("vertexes") or [])
 
 
-def has_steps(record: dict) -> bool:
+def has_steps(record: Record) -> bool:
     """Did the build reach its Dockerfile's steps? (Not when it stopped at a
     Dockerfile error, or only checked or outlined it: --check, --call.)"""
     return any(s.get("keyword") for s in record.get("steps") or [])
