@@ -28,8 +28,9 @@ from cached to rebuilt in most builds, since which build and why (the root
 cause of that build's miss). The rule is in docs/trends.md.
 
 Reads the store's index (no record file is parsed but those of a regression's
-first build); with PATHs, reads these record files or folders of them instead
-(e.g. records downloaded from CI).
+first build); with PATHs, reads these record files, `.dockerbuild` bundles
+(`docker buildx history export`), or folders of them instead (e.g. downloaded
+from CI); a bundle's builds are explained as `cachewhy explain FOLDER` does.
 
 options:
   --store DIR        where build records are kept  [CACHEWHY_STORE]
@@ -81,7 +82,7 @@ def run(argv: list[str], debug: bool) -> int:
     if paths:
         from analyzer.trends_sources import from_paths  # noqa: PLC0415
 
-        db, load, problems, source = from_paths(paths)
+        db, load, problems, source = from_paths(paths, found.get("store"))  # type: ignore[arg-type]
         absent: list[str] = []
     else:
         from analyzer.trends_sources import from_store  # noqa: PLC0415
