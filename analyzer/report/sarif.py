@@ -101,7 +101,8 @@ def sarif_log(report: Report, base: Path | None = None) -> dict:
             if line := m.get("line"):
                 start = int(line)
                 # an instruction continued over several lines (\ or a heredoc) spans them
-                end = start + esc.clean(m.get("instruction") or "").count("\n")
+                last = m.get("end_line")
+                end = int(last) if isinstance(last, int) and last > start else start
                 region = {"startLine": start, "endLine": end,
                           "snippet": {"text": esc.clean(m.get("instruction") or "")}}
             physical: dict = {"artifactLocation": dict(artifact)}

@@ -346,3 +346,15 @@ def test_diff_pairs_the_from_line_of_a_renamed_stage():
     b = _renamed(record_of("multistage-change"), "base", "setup")
     rows = {r[0]: r for r in step_rows(a, b, build_report(explain(b, a)))}
     assert rows["1"][1:4] == ("FROM local/busybox:latest AS setup", "source", "source"), rows["1"]
+
+
+def test_sarif_region_spans_a_multi_line_instruction():
+    from analyzer.report import sarif  # noqa: PLC0415
+
+    cold = record_of("features-cold", PROJECTS / "features")
+    edit_text = load_metadata(RAWJSON / "features-edit.meta.json").primary().dockerfile_text
+    edit = record_of("features-edit", PROJECTS / "features", dockerfile_text=edit_text)
+    edit["project"] = cold["project"]
+    doc = json.loads(sarif.render(build_report(explain(edit, cold))))
+    regions = [r["locations"][0]["physicalLocation"]["region"] for r in doc["runs"][0]["results"]]
+    assert [(x["startLine"], x["endLine"]) for x in regions] == [(2, 5)]
