@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -153,6 +154,13 @@ def docker_command() -> list[str]:
     return [exe]
 
 
+#: Signals whose default action ends cachewhy: each ends buildx first (run_build.forward).
+#: SIGKILL cannot be caught: the kernel's parent-death signal covers it (launch.spawn_tied).
+_ENDING_SIGNALS = tuple(getattr(signal, s) for s in (
+    "SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGALRM", "SIGVTALRM", "SIGPROF",
+    "SIGXCPU", "SIGPWR") if hasattr(signal, s))
+
+
 @dataclass
 class RunResult:
     returncode: int
@@ -199,8 +207,15 @@ def run_build(args: BuildArgs, on_line: Callable[[str], None], on_start: Callabl
             env.setdefault("BUILDX_METADATA_PROVENANCE", "max")
         cmd = [*docker_command(), "buildx", "build", "--progress=rawjson", *extra, *args.argv]
         started = time.time()
+        from analyzer.launch import die_with_parent  # noqa: PLC0415
+
+        if sys.platform.startswith("linux"):
+            import ctypes  # noqa: F401, PLC0415 - imported here: the child may not import (threads)
+        parent = os.getpid()
         try:
-            proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, env=env)
+            # tied to cachewhy: its death (kill -9 too) stops buildx (launch.die_with_parent)
+            proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, env=env,  # noqa: PLW1509
+                                    preexec_fn=lambda: die_with_parent(parent))
         except OSError as exc:
             raise EngineError(f"cannot run {cmd[0]}: {exc.strerror or exc}") from exc
 
@@ -211,9 +226,11 @@ def run_build(args: BuildArgs, on_line: Callable[[str], None], on_start: Callabl
         if len(stopped) > 3:  # the user insists: stop waiting for buildx
             proc.kill()
         elif proc.poll() is None:
-            proc.send_signal(signum)
+            # Ctrl-C as Ctrl-C; any other ending signal (SIGHUP, SIGUSR1…, which buildx
+            # would ignore or die of without cancelling) as SIGTERM: buildx cancels the build
+            proc.send_signal(signum if signum in (signal.SIGINT, signal.SIGTERM) else signal.SIGTERM)
 
-    old = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    old = {s: signal.signal(s, forward) for s in _ENDING_SIGNALS}
     reader_error: BaseException | None = None
     try:
         if on_start is not None:

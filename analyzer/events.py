@@ -37,7 +37,8 @@ import json
 import os
 import re
 from bisect import bisect_right
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from typing import Any
 from dataclasses import dataclass, field
 from itertools import accumulate, repeat
 from operator import mul, sub
@@ -125,6 +126,18 @@ def _days_from_civil(y: int, m: int, d: int) -> int:
 # "YYYY-MM-DDTHH:MM:SS" -> POSIX seconds, for the form BuildKit writes (UTC,
 # "Z"); the timestamps of one build share few distinct seconds.
 _SECOND_CACHE: dict[str, int] = {}
+
+
+#: Timestamps outside these bounds are impossible for a build that ran (year 9999, 1970):
+#: they are not used for times (a build time of 4,000 million minutes helps nobody).
+#: The upper bound leaves a day for clocks of other machines that run ahead.
+_EARLIEST_NS = 946_684_800 * 1_000_000_000  # 2000-01-01
+_LATEST_NS = (int(__import__("time").time()) + 86_400) * 1_000_000_000
+
+
+def possible_ns(ns: int | None) -> int | None:
+    """`ns` when a build can have happened then (2000 up to a day ahead), else None."""
+    return ns if ns is None or _EARLIEST_NS <= ns <= _LATEST_NS else None
 
 
 def _parse_ns(s: object) -> int | None:
@@ -552,6 +565,7 @@ class BuildEvents:
         self.statuses_dropped = 0
         self.objects = 0  # JSON objects folded
         self.skipped = 0  # malformed parts skipped
+        self.long_lines = 0  # lines dropped for their length (Lines)
         self.log_limit = max(0, int(log_limit))
         self._error: str | None = None
         self._decoder = EventDecoder()
@@ -900,7 +914,80 @@ def read_events(lines: Iterable[str], log_limit: int = DEFAULT_LOG_LIMIT) -> Bui
     return ev
 
 
+#: The longest line kept: BuildKit writes a step's output in chunks, so a rawjson line
+#: is far shorter; a longer one is dropped (and counted) without being held whole.
+MAX_LINE_BYTES = 64 * 1024 * 1024
+#: Bytes of over-long lines dropped before the input is refused: /dev/zero has no
+#: line break at all, and reading it to its end would never end.
+MAX_DROPPED_BYTES = 256 * 1024 * 1024
+_CHUNK = 1 << 20
+
+
+class NotALog(ValueError):
+    """The input cannot be a log: too much of it without a line break."""
+
+
+class Lines:
+    """The lines of a binary stream, "\n" kept, decoded as UTF-8 (errors replaced),
+    in bounded memory: a line over MAX_LINE_BYTES is dropped as it streams by and
+    counted in `dropped`; past MAX_DROPPED_BYTES of such lines, NotALog."""
+
+    def __init__(self, stream: Any, max_line: int = MAX_LINE_BYTES, max_dropped: int = MAX_DROPPED_BYTES) -> None:
+        self.stream = stream
+        self.max_line = max_line
+        self.max_dropped = max_dropped
+        self.dropped = 0  # lines dropped for their length
+        self.dropped_bytes = 0
+
+    def __iter__(self) -> Iterator[str]:
+        read = self.stream.read
+        buf = b""
+        skipping = False  # inside an over-long line: drop up to its end
+        while True:
+            chunk = read(_CHUNK)
+            if not chunk:
+                break
+            if skipping:
+                k = chunk.find(b"\n")
+                if k < 0:
+                    self._drop(len(chunk))
+                    continue
+                self._drop(k + 1)
+                chunk, skipping = chunk[k + 1:], False
+            buf += chunk
+            k = buf.rfind(b"\n")
+            if k >= 0:
+                parts = buf[: k + 1].decode("utf-8", "replace").split("\n")
+                buf = buf[k + 1:]
+                for part in parts[:-1]:
+                    if len(part) > self.max_line:  # a whole over-long line in one read
+                        self.dropped += 1
+                        self._drop(len(part))
+                        continue
+                    yield part + "\n"
+            if len(buf) > self.max_line:
+                self.dropped += 1
+                self._drop(len(buf))
+                buf, skipping = b"", True
+        if buf and not skipping:
+            yield buf.decode("utf-8", "replace")  # at most max_line bytes: checked above
+
+    def _drop(self, n: int) -> None:
+        self.dropped_bytes += n
+        if self.dropped_bytes > self.max_dropped:
+            raise NotALog(f"more than {self.max_dropped // (1024 * 1024)} MiB in lines of over "
+                          f"{self.max_line // (1024 * 1024)} MiB")
+
+
+def read_stream(stream: Any, log_limit: int = DEFAULT_LOG_LIMIT) -> BuildEvents:
+    """Read a rawjson stream from a binary file object, in bounded memory (Lines)."""
+    lines = Lines(stream)
+    ev = read_events(lines, log_limit=log_limit)
+    ev.long_lines = lines.dropped
+    return ev
+
+
 def load_file(path: str | os.PathLike[str], log_limit: int = DEFAULT_LOG_LIMIT) -> BuildEvents:
-    """Read a saved rawjson stream (buildx's stderr) line by line."""
-    with open(path, encoding="utf-8", errors="replace", newline="\n") as f:
-        return read_events(f, log_limit=log_limit)
+    """Read a saved rawjson stream (buildx's stderr) line by line, in bounded memory."""
+    with open(path, "rb") as f:
+        return read_stream(f, log_limit=log_limit)

@@ -837,26 +837,56 @@ class _Explainer:
         # cascades: the roots each rebuilt step follows from
         roots_of: dict[str, list[str]] = {}
 
-        def find_roots(digest: str, stack: frozenset = frozenset()) -> list[str]:
-            s = self.by_digest[digest]
-            if misses[s["id"]].root:
-                return [s["id"]]
-            if digest in roots_of:
-                return roots_of[digest]
-            out: list[str] = []
-            for n in nearest[digest]:
-                if n["digest"] in rebuilt and n["digest"] not in stack:
-                    for r in find_roots(n["digest"], stack | {digest}):
-                        if r not in out:
-                            out.append(r)
-            roots_of[digest] = out
-            return out
+        def rebuilt_near(digest: str) -> list[str]:
+            return [n["digest"] for n in nearest[digest] if n["digest"] in rebuilt]
+
+        def find_roots(start: str) -> list[str]:
+            """The roots a rebuilt step follows from, walked without recursion (a chain
+            of thousands of steps in any order); a step on the current path is not
+            walked again (a cycle in a record from elsewhere, a self-loop)."""
+            if misses[self.by_digest[start]["id"]].root:
+                return [self.by_digest[start]["id"]]
+            path = {start}
+            stack: list[tuple[str, Any, list[str]]] = [(start, iter(rebuilt_near(start)), [])]
+
+            def merge(into: list[str], found: list[str]) -> None:
+                for r in found:
+                    if r not in into:
+                        into.append(r)
+            while stack:
+                digest, todo, out = stack[-1]
+                for nd in todo:
+                    if nd in path:
+                        continue
+                    sid = self.by_digest[nd]["id"]
+                    if misses[sid].root:
+                        merge(out, [sid])
+                    elif nd in roots_of:
+                        merge(out, roots_of[nd])
+                    else:
+                        path.add(nd)
+                        stack.append((nd, iter(rebuilt_near(nd)), []))
+                        break
+                else:
+                    stack.pop()
+                    path.discard(digest)
+                    roots_of[digest] = out
+                    if stack:
+                        merge(stack[-1][2], out)
+            return roots_of[start]
 
         for s in self.steps:
             m = misses.get(s["id"])
             if m is None or m.root:
                 continue
             m.caused_by = find_roots(s["digest"])
+            if not m.caused_by:  # it follows from no root (a cycle in the record): it is one
+                p = self.matches.get(s["id"])
+                own = self.own_causes(s, p)
+                m.root = True
+                m.cause = own[0] if own else (self._uncompared_cause(s) or self.unchanged_cause(s, p))
+                m.also = own[1:]
+                continue
             near_rebuilt = [n for n in nearest[s["digest"]] if n["digest"] in rebuilt]
             first_root = misses[m.caused_by[0]] if m.caused_by else None
             if near_rebuilt and all(n.get("stage") != s.get("stage") for n in near_rebuilt):

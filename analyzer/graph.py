@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Callable, Iterable
 
 from analyzer import dockerfile as dfmod
 from analyzer.collector import paused
-from analyzer.events import BuildEvents, Vertex, _parse_ns, parse_time
+from analyzer.events import BuildEvents, Vertex, _parse_ns, parse_time, possible_ns
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -128,6 +128,8 @@ class BuildGraph:
     dag: "nx.DiGraph"  # vertex digests; what is known of each is in `steps`
     steps: dict[str, Step]
     missing_inputs: set[str] = field(default_factory=set)  # named by inputs, never announced
+    bad_times: int = 0  # timestamps given but impossible (unreadable, year 9999…): not used
+    long_lines: int = 0  # log lines over the length cap, dropped by events.Lines
 
     def ordered(self) -> list[Step]:
         """Steps in Dockerfile order; vertices without a line after, by start."""
@@ -230,13 +232,15 @@ def build_graph(
     the parsed Dockerfile.
     """
     steps: dict[str, Step] = {}
+    bad_times = 0
     for v in events.vertices.values():
-        steps[v.digest] = _make_step(v, events, dockerfile, locations)
+        step = steps[v.digest] = _make_step(v, events, dockerfile, locations)
+        bad_times += (bool(v.started) and step.started is None) + (bool(v.completed) and step.completed is None)
     if dockerfile is not None and not locations:
         _add_shared_froms(steps, dockerfile)
     missing = {inp for step in steps.values() for inp in step.inputs if inp not in steps}
     dag = inputs_dag((digest, step.inputs) for digest, step in steps.items())
-    return BuildGraph(dag, steps, missing)
+    return BuildGraph(dag, steps, missing, bad_times=bad_times, long_lines=events.long_lines)
 
 
 def _add_shared_froms(steps: dict[str, Step], dockerfile: dfmod.Dockerfile) -> None:
@@ -263,7 +267,7 @@ def _make_step(
 ) -> Step:
     vname = dfmod.parse_vertex_name(v.name)
     # each timestamp parsed once: the same values as parse_time() and v.duration_s()
-    a, b = _parse_ns(v.started), _parse_ns(v.completed)
+    a, b = possible_ns(_parse_ns(v.started)), possible_ns(_parse_ns(v.completed))  # year 9999: not a time
     started = None if a is None else a / 1e9
     completed = None if b is None else b / 1e9
     duration = None if a is None or b is None or b < a else (b - a) / 1e9

@@ -147,8 +147,7 @@ def start(argv: list[str]) -> None:
     r, w = os.pipe()
     try:
         now = time.time()
-        pid = os.posix_spawnp(cmd[0], cmd, env, file_actions=[(os.POSIX_SPAWN_DUP2, w, 2)],
-                              setsigdef=_RESET_SIGNALS)
+        pid = spawn_tied(cmd, env, w)
     except OSError:  # no docker on PATH and the like: build.py says so properly
         os.close(r)
         remove_workdir(workdir)
@@ -156,6 +155,69 @@ def start(argv: list[str]) -> None:
     finally:
         os.close(w)
     _started = Started(pid, r, cmd, buildx_argv, not user_metadata, workdir, now)
+
+
+#: The signal buildx gets when cachewhy dies, however it dies (kill -9 included): buildx
+#: cancels the build on it, as on Ctrl-C, and exits.
+DEATH_SIGNAL = signal.SIGTERM
+
+
+def die_with_parent(parent: int) -> None:
+    """In a child before exec: ask the kernel for DEATH_SIGNAL when the parent dies
+    (Linux prctl PR_SET_PDEATHSIG; nothing elsewhere), and go at once if it is gone already."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes  # noqa: PLC0415 - in the child only: the parent never pays for it
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(DEATH_SIGNAL), 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # it died before prctl took effect
+        os._exit(128 + int(DEATH_SIGNAL))
+
+
+def spawn_tied(cmd: list[str], env: "os._Environ[str] | dict[str, str]", stderr_fd: int) -> int:
+    """Start `cmd` with its stderr on `stderr_fd`, tied to this process: when cachewhy
+    dies (any signal, kill -9 too) the kernel stops it (die_with_parent).
+
+    posix_spawn cannot run code in the child, so this forks (the process is small
+    and single-threaded here) and reports a failed exec back through a close-on-exec
+    pipe, as OSError, like posix_spawnp did."""
+    parent = os.getpid()
+    err_r, err_w = os.pipe2(os.O_CLOEXEC) if hasattr(os, "pipe2") else os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: nothing here may raise
+        try:
+            os.close(err_r)
+            os.dup2(stderr_fd, 2)
+            for s in _RESET_SIGNALS:
+                signal.signal(s, signal.SIG_DFL)
+            die_with_parent(parent)
+            os.execvpe(cmd[0], cmd, env)
+        except OSError as exc:
+            try:
+                os.write(err_w, str(exc.errno or 0).encode())
+            except OSError:
+                pass
+        finally:
+            os._exit(127)
+    os.close(err_w)
+    try:
+        data = b""
+        while True:
+            chunk = os.read(err_r, 32)  # EOF: the exec succeeded (the pipe closed on it)
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        os.close(err_r)
+    if data:
+        os.waitpid(pid, 0)
+        code = int(data.decode() or 0)
+        raise OSError(code, os.strerror(code), cmd[0])
+    return pid
 
 
 def take(buildx_argv: list[str], user_metadata: str | None) -> Started | None:

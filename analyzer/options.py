@@ -189,6 +189,10 @@ class Options(argparse.Namespace):
     repo: str | None = None
     since: str | None = None
     list_records: bool = False  # explain --list
+    projects: list[str] | None = None  # trends --project (repeatable)
+    per: str | None = None
+    markdown: bool = False
+    html: str | None = None  # --html FILE (an output format, or the trends page)
     # positional arguments
     args: list[str]
 

@@ -181,6 +181,7 @@ def _cut_short(graph: "BuildGraph", inp: "BuildInput") -> tuple[str, Note] | Non
 
 def _graph_notes(graph: "BuildGraph") -> list[Note]:
     """What is odd about the events themselves, said once; a cycle is no build at all."""
+    from analyzer.events import MAX_LINE_BYTES  # noqa: PLC0415
     from analyzer.errors import InputError  # noqa: PLC0415
     from analyzer.graph import find_cycle  # noqa: PLC0415
 
@@ -197,4 +198,14 @@ def _graph_notes(graph: "BuildGraph") -> list[Note]:
         out.append(Note(N.MISSING_INPUTS, N.EVENTS,
                         f"{len(graph.missing_inputs)} input{'s' if len(graph.missing_inputs) != 1 else ''} named "
                         "by a vertex never appeared in the events; those edges are left out"))
+    if graph.long_lines:
+        out.append(Note(N.LONG_LINES, N.EVENTS,
+                        f"{graph.long_lines} line{'s' if graph.long_lines != 1 else ''} of the log longer than "
+                        f"{MAX_LINE_BYTES // (1024 * 1024)} MiB {'were' if graph.long_lines != 1 else 'was'} "
+                        "dropped unread (memory stays bounded)"))
+    if graph.bad_times:
+        out.append(Note(N.BAD_TIMES, N.EVENTS,
+                        f"{graph.bad_times} timestamp{'s' if graph.bad_times != 1 else ''} in the events "
+                        f"{'are' if graph.bad_times != 1 else 'is'} impossible (unreadable, before 2000 or in the "
+                        "future) and not used for times"))
     return out

@@ -7,7 +7,7 @@ import sys
 import time
 
 from analyzer.errors import InputError, UsageError
-from analyzer.options import check_count, take_options, wants_help
+from analyzer.options import Parser, limit_option, store_options
 
 SUMMARY = """\
 trends [--since 30d] [--project CONTEXT] [--limit N|all] [--json|--markdown]
@@ -15,11 +15,11 @@ trends [--since 30d] [--project CONTEXT] [--limit N|all] [--json|--markdown]
       per project over time: builds, hit ratio, time lost by cause,
       costliest lines, regressions"""
 
-USAGE = """\
-usage: cachewhy trends [--store DIR] [--since 30d] [--project CONTEXT]
+def parser() -> Parser:
+    p = Parser("trends", """\
+cachewhy trends [--store DIR] [--since 30d] [--project CONTEXT]
                        [--limit N|all] [--per day|build]
-                       [--json | --markdown] [--html FILE] [PATH…]
-
+                       [--json | --markdown] [--html FILE] [PATH…]""", """\
 What cache misses cost over many builds, per project (context, Dockerfile,
 target), the project that lost most time first: the builds, the hit ratio and
 the time lost per day or per build, the time lost by cause kind, the
@@ -29,46 +29,33 @@ cause of that build's miss). The rule is in docs/trends.md.
 
 Reads the store's index (no record file is parsed but those of a regression's
 first build); with PATHs, reads these record files or folders of them instead
-(e.g. records downloaded from CI).
-
-options:
-  --store DIR        where build records are kept  [CACHEWHY_STORE]
-  --since SPAN       builds of the last SPAN: 30d (default), 12h, 2w, a date
-                     YYYY-MM-DD, or all
-  --project CONTEXT  only the builds of this context directory (repeatable)
-  --limit N|all      only the newest N builds of the period (default all)
-  --per day|build    one point per day or per build (default: per build up to
-                     60 builds of a project, else per day)
-  --json             the trends as JSON on stdout (schema cachewhy.trends/v1)
-  --markdown         Markdown on stdout, e.g. for a weekly CI summary
-  --html FILE        a self-contained HTML page with charts (`pip install
-                     'cachewhy[charts]'` for the charts: matplotlib)
-  -h, --help         this help
-"""
-
-_OPTIONS = {"--store": "store", "--since": "since", "--project": "project", "--limit": "limit",
-            "--per": "per", "--html": "html"}
-_SWITCHES = {"--json": "json", "--markdown": "markdown"}
-
-
-def _limit(raw: object) -> int | None:
-    return None if raw is None else check_count(raw, "--limit", allow_all=True)  # as every command's --limit
+(e.g. records downloaded from CI).""", parents=[store_options()])
+    p.add_argument("--since", metavar="SPAN",
+                   help="builds of the last SPAN: 30d (default), 12h, 2w, a date YYYY-MM-DD, or all")
+    p.add_argument("--project", metavar="CONTEXT", action="append", dest="projects",
+                   help="only the builds of this context directory (repeatable)")
+    limit_option(p, None, "only the newest N builds of the period (default all)")
+    p.add_argument("--per", metavar="day|build",
+                   help="one point per day or per build (default: per build up to 60 builds of a project, "
+                        "else per day)")
+    p.add_argument("--json", action="store_true", help="the trends as JSON on stdout (schema cachewhy.trends/v1)")
+    p.add_argument("--markdown", action="store_true", help="Markdown on stdout, e.g. for a weekly CI summary")
+    p.add_argument("--html", metavar="FILE", help="a self-contained HTML page with charts "
+                                                  "(`pip install 'cachewhy[charts]'` for the charts: matplotlib)")
+    return p
 
 
 def run(argv: list[str], debug: bool) -> int:
-    if wants_help(argv):
-        sys.stdout.write(USAGE)
+    opts = parser().parse(argv)
+    if opts is None:
         return 0
-    found, paths = take_options(argv, _OPTIONS, _SWITCHES, repeatable={"--project"})
-    bad = [p for p in paths if p.startswith("-") and p != "-"]
-    if bad:
-        raise UsageError(f"trends: unknown option {bad[0]!r} (try `cachewhy trends --help`)")
+    found, paths = opts.found(), opts.args
     if found.get("json") and found.get("markdown"):
         raise UsageError("--json and --markdown both write to stdout: choose one")
     per = str(found.get("per") or "auto")
     if per not in ("auto", "day", "build"):
         raise UsageError(f"--per takes day or build, not {per!r}")
-    limit = _limit(found.get("limit"))
+    limit = opts.limit
     now = time.time()
     from analyzer import trends  # noqa: PLC0415
 
@@ -76,7 +63,7 @@ def run(argv: list[str], debug: bool) -> int:
         since = trends.parse_since(str(found.get("since") or "30d"), now)
     except ValueError as e:
         raise UsageError(str(e)) from None
-    contexts = list(found["project"]) if found.get("project") else None  # type: ignore[call-overload]
+    contexts = list(opts.projects) if opts.projects else None
 
     if paths:
         from analyzer.trends_sources import from_paths  # noqa: PLC0415
@@ -86,7 +73,7 @@ def run(argv: list[str], debug: bool) -> int:
     else:
         from analyzer.trends_sources import from_store  # noqa: PLC0415
 
-        db, load, absent, problems, source = from_store(found.get("store"))  # type: ignore[arg-type]
+        db, load, absent, problems, source = from_store(opts.store)
     for p in problems:
         sys.stderr.write(f"cachewhy: warning: {p}\n")
     model = trends.gather(db, since=since, now=now, contexts=contexts, limit=limit, per=per, absent=absent,

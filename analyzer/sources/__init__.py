@@ -193,7 +193,11 @@ def timing(events: "BuildEvents") -> tuple[float, float, str | None]:
     """Start and end of a build from its vertices, and whether its events stop mid-build."""
     import time  # noqa: PLC0415
 
-    from analyzer.events import parse_time  # noqa: PLC0415
+    from analyzer.events import _parse_ns, possible_ns  # noqa: PLC0415
+
+    def parse_time(s: str | None) -> float | None:  # an impossible time (year 9999) is none
+        ns = possible_ns(_parse_ns(s))
+        return None if ns is None else ns / 1e9
 
     starts, ends, running = [], [], 0
     for v in events.vertices.values():

@@ -3,7 +3,6 @@ given, buildx's --metadata-file (read once, here)."""
 
 from __future__ import annotations
 
-import io
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,23 +21,26 @@ if TYPE_CHECKING:
 def read_log(where: str) -> "BuildEvents":
     """The folded events of a log file, or of stdin for `-`; InputError when
     the input is unusable (missing, empty, binary, not a rawjson log)."""
-    from analyzer.events import load_file, read_events  # noqa: PLC0415
+    from analyzer.events import NotALog, load_file, read_stream  # noqa: PLC0415
 
     label = "stdin" if where == "-" else where
     if where == "-":
         if sys.stdin is None or sys.stdin.isatty():
             raise InputError("LOG is `-` but stdin is a terminal: pipe the log in "
                              "(docker buildx build --progress=rawjson … 2>&1 | cachewhy analyze -)")
-        stream = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace", newline="\n")
         try:
-            events = read_events(stream)
+            events = read_stream(sys.stdin.buffer)
         except OSError as exc:
             raise InputError(f"cannot read stdin: {exc.strerror or exc}") from None
+        except NotALog as exc:
+            raise InputError(f"stdin is not a build log: {exc}") from None
     else:
         try:
             events = load_file(where)
         except OSError as exc:
             raise InputError(f"cannot read {where}: {exc.strerror or exc}") from None
+        except NotALog as exc:
+            raise InputError(f"{where} is not a build log: {exc}") from None
     if not events.vertices:
         raise InputError(_why_no_events(label, events))
     return events

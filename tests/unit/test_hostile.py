@@ -414,3 +414,141 @@ def test_a_damaged_hash_key_is_replaced_with_a_note(capsys, tmp_path, damage):
     assert len(_records(store)) == 1
     code, _, err = _analyze(capsys, tmp_path, "--report-json", str(tmp_path / "r.json"))  # the new key holds
     assert not any("damaged" in n for n in json.loads((tmp_path / "r.json").read_text())["notes"])
+
+
+# ----------------------------------------------------------------- 5. cachewhy's death takes buildx with it
+
+FAKE_BUILDX = """#!/bin/sh
+# a stand-in for `docker buildx build`: says it started, then runs until a signal ends it
+trap 'echo TERM > "$FAKE_DIR/got"; exit 143' TERM
+trap 'echo INT > "$FAKE_DIR/got"; exit 130' INT
+echo $$ > "$FAKE_DIR/pid.tmp" && mv "$FAKE_DIR/pid.tmp" "$FAKE_DIR/pid"
+while :; do sleep 0.1; done
+"""
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return any(line.startswith("State:\tZ") for line in f)  # a zombie has ended
+    except FileNotFoundError:
+        return True
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="Linux: prctl(PR_SET_PDEATHSIG)")
+@pytest.mark.parametrize("sig", ["SIGKILL", "SIGHUP", "SIGTERM", "SIGUSR1", "SIGQUIT"])
+def test_every_signal_that_ends_cachewhy_ends_buildx_first(tmp_path, sig):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import REPO
+
+    fake = tmp_path / "fake-docker"
+    fake.write_text(FAKE_BUILDX)
+    fake.chmod(0o755)
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("FROM scratch\n")
+    env = dict(os.environ, CACHEWHY_DOCKER=str(fake), FAKE_DIR=str(tmp_path), CACHEWHY_LIVE="none",
+               CACHEWHY_STORE=str(tmp_path / "store"), TMPDIR=str(tmp_path))
+    proc = subprocess.Popen([sys.executable, "-m", "analyzer", "build", str(ctx)], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "pid").exists():
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read().decode()  # type: ignore[union-attr]
+            time.sleep(0.05)
+        buildx = int((tmp_path / "pid").read_text())
+        time.sleep(0.5)
+        proc.send_signal(getattr(signal, sig))
+        deadline = time.monotonic() + 15
+        while not _gone(buildx) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _gone(buildx), f"buildx still runs after {sig} to cachewhy"
+        assert (tmp_path / "got").read_text().strip() == "TERM"  # asked to cancel, not left behind
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+# ----------------------------------------------------------------- 6. odd logs
+
+def _v(d: str, name: str, inputs=(), start: str = "2026-01-01T00:00:00Z", end: str = "2026-01-01T00:00:01Z") -> dict:
+    return {"digest": d, "name": name, "inputs": list(inputs), "started": start, "completed": end}
+
+
+def _report(capsys, tmp_path, vertices: list[dict], *extra: str) -> dict:
+    log = write_log(tmp_path / "odd.log", vertices)
+    code, out, err = cw(capsys, "analyze", "--no-record", "--report-json", str(tmp_path / "r.json"), *extra, str(log))
+    assert code == 0 and "internal error" not in out + err, out + err
+    return json.loads((tmp_path / "r.json").read_text())
+
+
+def test_a_vertex_listing_itself_as_input_is_still_a_root(capsys, tmp_path):
+    report = _report(capsys, tmp_path, [_v(D(1), "[1/2] FROM docker.io/library/alpine:3"),
+                                        _v(D(2), "[2/2] RUN make", [D(1), D(2)])])
+    assert report["summary"]["rebuilt"] == 1
+    assert [m["step"]["instruction"] if "step" in m else m.get("instruction") for m in report["misses"]
+            if m.get("root")] == ["RUN make"]
+
+
+def test_digests_sharing_their_first_12_hex_digits_are_told_apart(capsys, tmp_path):
+    P = lambda n: "sha256:abcdefabcdef" + format(n, "052x")  # noqa: E731
+    report = _report(capsys, tmp_path, [_v(P(1), "[1/3] FROM docker.io/library/alpine:3"),
+                                        _v(P(2), "[2/3] RUN a", [P(1)]), _v(P(3), "[3/3] RUN b", [P(2)])])
+    steps = report["steps"]
+    assert len({s["id"] for s in steps}) == len(steps) == 3
+    roots = [m for m in report["misses"] if m.get("root")]
+    assert len(roots) == 1 and len(report["misses"]) == 2
+
+
+@pytest.mark.parametrize("order", ["leaf first", "ids against the chain"])
+def test_a_chain_of_1100_steps_in_any_order(capsys, tmp_path, order):
+    n = 1100
+    ids = [D(i + 1) for i in range(n)] if order == "leaf first" else [D(n - i) for i in range(n)]
+    vertices = [_v(ids[0], f"[1/{n}] FROM docker.io/library/alpine:3")]
+    vertices += [_v(ids[i], f"[{i + 1}/{n}] RUN step{i}", [ids[i - 1]]) for i in range(1, n)]
+    vertices.reverse()
+    report = _report(capsys, tmp_path, vertices)
+    roots = [m for m in report["misses"] if m.get("root")]
+    assert len(roots) == 1 and len(report["misses"]) == n - 1
+
+
+def test_impossible_timestamps_are_noted_and_not_used(capsys, tmp_path):
+    report = _report(capsys, tmp_path, [
+        _v(D(1), "[1/3] FROM docker.io/library/alpine:3"),
+        _v(D(2), "[2/3] RUN a", [D(1)], start="9999-12-31T23:59:59Z", end="9999-12-31T23:59:59.5Z"),
+        _v(D(3), "[3/3] RUN b", [D(2)], start="1970-01-01T00:00:00Z", end="2026-01-01T00:00:03Z")])
+    assert any("impossible" in n for n in report["notes"]), report["notes"]
+    assert report["build"]["duration_s"] is None or report["build"]["duration_s"] < 10
+    assert all((s.get("duration_s") or 0) < 10 for s in report["steps"])
+    assert not [s for s in report["steps"] if s["status"] == "running"]
+
+
+def test_an_endless_line_is_one_line_of_error_in_bounded_memory(capsys, tmp_path):
+    code, out, err = cw(capsys, "analyze", "--no-record", "/dev/zero")
+    assert code == 2 and err.count("\n") == 1 and "is not a build log" in err, err
+
+
+def test_a_long_line_is_dropped_with_a_note_and_the_rest_read(tmp_path):
+    from analyzer.events import Lines
+
+    data = b'{"a":1}\n' + b"x" * 5000 + b"\n" + b'{"b":2}\n' + b"y" * 3000
+    import io as _io
+
+    lines = Lines(_io.BytesIO(data), max_line=1024, max_dropped=1 << 20)
+    assert list(lines) == ['{"a":1}\n', '{"b":2}\n']
+    assert lines.dropped == 2
+
+
+def test_100000_vertices(capsys, tmp_path):
+    n = 100_000
+    vertices = [_v(D(1), f"[1/{n}] FROM docker.io/library/alpine:3")]
+    vertices += [_v(D(i), f"[internal] vertex {i}", [D(i - 1)]) for i in range(2, n - 1)]
+    vertices += [_v(D(n - 1), "[2/2] RUN make", [D(n - 2)])]
+    report = _report(capsys, tmp_path, vertices)
+    assert report["summary"]["rebuilt"] == 1 and [m for m in report["misses"] if m.get("root")]
