@@ -340,7 +340,7 @@ def test_every_format_shows_a_multi_line_instruction_as_one_row_with_its_lines()
 
 
 def test_diff_pairs_the_from_line_of_a_renamed_stage():
-    from analyzer.commands.diff import step_rows  # noqa: PLC0415
+    from analyzer.report.diff import step_rows  # noqa: PLC0415
 
     a = record_of("multistage-warm")
     b = _renamed(record_of("multistage-change"), "base", "setup")
