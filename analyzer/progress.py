@@ -15,6 +15,7 @@ from typing import TextIO
 
 from analyzer import console
 from analyzer import dockerfile as dfmod
+from analyzer.report import fit
 from analyzer.events import BuildEvents, Vertex, parse_time
 from analyzer.graph import Status, vertex_status
 
@@ -112,7 +113,7 @@ class Progress:
         self._done.add(v.digest)
         dur = v.duration_s()
         took = f"{dur:6.1f}s" if dur is not None and status is not Status.CACHED else " " * 7
-        self._write(f"cachewhy: {status.value:<8} {took} {label}"[: self.width] + "\n")
+        self._write(fit.cut(f"cachewhy: {status.value:<8} {took} {label}", self.width) + "\n")
 
     # -- terminal -----------------------------------------------------------
     def _draw(self, events: BuildEvents, now: float) -> None:
@@ -129,15 +130,14 @@ class Progress:
                 started = parse_time(v.started) or now
                 running.append((started, label))
         running.sort()
-        lines = [f"  \u25b8 {now - t:6.1f}s {label}"[: self.width] for t, label in running[:_MAX_RUNNING_SHOWN]]
+        lines = [fit.cut(f"  \u25b8 {now - t:6.1f}s {label}", self.width) for t, label in running[:_MAX_RUNNING_SHOWN]]
         if len(running) > _MAX_RUNNING_SHOWN:
             lines.append(f"    \u2026 and {len(running) - _MAX_RUNNING_SHOWN} more running")
-        lines.append(
+        lines.append(fit.cut(
             f"cachewhy: {counts[Status.CACHED]} cached, {counts[Status.REBUILT]} rebuilt, "
             f"{len(running)} running"
             + (f", {counts[Status.FAILED]} failed" if counts[Status.FAILED] else "")
-            + f"  {now - self._t0:.1f}s"
-        )
+            + f"  {now - self._t0:.1f}s", self.width))
         self._clear()
         self._write("\n".join(lines) + "\n")
         self._drawn = len(lines)

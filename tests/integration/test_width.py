@@ -132,3 +132,54 @@ def test_history_takes_width(tmp_path: Path) -> None:
             assert len(lines) == 6 and lines[3] == "  \u2026" + "x" * 31 + " \u00b7 unknown at Dockerfile:6", out
             assert "\u2026" not in lines[2]
     assert run_cachewhy("history", "--store", str(store), "--width", "x").returncode == 2
+
+
+def test_watch_fits_80_columns(tmp_path: Path) -> None:
+    import os  # noqa: PLC0415
+    import selectors  # noqa: PLC0415
+    import signal  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    ctx, _failing, nonce = _project(tmp_path)
+    name = f"cw-watch-{nonce}"
+    build = ["docker", "buildx", "build", "--network=none", "--output=type=cacheonly", "--build-arg",
+             f"BUILDKIT_BUILD_NAME={name}", str(ctx)]
+    assert subprocess.run(build, capture_output=True, timeout=300).returncode == 0
+    for f in (ctx / "src").iterdir():
+        f.write_text(f.read_text() + "more\n")
+    env = {**os.environ, "CACHEWHY_LIVE": "none", "COLUMNS": "80"}
+    proc = subprocess.Popen([sys.executable, "-m", "analyzer", "watch", "--store", str(tmp_path / "store")],
+                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        sel = selectors.DefaultSelector()
+        sel.register(proc.stderr, selectors.EVENT_READ)
+        started, deadline = b"", time.monotonic() + 60
+        while b"watching" not in started and time.monotonic() < deadline and proc.poll() is None:
+            if sel.select(timeout=1):
+                started += os.read(proc.stderr.fileno(), 4096)
+        assert b"watching" in started, started
+        assert subprocess.run(build, capture_output=True, timeout=300).returncode == 0
+        sel = selectors.DefaultSelector()
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        out, deadline = b"", time.monotonic() + 120
+        while name.encode() not in out and time.monotonic() < deadline:
+            if sel.select(timeout=1):
+                chunk = os.read(proc.stdout.fileno(), 65536)
+                if not chunk:
+                    break
+                out += chunk
+        time.sleep(0.5)  # the rest of the paragraph
+        if sel.select(timeout=1):
+            out += os.read(proc.stdout.fileno(), 65536)
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+        res = subprocess.CompletedProcess(proc.args, proc.returncode, out, proc.stderr.read())
+        text = check(res, 80, "watch")
+        para = next((p for p in text.split("\n\n") if name in p), "")
+        assert para and "Dockerfile:7 COPY src/ ./src/" in " ".join(para.split()), text
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()

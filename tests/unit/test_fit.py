@@ -91,3 +91,50 @@ def test_also_causes_in_markdown_and_html() -> None:
     page = html.render(report)
     cell = page[page.index("<code>RUN make</code>"):]
     assert "also: build-arg changed: VERSION changed" in cell[:cell.index("</tr>")]
+
+
+class _Tty:
+    """A terminal's stream: what Progress writes, and isatty."""
+
+    def __init__(self) -> None:
+        self.text = ""
+
+    def write(self, s: str) -> int:
+        self.text += s
+        return len(s)
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("mode", ["plain", "tty"])
+def test_live_progress_lines_fit(mode: str) -> None:
+    import re  # noqa: PLC0415
+    import time  # noqa: PLC0415
+
+    from analyzer import dockerfile  # noqa: PLC0415
+    from analyzer.events import BuildEvents  # noqa: PLC0415
+    from analyzer.progress import Progress  # noqa: PLC0415
+    from tests.conftest import PROJECTS, RAWJSON  # noqa: PLC0415
+
+    df = dockerfile.parse((PROJECTS / "multistage" / "Dockerfile").read_text())
+    stream = _Tty()
+    progress = Progress(mode, df, stream=stream, width=40)  # type: ignore[arg-type]
+    events = BuildEvents()
+    lines = (RAWJSON / "multistage-cold.jsonl").read_text().splitlines()
+    for n, line in enumerate(lines):
+        changed = events.feed_line(line)
+        if changed:
+            progress._last_draw = 0.0  # noqa: SLF001 - draw every update, not every 0.12 s
+            progress.update(events, changed)
+        if n == len(lines) // 2:
+            time.sleep(0.01)
+    progress.finish(events)
+    shown = re.sub(r"\x1b\[[0-9]*F\x1b\[J", "\n", stream.text)
+    assert shown.strip(), "nothing was drawn"
+    wide = [x for x in shown.splitlines() if fit.width_of(x) > 40]
+    assert not wide, wide
+    assert "\u2026" in shown  # the long labels were cut, and say so
