@@ -182,12 +182,16 @@ def summary_from_report(record: Mapping[str, Any]) -> dict:
     summ = report["summary"]
     roots = [m for m in report.get("misses") or [] if isinstance(m, dict) and m.get("root")]
     top = max(roots, key=lambda m: _num(m.get("time_lost_s")) or 0.0) if roots else None
-    return {
+    out = {
         "hit_ratio": summ.get("hit_ratio"),
         "time_lost_s": summ.get("time_lost_s"),
         "top_cause": ((top.get("cause") or {}).get("kind")) if top else None,
         "top_line": top.get("line") if top else None,
     }
+    steps = record.get("steps")
+    if isinstance(steps, list) and not any(isinstance(s, dict) and s.get("keyword") for s in steps):
+        out["no_steps"] = True  # as deliver marks it: never a baseline (store.find_previous)
+    return out
 
 
 def step_rows(record: Mapping[str, Any]) -> list[tuple[int, str, int, float | None, str | None, int, float | None]]:

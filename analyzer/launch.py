@@ -178,7 +178,7 @@ def die_with_parent(parent: int) -> None:
         os._exit(128 + int(DEATH_SIGNAL))
 
 
-def spawn_tied(cmd: list[str], env: "os._Environ[str] | dict[str, str]", stderr_fd: int) -> int:
+def spawn_tied(cmd: list[str], env: Mapping[str, str], stderr_fd: int) -> int:
     """Start `cmd` with its stderr on `stderr_fd`, tied to this process: when cachewhy
     dies (any signal, kill -9 too) the kernel stops it (die_with_parent).
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 import textwrap
-from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
+from collections.abc import Sequence
+from typing import NoReturn
 
 from analyzer.errors import UsageError
 
@@ -228,9 +228,6 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:  # type: ignore[override]
         raise UsageError(f"{self.command}: {message} (try `cachewhy {self.command} --help`)")
 
-    def format_usage(self) -> str:
-        return f"usage: {self.usage}\n" if self.usage else super().format_usage()
-
     def parse(self, argv: list[str], positional: str | None = None, most: int | None = None,
               least: int = 0) -> Options | None:
         """The options of argv, or None when it asks for help (the help is printed).
@@ -258,11 +255,6 @@ class Parser(argparse.ArgumentParser):
         return opts
 
 
-def _type(check: Callable[[str], Any]) -> Callable[[str], Any]:
-    """An argparse type from a check_* function: its UsageError is the command's one-line error."""
-    return check
-
-
 def _group() -> argparse.ArgumentParser:
     return argparse.ArgumentParser(add_help=False, allow_abbrev=False)
 
@@ -275,14 +267,15 @@ def store_options() -> argparse.ArgumentParser:
 
 def width_options() -> argparse.ArgumentParser:
     p = _group()
-    p.add_argument("--width", metavar="N", type=_type(check_width),
+    # a check_* function as the argparse type: its UsageError passes argparse by, as the one-line error
+    p.add_argument("--width", metavar="N", type=check_width,
                    help=f"width of the report (at least {MIN_WIDTH})  [COLUMNS]")
     return p
 
 
 def limit_option(p: argparse.ArgumentParser, default: int | None, what: str, allow_all: bool = True) -> None:
     p.add_argument("--limit", metavar="N|all" if allow_all else "N", default=default,
-                   type=_type(lambda raw: check_count(raw, "--limit", allow_all=allow_all)), help=what)
+                   type=lambda raw: check_count(raw, "--limit", allow_all=allow_all), help=what)
 
 
 def output_options() -> argparse.ArgumentParser:

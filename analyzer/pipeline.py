@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 #: Bytes of log output kept per step while a build runs: enough for the last 20
 #: lines graph.py keeps of a failed step (the terminal shows 8). events.py's
-#: default, 64 KiB per vertex, is 128 MiB for 2,000 steps (docs/reliability.md §6).
+#: default, 64 KiB per vertex, is 128 MiB for 2,000 steps (docs/reliability.md §7).
 STEP_LOG_TAIL = 8 * 1024
 
 

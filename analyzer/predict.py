@@ -524,7 +524,11 @@ def report_of(fc: Forecast, previous: dict | None, now: Now) -> tuple[Any, Repor
         "images": [{"ref": r.ref, "name": r.name, "digest": r.digest, "from": r.where or None}
                    for r in now.images.values()],
     }
-    report["summary"]["may_rebuild"] = len(fc.may_rebuild)
+    summ = report["summary"]
+    summ["may_rebuild"] = len(fc.may_rebuild)
+    counted = (summ.get("cached") or 0) + (summ.get("rebuilt") or 0) + len(fc.may_rebuild)
+    # a step that may rebuild is no cache hit: --fail-below-hit-ratio must not pass on a guess
+    summ["hit_ratio"] = round((summ.get("cached") or 0) / counted, 4) if counted else None
     if unknown_time:
         n = len(unknown_time)
         report["notes"].append(f"{n} new step{'s' if n != 1 else ''}: no time known from the last build")

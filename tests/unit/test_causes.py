@@ -18,10 +18,17 @@ _KIND_NAME = re.compile(r"^[a-z]+(?:-[a-z]+)+$")
 
 
 def _emitted_kinds() -> set[str]:
-    """Every kind explain.py can put in a Cause: the string first arguments of
-    its `Cause(...)` calls, and the kind-like strings it picks a kind from
-    (`kind = "build-arg-changed" if … else "env-changed"`)."""
-    tree = ast.parse((REPO / "analyzer" / "explain.py").read_text(encoding="utf-8"))
+    """Every kind the analysis can put in a Cause, wherever it is made under
+    analyzer/: the string first arguments of `Cause(...)` calls, and the
+    kind-like strings a kind is picked from (`kind = "build-arg-changed" if …
+    else "env-changed"`)."""
+    found: set[str] = set()
+    for path in sorted((REPO / "analyzer").rglob("*.py")):
+        found |= _kinds_in(ast.parse(path.read_text(encoding="utf-8")))
+    return found
+
+
+def _kinds_in(tree: ast.AST) -> set[str]:
     found: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "Cause" and node.args:

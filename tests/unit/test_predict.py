@@ -178,6 +178,7 @@ def test_add_url_without_checksum_may_rebuild_and_so_may_what_follows():
     assert reasons[0].startswith("ADD https://example.com/a.txt without --checksum")
     assert reasons[1] == "built on line 4, which may rebuild"
     assert report["summary"]["cached"] == 1 and report["summary"]["may_rebuild"] == 4
+    assert report["summary"]["hit_ratio"] == 0.2  # may-rebuild is no cache hit
     # with a checksum the download is pinned: cached
     pinned = text.replace("ADD ", "ADD --checksum=sha256:" + "0" * 64 + " ")
     prev["dockerfile_text"] = pinned
@@ -350,3 +351,18 @@ def test_no_cache_filter_leaves_workdir_to_the_cache():
     assert roots(report) == [(4, "no-cache-requested")]
     _, report = predicted(argv=("--no-cache",))
     assert statuses(report)[3] == "rebuilt" and roots(report) == [(3, "no-cache-requested")]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["/nonexistent-predict-ctx"], "cachewhy: cannot read the Dockerfile /nonexistent-predict-ctx/Dockerfile: "),
+    ([], "cachewhy: no build context given (PATH, as for `docker buildx build`)"),
+    (["--fail-above-time", "soon", "."], "cachewhy: --fail-above-time takes a duration such as 300, 90s, 5m or 1h"),
+    (["--fail-on", "nothing", "."], "cachewhy: --fail-on: unknown cause 'nothing'"),
+])
+def test_bad_input_is_one_line_and_exit_2(argv, message, tmp_path):
+    from tests.conftest import run_cachewhy
+
+    res = run_cachewhy("predict", "--store", str(tmp_path / "store"), *argv, cwd=tmp_path)
+    err = res.stderr.decode()
+    assert res.returncode == 2 and err.startswith(message) and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "store").exists() or not any((tmp_path / "store").glob("*.json"))
