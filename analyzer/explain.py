@@ -194,13 +194,23 @@ def match_stages(cur: list[dict], prev: list[dict]) -> dict[str, str]:
     return out
 
 
-def match_steps(cur: list[dict], prev: list[dict]) -> dict[str, dict]:
+def _heredoc_body(dockerfile_text: str | None, step: dict) -> str:
+    """The heredoc bodies of the step's instruction ("" without any, or without the Dockerfile)."""
+    if not dockerfile_text or not step.get("line"):
+        return ""
+    lines, heredoc = _source_lines({"dockerfile_text": dockerfile_text}, step)
+    return "\n".join(lines[1:]) if heredoc else ""
+
+
+def match_steps(cur: list[dict], prev: list[dict], cur_text: str | None = None,
+                prev_text: str | None = None) -> dict[str, dict]:
     """Current step id -> the previous build's same step.
 
     Stages pair first (`match_stages`: by content, then name). Steps pair by
     (stage, keyword, instruction text) in order of appearance, then the
     leftovers by (stage, keyword, position among the stage's steps), which
-    pairs an edited instruction with what it was.
+    pairs an edited instruction with what it was. Given the Dockerfiles'
+    texts, heredoc bodies are part of the text (`RUN <<EOF` alone says little).
     """
     stages = match_stages(cur, prev)
     cur_names = {str(s["stage"]).lower() for s in cur if s.get("stage")}
@@ -217,11 +227,12 @@ def match_steps(cur: list[dict], prev: list[dict]) -> dict[str, dict]:
 
     by_text: dict[tuple, list[dict]] = {}
     for p in prev_steps:
-        by_text.setdefault((p.get("stage"), *_content_key(p, prev_names)), []).append(p)
+        by_text.setdefault((p.get("stage"), *_content_key(p, prev_names), _heredoc_body(prev_text, p)),
+                           []).append(p)
     out: dict[str, dict] = {}
     used: set[str] = set()
     for s in cur_steps:
-        cands = by_text.get((stage_of(s), *_content_key(s, cur_names)))
+        cands = by_text.get((stage_of(s), *_content_key(s, cur_names), _heredoc_body(cur_text, s)))
         if cands:
             p = cands.pop(0)
             out[s["id"]] = p
@@ -379,7 +390,8 @@ class _Explainer:
         self.steps = cur.get("steps") or []
         self.by_digest = {s["digest"]: s for s in self.steps}
         self.by_id = {s["id"]: s for s in self.steps}
-        self.matches = match_steps(self.steps, prev.get("steps") or []) if prev else {}
+        self.matches = match_steps(self.steps, prev.get("steps") or [], cur.get("dockerfile_text"),
+                                   prev.get("dockerfile_text")) if prev else {}
         # previous stage name -> its current name, for the stages that were renamed
         self.renamed = {p.lower(): c for c, p in match_stages(self.steps, prev.get("steps") or []).items()
                         if c != p} if prev else {}

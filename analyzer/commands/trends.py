@@ -28,8 +28,10 @@ from cached to rebuilt in most builds, since which build and why (the root
 cause of that build's miss). The rule is in docs/trends.md.
 
 Reads the store's index (no record file is parsed but those of a regression's
-first build); with PATHs, reads these record files or folders of them instead
-(e.g. records downloaded from CI).""", parents=[store_options()])
+first build); with PATHs, reads these record files, `.dockerbuild` bundles
+(`docker buildx history export`), or folders of them instead (e.g. downloaded
+from CI); a bundle's builds are explained as `cachewhy explain FOLDER` does.""",
+               parents=[store_options()])
     p.add_argument("--since", metavar="SPAN",
                    help="builds of the last SPAN: 30d (default), 12h, 2w, a date YYYY-MM-DD, or all")
     p.add_argument("--project", metavar="CONTEXT", action="append", dest="projects",
@@ -68,7 +70,7 @@ def run(argv: list[str], debug: bool) -> int:
     if paths:
         from analyzer.trends_sources import from_paths  # noqa: PLC0415
 
-        db, load, problems, source = from_paths(paths)
+        db, load, problems, source = from_paths(paths, opts.store)
         absent: list[str] = []
     else:
         from analyzer.trends_sources import from_store  # noqa: PLC0415

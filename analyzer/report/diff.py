@@ -63,7 +63,7 @@ def step_rows(a: dict, b: dict, report: dict) -> list[tuple[str, str, str, str, 
 
     a_steps = [s for s in a.get("steps") or [] if s.get("keyword") is not None]
     b_steps = [s for s in b.get("steps") or [] if s.get("keyword") is not None]
-    matches = match_steps(b_steps, a_steps)
+    matches = match_steps(b_steps, a_steps, b.get("dockerfile_text"), a.get("dockerfile_text"))
     # FROM lines are no steps to match_steps: pair them by stage (renamed ones too), then by text
     stages = match_stages(b_steps, a_steps)
     a_froms = [s for s in a_steps if s.get("keyword") == "FROM"]

@@ -282,3 +282,15 @@ def test_arg_late_advice_is_silent_when_an_env_uses_the_arg(new_project):
     # BuildKit: the ARG and the ENV it sets are in every RUN's environment, so the first RUN misses
     root = assert_root(b, 4, "build-arg-changed")
     assert [a["rule"] for a in root.get("advice") or []] == [], root
+
+
+def test_a_heredoc_run_inserted_above_another_is_new(new_project):
+    p = new_project(HEREDOC_DF)
+    p.build()
+    p.write("Dockerfile", HEREDOC_DF.replace("RUN <<EOF\necho one", "RUN <<EOF\necho inserted\nEOF\nRUN <<EOF\necho one", 1))
+    b = p.build()
+    statuses = {s["line"]: s["status"] for s in b.report["steps"] if s["line"]}
+    assert statuses[2] == "cached" and statuses[3] == "rebuilt" and statuses[6] == "rebuilt", statuses
+    root = assert_root(b, 3, "instruction-changed")
+    assert root["cause"]["detail"] == "new instruction: RUN <<EOF", b.describe()
+    assert len(b.roots) == 1

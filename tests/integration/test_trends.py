@@ -119,3 +119,36 @@ def test_trends_find_a_regression_its_first_build_and_cause(tmp_path, monkeypatc
     if os.environ.get("CACHEWHY_UPDATE_SCREENSHOTS") == "1":  # docs/img/trends-html.png, regenerated on demand
         SCREENSHOT.write_bytes(png.read_bytes())
     assert re.search(r"Cache misses over 10 builds", shown)
+
+
+def test_trends_of_a_folder_of_bundles(tmp_path):
+    """Builds run by plain buildx, exported as `.dockerbuild` bundles (what CI uploads):
+    trends explains each against the previous build of its project among them."""
+    from tests.integration.test_bundles import _export
+    from tests.integration.test_explain_truth import _build, _project
+    from tests.integration.test_explain_history import _refs_named
+
+    ctx, name, _ = _project(tmp_path)
+    for i in range(4):
+        if i:
+            (ctx / "src" / "a.txt").write_text(f"edit {i}\n")
+        _build(ctx, name)
+    refs = _refs_named(name)
+    assert len(refs) == 4
+    folder = tmp_path / "artifacts"
+    for i, ref in enumerate(reversed(refs)):  # a folder per CI run, as an artifact download lays them out
+        _export(ref, folder / f"run-{i}" / "build.dockerbuild")
+    res = run_cachewhy("trends", "--since", "all", "--json", str(folder), timeout=600)
+    assert res.returncode == 0, res.stderr.decode()
+    model = json.loads(res.stdout)
+    assert model["source"] == f"4 builds of 4 bundles in {folder}"
+    (p,) = model["projects"]
+    assert p["builds"] == 4 and p["per"] == "build"
+    # lines 3-5 of DOCKERFILE (COPY src/, the RUN reading it, the RUN after it), in build order
+    cells = dict(zip([s["line"] for s in p["strip"]["steps"]], p["strip"]["cells"]))
+    assert cells[2] == "RCCC"  # the RUN echo nonce: only the first build ran it
+    assert cells[3] == "RRRR" and cells[4] == "RRRR"  # every edit of src/a.txt
+    assert [s["hit_ratio"] for s in p["series"]][1:] == [0.25, 0.25, 0.25]
+    kinds = {k["kind"] for k in p["lost_by_kind"]}
+    assert "no-previous-build" in kinds  # the first build, and nothing before it among the bundles
+    assert p["regressions"] == []  # rebuilt in every build: a cost, not a regression

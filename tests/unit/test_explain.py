@@ -358,3 +358,19 @@ def test_sarif_region_spans_a_multi_line_instruction():
     doc = json.loads(sarif.render(build_report(explain(edit, cold))))
     regions = [r["locations"][0]["physicalLocation"]["region"] for r in doc["runs"][0]["results"]]
     assert [(x["startLine"], x["endLine"]) for x in regions] == [(2, 5)]
+
+
+def test_heredoc_runs_pair_by_their_bodies():
+    """A `RUN <<EOF` inserted above another is the new one, not an edit of the old."""
+    old_df = "FROM x\nRUN <<EOF\necho a\nEOF\n"
+    new_df = "FROM x\nRUN <<EOF\necho new\nEOF\nRUN <<EOF\necho a\nEOF\n"
+
+    def step(i, line):
+        return {"id": f"s{i}", "digest": f"d{i}", "stage": "stage-0", "keyword": "RUN", "instruction": "RUN <<EOF",
+                "line": line, "end_line": line + 2, "status": "rebuilt"}
+    prev, cur = [step(1, 2)], [step(2, 2), step(3, 5)]
+    pairs = {c: p["id"] for c, p in match_steps(cur, prev, new_df, old_df).items()}
+    assert pairs == {"s3": "s1"}
+    analysis = explain({"steps": cur, "dockerfile_text": new_df}, {"steps": prev, "dockerfile_text": old_df})
+    roots = [(m.step["line"], m.cause.detail) for m in analysis.misses if m.root]
+    assert roots[0] == (2, "new instruction: RUN <<EOF"), roots

@@ -223,7 +223,7 @@ def test_json_and_markdown(capsys, store):
 def test_bad_options_are_one_line(capsys, store):
     for args, word in ((["--since", "soon"], "--since"), (["--limit", "0"], "--limit"), (["--per", "hour"], "--per"),
                        (["--json", "--markdown"], "choose one"), (["--bogus"], "--bogus"),
-                       (["/no/such/folder"], "no such record file or folder")):
+                       (["/no/such/folder"], "no such record file, bundle or folder")):
         rc, out, err = cw(capsys, "trends", "--store", str(store.root), *args)
         assert rc == 2 and word in err and len(err.strip().splitlines()) == 1 and out == "", (args, err)
 
