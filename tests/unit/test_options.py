@@ -15,7 +15,7 @@ from tests.conftest import REPO
 
 # every command that takes --width or --limit, with what else it needs to get as far as parsing
 WIDTH = [["build", "."], ["predict", "."], ["analyze", "x.log"], ["diff", "a", "b"], ["show"], ["explain"],
-         ["watch"]]
+         ["watch"], ["history"]]
 LIMIT = [["history"], ["advise"], ["trends"], ["explain", "--list"]]
 
 
@@ -39,6 +39,14 @@ def test_every_limit_below_1_is_refused_the_same_way(argv, limit):
     res = _run(*argv, "--limit", limit)
     assert res.returncode == 2, res.stderr
     assert res.stderr.count("\n") == 1 and res.stderr.startswith("cachewhy: --limit takes a number >= 1"), res.stderr
+
+
+@pytest.mark.parametrize("command", ["build", "predict", "analyze", "diff", "show", "history", "advise", "trends",
+                                     "explain", "watch"])
+def test_the_lists_above_are_every_command_that_takes_the_option(command):
+    help_text = _run(command, "--help").stdout
+    assert ("--width N" in help_text) == any(a[0] == command for a in WIDTH), command
+    assert ("--limit N" in help_text) == any(a[0] == command for a in LIMIT), command
 
 
 def test_the_checks():
