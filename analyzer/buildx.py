@@ -57,13 +57,18 @@ class BuildArgs:
         return Path(c)
 
     def dockerfile_path(self) -> Path | None:
-        if self.dockerfile == "-":
-            return None
-        if self.dockerfile:
-            p = Path(self.dockerfile)
-            return p if p.is_absolute() else Path.cwd() / p
-        ctx = self.context_dir
-        return ctx / "Dockerfile" if ctx is not None else None
+        return dockerfile_path_of(self.dockerfile, self.context_dir)
+
+
+def dockerfile_path_of(dockerfile: str | None, context_dir: Path | None) -> Path | None:
+    """Where the Dockerfile is: -f as given (relative to here), else the context's
+    Dockerfile; None for `-f -` (stdin) and contexts that are not folders."""
+    if dockerfile == "-":
+        return None
+    if dockerfile:
+        p = Path(dockerfile)
+        return p if p.is_absolute() else Path.cwd() / p
+    return context_dir / "Dockerfile" if context_dir is not None else None
 
 
 def parse_args(argv: list[str]) -> BuildArgs:

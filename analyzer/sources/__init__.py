@@ -260,13 +260,3 @@ def logged_invocation(provenance: "Provenance | None", dockerfile: str | None, c
     return Invocation(argv=argv, context=context or "-", target=target,
                       platforms=[p.strip() for p in platform.split(",") if p.strip()],
                       no_cache=no_cache, no_cache_filter=no_cache_filter)
-
-
-def dockerfile_path_of(dockerfile: str | None, context_dir: Path | None) -> Path | None:
-    """Where the Dockerfile is: -f as given (relative to here), else the context's Dockerfile."""
-    if dockerfile == "-":
-        return None
-    if dockerfile:
-        p = Path(dockerfile)
-        return p if p.is_absolute() else Path.cwd() / p
-    return context_dir / "Dockerfile" if context_dir is not None else None

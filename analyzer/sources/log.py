@@ -11,7 +11,8 @@ from analyzer import confined
 from analyzer import notes as N
 from analyzer.errors import InputError
 from analyzer.notes import Note
-from analyzer.sources import BuildInput, dockerfile_path_of, from_events, logged_invocation
+from analyzer.buildx import dockerfile_path_of
+from analyzer.sources import BuildInput, from_events, logged_invocation
 
 if TYPE_CHECKING:
     from analyzer.events import BuildEvents
