@@ -14,7 +14,7 @@ import io
 import re
 from typing import Any
 
-from analyzer.report.trends_text import fmt_span
+from analyzer.report.rows import fmt_span
 
 # one colour per cause kind, in the order of the legend; the rest grey
 _KIND_COLOURS = ["#c62828", "#ef6c00", "#6a1b9a", "#1565c0", "#2e7d32", "#00838f", "#ad1457", "#5d4037"]

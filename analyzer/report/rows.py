@@ -33,6 +33,19 @@ def fmt_time(seconds: object, missing: str = "") -> str:
     return f"{int(m)}m{s:04.1f}s"
 
 
+def fmt_span(seconds: float | None) -> str:
+    """12.3s, 4m05s, 2h14m: time summed over many builds (trends), compact."""
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    if seconds < 3600:
+        m, s = divmod(int(round(seconds)), 60)
+        return f"{m}m{s:02d}s"
+    h, m = divmod(int(round(seconds / 60)), 60)
+    return f"{h}h{m:02d}m"
+
+
 def kind_text(kind: str) -> str:
     """What the terminal calls a cause kind ("context changed")."""
     return causes.label(kind)

@@ -13,7 +13,8 @@ from __future__ import annotations
 from analyzer import __version__
 from analyzer.report import escape as esc
 from analyzer.report.html import _CSS, CSP
-from analyzer.report.trends_text import fmt_span, fmt_when, project_title, regression_sentence, short_path
+from analyzer.report.rows import fmt_span
+from analyzer.report.trends_text import fmt_when, project_title, regression_sentence, short_path
 
 _MORE_CSS = """
 .chart { border: 1px solid var(--line); border-radius: 8px; padding: 6px; background: #fff; margin: 8px 0; }

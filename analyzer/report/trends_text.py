@@ -9,23 +9,11 @@ import textwrap
 import time
 
 from analyzer.report import escape as esc
+from analyzer.report.rows import fmt_span
 
 SPARK = " \u2581\u2582\u2583\u2584\u2585\u2586\u2587\u2588"
 SPARK_POINTS = 24
 _HOME = os.path.expanduser("~")
-
-
-def fmt_span(seconds: float | None) -> str:
-    """12.3s, 4m05s, 2h14m: time lost, compact."""
-    if seconds is None:
-        return "-"
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    if seconds < 3600:
-        m, s = divmod(int(round(seconds)), 60)
-        return f"{m}m{s:02d}s"
-    h, m = divmod(int(round(seconds / 60)), 60)
-    return f"{h}h{m:02d}m"
 
 
 def fmt_when(ts: float) -> str:

@@ -372,7 +372,7 @@ def test_store_of_an_older_cachewhy_is_a_baseline(tmp_path):
     history = run_cachewhy("history", "--store", str(root))
     assert history.returncode == 0 and history.stdout.decode().count("/tmp/cachewhy-store-v1-early/ctx") == 2
     res = run_cachewhy("build", "--store", str(root), "--against", "last", "--report-json", str(tmp_path / "r.json"),
-                       *COMMON, "--build-arg", "VERSION=2.0", str(ctx))
+                       "--width", "200", *COMMON, "--build-arg", "VERSION=2.0", str(ctx))
     text = res.stderr.decode()
     assert res.returncode == 0, text
     # the Why: header wraps at the terminal width: read it as one line
