@@ -62,6 +62,8 @@ class Now:
     #: cache-record check: previous step id -> present? None: the builder did not answer
     cache: dict[str, bool] | None = None
     cache_note: str | None = None
+    #: the previous build's cache mounts no record holds now: a prune since (probe.gone_cache_mounts)
+    mounts_gone: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     #: name -> snapshot (JSON) of each named local context (--build-context NAME=DIR), as build takes them
     named_snapshots: dict | None = None
@@ -460,6 +462,11 @@ def _decide(record: dict, previous: dict | None, now: Now, df: "Dockerfile", rem
                        f"will rebuild (line {up.get('line')}): it rebuilds only if the files it reads changed")
             if why is None:
                 why = may_rebuild_reason(ins, s, remote_context, no_network)
+            if why is None and now.mounts_gone:
+                # its record is there, but a prune ran since the last build: dockerd's BuildKit
+                # (28.5, checked on the engine) drops every cache key on any prune
+                why = (f"the cache mount {now.mounts_gone[0]} is gone: something pruned the builder since the last "
+                       "build, and a prune on dockerd's BuildKit drops every cache key")
             named = [n for n in _named_sources(s) if n not in (now.named_snapshots or {})]
             if why is None and named:
                 why = f"reads the build context{'s' if len(named) > 1 else ''} {', '.join(named)}, not compared"
@@ -665,7 +672,7 @@ def gather(args: "BuildArgs", load_previous: "Any", *, check_cache: bool = True)
     now.images, notes = probed.get("images") or ({}, [])
     now.notes += notes
     if "cache" in probed:
-        now.cache, now.cache_note = probed["cache"]
+        now.cache, now.cache_note, now.mounts_gone = probed["cache"]
     return now, previous
 
 

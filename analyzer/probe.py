@@ -110,10 +110,11 @@ def cache_description(step: dict) -> str | None:
     return instr
 
 
-def cache_presence(previous: dict, builder: str | None) -> tuple[dict[str, bool] | None, str | None]:
+def cache_presence(previous: dict, builder: str | None) -> tuple[dict[str, bool] | None, str | None, list[str]]:
     """Previous step id -> whether its cache record is still on the builder (DiskUsage):
     a record with the step's Description whose Parents hold the record of the step
-    before it. (None, why) when the builder does not answer."""
+    before it; and the previous build's cache mounts that are gone (`gone_cache_mounts`).
+    (None, why, []) when the builder does not answer."""
     try:
         from analyzer.buildkit.connect import Client  # noqa: PLC0415
 
@@ -122,12 +123,29 @@ def cache_presence(previous: dict, builder: str | None) -> tuple[dict[str, bool]
     except Exception as exc:  # noqa: BLE001 - any failure: say so, assume the cache holds
         said = " ".join(str(exc).split())[:200]
         return None, (f"the builder's cache records could not be read ({said}): assumed the cache still holds "
-                      "the last build's steps")
-    return presence_from_records(previous, [_usage(r) for r in records]), None
+                      "the last build's steps"), []
+    usage = [_usage(r) for r in records]
+    return presence_from_records(previous, usage), None, gone_cache_mounts(previous, usage)
+
+
+def gone_cache_mounts(previous: dict, records: list[dict]) -> list[str]:
+    """`RUN --mount=type=cache` mounts of the previous build that no cache record holds
+    any more ("DEST (line N)"): something pruned the builder's cache since."""
+    ids = {d.rpartition('with id "')[2].rstrip('"') for d in (r.get("Description") or "" for r in records)
+           if d.startswith("cached mount ") and 'with id "' in d}
+    out = []
+    for s in previous.get("steps") or []:
+        if s.get("status") not in ("rebuilt", "cached"):
+            continue
+        for m in ((((s.get("op") or {}).get("Op") or {}).get("exec") or {}).get("mounts") or []):
+            cache_id = (m.get("cacheOpt") or {}).get("ID")
+            if m.get("mountType") in (3, "CACHE") and cache_id and cache_id not in ids:
+                out.append(f"{m.get('dest')} (line {s.get('line')})")
+    return out
 
 
 def _usage(r: Any) -> dict:
-    return {"ID": r.ID, "Description": r.Description, "Parents": list(r.Parents) or ([r.Parent] if getattr(r, "Parent", "") else [])}
+    return {"ID": r.ID, "Description": r.Description, "Parents": list(r.Parents)}
 
 
 def presence_from_records(previous: dict, records: list[dict]) -> dict[str, bool]:

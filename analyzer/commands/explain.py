@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from analyzer.buildkit.address import parse_target
 from analyzer.errors import InputError, UsageError
@@ -98,9 +98,10 @@ no build history.""", parents=[builder_options()])
 
 
 
-def say_which(line: str, width: int) -> None:
-    """The report's first line: which build it explains (on stderr, with the
-    report). What does not fit goes on a second line: ref, name and when first."""
+def say_which(line: str, width: int, stream: "TextIO | None" = None) -> None:
+    """The report's first line: which build it explains (on the report's stream:
+    stdout, or stderr when a report format goes to stdout). What does not fit
+    goes on a second line: ref, name and when first."""
     head, rest = line, ""
     while len(head) > width and ", " in head:
         head, _, last = head.rpartition(", ")
@@ -108,7 +109,7 @@ def say_which(line: str, width: int) -> None:
     lines = [head] + (["  " + rest] if rest else [])
     lines = [x if len(x) <= width else x[: width - 1] + "\u2026" for x in lines]
     try:
-        sys.stderr.write("\n".join(lines) + "\n")
+        (stream or sys.stderr).write("\n".join(lines) + "\n")
     except BrokenPipeError:
         pass
 
@@ -230,8 +231,11 @@ def run(argv: list[str], debug: bool) -> int:
     from analyzer.buildkit.history import headline  # noqa: PLC0415
     from analyzer.deliver import deliver  # noqa: PLC0415
 
-    say_which(f"Build {headline(records[index])}", width)
-    deliver(outcome, outputs, None, width)  # a history build is the builder's, not kept in the store
+    from analyzer.outputs import report_stream  # noqa: PLC0415
+
+    out = report_stream(outputs)  # stdout, as for every command that wraps no build
+    say_which(f"Build {headline(records[index])}", width, out)
+    deliver(outcome, outputs, None, width, stream=out)  # a history build is the builder's, not kept in the store
     return gates.apply(outcome.report, 0)
 
 
@@ -284,6 +288,9 @@ def explain_bundles(where: str, found: dict[str, Any], *, store_dir: str | None,
 
     from analyzer.deliver import deliver  # noqa: PLC0415
 
-    say_which(f"Build {headline(records[index])}", width)
-    deliver(outcome, outputs, None, width)  # a bundle's build is not kept in the store
+    from analyzer.outputs import report_stream  # noqa: PLC0415
+
+    out = report_stream(outputs)  # stdout, as for every command that wraps no build
+    say_which(f"Build {headline(records[index])}", width, out)
+    deliver(outcome, outputs, None, width, stream=out)  # a bundle's build is not kept in the store
     return gates.apply(outcome.report, 0)

@@ -366,3 +366,21 @@ def test_bad_input_is_one_line_and_exit_2(argv, message, tmp_path):
     err = res.stderr.decode()
     assert res.returncode == 2 and err.startswith(message) and len(err.splitlines()) == 1, err
     assert not (tmp_path / "store").exists() or not any((tmp_path / "store").glob("*.json"))
+
+
+def test_a_cache_mount_gone_means_a_prune_ran_and_nothing_is_predicted_cached():
+    from analyzer.probe import gone_cache_mounts
+
+    prev = previous_record()
+    run = prev["steps"][4]
+    run["op"]["Op"]["exec"]["mounts"].append({"input": -1, "dest": "/root/.cache/x", "output": -1, "mountType": 3,
+                                              "cacheOpt": {"ID": "//root/.cache/x"}})
+    held = [{"ID": "m", "Description": 'cached mount /root/.cache/x from exec /bin/sh -c true with id "//root/.cache/x"',
+             "Parents": []}]
+    assert gone_cache_mounts(prev, held) == []
+    assert gone_cache_mounts(prev, []) == ["/root/.cache/x (line 5)"]
+    now = pr.Now(args=parse_args(["/c"]), dockerfile_path=None, dockerfile_text=DOCKERFILE, snapshot=None,
+                 cache={}, mounts_gone=["/root/.cache/x (line 5)"])
+    _, report = pr.report_of(pr.forecast(prev, now, HASH), prev, now)
+    assert set(statuses(report).values()) == {"may-rebuild"}
+    assert "something pruned the builder since the last build" in report["prediction"]["may_rebuild"][0]["reason"]

@@ -63,3 +63,13 @@ def test_a_pipe_to_grep(tmp_path) -> None:
     cmd = f"{sys.executable} -m analyzer analyze --no-record {log} | grep -c 'COPY src/'"
     res = subprocess.run(["bash", "-o", "pipefail", "-c", cmd], cwd=REPO, capture_output=True, timeout=120)
     assert res.returncode == 0 and int(res.stdout) >= 1
+
+
+def test_explain_of_a_bundle_reports_on_stdout(tmp_path) -> None:
+    bundles = REPO / "testdata" / "bundles"
+    res = cachewhy("explain", str(bundles / "multistage-2.dockerbuild"), "--against",
+                   str(bundles / "multistage-1.dockerbuild"), "--store", str(tmp_path / "store"))
+    assert res.returncode == 0, res.stderr
+    out = res.stdout.decode()
+    assert out.startswith("Build ") and "Why:" in out and "LINE " in out
+    assert res.stderr == b""
