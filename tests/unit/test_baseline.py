@@ -2,7 +2,7 @@
 cache specs, registry references and the artifact tag, the manifest, auth
 challenges and docker config credentials, record files, import and export,
 a small in-process registry for the push and fetch protocol, and how the
-`Baseline` of `cachewhy build` picks the previous record."""
+`RunBaseline` of `cachewhy build` (analyzer/sources/run.py) picks the previous record."""
 
 from __future__ import annotations
 
@@ -616,7 +616,8 @@ def test_import_through_the_fake_registry(fake_registry, monkeypatch, tmp_path):
 def baseline_for(tmp_path: Path, argv: list[str], store_records: list[dict] = ()):
     """The Baseline of `cachewhy build ARGV CTX`, with a store holding `store_records`."""
     from analyzer import buildx  # noqa: PLC0415
-    from analyzer.commands.build import Baseline, parse_options  # noqa: PLC0415
+    from analyzer.commands.build import parse_options  # noqa: PLC0415
+    from analyzer.sources.run import RunBaseline  # noqa: PLC0415
     from analyzer.record import project_of as project_of_args  # noqa: PLC0415
 
     ctx = tmp_path / "ctx"
@@ -628,7 +629,7 @@ def baseline_for(tmp_path: Path, argv: list[str], store_records: list[dict] = ()
     store = Store(tmp_path / "store", fsync=False)
     for rec in store_records:
         store.save(dict(rec, project=project))
-    return Baseline(opts, args, args.dockerfile_path(), None), project
+    return RunBaseline(opts.store, opts.against, opts.baseline, args, args.dockerfile_path(), None), project
 
 
 def test_baseline_precedence(tmp_path):
