@@ -56,6 +56,25 @@ def wait_running(proc: subprocess.Popen, ctx: Path, timeout: float = 180.0) -> N
     raise AssertionError(f"the RUN step did not start within {timeout:.0f} s")
 
 
+def wait_reported_started(proc: subprocess.Popen, raw: Path, ctx: Path, timeout: float = 120.0) -> None:
+    """Wait until buildx's progress stream (copied to `raw`) has said that the slow RUN
+    step started: the engine sends statuses in batches, so a step can run for a while
+    before its start reaches buildx."""
+    token = re.search(r"echo ([0-9a-f]{32})", (ctx / "Dockerfile").read_text()).group(1)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "the build ended before it could be interrupted"
+        for line in raw.read_text(errors="replace").splitlines() if raw.exists() else []:
+            try:
+                vertexes = json.loads(line).get("vertexes") or []
+            except (ValueError, AttributeError):
+                continue
+            if any(token in (v.get("name") or "") and v.get("started") for v in vertexes):
+                return
+        time.sleep(0.2)
+    raise AssertionError(f"buildx did not report the RUN step started within {timeout:.0f} s")
+
+
 # ------------------------------------------------------------ a fault of cachewhy's own
 
 # cachewhy as users run it (cli.entry), with one part of it made to fail: a bug
@@ -272,12 +291,17 @@ def test_daemon_gone_mid_build_leaves_an_incomplete_record(tmp_path, private_eng
     rc_file = tmp_path / "buildx.rc"
     shim = tmp_path / "docker-shim"
     real = subprocess.run(["bash", "-c", "command -v docker"], env=env, stdout=subprocess.PIPE).stdout.decode().strip()
-    shim.write_text(f'#!/bin/sh\n"{real}" "$@"\nrc=$?\necho $rc > "{rc_file}"\nexit $rc\n')
+    # ... and keeps a copy of the progress stream it hands cachewhy, so that the daemon is
+    # killed only once that stream has said the RUN started (what cachewhy then reports)
+    raw = tmp_path / "progress.rawjson"
+    shim.write_text(f'#!/bin/bash\n"{real}" "$@" 2> >(tee -a "{raw}" >&2)\nrc=$?\n'
+                    f'echo $rc > "{rc_file}"\nexit $rc\n')
     shim.chmod(0o755)
     store = tmp_path / "store"
     ctx = slow_project(tmp_path)
     proc = start(ctx, store, env=dict(env, CACHEWHY_DOCKER=str(shim)))
     wait_running(proc, ctx)
+    wait_reported_started(proc, raw, ctx)
     os.kill(int(pidfile.read_text().strip()), signal.SIGKILL)  # the daemon crashes mid-RUN
     _, err = proc.communicate(timeout=120)
     text = err.decode()
