@@ -663,7 +663,10 @@ class Store:
         if self.index_path.exists():
             try:
                 return ix.connect(self.index_path, fsync=self.fsync)
-            except ix.IndexCorrupt:
+            except (ix.IndexCorrupt, sqlite3.OperationalError):
+                # damaged, or still being made by another process (its switch to WAL
+                # can meet ours as "locked"): retry behind the lock the maker holds,
+                # rather than fall back to an index in memory and lose this build's row
                 pass
         with self._locked():  # one process makes (or remakes) the index and migrates
             if self.index_path.exists():

@@ -795,3 +795,29 @@ def test_store_of_an_older_cachewhy(tmp_path):
     assert "   8  tools    source          FROM local/busybox:latest AS tools" in show.stdout
     diff = cachewhy("diff", EARLY_IDS[1], EARLY_IDS[0], "--width", "200")
     assert diff.returncode == 0 and "context changed: config.txt modified" in diff.stdout
+
+
+def test_an_index_busy_at_open_is_waited_for_not_replaced_by_one_in_memory(tmp_path, monkeypatch):
+    """A second build opening index.db while the first is still making it can meet
+    "database is locked" (both switch it to WAL): its row must still reach the file."""
+    import sqlite3  # noqa: PLC0415
+
+    from analyzer import index as ix  # noqa: PLC0415
+
+    root = tmp_path / "records"
+    Store(root).save(make_record())  # index.db exists
+    real = ix.connect
+    calls = []
+
+    def busy_once(path, **kw):  # type: ignore[no-untyped-def]
+        calls.append(str(path))
+        if len(calls) == 1:
+            raise sqlite3.OperationalError("database is locked")
+        return real(path, **kw)
+
+    monkeypatch.setattr(ix, "connect", busy_once)
+    rec = make_record()
+    Store(root).save(rec)
+    monkeypatch.setattr(ix, "connect", real)
+    assert rec["id"] in index_ids(Store(root))
+    assert ":memory:" not in calls
