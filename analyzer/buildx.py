@@ -25,6 +25,14 @@ if TYPE_CHECKING:
     from analyzer.launch import Started
 
 
+def local_context(context: str | None) -> Path | None:
+    """The local context folder of a build's context argument, or None for `-`,
+    URLs and git contexts."""
+    if context is None or context == "-" or "://" in context or context.startswith("git@"):
+        return None
+    return Path(context)
+
+
 @dataclass
 class BuildArgs:
     """What cachewhy needs to know of the user's buildx arguments."""
@@ -50,11 +58,7 @@ class BuildArgs:
 
     @property
     def context_dir(self) -> Path | None:
-        """The local context folder, or None for `-`, URLs and git contexts."""
-        c = self.context
-        if c is None or c == "-" or "://" in c or c.startswith("git@"):
-            return None
-        return Path(c)
+        return local_context(self.context)
 
     def dockerfile_path(self) -> Path | None:
         return dockerfile_path_of(self.dockerfile, self.context_dir)

@@ -91,10 +91,9 @@ class Invocation:
     @property
     def context_dir(self) -> Path | None:
         """The local context folder, or None for `-`, URLs and git contexts."""
-        c = self.context
-        if c is None or c == "-" or "://" in c or c.startswith("git@"):
-            return None
-        return Path(c)
+        from analyzer.buildx import local_context  # noqa: PLC0415 - buildx's reading of a context
+
+        return local_context(self.context)
 
 
 @dataclass
