@@ -952,6 +952,19 @@ class Store:
             return None
         return max(candidates, key=_sort_key)["id"]
 
+    def other_platforms(self, project: Project | dict) -> list[str] | None:
+        """The platforms of the newest complete build of the same context, Dockerfile
+        and target for other platforms (None: there is none). A build for platforms
+        never built before is compared with it, so that its misses read
+        `platform-changed` rather than having no previous build."""
+        want = sorted(set(project["platforms"]))
+        same = [e for e in self._entries()[0].values()
+                if e["complete"] and not e["summary"].get("no_steps")
+                and (e["context"], e["dockerfile"], e["target"]) == (project["context"], project["dockerfile"],
+                                                                     project["target"])
+                and sorted(set(e["platforms"])) != want]
+        return list(max(same, key=_sort_key)["platforms"]) if same else None
+
     def load_previous(self, project: Project | dict, before_id: str | None = None) -> tuple[Record | None, list[str]]:
         """The newest complete record of `project` that can be compared (see
         `find_previous`), and a note naming each bad one skipped on the way (damaged,

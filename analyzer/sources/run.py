@@ -102,6 +102,13 @@ class RunBaseline:
             else:
                 self._local, skipped = self.store.load_previous(project)
                 self.notes.extend(skipped)
+                if self._local is None and (other := self.store.other_platforms(project)) is not None:
+                    # never built for these platforms: the build for others tells what moved
+                    self._local, skipped = self.store.load_previous({**project, "platforms": other})
+                    self.notes.extend(skipped)
+                    if self._local is not None:
+                        self.notes.append(f"no earlier build for {', '.join(project['platforms']) or 'the default platform'}: "
+                                          f"compared with the build for {', '.join(other) or 'the default platform'}")
         except CachewhyError as exc:
             if against:
                 raise

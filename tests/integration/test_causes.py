@@ -794,6 +794,24 @@ def test_platform_change_alone(new_project, multi_platform_base):
     assert_nothing_rebuilt(again)
 
 
+def test_first_build_for_a_platform_is_compared_with_another_platform(new_project, multi_platform_base):
+    p = new_project(f"FROM {multi_platform_base}\n"
+                    "RUN echo NONCE > /nonce\n"
+                    "RUN uname -m > /m\n")
+    first = p.build("--platform", "linux/386")
+    # never built for linux/amd64: the linux/386 build is the baseline, and says why all rebuilt
+    b = p.build("--platform", "linux/amd64")
+    assert b.report["previous"]["ref"] == first.report["build"]["ref"]
+    root = assert_root(b, 2, "platform-changed")
+    assert "linux/386 \u2192 linux/amd64" in root["cause"]["detail"], root["cause"]
+    assert len(b.roots) == 1
+    assert "compared with the build for linux/386" in " ".join(b.err.split())
+    # each platform then has its own previous build again
+    again = p.build("--platform", "linux/amd64")
+    assert again.report["previous"]["ref"] == b.report["build"]["ref"]
+    assert_nothing_rebuilt(again)
+
+
 # ---------------------------------------------------------- failing build
 
 def test_failing_build_still_writes_its_report(new_project):

@@ -821,3 +821,17 @@ def test_an_index_busy_at_open_is_waited_for_not_replaced_by_one_in_memory(tmp_p
     monkeypatch.setattr(ix, "connect", real)
     assert rec["id"] in index_ids(Store(root))
     assert ":memory:" not in calls
+
+
+def test_other_platforms_names_the_newest_build_of_the_same_project_for_other_platforms(store):
+    amd = dict(PROJ_A, platforms=["linux/amd64"])
+    i386 = dict(PROJ_A, platforms=["linux/386"])
+    arm = dict(PROJ_A, platforms=["linux/arm64"])
+    assert store.other_platforms(amd) is None  # nothing built yet
+    store.save(make_record(project=i386, created=100.0))
+    store.save(make_record(project=arm, created=200.0, complete=False))  # incomplete: never a baseline
+    store.save(make_record(project=dict(i386, target="other"), created=300.0))  # another target
+    assert store.other_platforms(amd) == ["linux/386"]
+    assert store.other_platforms(i386) is None  # its own platforms are not "other"
+    store.save(make_record(project=arm, created=400.0))
+    assert store.other_platforms(amd) == ["linux/arm64"]
