@@ -425,8 +425,9 @@ def platform_changed(s: Scenario) -> Example:
     ref = first.report["build"]["ref"]
     b = s.build("--platform", "linux/amd64", "--against", ref)
     return Example(s.dockerfile(), [], f"The second build is for `linux/amd64` instead of `linux/386` (`{tag}` "
-                   "holds an image for each). A build for another platform is another project to cachewhy, so it "
-                   "is compared with the first one only when asked to, with `--against`.", b, 2)
+                   "holds an image for each). Once each platform has a build of its own, cachewhy compares a build "
+                   "with the one for the same platforms; here `--against` names the first build explicitly (the "
+                   "first build for `linux/amd64` would be compared with it anyway).", b, 2)
 
 
 def unknown(s: Scenario) -> Example:
@@ -718,8 +719,10 @@ DOCS: dict[str, KindDoc] = {
         "resolves to the image of that platform. A build for another platform therefore shares no steps "
         "with the previous one, even though the Dockerfile and the context are the same. cachewhy treats "
         "each set of `--platform` values as a project of its own, so a normal build is compared with the "
-        "previous build for the same platforms; this kind appears when you compare across platforms with "
-        "`--against`, or when the platform of the build changed without `--platform` changing. The detail "
+        "previous build for the same platforms; this kind appears when a project is built for the first "
+        "time for other platforms (it is then compared with its newest build for other platforms, and a "
+        "note says so), when you compare across platforms with `--against`, or when the platform of the "
+        "build changed without `--platform` changing. The detail "
         "shows old → new platform.",
         [
             "Expected when you build for another platform: each platform has its own cache entries.",
