@@ -482,6 +482,14 @@ def _parse_index(data: bytes) -> dict[str, tuple[dict, bool]]:
     return out
 
 
+def _may_be_baseline(entry: dict, include_incomplete: bool = False) -> bool:
+    """Whether an indexed build can be a later build's baseline: complete (unless
+    asked otherwise), and not one that stopped before its steps (Dockerfile error,
+    --check, --call: the summary's `no_steps`, which deliver.deliver writes), for
+    every step of the next build would look new."""
+    return (include_incomplete or bool(entry["complete"])) and not entry["summary"].get("no_steps")
+
+
 def _sort_key(entry: dict) -> tuple[float, str]:
     return (entry["created"], entry["id"])
 
@@ -942,12 +950,7 @@ class Store:
                 candidates = [e for e in candidates if _sort_key(e) < limit]
             else:
                 candidates = [e for e in candidates if e["id"] < before_id]
-        if not include_incomplete:
-            candidates = [e for e in candidates if e["complete"]]
-        # a build that stopped before its steps (Dockerfile error, --check, --call) is never a
-        # baseline: every step of the next build would look new
-        # (the summary's `no_steps`, which deliver.deliver writes)
-        candidates = [e for e in candidates if not e["summary"].get("no_steps")]
+        candidates = [e for e in candidates if _may_be_baseline(e, include_incomplete)]
         if not candidates:
             return None
         return max(candidates, key=_sort_key)["id"]
@@ -959,7 +962,7 @@ class Store:
         `platform-changed` rather than having no previous build."""
         want = sorted(set(project["platforms"]))
         same = [e for e in self._entries()[0].values()
-                if e["complete"] and not e["summary"].get("no_steps")
+                if _may_be_baseline(e)
                 and (e["context"], e["dockerfile"], e["target"]) == (project["context"], project["dockerfile"],
                                                                      project["target"])
                 and sorted(set(e["platforms"])) != want]

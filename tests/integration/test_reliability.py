@@ -38,10 +38,15 @@ def start(ctx: Path, store: Path, env: dict | None = None) -> subprocess.Popen:
                             cwd=REPO, stderr=subprocess.PIPE, env=env)
 
 
+def _token(ctx: Path) -> str:
+    """The unique token slow_project wrote into the RUN step."""
+    return re.search(r"echo ([0-9a-f]{32})", (ctx / "Dockerfile").read_text()).group(1)
+
+
 def wait_running(proc: subprocess.Popen, ctx: Path, timeout: float = 180.0) -> None:
     """Wait until the slow project's RUN step has its process running (a fixed sleep was not
     enough on a fresh engine, where the first build is still loading the base image)."""
-    token = re.search(r"echo ([0-9a-f]{32})", (ctx / "Dockerfile").read_text()).group(1).encode()
+    token = _token(ctx).encode()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert proc.poll() is None, "the build ended before it could be interrupted"
@@ -60,7 +65,7 @@ def wait_reported_started(proc: subprocess.Popen, raw: Path, ctx: Path, timeout:
     """Wait until buildx's progress stream (copied to `raw`) has said that the slow RUN
     step started: the engine sends statuses in batches, so a step can run for a while
     before its start reaches buildx."""
-    token = re.search(r"echo ([0-9a-f]{32})", (ctx / "Dockerfile").read_text()).group(1)
+    token = _token(ctx)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert proc.poll() is None, "the build ended before it could be interrupted"
