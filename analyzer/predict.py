@@ -442,11 +442,11 @@ def _read_by_content(s: dict, p: dict, prev_by_digest: dict[str, dict]) -> dict[
 
     def image_at(index: Any) -> str | None:  # an index the op JSON leaves out is 0 (proto3)
         try:
-            d = inputs[int(index)] if int(index) >= 0 else None
+            d = str(inputs[int(index)]) if int(index) >= 0 else ""
         except (TypeError, ValueError, IndexError):
             return None
-        ident = str((((prev_by_digest.get(d) or {}).get("op") or {}).get("Op") or {}).get("source", {})
-                    .get("identifier", ""))
+        source = (((prev_by_digest.get(d) or {}).get("op") or {}).get("Op") or {}).get("source") or {}
+        ident = str(source.get("identifier", ""))
         return ident if ident.startswith("docker-image://") else None
 
     by_content: dict[str, list[str]] = {}

@@ -302,7 +302,7 @@ def compare_image_files(old: str, new: str, paths: list[str], platform: str | No
     except Exception as exc:  # noqa: BLE001 - no docker CLI: cannot tell
         return FilesCompared(None, [], f"the docker CLI could not be used ({exc})")
     refs: list[str] = []
-    for which, ident in (("the image it copied from last time", old), ("the image it will copy from", new)):
+    for which, ident in (("the image it read last time", old), ("the image it will read", new)):
         name, _, digest = ident.removeprefix("docker-image://").partition("@")
         found = None
         for ref in ([digest] if digest else []) + ([f"{name}@{digest}"] if digest else [name]):
@@ -320,7 +320,7 @@ def compare_image_files(old: str, new: str, paths: list[str], platform: str | No
     try:
         views: list[tuple[dict[str, str], list[str]]] = []
         for ref in refs:
-            c = docker.container.create(ref, ["cachewhy-compare"], pull="never",
+            c = docker.container.create(ref, ["cachewhy-compare"], pull="never", labels={"cachewhy": "compare"},
                                         **({"platform": platform} if platform else {}))
             containers.append(c.id)
             digests: dict[str, str] = {}
@@ -353,7 +353,7 @@ def compare_image_files(old: str, new: str, paths: list[str], platform: str | No
     finally:
         for cid in containers:
             try:
-                docker.container.remove(cid, force=True)
+                docker.container.remove(cid, force=True, volumes=True)  # an image's VOLUMEs get one each
             except Exception:  # noqa: BLE001,S110 - gone already: nothing left to clean
                 pass
     (a, hidden_a), (b, hidden_b) = views

@@ -300,7 +300,7 @@ def test_copy_from_moved_image_old_one_gone_may_rebuild(new_project, imported_im
     maybe = {m["line"]: m["reason"] for m in predicted["prediction"]["may_rebuild"]}
     assert sorted(maybe) == [3, 4, 5] and rebuilt(predicted) == []
     assert maybe[3] == (f"copies /tool from {tag}, which moved to a new digest; the files were not compared: "
-                        f"the image it copied from last time ({tag}@{old[:19]}…) is not in the local image "
+                        f"the image it read last time ({tag}@{old[:19]}…) is not in the local image "
                         "store. It rebuilds only if they changed"), maybe[3]
     assert maybe[5] == "built on line 4, which may rebuild"
     assert "may rebuild: Dockerfile:3 COPY --from=" in err
