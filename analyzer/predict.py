@@ -436,7 +436,7 @@ def _read_by_content(s: dict, p: dict, prev_by_digest: dict[str, dict]) -> dict[
     """The images the previous step read by content only (the source of a copy, a bind
     mount that is not the root), each with the paths it read; None when an image it read
     is its root filesystem or a copy's destination (read by key: a moved image rebuilds it),
-    or the op does not say."""
+    or the op does not say; {} when no digest moved (nothing to compare)."""
     op = ((p.get("op") or {}).get("Op")) or {}
     inputs = p.get("inputs") or []
 
@@ -470,7 +470,10 @@ def _read_by_content(s: dict, p: dict, prev_by_digest: dict[str, dict]) -> dict[
         else:
             by_content.setdefault(img, []).append(str(mount.get("selector") or "/"))
     moved = [i for i in p.get("image_inputs") or [] if i not in (s.get("image_inputs") or [])]
-    if not moved or any(i in by_key or i not in by_content for i in moved):
+    if not moved:  # an image named by --build-context without a digest, resolved at build time
+        unpinned = [i for i in s.get("image_inputs") or [] if "@" not in i]
+        return {} if unpinned and not any(i in by_key for i in unpinned) else None
+    if any(i in by_key or i not in by_content for i in moved):
         return None
     return {i: list(dict.fromkeys(by_content[i])) for i in moved}
 
@@ -543,13 +546,13 @@ def _decide(record: dict, previous: dict | None, now: Now, df: "Dockerfile", rem
             # BuildKit reads the files of an image behind COPY --from or a bind mount by content:
             # compare them in the image read last time and in the one now
             read = _read_by_content(s, p, ex.prev_by_digest)
-            if read is not None:
+            if read:
                 content_why, rebuilds = _compare_moved(read, s, now, compared, notes)
                 if not rebuilds:
                     causes = []
-            elif (not (p.get("op") or {}).get("Op") and ins is not None and ins.keyword in ("COPY", "ADD")
-                  and ins.from_ref and df.resolve_ref(ins.from_ref) is None):
-                # a record without the op: which files it copies is not known
+            elif ((read is not None or not (p.get("op") or {}).get("Op")) and ins is not None
+                  and ins.keyword in ("COPY", "ADD") and ins.from_ref and df.resolve_ref(ins.from_ref) is None):
+                # no digests to compare, or a record without the op: which files it copies is not known
                 content_why = (f"copies from {ins.from_ref[:40]}, which moved to a new digest: it rebuilds only "
                                "if the files it copies changed")
                 causes = []

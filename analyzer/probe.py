@@ -7,14 +7,15 @@ only: its import costs most of a second, which `cachewhy build` never pays.
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import json
 import posixpath
 import re
-import tarfile
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # tarfile and fnmatch are imported where an image is compared: not on every prediction
+    import tarfile
 
 
 @dataclass
@@ -230,6 +231,8 @@ def entry_digest(member: "tarfile.TarInfo", data: Any) -> str:
     """What BuildKit's content checksum reads of one file (cache/contenthash): its type,
     mode, owner, link target, device numbers, xattrs (not security.* but
     security.capability, not system.*) and content. Not its mtime, nor the owner's name."""
+    import tarfile  # noqa: PLC0415
+
     h = hashlib.sha256()
     kind = member.type if member.type != tarfile.AREGTYPE else tarfile.REGTYPE
     h.update(repr((kind, member.mode & 0o7777, member.uid, member.gid, member.linkname if member.issym() or
@@ -251,6 +254,8 @@ def tar_digests(stream: Any, base: str = "/", pattern: str | None = None) -> tup
     container makes itself (CONTAINER_MADE) left out and listed apart. `pattern`: only the
     members whose path matches it (an absolute COPY source with wildcards, per path
     component) and what lies under them."""
+    import tarfile  # noqa: PLC0415
+
     out: dict[str, str] = {}
     hidden: list[str] = []
     with tarfile.open(fileobj=stream, mode="r|") as tar:
@@ -273,6 +278,8 @@ def tar_digests(stream: Any, base: str = "/", pattern: str | None = None) -> tup
 
 
 def _under_match(name: str, pattern: str) -> bool:
+    import fnmatch  # noqa: PLC0415
+
     parts, pats = name.strip("/").split("/"), pattern.strip("/").split("/")
     return len(parts) >= len(pats) and all(fnmatch.fnmatchcase(a, b) for a, b in zip(parts, pats))
 
@@ -295,6 +302,7 @@ def compare_image_files(old: str, new: str, paths: list[str], platform: str | No
     image store: a container of each is created, never started, read with `docker cp`, and
     removed. Costs nothing unless called: only for an image that moved."""
     import subprocess  # noqa: PLC0415
+    import tarfile  # noqa: PLC0415
 
     try:
         docker = _client()

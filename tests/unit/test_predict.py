@@ -458,6 +458,30 @@ def test_moved_image_with_the_same_files_is_cached():
             "BuildKit keeps the step") in _notes(report)
 
 
+def test_a_copy_from_a_moved_image_right_after_from_is_compared():
+    """The COPY's destination is the stage's base image (unchanged): only the copied image decides."""
+    prev = tools_record()
+    text = TOOLS_DOCKERFILE.replace("WORKDIR /app\n", "")
+    prev["dockerfile_text"] = text
+    del prev["steps"][2]  # no WORKDIR: the COPY is built on the FROM image itself
+    prev["steps"][2].update(line=2, index=2, inputs=[_digest(1), _digest(10)], image_inputs=[IMAGE, TOOLS_OLD])
+    prev["steps"][3].update(line=3, index=3)
+    prev["steps"][0]["op"] = {"Op": {"source": {"identifier": IMAGE}}}
+    name = "docker.io/tools/uv:1"
+    images = {name: pr.Resolved("tools/uv:1", name, "sha256:" + "b" * 64, "local image store")}
+    calls = []
+
+    def compare(old, new, paths, platform):
+        calls.append(paths)
+        return pr.FilesCompared(True, [])
+    now = pr.Now(args=parse_args(["/c"]), dockerfile_path=None, dockerfile_text=text, snapshot=None,
+                 images=images, compare_images=compare)
+    fc = pr.forecast(prev, now, HASH)
+    assert calls == [["/uv", "/uvx"]]
+    assert {s["line"]: s["status"] for s in fc.record["steps"] if s.get("keyword") in ("COPY", "RUN")} == {
+        2: "cached", 3: "cached"}
+
+
 def test_moved_image_with_other_files_is_the_root_with_the_builds_words():
     got, report, _ = tools_predicted(pr.FilesCompared(False, ["/uv"]))
     assert got == {2: "cached", 3: "rebuilt", 4: "rebuilt"}
