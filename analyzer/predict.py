@@ -42,6 +42,18 @@ if TYPE_CHECKING:
 #: The status of a step whose rebuild cannot be told from what is on disk.
 MAY_REBUILD = "may-rebuild"
 
+
+def keys_dropped(now: "Now") -> str | None:
+    """The premise that no step of the last build is cached any more, or None: a cache
+    mount of the last build is gone (a prune ran since) and the builder is dockerd's
+    BuildKit, where a prune that removes any record drops every cache key although
+    DiskUsage still lists the other records (checked on dockerd 28.5: docs/predict.md).
+    A standalone BuildKit keeps the other records' keys: there the prune is may-rebuild."""
+    if not now.mounts_gone or now.driver != "docker":
+        return None
+    return (f"the cache mount {now.mounts_gone[0]} is gone: something pruned the builder since the last build; "
+            "dockerd's BuildKit drops every cache key on any prune")
+
 # Commands that fetch from the network at build time: their result is not on disk.
 _DOWNLOADS = re.compile(
     r"\b(curl|wget|apt-get\s+(?:-\S+\s+)*(?:update|install)|apt\s+install|apk\s+(?:-\S+\s+)*add|"
@@ -64,6 +76,8 @@ class Now:
     cache_note: str | None = None
     #: the previous build's cache mounts no record holds now: a prune since (probe.gone_cache_mounts)
     mounts_gone: list[str] = field(default_factory=list)
+    #: the buildx driver of the builder ("docker": dockerd's BuildKit), asked once a prune is evident
+    driver: str | None = None
     notes: list[str] = field(default_factory=list)
     #: name -> snapshot (JSON) of each named local context (--build-context NAME=DIR), as build takes them
     named_snapshots: dict | None = None
@@ -75,7 +89,7 @@ class Now:
 class Forecast:
     record: dict  # the forecast record: what explain.py reads
     may_rebuild: dict[str, str]  # step id -> why its rebuild cannot be predicted
-    notes: list[str]
+    notes: list["str | N.Note"]
     explainer: Any = None  # the cause engine that decided the statuses: it explains them too
 
 
@@ -273,7 +287,7 @@ def forecast(previous: dict | None, now: Now, hasher: "Hasher") -> Forecast:
     args = now.args
     df = dfmod.parse(now.dockerfile_text)
     stages = built_stages(df, args.target)
-    notes = list(now.notes)
+    notes: list["str | N.Note"] = list(now.notes)
     if args.target and not stages:
         notes.append(f"the Dockerfile has no stage {args.target!r}: the build will fail")
     plan = _planned(df, stages)
@@ -367,6 +381,9 @@ def forecast(previous: dict | None, now: Now, hasher: "Hasher") -> Forecast:
         "named_snapshots": now.named_snapshots,
     }
     may, ex = _decide(record, previous, now, df, remote_context, no_network)
+    premise = keys_dropped(now)
+    if premise is not None:
+        notes.append(N.Note(N.EVICTION_EVIDENCE, N.CACHE, premise))
     return Forecast(record, may, notes, ex)
 
 
@@ -434,6 +451,8 @@ def _decide(record: dict, previous: dict | None, now: Now, df: "Dockerfile", rem
     changed: dict[str, bool] = {}
     maybe: dict[str, str] = {}
     no_cache_all = bool((record.get("invocation") or {}).get("no_cache"))
+    # every cache key dropped: every step rebuilds, whatever it reads, downloads or copies
+    all_gone = keys_dropped(now) is not None
     for s in order:
         p = ex.matches.get(s["id"])
         near = ex.nearest(s["digest"])
@@ -473,7 +492,7 @@ def _decide(record: dict, previous: dict | None, now: Now, df: "Dockerfile", rem
             maybe_up = next((n for n in near if n["digest"] in maybe), None)
             if why is None and maybe_up is not None:
                 why = f"built on line {maybe_up.get('line')}, which may rebuild"
-            if why is not None:
+            if why is not None and not all_gone:
                 maybe[s["digest"]] = why
     # Unchanged steps are rebuilt only when needed and their cache record is gone:
     # walk back from the target's result.
@@ -491,7 +510,7 @@ def _decide(record: dict, previous: dict | None, now: Now, df: "Dockerfile", rem
         if d in rebuilt:
             continue
         if d in needed or any(x in rebuilt for x in dependents.get(d, [])):
-            present = (now.cache or {}).get(s["id"], True) if now.cache is not None else True
+            present = not all_gone and (now.cache is None or now.cache.get(s["id"], True))
             if not present:
                 rebuilt.add(d)
     # a step after an evicted one is cached when its own record is there: nothing to do
@@ -632,6 +651,8 @@ def gather(args: "BuildArgs", load_previous: "Any", *, check_cache: bool = True)
         before = load_previous() if check_cache else None
         if before is not None:
             probed["cache"] = probe.cache_presence(before, args.builder)
+            if probed["cache"][2]:  # a prune since the last build: what it did depends on the builder
+                probed["driver"] = probe.builder_driver(args.builder)
         return probed
 
     asking = _in_background(ask_engine)
@@ -673,6 +694,7 @@ def gather(args: "BuildArgs", load_previous: "Any", *, check_cache: bool = True)
     now.notes += notes
     if "cache" in probed:
         now.cache, now.cache_note, now.mounts_gone = probed["cache"]
+        now.driver = probed.get("driver")
     return now, previous
 
 

@@ -128,6 +128,42 @@ def cache_presence(previous: dict, builder: str | None) -> tuple[dict[str, bool]
     return presence_from_records(previous, usage), None, gone_cache_mounts(previous, usage)
 
 
+def builder_driver(builder: str | None) -> str | None:
+    """The buildx driver of the builder `--builder` names (None: the current one), as
+    `docker buildx inspect` gives it ("docker": the docker engine's own BuildKit);
+    "docker" for `docker://` too, "buildkitd" for a buildkitd address; None when
+    nothing answered. Asked only once a prune is evident (a CLI call, ~0.2 s)."""
+    import subprocess  # noqa: PLC0415
+
+    from analyzer.buildkit.address import parse_target  # noqa: PLC0415
+    from analyzer.buildx import docker_command  # noqa: PLC0415
+
+    try:
+        target = parse_target({"builder": builder})
+        if target.kind == "docker":
+            return "docker"
+        if target.kind != "buildx":
+            return "buildkitd"
+        res = subprocess.run([*docker_command(), "buildx", "inspect", *([target.where] if target.where else [])],
+                             capture_output=True, text=True, timeout=30, check=False)
+    except Exception:  # noqa: BLE001 - no CLI, a bad name: the driver is not known
+        return None
+    if res.returncode != 0:
+        return None
+    return driver_of_inspect(res.stdout)
+
+
+def driver_of_inspect(text: str) -> str | None:
+    """The `Driver:` of `docker buildx inspect`'s output (its first lines), or None."""
+    for line in text.splitlines():
+        if line.startswith("Nodes:"):
+            break
+        key, sep, value = line.partition(":")
+        if sep and key.strip() == "Driver" and value.strip():
+            return value.strip()
+    return None
+
+
 def gone_cache_mounts(previous: dict, records: list[dict]) -> list[str]:
     """`RUN --mount=type=cache` mounts of the previous build that no cache record holds
     any more ("DEST (line N)"): something pruned the builder's cache since."""

@@ -368,7 +368,8 @@ def test_bad_input_is_one_line_and_exit_2(argv, message, tmp_path):
     assert not (tmp_path / "store").exists() or not any((tmp_path / "store").glob("*.json"))
 
 
-def test_a_cache_mount_gone_means_a_prune_ran_and_nothing_is_predicted_cached():
+@pytest.mark.parametrize("driver", [None, "docker-container", "remote", "buildkitd"])
+def test_a_cache_mount_gone_means_a_prune_ran_and_nothing_is_predicted_cached(driver):
     from analyzer.probe import gone_cache_mounts
 
     prev = previous_record()
@@ -380,7 +381,59 @@ def test_a_cache_mount_gone_means_a_prune_ran_and_nothing_is_predicted_cached():
     assert gone_cache_mounts(prev, held) == []
     assert gone_cache_mounts(prev, []) == ["/root/.cache/x (line 5)"]
     now = pr.Now(args=parse_args(["/c"]), dockerfile_path=None, dockerfile_text=DOCKERFILE, snapshot=None,
-                 cache={}, mounts_gone=["/root/.cache/x (line 5)"])
+                 cache={}, mounts_gone=["/root/.cache/x (line 5)"], driver=driver)
     _, report = pr.report_of(pr.forecast(prev, now, HASH), prev, now)
-    assert set(statuses(report).values()) == {"may-rebuild"}
+    # a standalone BuildKit (or one not known) keeps the other records' keys: nothing is claimed
+    assert set(statuses(report).values()) == {"may-rebuild"} and report["misses"] == []
     assert "something pruned the builder since the last build" in report["prediction"]["may_rebuild"][0]["reason"]
+
+
+def test_a_prune_on_dockerds_buildkit_rebuilds_every_step_as_cache_evicted():
+    # dockerd's BuildKit (the buildx `docker` driver) drops every cache key on any prune, though
+    # DiskUsage still lists the step records (checked on dockerd 28.5): the build reports
+    # every step rebuilt, the first one cache-evicted, and so must the prediction
+    prev = previous_record()
+    gone = "/root/.cache/x (line 5)"
+    now = pr.Now(args=parse_args(["/c"]), dockerfile_path=None, dockerfile_text=DOCKERFILE, snapshot=None,
+                 cache={"workdir": True, "copy": True, "run": True, "copyfrom": True, "wc": True},
+                 mounts_gone=[gone], driver="docker")
+    _, report = pr.report_of(pr.forecast(prev, now, HASH), prev, now)
+    assert statuses(report) == {3: "rebuilt", 4: "rebuilt", 5: "rebuilt", 7: "rebuilt", 8: "rebuilt"}
+    assert roots(report) == [(3, "cache-evicted")]
+    assert report["misses"][0]["cause"]["detail"] == (
+        "the step and its inputs are identical to the previous build, where it was built; "
+        "its cache entry is gone (pruned or garbage-collected)")
+    assert report["prediction"]["may_rebuild"] == [] and report["summary"]["may_rebuild"] == 0
+    assert report["prediction"]["expected_s"] == 15.5  # every step's time in the last build
+    assert ("the cache mount /root/.cache/x (line 5) is gone: something pruned the builder since the last "
+            "build; dockerd's BuildKit drops every cache key on any prune") in report["notes"]
+    # an edit is still its own root: the steps before it are evicted, it changed
+    now.dockerfile_text = DOCKERFILE.replace("echo $V", "echo V=$V")
+    _, report = pr.report_of(pr.forecast(prev, now, HASH), prev, now)
+    assert roots(report) == [(3, "cache-evicted")] and set(statuses(report).values()) == {"rebuilt"}
+    # a RUN that downloads has no key left either: rebuilt, not may-rebuild
+    now.dockerfile_text = DOCKERFILE
+    without_prune = pr.Now(args=parse_args(["/c"]), dockerfile_path=None, dockerfile_text=DOCKERFILE, snapshot=None)
+    for n in (now, without_prune):
+        n.dockerfile_text = DOCKERFILE.replace("RUN wc -c /c.txt", "RUN wget -q http://x/ && wc -c /c.txt")
+    _, report = pr.report_of(pr.forecast(prev, now, HASH), prev, now)
+    assert statuses(report)[8] == "rebuilt" and report["prediction"]["may_rebuild"] == []
+    # no prune: nothing is said of the builder, and no premise is noted
+    _, report = pr.report_of(pr.forecast(prev, without_prune, HASH), prev, without_prune)
+    assert not any("pruned" in n for n in report["notes"])
+
+
+def test_the_builder_driver_is_read_from_buildx_inspect():
+    from analyzer.probe import builder_driver, driver_of_inspect
+
+    inspect = ("Name:          default\nDriver:        docker\nLast Activity: 2026-12-04 02:00:04 +0000 UTC\n\n"
+               "Nodes:\nName:             default\nEndpoint:         default\n")
+    assert driver_of_inspect(inspect) == "docker"
+    assert driver_of_inspect(inspect.replace("docker\n", "docker-container\n", 1)) == "docker-container"
+    assert driver_of_inspect("Name: x\nNodes:\nDriver: docker\n") is None  # a node's line is not the builder's
+    assert driver_of_inspect("") is None
+    # the docker engine's socket is dockerd's BuildKit; a buildkitd address is a standalone one
+    assert builder_driver("docker://unix:///var/run/docker.sock") == "docker"
+    assert builder_driver("unix:///run/buildkit/buildkitd.sock") == "buildkitd"
+    assert builder_driver("tcp://buildkitd:1234") == "buildkitd"
+    assert builder_driver("bad://x") is None
