@@ -43,16 +43,34 @@ if TYPE_CHECKING:
 MAY_REBUILD = "may-rebuild"
 
 
-def keys_dropped(now: "Now") -> str | None:
-    """The premise that no step of the last build is cached any more, or None: a cache
-    mount of the last build is gone (a prune ran since) and the builder is dockerd's
-    BuildKit, where a prune that removes any record drops every cache key although
-    DiskUsage still lists the other records (checked on dockerd 28.5: docs/predict.md).
-    A standalone BuildKit keeps the other records' keys: there the prune is may-rebuild."""
-    if not now.mounts_gone or now.driver != "docker":
+def keys_dropped(now: "Now", previous: dict | None, at: float | None = None) -> str | None:
+    """The premise that no step of the last build is cached any more, or None.
+
+    A cache mount of the last build is gone: a prune or the builder's garbage
+    collection removed it. On dockerd's BuildKit (the buildx `docker` driver) a prune
+    that removes any record drops every cache key, although DiskUsage still lists the
+    other records; its garbage collection does not (both checked on dockerd 28.5:
+    docs/predict.md). The GC collects by age only what was unused for its rules'
+    Keep Duration, so the prune is taken as certain when the last build itself used
+    every mount that is gone (its RUN ran) less than that long ago. Elsewhere the
+    steps are may-rebuild: a standalone BuildKit keeps the other records' keys."""
+    import time  # noqa: PLC0415
+
+    if not now.mounts_gone or now.driver != "docker" or now.gc_keep_s is None or not previous:
         return None
+    started, took = previous.get("created"), previous.get("duration_s") or 0.0
+    if not isinstance(started, (int, float)):
+        return None
+    if (at if at is not None else time.time()) - (started + took) >= now.gc_keep_s:
+        return None
+    ran = {s.get("line") for s in previous.get("steps") or [] if s.get("status") == "rebuilt"}
+    for gone in now.mounts_gone:
+        line = gone.rpartition("(line ")[2].rstrip(")")
+        if not line.isdigit() or int(line) not in ran:
+            return None  # not used by the last build: the GC may have collected it
     return (f"the cache mount {now.mounts_gone[0]} is gone: something pruned the builder since the last build; "
             "dockerd's BuildKit drops every cache key on any prune")
+
 
 # Commands that fetch from the network at build time: their result is not on disk.
 _DOWNLOADS = re.compile(
@@ -76,8 +94,10 @@ class Now:
     cache_note: str | None = None
     #: the previous build's cache mounts no record holds now: a prune since (probe.gone_cache_mounts)
     mounts_gone: list[str] = field(default_factory=list)
-    #: the buildx driver of the builder ("docker": dockerd's BuildKit), asked once a prune is evident
+    #: the buildx driver of the builder ("docker": dockerd's BuildKit) and the shortest Keep Duration
+    #: of its GC rules (s), asked once a cache mount is gone (probe.builder_facts)
     driver: str | None = None
+    gc_keep_s: float | None = None
     notes: list[str] = field(default_factory=list)
     #: name -> snapshot (JSON) of each named local context (--build-context NAME=DIR), as build takes them
     named_snapshots: dict | None = None
@@ -380,8 +400,8 @@ def forecast(previous: dict | None, now: Now, hasher: "Hasher") -> Forecast:
         "snapshot": now.snapshot,
         "named_snapshots": now.named_snapshots,
     }
-    may, ex = _decide(record, previous, now, df, remote_context, no_network)
-    premise = keys_dropped(now)
+    premise = keys_dropped(now, previous)
+    may, ex = _decide(record, previous, now, df, remote_context, no_network, all_gone=premise is not None)
     if premise is not None:
         notes.append(N.Note(N.EVICTION_EVIDENCE, N.CACHE, premise))
     return Forecast(record, may, notes, ex)
@@ -439,7 +459,7 @@ def _carry_op(s: dict, p: dict, df: "Dockerfile", old_df: "Dockerfile | None", n
 
 
 def _decide(record: dict, previous: dict | None, now: Now, df: "Dockerfile", remote_context: bool,
-            no_network: bool) -> tuple[dict[str, str], Any]:
+            no_network: bool, all_gone: bool = False) -> tuple[dict[str, str], Any]:
     """Set each forecast step's status; return the steps that may rebuild, with why, and
     the cause engine's explainer of the forecast (it explains the statuses set here)."""
     from analyzer.explain import _Explainer, _is_step  # noqa: PLC0415
@@ -451,8 +471,7 @@ def _decide(record: dict, previous: dict | None, now: Now, df: "Dockerfile", rem
     changed: dict[str, bool] = {}
     maybe: dict[str, str] = {}
     no_cache_all = bool((record.get("invocation") or {}).get("no_cache"))
-    # every cache key dropped: every step rebuilds, whatever it reads, downloads or copies
-    all_gone = keys_dropped(now) is not None
+    # all_gone: every cache key dropped (keys_dropped), every step rebuilds whatever it reads
     for s in order:
         p = ex.matches.get(s["id"])
         near = ex.nearest(s["digest"])
@@ -482,10 +501,10 @@ def _decide(record: dict, previous: dict | None, now: Now, df: "Dockerfile", rem
             if why is None:
                 why = may_rebuild_reason(ins, s, remote_context, no_network)
             if why is None and now.mounts_gone:
-                # its record is there, but a prune ran since the last build: dockerd's BuildKit
-                # (28.5, checked on the engine) drops every cache key on any prune
-                why = (f"the cache mount {now.mounts_gone[0]} is gone: something pruned the builder since the last "
-                       "build, and a prune on dockerd's BuildKit drops every cache key")
+                # its record is there, but a prune or a GC ran since the last build: on dockerd's
+                # BuildKit a prune drops every cache key, a GC does not (keys_dropped)
+                why = (f"the cache mount {now.mounts_gone[0]} is gone: the builder was pruned or garbage-collected "
+                       "since the last build; dockerd's BuildKit drops every cache key on a prune, not on a GC")
             named = [n for n in _named_sources(s) if n not in (now.named_snapshots or {})]
             if why is None and named:
                 why = f"reads the build context{'s' if len(named) > 1 else ''} {', '.join(named)}, not compared"
@@ -652,7 +671,7 @@ def gather(args: "BuildArgs", load_previous: "Any", *, check_cache: bool = True)
         if before is not None:
             probed["cache"] = probe.cache_presence(before, args.builder)
             if probed["cache"][2]:  # a prune since the last build: what it did depends on the builder
-                probed["driver"] = probe.builder_driver(args.builder)
+                probed["builder"] = probe.builder_facts(args.builder)
         return probed
 
     asking = _in_background(ask_engine)
@@ -694,7 +713,8 @@ def gather(args: "BuildArgs", load_previous: "Any", *, check_cache: bool = True)
     now.notes += notes
     if "cache" in probed:
         now.cache, now.cache_note, now.mounts_gone = probed["cache"]
-        now.driver = probed.get("driver")
+    if probed.get("builder") is not None:
+        now.driver, now.gc_keep_s = probed["builder"].driver, probed["builder"].gc_keep_s
     return now, previous
 
 
