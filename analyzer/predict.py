@@ -659,19 +659,17 @@ def gather(args: "BuildArgs", load_previous: "Any", *, check_cache: bool = True)
         raise InputError(f"cannot read the Dockerfile {df_path}: {exc.strerror or exc}") from None
     df = dfmod.parse(text)
     now = Now(args=args, dockerfile_path=df_path, dockerfile_text=text, snapshot=None)
+    refs = stage_image_refs(df, built_stages(df, args.target), args.build_args,
+                            getattr(args, "build_contexts", None))
     # The engine's answers (docker CLI, gRPC) come from a child process while this one
-    # hashes the context: importing python-on-whales and grpc is CPU work that a thread
-    # would do under this process's GIL, one after the other with the snapshot.
+    # reads the previous record and hashes the context: importing python-on-whales and
+    # grpc is CPU work that a thread would do under this process's GIL, one after the
+    # other with the snapshot. The child needs nothing of the previous record: it hands
+    # back the builder's cache records, matched with the record here.
     def ask_engine() -> dict[str, Any]:
-        probed: dict[str, Any] = {}
-        refs = stage_image_refs(df, built_stages(df, args.target), args.build_args,
-                                getattr(args, "build_contexts", None))
-        probed["images"] = probe.resolve_images(refs)
-        before = load_previous() if check_cache else None
-        if before is not None:
-            probed["cache"] = probe.cache_presence(before, args.builder)
-            if probed["cache"][2]:  # a prune since the last build: what it did depends on the builder
-                probed["builder"] = probe.builder_facts(args.builder)
+        probed: dict[str, Any] = {"images": probe.resolve_images(refs)}
+        if check_cache:
+            probed["usage"] = probe.cache_records(args.builder)
         return probed
 
     asking = _in_background(ask_engine)
@@ -711,10 +709,11 @@ def gather(args: "BuildArgs", load_previous: "Any", *, check_cache: bool = True)
         now.notes.append(f"the engine could not be asked about images and cache: {probed['error']}")
     now.images, notes = probed.get("images") or ({}, [])
     now.notes += notes
-    if "cache" in probed:
-        now.cache, now.cache_note, now.mounts_gone = probed["cache"]
-    if probed.get("builder") is not None:
-        now.driver, now.gc_keep_s = probed["builder"].driver, probed["builder"].gc_keep_s
+    if "usage" in probed and previous is not None:
+        now.cache, now.cache_note, now.mounts_gone = probe.cache_presence(previous, *probed["usage"])
+    if now.mounts_gone:  # a prune or a GC since the last build: what it did depends on the builder
+        facts = probe.builder_facts(args.builder)
+        now.driver, now.gc_keep_s = facts.driver, facts.gc_keep_s
     return now, previous
 
 
@@ -753,7 +752,7 @@ def predict(args: "BuildArgs", *, store_dir: str | None, against: str | None,
     given = previous
 
     def load_previous() -> dict | None:
-        """The previous record (read in the lookup process too: it is not shared)."""
+        """The previous record, read while the engine is asked."""
         if ref is None:
             return given
         try:
