@@ -16,6 +16,8 @@ What decides a status, as BuildKit decides it:
   * a step with an unchanged key is rebuilt only when it is needed (a step
     after it is rebuilt, or it is the target's result) and its cache record
     is gone (`cache-evicted`);
+  * a prune on dockerd's BuildKit drops every cache key: when one is certain
+    (keys_dropped), every step rebuilds and the first is `cache-evicted`;
   * what cannot be known from disk (ADD <url> without --checksum, a RUN that
     downloads, a remote git context) is marked "may rebuild", never counted
     as cached.
