@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from analyzer import notes as N
 from analyzer.model import Report
-from analyzer.notes import as_note
+from analyzer.notes import Note, as_note
 from analyzer.probe import Resolved, normalise_image  # noqa: F401 - what probe resolves; named here too
 
 if TYPE_CHECKING:
@@ -549,22 +549,30 @@ def _decide(record: dict, previous: dict | None, now: Now, df: "Dockerfile", rem
 
 # ------------------------------------------------------------------ the report
 
-def report_of(fc: Forecast, previous: dict | None, now: Now) -> tuple[Any, Report]:
-    """(analysis, report) of a forecast: the cause engine's, with a `prediction` block."""
-    from analyzer.collector import paused  # noqa: PLC0415
-    from analyzer.explain import explain  # noqa: PLC0415
-    from analyzer.report.model import build_report  # noqa: PLC0415
+def notes_after(fc: Forecast, now: Now) -> list[Note]:
+    """What the forecast says after its causes: new steps without a time, and a
+    cache that could not be checked."""
+    out: list[Note] = []
+    new = [s for s in fc.record["steps"] if s.get("status") == "rebuilt"
+           and s.get("keyword") not in (None, "FROM") and s.get("duration_s") is None]
+    if new:
+        out.append(Note(N.NO_TIME, N.SOURCE,
+                        f"{len(new)} new step{'s' if len(new) != 1 else ''}: no time known from the last build"))
+    if now.cache is None:
+        out.append(Note(N.CACHE_UNKNOWN, N.CACHE,
+                        now.cache_note or "assumed the cache still holds the last build's steps"))
+    return out
 
-    analysis = paused(fc.explainer.run)() if fc.explainer is not None else explain(fc.record, previous)
-    analysis.notes[:0] = [as_note(n, N.SOURCE) for n in fc.notes]
-    report = build_report(analysis)
+
+def add_prediction(report: Report, fc: Forecast, previous: dict | None, now: Now) -> None:
+    """The report's `prediction` block (the marker that it is one, and what it
+    compared), and a summary that counts may-rebuild steps apart."""
     steps = fc.record["steps"]
     rebuilt = [s for s in steps if s.get("status") == "rebuilt" and s.get("keyword") not in (None, "FROM")]
-    unknown_time = [s for s in rebuilt if s.get("duration_s") is None]
     report["prediction"] = {
         "baseline": (previous or {}).get("id"),
         "expected_s": round(sum(s.get("duration_s") or 0.0 for s in rebuilt), 3),
-        "steps_without_time": len(unknown_time),
+        "steps_without_time": sum(1 for s in rebuilt if s.get("duration_s") is None),
         "may_rebuild": [{"id": s["id"], "line": s.get("line"), "instruction": s.get("instruction"),
                          "reason": fc.may_rebuild[s["id"]]} for s in steps if s["id"] in fc.may_rebuild],
         "cache": "checked" if now.cache is not None else "assumed",
@@ -576,12 +584,6 @@ def report_of(fc: Forecast, previous: dict | None, now: Now) -> tuple[Any, Repor
     counted = (summ.get("cached") or 0) + (summ.get("rebuilt") or 0) + len(fc.may_rebuild)
     # a step that may rebuild is no cache hit: --fail-below-hit-ratio must not pass on a guess
     summ["hit_ratio"] = round((summ.get("cached") or 0) / counted, 4) if counted else None
-    if unknown_time:
-        n = len(unknown_time)
-        report["notes"].append(f"{n} new step{'s' if n != 1 else ''}: no time known from the last build")
-    if now.cache is None:
-        report["notes"].append(now.cache_note or "assumed the cache still holds the last build's steps")
-    return analysis, report
 
 
 # ------------------------------------------------------------------ what is there now
@@ -717,62 +719,6 @@ def gather(args: "BuildArgs", load_previous: "Any", *, check_cache: bool = True)
         facts = probe.builder_facts(args.builder)
         now.driver, now.gc_keep_s = facts.driver, facts.gc_keep_s
     return now, previous
-
-
-@dataclass
-class Prediction:
-    previous: dict | None
-    now: Now
-    forecast: Forecast
-    analysis: Any
-    report: Report
-    known_values: Any = None  # hash -> value of this run's build args, for --show-values
-
-
-def predict(args: "BuildArgs", *, store_dir: str | None, against: str | None,
-            previous: dict | None = None, use_store: bool = True) -> Prediction:
-    """Predict the build `args` describe against `against` (else the last build of the
-    same project in the store, else `previous` as given)."""
-    from analyzer.errors import CachewhyError  # noqa: PLC0415
-    from analyzer.record import make_hasher, project_of, store_key  # noqa: PLC0415
-    from analyzer.store import open_store  # noqa: PLC0415
-
-    store = open_store(store_dir)
-    notes: list[str] = []
-    ref = None
-    if use_store and previous is None:
-        project = project_of(args, args.dockerfile_path())
-        try:
-            ref = against or store.find_previous(project)
-            if against:
-                store.resolve(against)  # a wrong --against is the user's error, said before anything
-        except CachewhyError as exc:
-            if against:
-                raise
-            notes.append(f"no previous record: {exc}")
-    hasher = make_hasher(store_key(store.root))
-    given = previous
-
-    def load_previous() -> dict | None:
-        """The previous record, read while the engine is asked."""
-        if ref is None:
-            return given
-        try:
-            return cast(dict, store.load(ref))  # read as plain JSON here
-        except CachewhyError as exc:
-            if against:
-                raise
-            notes.append(f"no previous record: {exc}")
-            return None
-
-    now, previous = gather(args, load_previous)
-    now.notes[:0] = notes
-    fc = forecast(previous, now, hasher)
-    analysis, report = report_of(fc, previous, now)
-
-    def known() -> dict[str, str]:
-        return {hasher(v): v for v in args.build_args.values() if v is not None}
-    return Prediction(previous, now, fc, analysis, report, known)
 
 
 # ------------------------------------------------------------------ the score (build --predict)

@@ -15,10 +15,18 @@ from analyzer import predict as pr
 from analyzer.buildx import parse_args
 from analyzer.errors import UsageError
 from analyzer.gates import Gates, parse_duration
+from analyzer.pipeline import analyse
 from analyzer.probe import presence_from_records
 from analyzer.record import make_hasher
+from analyzer.sources import Baseline, PredictionInput
 
 HASH = make_hasher(b"k" * 32)
+
+
+def forecast_report(prev: dict, now: pr.Now) -> tuple[dict, dict]:
+    """The forecast record and report, through the pipeline as `cachewhy predict` makes them."""
+    outcome = analyse(PredictionInput("this prediction", now, HASH), Baseline(record=prev))  # type: ignore[arg-type]
+    return outcome.record, outcome.report
 
 DOCKERFILE = """\
 FROM local/busybox:latest AS base
@@ -87,9 +95,7 @@ def predicted(text: str = DOCKERFILE, argv: tuple[str, ...] = (), digest: str | 
         name = "docker.io/local/busybox:latest"
         images[name] = pr.Resolved("local/busybox:latest", name, digest, "local image store")
     now = pr.Now(args=args, dockerfile_path=None, dockerfile_text=text, snapshot=None, images=images, cache=cache)
-    fc = pr.forecast(prev, now, HASH)
-    _, report = pr.report_of(fc, prev, now)
-    return fc.record, report
+    return forecast_report(prev, now)
 
 
 def statuses(report: dict) -> dict[int, str]:
@@ -172,8 +178,7 @@ def test_add_url_without_checksum_may_rebuild_and_so_may_what_follows():
     prev["steps"][3]["instruction"] = "ADD https://example.com/a.txt /app/"
     prev["steps"][3]["keyword"] = "ADD"
     now = pr.Now(args=parse_args(["/c"]), dockerfile_path=None, dockerfile_text=text, snapshot=None)
-    fc = pr.forecast(prev, now, HASH)
-    _, report = pr.report_of(fc, prev, now)
+    _, report = forecast_report(prev, now)
     assert statuses(report) == {3: "cached", 4: "may-rebuild", 5: "may-rebuild", 7: "may-rebuild",
                                 8: "may-rebuild"}
     reasons = [m["reason"] for m in report["prediction"]["may_rebuild"]]
@@ -186,7 +191,7 @@ def test_add_url_without_checksum_may_rebuild_and_so_may_what_follows():
     prev["dockerfile_text"] = pinned
     prev["steps"][3]["instruction"] = pinned.splitlines()[3]
     now = pr.Now(args=parse_args(["/c"]), dockerfile_path=None, dockerfile_text=pinned, snapshot=None)
-    assert statuses(pr.report_of(pr.forecast(prev, now, HASH), prev, now)[1])[4] == "cached"
+    assert statuses(forecast_report(prev, now)[1])[4] == "cached"
 
 
 @pytest.mark.parametrize("run, network, why", [
@@ -335,14 +340,14 @@ def test_copy_from_a_stage_that_rebuilds_may_rebuild_and_a_later_change_is_its_o
     prev["steps"][5]["inputs"] = [_digest(1), _digest(4)]  # the final stage starts from the image
     now = pr.Now(args=parse_args(["/c"]), dockerfile_path=None, dockerfile_text=text.replace("echo $V", "echo $V!"),
                  snapshot=None)
-    _, report = pr.report_of(pr.forecast(prev, now, HASH), prev, now)
+    _, report = forecast_report(prev, now)
     assert statuses(report) == {3: "cached", 4: "cached", 5: "rebuilt", 7: "may-rebuild", 8: "may-rebuild"}
     why = report["prediction"]["may_rebuild"][0]["reason"]
     assert why == ("copies from stage base, which will rebuild (line 5): it rebuilds only if the files it reads "
                    "changed")
     # an edit after it is a root of its own, not a cascade of line 5
     now.dockerfile_text = now.dockerfile_text.replace("RUN wc -c /c.txt", "RUN wc -l /c.txt")
-    _, report = pr.report_of(pr.forecast(prev, now, HASH), prev, now)
+    _, report = forecast_report(prev, now)
     assert roots(report) == [(5, "instruction-changed"), (8, "instruction-changed")] or \
         sorted(roots(report)) == [(5, "instruction-changed"), (8, "instruction-changed")]
 
@@ -384,7 +389,7 @@ def test_a_cache_mount_gone_means_a_prune_ran_and_nothing_is_predicted_cached(dr
     assert gone_cache_mounts(prev, []) == ["/root/.cache/x (line 5)"]
     now = pr.Now(args=parse_args(["/c"]), dockerfile_path=None, dockerfile_text=DOCKERFILE, snapshot=None,
                  cache={}, mounts_gone=["/root/.cache/x (line 5)"], driver=driver)
-    _, report = pr.report_of(pr.forecast(prev, now, HASH), prev, now)
+    _, report = forecast_report(prev, now)
     # a standalone BuildKit (or one not known) keeps the other records' keys: nothing is claimed
     assert set(statuses(report).values()) == {"may-rebuild"} and report["misses"] == []
     assert ("the cache mount /root/.cache/x (line 5) is gone: the builder was pruned or garbage-collected since the "
@@ -407,7 +412,7 @@ def test_a_prune_on_dockerds_buildkit_rebuilds_every_step_as_cache_evicted():
     # DiskUsage still lists the step records (checked on dockerd 28.5): the build reports
     # every step rebuilt, the first one cache-evicted, and so must the prediction
     prev, now = _pruned()
-    _, report = pr.report_of(pr.forecast(prev, now, HASH), prev, now)
+    _, report = forecast_report(prev, now)
     assert statuses(report) == {3: "rebuilt", 4: "rebuilt", 5: "rebuilt", 7: "rebuilt", 8: "rebuilt"}
     assert roots(report) == [(3, "cache-evicted")]
     assert report["misses"][0]["cause"]["detail"] == (
@@ -419,11 +424,11 @@ def test_a_prune_on_dockerds_buildkit_rebuilds_every_step_as_cache_evicted():
             "build; dockerd's BuildKit drops every cache key on any prune") in report["notes"]
     # an edit is still explained: the steps before it are evicted, so the root is the first step
     prev, now = _pruned(DOCKERFILE.replace("echo $V", "echo V=$V"))
-    _, report = pr.report_of(pr.forecast(prev, now, HASH), prev, now)
+    _, report = forecast_report(prev, now)
     assert roots(report) == [(3, "cache-evicted")] and set(statuses(report).values()) == {"rebuilt"}
     # a RUN that downloads has no key left either: rebuilt, not may-rebuild
     prev, now = _pruned(DOCKERFILE.replace("RUN wc -c /c.txt", "RUN wget -q http://x/ && wc -c /c.txt"))
-    _, report = pr.report_of(pr.forecast(prev, now, HASH), prev, now)
+    _, report = forecast_report(prev, now)
     assert statuses(report)[8] == "rebuilt" and report["prediction"]["may_rebuild"] == []
 
 
@@ -442,7 +447,7 @@ def test_a_gone_cache_mount_that_the_gc_may_have_collected_is_not_taken_for_a_pr
     prev["created"] = time.time() - age_s
     if fields.get("mounts_gone"):
         prev["steps"][3]["status"] = "cached"  # line 4, cached in the last build
-    _, report = pr.report_of(pr.forecast(prev, now, HASH), prev, now)
+    _, report = forecast_report(prev, now)
     assert set(statuses(report).values()) == {"may-rebuild"} and report["misses"] == [], why
     assert not any("something pruned" in n for n in report["notes"]), why
     assert pr.keys_dropped(now, prev) is None
@@ -450,7 +455,7 @@ def test_a_gone_cache_mount_that_the_gc_may_have_collected_is_not_taken_for_a_pr
 
 def test_no_gone_mount_says_nothing_of_the_builder():
     prev, now = _pruned(mounts_gone=[])
-    _, report = pr.report_of(pr.forecast(prev, now, HASH), prev, now)
+    _, report = forecast_report(prev, now)
     assert set(statuses(report).values()) == {"cached"}
     assert not any("pruned" in n for n in report["notes"])
 
