@@ -58,6 +58,7 @@ NO_REPORT = "no-report"
 LONG_LINES = "long-lines"  # log lines over the length cap, dropped
 BAD_TIMES = "bad-times"  # impossible timestamps in the events, not used
 STORE_FAULT = "store-fault"  # the record store cannot keep this build's record
+NO_TIME = "no-time"  # a prediction's new steps: no time known from the last build
 HASH_KEY_REPLACED = "hash-key-replaced"  # a damaged hash.key was replaced
 RECORD_SKIPPED = "record-skipped"  # a record that cannot be compared was passed over
 OTHER = "other"

@@ -8,7 +8,7 @@ outputs (analyzer/deliver.py) all read the report made here.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, cast
 
 from analyzer import notes as N
 from analyzer.collector import paused
@@ -18,7 +18,8 @@ from analyzer.notes import Note
 if TYPE_CHECKING:
     from analyzer.explain import Analysis
     from analyzer.graph import BuildGraph
-    from analyzer.sources import Baseline, BuildInput
+    from analyzer.predict import Forecast
+    from analyzer.sources import Baseline, BuildInput, PredictionInput
     from analyzer.store import Store
 
 
@@ -44,36 +45,41 @@ class Made:
     """A build's record and graph, before any comparison."""
 
     record: Record
-    graph: "BuildGraph"
+    graph: "BuildGraph | None"  # None: a forecast, which has no events
     notes: list[Note]  # the input's and baseline's notes, then what the graph and provenance told
     known_values: Callable[[], dict[str, str]]
     store_fault: str | None = None
+    forecast: "Forecast | None" = None  # a prediction's: its cause engine decided the statuses
 
 
 @paused
-def analyse(input: "BuildInput", baseline: "Baseline") -> Outcome:  # noqa: A002 - the pipeline's one input
+def analyse(input: "BuildInput | PredictionInput", baseline: "Baseline") -> Outcome:  # noqa: A002 - the pipeline's one input
     """The record, analysis and report of one build compared with its baseline,
     each made once: every note (the source's, the baseline's, the graph's and
     the evidence the source adds once the causes are known) is in before the
-    report is made."""
+    report is made. A build from events gets its record from them; a prediction
+    gets its forecast, and is then explained and reported as any build."""
     inp = input
     from analyzer.explain import explain  # noqa: PLC0415
     from analyzer.record import step_ids  # noqa: PLC0415
     from analyzer.report.model import build_report  # noqa: PLC0415
 
-    made = make_record(inp, baseline)
+    made = make_forecast(inp, baseline) if inp.kind == "prediction" else make_record(inp, baseline)  # type: ignore[arg-type]
     previous = baseline.record
-    try:  # a record from anywhere (store, --baseline, a shared cache): checked, and one note if bad
-        problem = _cannot_compare(previous)
-        analysis = explain(made.record, previous) if problem is None else None
-    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
-        problem, analysis = f"it could not be compared ({exc!r})", None
-    if analysis is None:
-        made.notes.append(Note(N.RECORD_SKIPPED, N.BASELINE,
-                               f"the previous record {str(previous.get('id') if previous else None)[:40]} was skipped: "
-                               f"{problem}; this build is explained without a previous build"))
-        previous = None
-        analysis = explain(made.record, None)
+    if made.forecast is not None:  # the cause engine that decided the statuses explains them
+        analysis = made.forecast.explainer.run()
+    else:
+        try:  # a record from anywhere (store, --baseline, a shared cache): checked, and one note if bad
+            problem = _cannot_compare(previous)
+            analysis = explain(made.record, previous) if problem is None else None
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+            problem, analysis = f"it could not be compared ({exc!r})", None
+        if analysis is None:
+            made.notes.append(Note(N.RECORD_SKIPPED, N.BASELINE,
+                                   f"the previous record {str(previous.get('id') if previous else None)[:40]} was "
+                                   f"skipped: {problem}; this build is explained without a previous build"))
+            previous = None
+            analysis = explain(made.record, None)
     analysis.notes[:0] = made.notes
     if inp.evidence is not None:
         held, notes = inp.evidence.still_cached(analysis, made.record)
@@ -83,12 +89,37 @@ def analyse(input: "BuildInput", baseline: "Baseline") -> Outcome:  # noqa: A002
             analysis.notes = kept
         analysis.notes += notes
         analysis.notes += inp.evidence.after(analysis)
+    if made.forecast is not None:
+        from analyzer.predict import add_prediction, notes_after  # noqa: PLC0415
+
+        analysis.notes += notes_after(made.forecast, inp.now)  # type: ignore[union-attr]
+        report = build_report(analysis)
+        add_prediction(report, made.forecast, cast(dict, previous), inp.now)  # type: ignore[union-attr]
+        return Outcome(made.record, analysis, report, known_values=made.known_values)
     report = build_report(analysis)
     made.record["report"] = report  # `cachewhy show` replays it
-    ids = step_ids(made.graph.steps)
-    tails = {ids[d]: s.log_tail for d, s in made.graph.steps.items() if s.log_tail}
+    graph = made.graph
+    assert graph is not None
+    ids = step_ids(graph.steps)
+    tails = {ids[d]: s.log_tail for d, s in graph.steps.items() if s.log_tail}
     return Outcome(made.record, analysis, report, tails, known_values=made.known_values,
                    store_fault=made.store_fault)
+
+
+@paused
+def make_forecast(inp: "PredictionInput", baseline: "Baseline") -> Made:
+    """A prediction's record: the baseline's steps carried over to the build as it
+    would start now, each with the status BuildKit will give it (predict.forecast)."""
+    from analyzer.predict import forecast  # noqa: PLC0415
+
+    fc = forecast(cast(dict, baseline.record), inp.now, inp.hasher)  # read as the JSON it is
+    if inp.other_target:  # the build will have no previous build of its target: explained so
+        from analyzer.explain import _Explainer  # noqa: PLC0415
+
+        fc.explainer = _Explainer(cast(dict, fc.record), None)
+    notes = [*(N.as_note(n, N.BASELINE) for n in baseline.notes), *inp.notes,
+             *(N.as_note(n, N.SOURCE) for n in fc.notes)]
+    return Made(fc.record, None, notes, known_values=inp.known_values, forecast=fc)  # type: ignore[arg-type]
 
 
 def _cannot_compare(previous: Record | None) -> str | None:

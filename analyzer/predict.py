@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from analyzer import notes as N
 from analyzer.model import Report
-from analyzer.notes import as_note
+from analyzer.notes import Note, as_note
 from analyzer.probe import Resolved, normalise_image  # noqa: F401 - what probe resolves; named here too
 
 if TYPE_CHECKING:
@@ -581,22 +581,30 @@ def _decide(record: dict, previous: dict | None, now: Now, df: "Dockerfile",
 
 # ------------------------------------------------------------------ the report
 
-def report_of(fc: Forecast, previous: dict | None, now: Now) -> tuple[Any, Report]:
-    """(analysis, report) of a forecast: the cause engine's, with a `prediction` block."""
-    from analyzer.collector import paused  # noqa: PLC0415
-    from analyzer.explain import explain  # noqa: PLC0415
-    from analyzer.report.model import build_report  # noqa: PLC0415
+def notes_after(fc: Forecast, now: Now) -> list[Note]:
+    """What the forecast says after its causes: new steps without a time, and a
+    cache that could not be checked."""
+    out: list[Note] = []
+    new = [s for s in fc.record["steps"] if s.get("status") == "rebuilt"
+           and s.get("keyword") not in (None, "FROM") and s.get("duration_s") is None]
+    if new:
+        out.append(Note(N.NO_TIME, N.SOURCE,
+                        f"{len(new)} new step{'s' if len(new) != 1 else ''}: no time known from the last build"))
+    if now.cache is None:
+        out.append(Note(N.CACHE_UNKNOWN, N.CACHE,
+                        now.cache_note or "assumed the cache still holds the last build's steps"))
+    return out
 
-    analysis = paused(fc.explainer.run)() if fc.explainer is not None else explain(fc.record, previous)
-    analysis.notes[:0] = [as_note(n, N.SOURCE) for n in fc.notes]
-    report = build_report(analysis)
+
+def add_prediction(report: Report, fc: Forecast, previous: dict | None, now: Now) -> None:
+    """The report's `prediction` block (the marker that it is one, and what it
+    compared), and a summary that counts may-rebuild steps apart."""
     steps = fc.record["steps"]
     rebuilt = [s for s in steps if s.get("status") == "rebuilt" and s.get("keyword") not in (None, "FROM")]
-    unknown_time = [s for s in rebuilt if s.get("duration_s") is None]
     report["prediction"] = {
         "baseline": (previous or {}).get("id"),
         "expected_s": round(sum(s.get("duration_s") or 0.0 for s in rebuilt), 3),
-        "steps_without_time": len(unknown_time),
+        "steps_without_time": sum(1 for s in rebuilt if s.get("duration_s") is None),
         "may_rebuild": [{"id": s["id"], "line": s.get("line"), "instruction": s.get("instruction"),
                          "reason": fc.may_rebuild[s["id"]]} for s in steps if s["id"] in fc.may_rebuild],
         "cache": "checked" if now.cache is not None else "assumed",
@@ -608,12 +616,6 @@ def report_of(fc: Forecast, previous: dict | None, now: Now) -> tuple[Any, Repor
     counted = (summ.get("cached") or 0) + (summ.get("rebuilt") or 0) + len(fc.may_rebuild)
     # a step that may rebuild is no cache hit: --fail-below-hit-ratio must not pass on a guess
     summ["hit_ratio"] = round((summ.get("cached") or 0) / counted, 4) if counted else None
-    if unknown_time:
-        n = len(unknown_time)
-        report["notes"].append(f"{n} new step{'s' if n != 1 else ''}: no time known from the last build")
-    if now.cache is None:
-        report["notes"].append(now.cache_note or "assumed the cache still holds the last build's steps")
-    return analysis, report
 
 
 # ------------------------------------------------------------------ what is there now
@@ -693,17 +695,17 @@ def gather(args: "BuildArgs", load_previous: "Any", *, check_cache: bool = True)
         raise InputError(f"cannot read the Dockerfile {df_path}: {exc.strerror or exc}") from None
     df = dfmod.parse(text)
     now = Now(args=args, dockerfile_path=df_path, dockerfile_text=text, snapshot=None)
+    refs = stage_image_refs(df, built_stages(df, args.target), args.build_args,
+                            getattr(args, "build_contexts", None))
     # The engine's answers (docker CLI, gRPC) come from a child process while this one
-    # hashes the context: importing python-on-whales and grpc is CPU work that a thread
-    # would do under this process's GIL, one after the other with the snapshot.
+    # reads the previous record and hashes the context: importing python-on-whales and
+    # grpc is CPU work that a thread would do under this process's GIL, one after the
+    # other with the snapshot. The child needs nothing of the previous record: it hands
+    # back the builder's cache records, matched with the record here.
     def ask_engine() -> dict[str, Any]:
-        probed: dict[str, Any] = {}
-        refs = stage_image_refs(df, built_stages(df, args.target), args.build_args,
-                                getattr(args, "build_contexts", None))
-        probed["images"] = probe.resolve_images(refs)
-        before = load_previous() if check_cache else None
-        if before is not None:
-            probed["cache"] = probe.cache_presence(before, args.builder)
+        probed: dict[str, Any] = {"images": probe.resolve_images(refs)}
+        if check_cache:
+            probed["usage"] = probe.cache_records(args.builder)
         return probed
 
     asking = _in_background(ask_engine)
@@ -743,80 +745,9 @@ def gather(args: "BuildArgs", load_previous: "Any", *, check_cache: bool = True)
         now.notes.append(f"the engine could not be asked about images and cache: {probed['error']}")
     now.images, notes = probed.get("images") or ({}, [])
     now.notes += notes
-    if "cache" in probed:
-        now.cache, now.cache_note, now.mounts_gone = probed["cache"]
+    if "usage" in probed and previous is not None:
+        now.cache, now.cache_note, now.mounts_gone = probe.cache_presence(previous, *probed["usage"])
     return now, previous
-
-
-@dataclass
-class Prediction:
-    previous: dict | None
-    now: Now
-    forecast: Forecast
-    analysis: Any
-    report: Report
-    known_values: Any = None  # hash -> value of this run's build args, for --show-values
-
-
-def predict(args: "BuildArgs", *, store_dir: str | None, against: str | None,
-            previous: dict | None = None, use_store: bool = True) -> Prediction:
-    """Predict the build `args` describe against `against` (else the last build of the
-    same project in the store, else `previous` as given)."""
-    from analyzer.errors import CachewhyError  # noqa: PLC0415
-    from analyzer.record import make_hasher, project_of, store_key  # noqa: PLC0415
-    from analyzer.store import open_store  # noqa: PLC0415
-
-    store = open_store(store_dir)
-    notes: list[str] = []
-    ref = None
-    other_target = False  # the baseline is a build of another target (none of this one)
-    if use_store and previous is None:
-        project = project_of(args, args.dockerfile_path())
-        try:
-            ref = against or store.find_previous(project)
-            if ref is None and not against:
-                ref = store.other_target(project)
-                other_target = ref is not None
-            if against:
-                store.resolve(against)  # a wrong --against is the user's error, said before anything
-        except CachewhyError as exc:
-            if against:
-                raise
-            notes.append(f"no previous record: {exc}")
-    hasher = make_hasher(store_key(store.root))
-    given = previous
-
-    def load_previous() -> dict | None:
-        """The previous record (read in the lookup process too: it is not shared)."""
-        if ref is None:
-            return given
-        try:
-            return cast(dict, store.load(ref))  # read as plain JSON here
-        except CachewhyError as exc:
-            if against:
-                raise
-            notes.append(f"no previous record: {exc}")
-            return None
-
-    now, previous = gather(args, load_previous)
-    now.notes[:0] = notes
-    fc = forecast(previous, now, hasher)
-    if other_target and previous is not None:
-        # The stages both targets build share their cache records, so that build tells
-        # which steps are cached; the build itself will have no previous build of its
-        # target to compare with, and explains its misses as having none.
-        fc.explainer = None
-        target = ((previous.get("project") or {}).get("target")) or "the last stage"
-        fc.notes.append(f"no earlier build of this target: the cache statuses come from build {previous.get('id')} "
-                        f"(target {target})")
-        analysis, report = report_of(fc, None, now)
-        report["prediction"]["baseline"] = previous.get("id")
-    else:
-        analysis, report = report_of(fc, previous, now)
-
-    def known() -> dict[str, str]:
-        return {hasher(v): v for v in args.build_args.values() if v is not None}
-    return Prediction(previous, now, fc, analysis, report, known)
 
 
 # ------------------------------------------------------------------ the score (build --predict)

@@ -110,11 +110,10 @@ def cache_description(step: dict) -> str | None:
     return instr
 
 
-def cache_presence(previous: dict, builder: str | None) -> tuple[dict[str, bool | None] | None, str | None, list[str]]:
-    """Previous step id -> whether its cache record is still on the builder (DiskUsage):
-    a record with the step's Description whose Parents hold the record of the step
-    before it; and the previous build's cache mounts that are gone (`gone_cache_mounts`).
-    (None, why, []) when the builder does not answer."""
+def cache_records(builder: str | None) -> tuple[list[dict] | None, str | None]:
+    """The builder's cache records as DiskUsage lists them (ID, Description, Parents),
+    or (None, why) when the builder does not answer. Plain data: it crosses from the
+    lookup process to the one that decides."""
     try:
         from analyzer.buildkit.connect import Client  # noqa: PLC0415
 
@@ -123,9 +122,19 @@ def cache_presence(previous: dict, builder: str | None) -> tuple[dict[str, bool 
     except Exception as exc:  # noqa: BLE001 - any failure: say so, assume the cache holds
         said = " ".join(str(exc).split())[:200]
         return None, (f"the builder's cache records could not be read ({said}): assumed the cache still holds "
-                      "the last build's steps"), []
-    usage = [_usage(r) for r in records]
-    return presence_from_records(previous, usage), None, gone_cache_mounts(previous, usage)
+                      "the last build's steps")
+    return [_usage(r) for r in records], None
+
+
+def cache_presence(previous: dict, records: list[dict] | None,
+                   why: str | None = None) -> tuple[dict[str, bool | None] | None, str | None, list[str]]:
+    """Previous step id -> whether its cache record is still on the builder: a record
+    with the step's Description whose Parents hold the record of the step before it;
+    and the previous build's cache mounts that are gone (`gone_cache_mounts`).
+    (None, why, []) when the builder did not answer (`cache_records`)."""
+    if records is None:
+        return None, why, []
+    return presence_from_records(previous, records), None, gone_cache_mounts(previous, records)
 
 
 def gone_cache_mounts(previous: dict, records: list[dict]) -> list[str]:

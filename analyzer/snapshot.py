@@ -1238,6 +1238,21 @@ def _parents_with_children(view: dict[str, Entry]) -> set[str]:
     return out
 
 
+def _same_files(old: Snapshot, new: Snapshot) -> bool:
+    """Whether both hold the same paths with the same content: an unchanged context
+    re-snapshotted shares its file entries with the previous snapshot, so this is a
+    pass of identity checks instead of diff's filtered views (a 50,000-file context
+    takes a tenth of a second through those)."""
+    a, b = old.entries, new.entries
+    if len(a) != len(b):
+        return False
+    for p, e in b.items():
+        o = a.get(p)
+        if o is not e and (o is None or not o.same_content(e)):
+            return False
+    return True
+
+
 def diff(old: Snapshot, new: Snapshot, under: list[str] | None = None,
          include: list[str] | None = None, exclude: list[str] | None = None) -> FileChanges:
     """Files added / modified / removed between two snapshots.
@@ -1253,6 +1268,8 @@ def diff(old: Snapshot, new: Snapshot, under: list[str] | None = None,
     A path modified means present in both and not ``same_content``; a file
     that became a directory (or back) is removed + added.
     """
+    if _same_files(old, new):
+        return FileChanges()  # whatever the sources and patterns: nothing to find
     sources = _sources(under, (old, new))
     inc = IgnoreMatcher(include) if include else None
     exc = IgnoreMatcher(exclude) if exclude else None

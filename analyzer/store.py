@@ -379,6 +379,18 @@ def settle_v1(record: dict) -> dict:
     return record
 
 
+def _loads(text: str) -> Any:
+    """JSON by orjson (a 6 MB record with a 50,000-file snapshot: a third of json's
+    time), by json where orjson refuses (NaN, integers past 64 bits), whose errors
+    say where the text is broken."""
+    try:
+        import orjson  # noqa: PLC0415
+
+        return orjson.loads(text)
+    except (ImportError, ValueError):
+        return json.loads(text)
+
+
 def parse_record(data: bytes, where: str) -> Record:
     """Decode, upgrade and validate the bytes of a record file."""
     if not data.strip():
@@ -388,7 +400,7 @@ def parse_record(data: bytes, where: str) -> Record:
     except UnicodeDecodeError:
         raise StoreError(f"{where}: corrupt (not UTF-8 text)") from None
     try:
-        record = json.loads(text)
+        record = _loads(text)
     except (ValueError, RecursionError) as e:
         s = text.strip()
         if s.startswith("{") and not s.endswith("}"):

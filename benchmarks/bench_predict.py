@@ -125,6 +125,8 @@ def big_context(env: dict | None, why: str, ctx: Path | None, quick: bool) -> li
 
         import analyzer.predict as pr
         from analyzer.buildx import parse_args
+        from analyzer.pipeline import analyse
+        from analyzer.sources.prediction import from_args
 
         def own_work() -> float:  # the prediction in this process, without asking the engine
             t0 = time.perf_counter()
@@ -132,7 +134,7 @@ def big_context(env: dict | None, why: str, ctx: Path | None, quick: bool) -> li
             real = pr._in_background
             pr._in_background = lambda work: (lambda: {})  # noqa: E731 - no image lookups, no DiskUsage
             try:
-                pr.predict(pargs, store_dir=str(store), against=None)
+                analyse(*from_args(pargs, store_dir=str(store), against=None))
             finally:
                 pr._in_background = real
             return time.perf_counter() - t0

@@ -316,9 +316,10 @@ def _predict_first(opts: BuildOptions, args, width: int, debug: bool):  # type: 
     cannot be made is said in one line and the build goes on."""
     try:
         from analyzer.deliver import show  # noqa: PLC0415
-        from analyzer.predict import predict  # noqa: PLC0415
+        from analyzer.pipeline import analyse  # noqa: PLC0415
+        from analyzer.sources.prediction import from_args  # noqa: PLC0415
 
-        got = predict(args, store_dir=opts.store, against=opts.against)
+        got = analyse(*from_args(args, store_dir=opts.store, against=opts.against))
         show(got.report, None, width)
         return got
     except Exception as exc:  # noqa: BLE001 - the build runs whatever the prediction does

@@ -58,9 +58,11 @@ def run(argv: list[str], debug: bool) -> int:
     if args.context is None:
         raise UsageError("no build context given (PATH, as for `docker buildx build`)")
 
-    from analyzer.predict import predict  # noqa: PLC0415
+    from analyzer.pipeline import analyse  # noqa: PLC0415
+    from analyzer.sources.prediction import from_args  # noqa: PLC0415
 
-    outcome = predict(args, store_dir=found.get("store"), against=found.get("against"))  # type: ignore[arg-type]
+    inp, baseline = from_args(args, store_dir=found.get("store"), against=found.get("against"))  # type: ignore[arg-type]
+    outcome = analyse(inp, baseline)
     from analyzer.deliver import publish  # noqa: PLC0415
 
     publish(outcome.report, outputs, width, known=outcome.known_values)

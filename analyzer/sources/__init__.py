@@ -5,13 +5,18 @@ A build reaches cachewhy in one of three ways: a run of `cachewhy build`
 (sources/log.py), a record of a builder's build history (sources/history.py).
 Each adapter reads its source once and hands the pipeline (analyzer/pipeline.py)
 one `BuildInput`; the pipeline never knows where a build came from.
+
+A build that has not run yet is one more source (sources/prediction.py): its
+`PredictionInput` holds what the build would start from now, and the pipeline
+makes its record by forecasting instead of from events, then explains and
+reports it as it does every other build.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Mapping
+from typing import TYPE_CHECKING, Callable, ClassVar, Mapping
 
 from analyzer import notes as N
 from analyzer.model import Project, Record
@@ -20,6 +25,7 @@ from analyzer.notes import Note
 if TYPE_CHECKING:
     from analyzer.events import BuildEvents
     from analyzer.explain import Analysis
+    from analyzer.predict import Now
     from analyzer.provenance import Provenance
     from analyzer.store import Store
 
@@ -100,6 +106,7 @@ class Invocation:
 class BuildInput:
     """What the analysis needs of one build, from whichever source."""
 
+    kind: ClassVar[str] = "build"  # how the pipeline makes its record: from its events
     label: str  # how notes name it: "this build", "previous build (log x)", "A"
     events: "BuildEvents"
     invocation: Invocation
@@ -128,6 +135,27 @@ class BuildInput:
     def source_notes(self) -> list[Note]:
         """What reading it said about this build's own input (how its lines were mapped, a cut log)."""
         return [n for n in self.notes if n.about == N.SOURCE]
+
+
+@dataclass
+class PredictionInput:
+    """A build these buildx arguments describe, as it would start now: its
+    Dockerfile, context snapshot, base image digests and the builder's cache
+    records (predict.Now). The pipeline forecasts its record from them."""
+
+    kind: ClassVar[str] = "prediction"  # how the pipeline makes its record: by forecasting
+    label: str
+    now: "Now"
+    hasher: Hasher  # the store's keyed hash: values compare with the baseline's without being kept
+    notes: list[Note] = field(default_factory=list)
+    evidence: "Evidence | None" = None
+    #: the baseline is the project's build of another target (this one was never built):
+    #: it tells the cache statuses; the misses are explained as having no previous build
+    other_target: bool = False
+
+    def known_values(self) -> dict[str, str]:
+        """hash -> value of the build args given (--show-values only)."""
+        return {self.hasher(v): v for v in self.now.args.build_args.values() if v is not None}
 
 
 class Evidence:

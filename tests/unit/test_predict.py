@@ -13,10 +13,18 @@ from analyzer import predict as pr
 from analyzer.buildx import parse_args
 from analyzer.errors import UsageError
 from analyzer.gates import Gates, parse_duration
+from analyzer.pipeline import analyse
 from analyzer.probe import presence_from_records
 from analyzer.record import make_hasher
+from analyzer.sources import Baseline, PredictionInput
 
 HASH = make_hasher(b"k" * 32)
+
+
+def forecast_report(prev: dict, now: pr.Now) -> tuple[dict, dict]:
+    """The forecast record and report, through the pipeline as `cachewhy predict` makes them."""
+    outcome = analyse(PredictionInput("this prediction", now, HASH), Baseline(record=prev))  # type: ignore[arg-type]
+    return outcome.record, outcome.report
 
 DOCKERFILE = """\
 FROM local/busybox:latest AS base
@@ -85,9 +93,7 @@ def predicted(text: str = DOCKERFILE, argv: tuple[str, ...] = (), digest: str | 
         name = "docker.io/local/busybox:latest"
         images[name] = pr.Resolved("local/busybox:latest", name, digest, "local image store")
     now = pr.Now(args=args, dockerfile_path=None, dockerfile_text=text, snapshot=None, images=images, cache=cache)
-    fc = pr.forecast(prev, now, HASH)
-    _, report = pr.report_of(fc, prev, now)
-    return fc.record, report
+    return forecast_report(prev, now)
 
 
 def statuses(report: dict) -> dict[int, str]:
@@ -170,8 +176,7 @@ def test_add_url_without_checksum_may_rebuild_and_so_may_what_follows():
     prev["steps"][3]["instruction"] = "ADD https://example.com/a.txt /app/"
     prev["steps"][3]["keyword"] = "ADD"
     now = pr.Now(args=parse_args(["/c"]), dockerfile_path=None, dockerfile_text=text, snapshot=None)
-    fc = pr.forecast(prev, now, HASH)
-    _, report = pr.report_of(fc, prev, now)
+    _, report = forecast_report(prev, now)
     assert statuses(report) == {3: "cached", 4: "may-rebuild", 5: "may-rebuild", 7: "may-rebuild",
                                 8: "may-rebuild"}
     reasons = [m["reason"] for m in report["prediction"]["may_rebuild"]]
@@ -184,7 +189,7 @@ def test_add_url_without_checksum_may_rebuild_and_so_may_what_follows():
     prev["dockerfile_text"] = pinned
     prev["steps"][3]["instruction"] = pinned.splitlines()[3]
     now = pr.Now(args=parse_args(["/c"]), dockerfile_path=None, dockerfile_text=pinned, snapshot=None)
-    assert statuses(pr.report_of(pr.forecast(prev, now, HASH), prev, now)[1])[4] == "cached"
+    assert statuses(forecast_report(prev, now)[1])[4] == "cached"
 
 
 @pytest.mark.parametrize("run", [
@@ -335,14 +340,14 @@ def test_copy_from_a_stage_that_rebuilds_may_rebuild_and_a_later_change_is_its_o
     prev["steps"][5]["inputs"] = [_digest(1), _digest(4)]  # the final stage starts from the image
     now = pr.Now(args=parse_args(["/c"]), dockerfile_path=None, dockerfile_text=text.replace("echo $V", "echo $V!"),
                  snapshot=None)
-    _, report = pr.report_of(pr.forecast(prev, now, HASH), prev, now)
+    _, report = forecast_report(prev, now)
     assert statuses(report) == {3: "cached", 4: "cached", 5: "rebuilt", 7: "may-rebuild", 8: "may-rebuild"}
     why = report["prediction"]["may_rebuild"][0]["reason"]
     assert why == ("copies from stage base, which will rebuild (line 5): it rebuilds only if the files it reads "
                    "changed")
     # an edit after it is a root of its own, not a cascade of line 5
     now.dockerfile_text = now.dockerfile_text.replace("RUN wc -c /c.txt", "RUN wc -l /c.txt")
-    _, report = pr.report_of(pr.forecast(prev, now, HASH), prev, now)
+    _, report = forecast_report(prev, now)
     assert roots(report) == [(5, "instruction-changed"), (8, "instruction-changed")] or \
         sorted(roots(report)) == [(5, "instruction-changed"), (8, "instruction-changed")]
 
@@ -383,6 +388,6 @@ def test_a_cache_mount_gone_means_a_prune_ran_and_nothing_is_predicted_cached():
     assert gone_cache_mounts(prev, []) == ["/root/.cache/x (line 5)"]
     now = pr.Now(args=parse_args(["/c"]), dockerfile_path=None, dockerfile_text=DOCKERFILE, snapshot=None,
                  cache={}, mounts_gone=["/root/.cache/x (line 5)"])
-    _, report = pr.report_of(pr.forecast(prev, now, HASH), prev, now)
+    _, report = forecast_report(prev, now)
     assert set(statuses(report).values()) == {"may-rebuild"}
     assert "something pruned the builder since the last build" in report["prediction"]["may_rebuild"][0]["reason"]

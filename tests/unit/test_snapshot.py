@@ -1030,3 +1030,27 @@ def test_named_contexts_that_are_folders_are_snapshotted_with_their_own_ignore_f
     shutil.rmtree(extra)
     none, problems = snapshot_named(dirs, {"extra": ["sub"]})
     assert none == {} and len(problems) == 1 and "build context extra" in problems[0]
+
+
+def test_unchanged_resnapshot_shares_entries_and_diffs_empty(ctx: Path) -> None:
+    a = snapshot(ctx)
+    settle()
+    b = snapshot(ctx, previous=snapshot(ctx))
+    assert b.entries["src/app.py"] is not None and not diff(a, b) and not diff(a, b, under=["src"])
+
+
+@pytest.mark.parametrize("change, want", [
+    (lambda c: (c / "src").chmod(0o700), ("modified", ["src/"])),
+    (lambda c: (c / "empty").mkdir(), ("added", ["empty/"])),
+    (lambda c: (c / "docs/readme.md").unlink(), ("removed", ["docs/readme.md"])),
+    (lambda c: (c / "src/util.py").write_text("X = 2\n"), ("modified", ["src/util.py"])),
+])
+def test_a_change_behind_shared_entries_is_still_found(ctx: Path, change, want) -> None:
+    """diff's shortcut for identical snapshots never hides one changed path."""
+    (ctx / "src").chmod(0o755)
+    a = snapshot(ctx)
+    settle()
+    change(ctx)
+    b = snapshot(ctx, previous=a)
+    assert getattr(diff(a, b), want[0]) == want[1]
+    (ctx / "src").chmod(0o755)
