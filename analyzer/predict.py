@@ -16,6 +16,8 @@ What decides a status, as BuildKit decides it:
   * a step with an unchanged key is rebuilt only when it is needed (a step
     after it is rebuilt, or it is the target's result) and its cache record
     is gone (`cache-evicted`);
+  * a prune on dockerd's BuildKit drops every cache key: when one is certain
+    (keys_dropped), every step rebuilds and the first is `cache-evicted`;
   * what cannot be known from disk (ADD <url> without --checksum, a RUN that
     downloads, a remote git context) is marked "may rebuild", never counted
     as cached.
@@ -43,6 +45,34 @@ if TYPE_CHECKING:
 MAY_REBUILD = "may-rebuild"
 
 
+def keys_dropped(now: "Now", previous: dict | None, at: float | None = None) -> str | None:
+    """The premise that no step of the last build is cached any more, or None.
+
+    A cache mount of the last build is gone: a prune or the builder's garbage
+    collection removed it. On dockerd's BuildKit (the buildx `docker` driver) a prune
+    that removes any record drops every cache key, although DiskUsage still lists the
+    other records; its garbage collection does not (both checked on dockerd 28.5:
+    docs/predict.md). The GC collects by age only what was unused for its rules'
+    Keep Duration, so the prune is taken as certain when the last build itself used
+    every mount that is gone (its RUN ran) less than that long ago. Elsewhere the
+    steps are may-rebuild: a standalone BuildKit keeps the other records' keys."""
+    import time  # noqa: PLC0415
+
+    if not now.mounts_gone or now.driver != "docker" or now.gc_keep_s is None or not previous:
+        return None
+    started, took = previous.get("created"), previous.get("duration_s") or 0.0
+    if not isinstance(started, (int, float)):
+        return None
+    if (at if at is not None else time.time()) - (started + took) >= now.gc_keep_s:
+        return None
+    ran = {s.get("line") for s in previous.get("steps") or [] if s.get("status") == "rebuilt"}
+    for gone in now.mounts_gone:
+        line = gone.rpartition("(line ")[2].rstrip(")")
+        if not line.isdigit() or int(line) not in ran:
+            return None  # not used by the last build: the GC may have collected it
+    return (f"the cache mount {now.mounts_gone[0]} is gone: something pruned the builder since the last build; "
+            "dockerd's BuildKit drops every cache key on any prune")
+
 
 @dataclass
 class Now:
@@ -58,6 +88,10 @@ class Now:
     cache_note: str | None = None
     #: the previous build's cache mounts no record holds now: a prune since (probe.gone_cache_mounts)
     mounts_gone: list[str] = field(default_factory=list)
+    #: the buildx driver of the builder ("docker": dockerd's BuildKit) and the shortest Keep Duration
+    #: of its GC rules (s), asked once a cache mount is gone (probe.builder_facts)
+    driver: str | None = None
+    gc_keep_s: float | None = None
     notes: list[str] = field(default_factory=list)
     #: name -> snapshot (JSON) of each named local context (--build-context NAME=DIR), as build takes them
     named_snapshots: dict | None = None
@@ -69,7 +103,7 @@ class Now:
 class Forecast:
     record: dict  # the forecast record: what explain.py reads
     may_rebuild: dict[str, str]  # step id -> why its rebuild cannot be predicted
-    notes: list[str]
+    notes: list["str | N.Note"]
     explainer: Any = None  # the cause engine that decided the statuses: it explains them too
 
 
@@ -267,7 +301,7 @@ def forecast(previous: dict | None, now: Now, hasher: "Hasher") -> Forecast:
     args = now.args
     df = dfmod.parse(now.dockerfile_text)
     stages = built_stages(df, args.target)
-    notes = list(now.notes)
+    notes: list["str | N.Note"] = list(now.notes)
     if args.target and not stages:
         notes.append(f"the Dockerfile has no stage {args.target!r}: the build will fail")
     plan = _planned(df, stages)
@@ -389,7 +423,10 @@ def forecast(previous: dict | None, now: Now, hasher: "Hasher") -> Forecast:
         "snapshot": now.snapshot,
         "named_snapshots": now.named_snapshots,
     }
-    may, ex = _decide(record, previous, now, df, remote_context)
+    premise = keys_dropped(now, previous)
+    may, ex = _decide(record, previous, now, df, remote_context, all_gone=premise is not None)
+    if premise is not None:
+        notes.append(N.Note(N.EVICTION_EVIDENCE, N.CACHE, premise))
     return Forecast(record, may, notes, ex)
 
 
@@ -490,8 +527,8 @@ def _carry_op(s: dict, p: dict, df: "Dockerfile", old_df: "Dockerfile | None", n
     s["op"] = op
 
 
-def _decide(record: dict, previous: dict | None, now: Now, df: "Dockerfile",
-            remote_context: bool) -> tuple[dict[str, str], Any]:
+def _decide(record: dict, previous: dict | None, now: Now, df: "Dockerfile", remote_context: bool,
+            all_gone: bool = False) -> tuple[dict[str, str], Any]:
     """Set each forecast step's status; return the steps that may rebuild, with why, and
     the cause engine's explainer of the forecast (it explains the statuses set here)."""
     from analyzer.explain import _Explainer, _is_step  # noqa: PLC0415
@@ -503,6 +540,7 @@ def _decide(record: dict, previous: dict | None, now: Now, df: "Dockerfile",
     changed: dict[str, bool] = {}
     maybe: dict[str, str] = {}
     no_cache_all = bool((record.get("invocation") or {}).get("no_cache"))
+    # all_gone: every cache key dropped (keys_dropped), every step rebuilds whatever it reads
     for s in order:
         p = ex.matches.get(s["id"])
         near = ex.nearest(s["digest"])
@@ -532,17 +570,17 @@ def _decide(record: dict, previous: dict | None, now: Now, df: "Dockerfile",
             if why is None:
                 why = may_rebuild_reason(ins, s, remote_context)
             if why is None and now.mounts_gone:
-                # its record is there, but a prune ran since the last build: dockerd's BuildKit
-                # (28.5, checked on the engine) drops every cache key on any prune
-                why = (f"the cache mount {now.mounts_gone[0]} is gone: something pruned the builder since the last "
-                       "build, and a prune on dockerd's BuildKit drops every cache key")
+                # its record is there, but a prune or a GC ran since the last build: on dockerd's
+                # BuildKit a prune drops every cache key, a GC does not (keys_dropped)
+                why = (f"the cache mount {now.mounts_gone[0]} is gone: the builder was pruned or garbage-collected "
+                       "since the last build; dockerd's BuildKit drops every cache key on a prune, not on a GC")
             named = [n for n in _named_sources(s) if n not in (now.named_snapshots or {})]
             if why is None and named:
                 why = f"reads the build context{'s' if len(named) > 1 else ''} {', '.join(named)}, not compared"
             maybe_up = next((n for n in near if n["digest"] in maybe), None)
             if why is None and maybe_up is not None:
                 why = f"built on line {maybe_up.get('line')}, which may rebuild"
-            if why is not None:
+            if why is not None and not all_gone:
                 maybe[s["digest"]] = why
     # Unchanged steps are rebuilt only when needed and their cache record is gone:
     # walk back from the target's result.
@@ -560,7 +598,7 @@ def _decide(record: dict, previous: dict | None, now: Now, df: "Dockerfile",
         if d in rebuilt:
             continue
         if d in needed or any(x in rebuilt for x in dependents.get(d, [])):
-            present = (now.cache or {}).get(s["id"], True) if now.cache is not None else True
+            present = False if all_gone else (True if now.cache is None else now.cache.get(s["id"], True))
             if present is None and d not in maybe:
                 maybe[d] = ("its cache record was found under another step name only: BuildKit names a "
                             "record after the build that made it")
@@ -747,6 +785,9 @@ def gather(args: "BuildArgs", load_previous: "Any", *, check_cache: bool = True)
     now.notes += notes
     if "usage" in probed and previous is not None:
         now.cache, now.cache_note, now.mounts_gone = probe.cache_presence(previous, *probed["usage"])
+    if now.mounts_gone:  # a prune or a GC since the last build: what it did depends on the builder
+        facts = probe.builder_facts(args.builder)
+        now.driver, now.gc_keep_s = facts.driver, facts.gc_keep_s
     return now, previous
 
 

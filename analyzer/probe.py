@@ -8,6 +8,8 @@ only: its import costs most of a second, which `cachewhy build` never pays.
 from __future__ import annotations
 
 import json
+import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -135,6 +137,66 @@ def cache_presence(previous: dict, records: list[dict] | None,
     if records is None:
         return None, why, []
     return presence_from_records(previous, records), None, gone_cache_mounts(previous, records)
+
+
+@dataclass
+class BuilderFacts:
+    """What buildx says of a builder, asked once a prune is evident (a CLI call, ~0.2 s)."""
+
+    driver: str | None  # "docker": the docker engine's own BuildKit; "buildkitd": an address; None: unknown
+    #: the shortest Keep Duration of its GC rules, in seconds (inf: no rule collects by age);
+    #: None when not known
+    gc_keep_s: float | None = None
+
+
+def builder_facts(builder: str | None) -> BuilderFacts:
+    """The buildx driver and GC policy of the builder `--builder` names (None: the current
+    one), from `docker buildx inspect`; `docker://` is dockerd's BuildKit (its policy not
+    known), a buildkitd address a standalone one."""
+    import subprocess  # noqa: PLC0415
+
+    from analyzer.buildkit.address import parse_target  # noqa: PLC0415
+    from analyzer.buildx import docker_command  # noqa: PLC0415
+
+    try:
+        target = parse_target({"builder": builder})
+        if target.kind == "docker":
+            return BuilderFacts("docker")
+        if target.kind != "buildx":
+            return BuilderFacts("buildkitd")
+        res = subprocess.run([*docker_command(), "buildx", "inspect", *([target.where] if target.where else [])],
+                             capture_output=True, text=True, timeout=30, check=False)
+    except Exception:  # noqa: BLE001 - no CLI, a bad name: nothing is known
+        return BuilderFacts(None)
+    if res.returncode != 0:
+        return BuilderFacts(None)
+    return facts_of_inspect(res.stdout)
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(h|ms|us|µs|ns|m|s)")
+_UNIT_S = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
+
+
+def facts_of_inspect(text: str) -> BuilderFacts:
+    """The builder's `Driver:` and the shortest `Keep Duration:` (a Go duration, 48h0m0s)
+    of its GC rules, from `docker buildx inspect`'s output."""
+    driver, keep = None, None
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        key, value = key.strip(), value.strip()
+        if not sep or not value:
+            continue
+        if key == "Driver" and driver is None and not line.startswith(" "):
+            driver = value
+        elif key == "Keep Duration":
+            parts = _DURATION.findall(value)
+            if parts and "".join(n + u for n, u in parts) == value:
+                seconds = sum(float(n) * _UNIT_S[u] for n, u in parts)
+                keep = seconds if keep is None else min(keep, seconds)
+    if driver is None:
+        return BuilderFacts(None)
+    gc = "GC Policy" in text
+    return BuilderFacts(driver, keep if keep is not None else (math.inf if gc else None))
 
 
 def gone_cache_mounts(previous: dict, records: list[dict]) -> list[str]:

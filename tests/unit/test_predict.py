@@ -6,6 +6,8 @@ score, the gate on time, and how the terminal and history show them.
 from __future__ import annotations
 
 import hashlib
+import math
+import time
 
 import pytest
 
@@ -375,7 +377,8 @@ def test_bad_input_is_one_line_and_exit_2(argv, message, tmp_path):
     assert not (tmp_path / "store").exists() or not any((tmp_path / "store").glob("*.json"))
 
 
-def test_a_cache_mount_gone_means_a_prune_ran_and_nothing_is_predicted_cached():
+@pytest.mark.parametrize("driver", [None, "docker-container", "remote", "buildkitd"])
+def test_a_cache_mount_gone_means_a_prune_ran_and_nothing_is_predicted_cached(driver):
     from analyzer.probe import gone_cache_mounts
 
     prev = previous_record()
@@ -387,7 +390,115 @@ def test_a_cache_mount_gone_means_a_prune_ran_and_nothing_is_predicted_cached():
     assert gone_cache_mounts(prev, held) == []
     assert gone_cache_mounts(prev, []) == ["/root/.cache/x (line 5)"]
     now = pr.Now(args=parse_args(["/c"]), dockerfile_path=None, dockerfile_text=DOCKERFILE, snapshot=None,
-                 cache={}, mounts_gone=["/root/.cache/x (line 5)"])
+                 cache={}, mounts_gone=["/root/.cache/x (line 5)"], driver=driver)
     _, report = forecast_report(prev, now)
-    assert set(statuses(report).values()) == {"may-rebuild"}
-    assert "something pruned the builder since the last build" in report["prediction"]["may_rebuild"][0]["reason"]
+    # a standalone BuildKit (or one not known) keeps the other records' keys: nothing is claimed
+    assert set(statuses(report).values()) == {"may-rebuild"} and report["misses"] == []
+    assert ("the cache mount /root/.cache/x (line 5) is gone: the builder was pruned or garbage-collected since the "
+            "last build") in report["prediction"]["may_rebuild"][0]["reason"]
+
+
+def _pruned(text: str = DOCKERFILE, **kw) -> tuple[dict, pr.Now]:
+    """The previous build (a minute ago, its RUN at line 5 used the cache mount /root/.cache/x,
+    gone now) and what is there now, on dockerd's BuildKit with the default GC policy."""
+    prev = previous_record()
+    prev["created"] = time.time() - 60
+    fields = dict(cache={"workdir": True, "copy": True, "run": True, "copyfrom": True, "wc": True},
+                  mounts_gone=["/root/.cache/x (line 5)"], driver="docker", gc_keep_s=48 * 3600.0)
+    fields.update(kw)
+    return prev, pr.Now(args=parse_args(["/c"]), dockerfile_path=None, dockerfile_text=text, snapshot=None, **fields)
+
+
+def test_a_prune_on_dockerds_buildkit_rebuilds_every_step_as_cache_evicted():
+    # dockerd's BuildKit (the buildx `docker` driver) drops every cache key on any prune, though
+    # DiskUsage still lists the step records (checked on dockerd 28.5): the build reports
+    # every step rebuilt, the first one cache-evicted, and so must the prediction
+    prev, now = _pruned()
+    _, report = forecast_report(prev, now)
+    assert statuses(report) == {3: "rebuilt", 4: "rebuilt", 5: "rebuilt", 7: "rebuilt", 8: "rebuilt"}
+    assert roots(report) == [(3, "cache-evicted")]
+    assert report["misses"][0]["cause"]["detail"] == (
+        "the step and its inputs are identical to the previous build, where it was built; "
+        "its cache entry is gone (pruned or garbage-collected)")
+    assert report["prediction"]["may_rebuild"] == [] and report["summary"]["may_rebuild"] == 0
+    assert report["prediction"]["expected_s"] == 15.5  # every step's time in the last build
+    assert ("the cache mount /root/.cache/x (line 5) is gone: something pruned the builder since the last "
+            "build; dockerd's BuildKit drops every cache key on any prune") in report["notes"]
+    # an edit is still explained: the steps before it are evicted, so the root is the first step
+    prev, now = _pruned(DOCKERFILE.replace("echo $V", "echo V=$V"))
+    _, report = forecast_report(prev, now)
+    assert roots(report) == [(3, "cache-evicted")] and set(statuses(report).values()) == {"rebuilt"}
+    # a RUN that downloads has no key left either: rebuilt, not may-rebuild
+    prev, now = _pruned(DOCKERFILE.replace("RUN wc -c /c.txt", "RUN wget -q http://x/ && wc -c /c.txt"))
+    _, report = forecast_report(prev, now)
+    assert statuses(report)[8] == "rebuilt" and report["prediction"]["may_rebuild"] == []
+
+
+@pytest.mark.parametrize("why, fields, age_s", [
+    ("a standalone BuildKit keeps the other records' keys", {"driver": "docker-container"}, 60),
+    ("the driver is not known", {"driver": None}, 60),
+    ("the GC policy is not known (docker://)", {"gc_keep_s": None}, 60),
+    ("the GC may have collected it by age: the last build ran 49 h ago", {}, 49 * 3600),
+    ("the GC may have collected it by age: the last build did not run the RUN that mounts it",
+     {"mounts_gone": ["/root/.cache/x (line 4)"]}, 60),
+])
+def test_a_gone_cache_mount_that_the_gc_may_have_collected_is_not_taken_for_a_prune(why, fields, age_s):
+    # dockerd's garbage collection removes cache mounts but keeps every cache key (checked on
+    # dockerd 28.5): then the build is all cached, so nothing may be predicted rebuilt
+    prev, now = _pruned(**fields)
+    prev["created"] = time.time() - age_s
+    if fields.get("mounts_gone"):
+        prev["steps"][3]["status"] = "cached"  # line 4, cached in the last build
+    _, report = forecast_report(prev, now)
+    assert set(statuses(report).values()) == {"may-rebuild"} and report["misses"] == [], why
+    assert not any("something pruned" in n for n in report["notes"]), why
+    assert pr.keys_dropped(now, prev) is None
+
+
+def test_no_gone_mount_says_nothing_of_the_builder():
+    prev, now = _pruned(mounts_gone=[])
+    _, report = forecast_report(prev, now)
+    assert set(statuses(report).values()) == {"cached"}
+    assert not any("pruned" in n for n in report["notes"])
+
+
+def test_the_builder_driver_and_gc_policy_are_read_from_buildx_inspect():
+    from analyzer.probe import BuilderFacts, builder_facts, facts_of_inspect
+
+    inspect = """\
+Name:          default
+Driver:        docker
+Last Activity: 2026-12-04 02:00:04 +0000 UTC
+
+Nodes:
+Name:             default
+Endpoint:         default
+Status:           running
+BuildKit version: v0.0.0+unknown
+GC Policy rule#0:
+ All:            false
+ Filters:        type==source.local,type==exec.cachemount,type==source.git.checkout
+ Keep Duration:  48h0m0s
+ Max Used Space: 3.346GiB
+GC Policy rule#1:
+ All:            false
+ Keep Duration:  1440h0m0s
+ Reserved Space: 24.21GiB
+GC Policy rule#2:
+ All:            true
+ Reserved Space: 24.21GiB
+"""
+    got = facts_of_inspect(inspect)
+    assert (got.driver, got.gc_keep_s) == ("docker", 48 * 3600.0)
+    got = facts_of_inspect(inspect.replace("docker\n", "docker-container\n", 1).replace("48h0m0s", "1h30m0.5s"))
+    assert (got.driver, got.gc_keep_s) == ("docker-container", 5400.5)
+    # no rule collects by age; no GC policy printed: not known
+    assert facts_of_inspect(inspect.replace(" Keep Duration:", " Kept:")).gc_keep_s == math.inf
+    assert facts_of_inspect(inspect.split("GC Policy")[0]).gc_keep_s is None
+    assert facts_of_inspect("").driver is None
+    # the docker engine's socket is dockerd's BuildKit (its GC policy unknown); a buildkitd
+    # address is a standalone BuildKit
+    assert builder_facts("docker://unix:///var/run/docker.sock") == BuilderFacts("docker", None)
+    assert builder_facts("unix:///run/buildkit/buildkitd.sock").driver == "buildkitd"
+    assert builder_facts("tcp://buildkitd:1234").driver == "buildkitd"
+    assert builder_facts("bad://x").driver is None
