@@ -74,14 +74,6 @@ def keys_dropped(now: "Now", previous: dict | None) -> str | None:
             "dockerd's BuildKit drops every cache key on any prune")
 
 
-# Commands that fetch from the network at build time: their result is not on disk.
-_DOWNLOADS = re.compile(
-    r"\b(curl|wget|apt-get\s+(?:-\S+\s+)*(?:update|install)|apt\s+install|apk\s+(?:-\S+\s+)*add|"
-    r"(?:pip3?|uv\s+pip)\s+install|uv\s+sync|npm\s+(?:ci|install)|yarn(?:\s+install)?\b|pnpm\s+install|"
-    r"go\s+(?:mod\s+download|get)|git\s+clone|cargo\s+(?:fetch|build)|bundle\s+install|composer\s+install|"
-    r"dnf\s+install|yum\s+install)\b")
-
-
 @dataclass
 class Now:
     """What a prediction compares with the previous build: the build as it would start now."""
@@ -91,8 +83,8 @@ class Now:
     dockerfile_text: str
     snapshot: dict | None
     images: dict[str, Resolved] = field(default_factory=dict)  # normalised name -> resolved
-    #: cache-record check: previous step id -> present? None: the builder did not answer
-    cache: dict[str, bool] | None = None
+    #: cache-record check: previous step id -> present? (None: cannot tell); None: the builder did not answer
+    cache: dict[str, bool | None] | None = None
     cache_note: str | None = None
     #: the previous build's cache mounts no record holds now: a prune or a GC since (probe.gone_cache_mounts)
     mounts_gone: list[str] = field(default_factory=list)
@@ -279,8 +271,12 @@ def _planned(df: "Dockerfile", stages: list["Stage"]) -> list[dict]:
     return out
 
 
-def may_rebuild_reason(ins: "Instruction | None", step: dict, remote_context: bool, no_network: bool) -> str | None:
-    """Why this step's rebuild cannot be predicted from disk, or None."""
+def may_rebuild_reason(ins: "Instruction | None", step: dict, remote_context: bool) -> str | None:
+    """Why this step's rebuild cannot be predicted from disk, or None.
+
+    A RUN that downloads is not one of them: BuildKit runs a step again only for a new
+    cache key (or a lost record), never for what the command would fetch (checked on
+    the engine: an unchanged `RUN wget …` stays cached with the network on)."""
     if remote_context and any(c.get("source") == "context" for c in step.get("context_inputs") or []):
         return "reads the build context, a remote git repository fetched at build time"
     if ins is None:
@@ -289,10 +285,6 @@ def may_rebuild_reason(ins: "Instruction | None", step: dict, remote_context: bo
         urls = [s for s in ins.sources if "://" in s or s.startswith("git@")]
         if urls:
             return f"ADD {urls[0][:60]} without --checksum: BuildKit fetches it again at every build"
-    if ins.keyword == "RUN" and not no_network and (ins.flag("--network") or "default") != "none":
-        m = _DOWNLOADS.search(" ".join([ins.rest, *(b for _, b in ins.heredocs)]))
-        if m:
-            return f"downloads at build time ({' '.join(m.group(0).split())}): what it fetches is not on disk"
     return None
 
 
@@ -316,15 +308,18 @@ def forecast(previous: dict | None, now: Now, hasher: "Hasher") -> Forecast:
     prev_steps = list((previous or {}).get("steps") or [])
     pairs = match_steps(plan, prev_steps) if previous else {}
     prev_from = {(s.get("stage"), "FROM"): s for s in prev_steps if s.get("keyword") == "FROM"}
+    for s in prev_steps:  # a FROM shared by several stages is one vertex, listed once
+        if s.get("keyword") == "FROM":
+            for also in s.get("also_at") or []:
+                prev_from.setdefault((also.get("stage"), "FROM"), s)
     prev_by_digest = {s["digest"]: s for s in prev_steps if s.get("digest")}
     old_df = dfmod.parse(previous["dockerfile_text"]) if previous and previous.get("dockerfile_text") else None
     arg_tokens_now = {k: "arg:" + hasher(v) for k, v in args.build_args.items() if v is not None}
     arg_tokens_before = {k: "arg:" + v for k, v in ((previous or {}).get("build_args") or {}).items() if v}
-    no_network = any(a in ("--network=none",) for a in args.argv) or (
-        "--network" in args.argv and args.argv[args.argv.index("--network") + 1:][:1] == ["none"])
     remote_context = args.context is not None and args.context_dir is None and args.context != "-"
 
     steps: list[dict] = []
+    emitted: dict[str, dict] = {}  # digest -> the forecast step that has it
     last_of_stage: dict[str, str] = {}
     stage_names = {st.index: st.name for st in df.stages}
     for cand in plan:
@@ -334,8 +329,9 @@ def forecast(previous: dict | None, now: Now, hasher: "Hasher") -> Forecast:
         else:
             p = pairs.get(cand["id"])
         if p is not None:
-            s = dict(p, line=cand["line"], end_line=cand["end_line"], instruction=cand["instruction"],
-                     also_at=[], status=cand["status"])
+            # the stage as it is called now: explain pairs renamed stages by their names
+            s = dict(p, stage=cand["stage"], line=cand["line"], end_line=cand["end_line"],
+                     instruction=cand["instruction"], also_at=[], status=cand["status"])
         else:
             digest = "forecast:" + hashlib.sha256(f"{cand['stage']}\0{cand['line']}\0{cand['instruction']}"
                                                   .encode()).hexdigest()
@@ -345,11 +341,16 @@ def forecast(previous: dict | None, now: Now, hasher: "Hasher") -> Forecast:
         # inputs: the step before it in its stage (or the stage it starts from), the stages it
         # copies or mounts from, and the sources (context, images) it read last time
         inputs: list[str] = []
+        linked_onto = None
         if cand["keyword"] != "FROM" and st is not None and ins is not None:
             if st.name in last_of_stage:
                 inputs.append(last_of_stage[st.name])
             elif st.base_stage is not None and stage_names[st.base_stage] in last_of_stage:
                 inputs.append(last_of_stage[stage_names[st.base_stage]])
+            if _linked(ins) and inputs:
+                # COPY --link copies onto nothing; a merge then lays it on what came before
+                # (checked on the engine: an edit above it leaves it cached)
+                linked_onto = inputs.pop()
             refs = [ins.from_ref] if ins.keyword in ("COPY", "ADD") and ins.from_ref else []
             refs += [ref for m in ins.mounts if (ref := m.get("from"))] if ins.keyword == "RUN" else []
             copied = []
@@ -363,7 +364,7 @@ def forecast(previous: dict | None, now: Now, hasher: "Hasher") -> Forecast:
             s["copied_from"] = [d for d in copied if d != (inputs[0] if inputs else None)]
             if p is not None:
                 inputs += [d for d in p.get("inputs") or [] if d in prev_by_digest
-                           and prev_by_digest[d].get("keyword") is None]
+                           and prev_by_digest[d].get("keyword") is None and not _is_merge(prev_by_digest[d])]
         s["inputs"] = list(dict.fromkeys(inputs))
         if st is not None:
             last_of_stage[st.name] = s["digest"]
@@ -371,12 +372,32 @@ def forecast(previous: dict | None, now: Now, hasher: "Hasher") -> Forecast:
             _carry_op(s, p, df, old_df, arg_tokens_now, arg_tokens_before, hasher,
                       {k: v for k, v in args.build_args.items() if v is not None})
             s["image_inputs"] = [_now_image(i, now.images) for i in p.get("image_inputs") or []]
-        elif st is not None and cand["keyword"] != "FROM" and st.image_base and st.steps and st.steps[0] is ins:
-            ref = normalise_image(_expand(st.base, _global_args(df, args.build_args)))
-            got = now.images.get(ref)
-            if got is not None and got.digest:
-                s["image_inputs"] = [f"docker-image://{ref}@{got.digest}"]
+        if st is not None and cand["keyword"] != "FROM" and st.image_base and st.steps and st.steps[0] is ins:
+            s["image_inputs"] = _stage_base_now(s.get("image_inputs") or [], ins, df, args.build_args, now.images)
+        first = emitted.get(s["digest"])
+        if first is not None:
+            # Two instructions that were one vertex (the same step in two stages, `also_at`):
+            # still one if they are built on the same things, as BuildKit merges equal ops.
+            same = (first["inputs"], first.get("image_inputs"), _from_base(first)) == \
+                (s["inputs"], s.get("image_inputs"), _from_base(s))
+            if same:
+                first["also_at"].append({"line": s["line"], "stage": s["stage"], "instruction": s["instruction"]})
+                if st is not None:
+                    last_of_stage[st.name] = first["digest"]
+                continue
+            s["digest"] = "forecast:" + hashlib.sha256(f"{s['stage']}\0{s['line']}\0{s['digest']}".encode()).hexdigest()
+            s["id"] = "split-" + s["digest"][-10:]
+            if st is not None:
+                last_of_stage[st.name] = s["digest"]
+        emitted[s["digest"]] = s
         steps.append(s)
+        if linked_onto is not None and st is not None:
+            merge = "forecast-merge:" + hashlib.sha256(f"{linked_onto}\0{s['digest']}".encode()).hexdigest()
+            steps.append({"id": "merge-" + merge[-10:], "digest": merge, "keyword": None, "line": None,
+                          "stage": None, "instruction": None, "status": "internal", "name": f"LINK {cand['instruction']}",
+                          "inputs": [linked_onto, s["digest"]], "image_inputs": [], "context_inputs": [],
+                          "remote_inputs": [], "also_at": [], "duration_s": None, "op": None})
+            last_of_stage[st.name] = merge
 
     project = project_of(args, now.dockerfile_path)
     build_args = {name: (hasher(v) if v is not None else None) for name, v in args.build_args.items()}
@@ -403,10 +424,25 @@ def forecast(previous: dict | None, now: Now, hasher: "Hasher") -> Forecast:
         "named_snapshots": now.named_snapshots,
     }
     premise = keys_dropped(now, previous)
-    may, ex = _decide(record, previous, now, df, remote_context, no_network, all_gone=premise is not None)
+    may, ex = _decide(record, previous, now, df, remote_context, all_gone=premise is not None)
     if premise is not None:
         notes.append(Note(N.EVICTION_EVIDENCE, N.CACHE, premise))
     return Forecast(record, may, notes, ex)
+
+
+def _linked(ins: "Instruction") -> bool:
+    return ins.keyword in ("COPY", "ADD") and ins.flag("--link") not in (None, "false")
+
+
+def _is_merge(step: dict) -> bool:
+    return "merge" in (((step.get("op") or {}).get("Op")) or {})
+
+
+def _from_base(step: dict) -> str | None:
+    """A FROM step's image, as written without its `AS` name (None for other steps)."""
+    if step.get("keyword") != "FROM":
+        return None
+    return re.sub(r"\s+AS\s+\S+\s*$", "", str(step.get("instruction") or ""), flags=re.IGNORECASE)
 
 
 def _now_image(identifier: str, images: dict[str, Resolved]) -> str:
@@ -416,6 +452,37 @@ def _now_image(identifier: str, images: dict[str, Resolved]) -> str:
     if got is None or not got.digest:
         return identifier
     return f"docker-image://{name}@{got.digest}"
+
+
+def _stage_base_now(inputs: list[str], ins: "Instruction", df: "Dockerfile", build_args: dict[str, str | None],
+                    images: dict[str, Resolved]) -> list[str]:
+    """The image inputs of a stage's first step, with the base image the build will use now.
+
+    `FROM $IMAGE` with another --build-arg names another image: its digest decides. The
+    same digest under another name keeps the cache key (checked on the engine), so the
+    previous identifier stays; a name that does not resolve is a change, digest unknown."""
+    st = df.stages[ins.stage] if ins.stage is not None else None
+    if st is None:
+        return inputs
+    scope = _global_args(df, build_args)
+    ref = normalise_image(_expand(st.base, scope))
+    got = images.get(ref)
+    digest = got.digest if got is not None and got.digest else None
+    # the step's own image reads (COPY --from=IMAGE, RUN --mount=from=IMAGE) are not its base
+    own = {normalise_image(_expand(r, scope)) for r in
+           ([ins.from_ref] if ins.keyword in ("COPY", "ADD") and ins.from_ref else [])
+           + ([m["from"] for m in ins.mounts if m.get("from")] if ins.keyword == "RUN" else [])}
+    base = [i for i in inputs if _image_name(i) not in own]
+    rest = [i for i in inputs if _image_name(i) in own]
+    if digest is not None and any(_image_repo_digest(i) == digest for i in base):
+        return inputs
+    if digest is None and any(_image_name(i) == ref for i in base):
+        return inputs  # nothing answered for it: assumed unchanged, as said in the notes
+    return [f"docker-image://{ref}@{digest}" if digest else f"docker-image://{ref}", *rest]
+
+
+def _image_repo_digest(identifier: str) -> str:
+    return identifier.partition("@")[2]
 
 
 def _carry_op(s: dict, p: dict, df: "Dockerfile", old_df: "Dockerfile | None", now_args: dict[str, str],
@@ -461,7 +528,7 @@ def _carry_op(s: dict, p: dict, df: "Dockerfile", old_df: "Dockerfile | None", n
 
 
 def _decide(record: dict, previous: dict | None, now: Now, df: "Dockerfile", remote_context: bool,
-            no_network: bool, all_gone: bool = False) -> tuple[dict[str, str], Any]:
+            all_gone: bool = False) -> tuple[dict[str, str], Any]:
     """Set each forecast step's status; return the steps that may rebuild, with why, and
     the cause engine's explainer of the forecast (it explains the statuses set here)."""
     from analyzer.explain import _Explainer, _is_step  # noqa: PLC0415
@@ -501,7 +568,7 @@ def _decide(record: dict, previous: dict | None, now: Now, df: "Dockerfile", rem
                 why = (f"{'copies' if s.get('keyword') != 'RUN' else 'mounts'} from stage {up.get('stage')}, which "
                        f"will rebuild (line {up.get('line')}): it rebuilds only if the files it reads changed")
             if why is None:
-                why = may_rebuild_reason(ins, s, remote_context, no_network)
+                why = may_rebuild_reason(ins, s, remote_context)
             if why is None and now.mounts_gone:
                 # its record is there, but a prune or a GC ran since the last build: on dockerd's
                 # BuildKit a prune drops every cache key, a GC does not (keys_dropped)
@@ -531,8 +598,11 @@ def _decide(record: dict, previous: dict | None, now: Now, df: "Dockerfile", rem
         if d in rebuilt:
             continue
         if d in needed or any(x in rebuilt for x in dependents.get(d, [])):
-            present = not all_gone and (now.cache is None or now.cache.get(s["id"], True))
-            if not present:
+            present = False if all_gone else (True if now.cache is None else now.cache.get(s["id"], True))
+            if present is None and d not in maybe:
+                maybe[d] = ("its cache record was found under another step name only: BuildKit names a "
+                            "record after the build that made it")
+            elif not present:
                 rebuilt.add(d)
     # a step after an evicted one is cached when its own record is there: nothing to do
     for s in steps:

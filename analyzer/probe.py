@@ -129,7 +129,7 @@ def cache_records(builder: str | None) -> tuple[list[dict] | None, str | None]:
 
 
 def cache_presence(previous: dict, records: list[dict] | None,
-                   why: str | None = None) -> tuple[dict[str, bool] | None, str | None, list[str]]:
+                   why: str | None = None) -> tuple[dict[str, bool | None] | None, str | None, list[str]]:
     """Previous step id -> whether its cache record is still on the builder: a record
     with the step's Description whose Parents hold the record of the step before it;
     and the previous build's cache mounts that are gone (`gone_cache_mounts`).
@@ -219,8 +219,9 @@ def _usage(r: Any) -> dict:
     return {"ID": r.ID, "Description": r.Description, "Parents": list(r.Parents)}
 
 
-def presence_from_records(previous: dict, records: list[dict]) -> dict[str, bool]:
-    """See cache_presence; `records` as DiskUsage gives them (ID, Description, Parents)."""
+def presence_from_records(previous: dict, records: list[dict]) -> dict[str, bool | None]:
+    """See cache_presence; `records` as DiskUsage gives them (ID, Description, Parents).
+    None: a record that may be the step's, found under another name only."""
     # a file op's record is described by its vertex name, "[stage i/M] COPY …" (the stage only
     # where names carry it): keyed here by the instruction and i
     by_desc: dict[str, list[dict]] = {}
@@ -235,6 +236,7 @@ def presence_from_records(previous: dict, records: list[dict]) -> dict[str, bool
     steps = previous.get("steps") or []
     by_digest = {s["digest"]: s for s in steps if s.get("digest")}
     found: dict[str, set[str] | None] = {}  # digest -> candidate record ids (None: cannot tell)
+    unsure: set[str] = set()  # digests whose record was found under another name only
 
     def chain_input(s: dict) -> dict | None:
         for d in s.get("inputs") or []:
@@ -256,19 +258,28 @@ def presence_from_records(previous: dict, records: list[dict]) -> dict[str, bool
         if desc is None:
             found[d] = None
             return None
-        recs = by_desc.get(desc, [])
         before = chain_input(s)
         parents = candidates(before, depth + 1) if before is not None else None
-        if parents is not None:
-            recs = [r for r in recs if set(r.get("Parents") or []) & parents]
+
+        def under_parents(recs: list[dict]) -> list[dict]:
+            return [r for r in recs if set(r.get("Parents") or []) & parents] if parents is not None else recs
+        recs = under_parents(by_desc.get(desc, []))
+        if not recs and s.get("status") == "cached" and not desc.startswith("mount / from exec "):
+            # A file op's record carries the vertex name of the build that made it, and a
+            # cached step may have had another name there (a renamed stage in `COPY --from`,
+            # another path with the same content): the same index and keyword may be it.
+            head = f"{s.get('index')}\0{s.get('keyword')} "
+            recs = under_parents([r for k, rs in by_desc.items() if k.startswith(head) for r in rs])
+            if recs:
+                unsure.add(d)
         found[d] = {r["ID"] for r in recs}
         return found[d]
 
-    out: dict[str, bool] = {}
+    out: dict[str, bool | None] = {}
     for s in steps:
         if s.get("keyword") in (None, "FROM") or s.get("status") not in ("rebuilt", "cached"):
             continue
         got = candidates(s)
         if got is not None:
-            out[s["id"]] = bool(got)
+            out[s["id"]] = None if s["digest"] in unsure else bool(got)
     return out
