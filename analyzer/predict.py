@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 MAY_REBUILD = "may-rebuild"
 
 
-def keys_dropped(now: "Now", previous: dict | None, at: float | None = None) -> str | None:
+def keys_dropped(now: "Now", previous: dict | None) -> str | None:
     """The premise that no step of the last build is cached any more, or None.
 
     A cache mount of the last build is gone: a prune or the builder's garbage
@@ -63,10 +63,10 @@ def keys_dropped(now: "Now", previous: dict | None, at: float | None = None) -> 
     started, took = previous.get("created"), previous.get("duration_s") or 0.0
     if not isinstance(started, (int, float)):
         return None
-    if (at if at is not None else time.time()) - (started + took) >= now.gc_keep_s:
+    if time.time() - (started + took) >= now.gc_keep_s:
         return None
     ran = {s.get("line") for s in previous.get("steps") or [] if s.get("status") == "rebuilt"}
-    for gone in now.mounts_gone:
+    for gone in now.mounts_gone:  # "DEST (line N)", as probe.gone_cache_mounts names them
         line = gone.rpartition("(line ")[2].rstrip(")")
         if not line.isdigit() or int(line) not in ran:
             return None  # not used by the last build: the GC may have collected it
@@ -86,7 +86,7 @@ class Now:
     #: cache-record check: previous step id -> present? (None: cannot tell); None: the builder did not answer
     cache: dict[str, bool | None] | None = None
     cache_note: str | None = None
-    #: the previous build's cache mounts no record holds now: a prune since (probe.gone_cache_mounts)
+    #: the previous build's cache mounts no record holds now: a prune or a GC since (probe.gone_cache_mounts)
     mounts_gone: list[str] = field(default_factory=list)
     #: the buildx driver of the builder ("docker": dockerd's BuildKit) and the shortest Keep Duration
     #: of its GC rules (s), asked once a cache mount is gone (probe.builder_facts)
@@ -106,7 +106,7 @@ class Now:
 class Forecast:
     record: dict  # the forecast record: what explain.py reads
     may_rebuild: dict[str, str]  # step id -> why its rebuild cannot be predicted
-    notes: list["str | N.Note"]
+    notes: list["str | Note"]
     explainer: Any = None  # the cause engine that decided the statuses: it explains them too
 
 
@@ -304,7 +304,7 @@ def forecast(previous: dict | None, now: Now, hasher: "Hasher") -> Forecast:
     args = now.args
     df = dfmod.parse(now.dockerfile_text)
     stages = built_stages(df, args.target)
-    notes: list["str | N.Note"] = list(now.notes)
+    notes: list["str | Note"] = list(now.notes)
     if args.target and not stages:
         notes.append(f"the Dockerfile has no stage {args.target!r}: the build will fail")
     plan = _planned(df, stages)
@@ -429,7 +429,7 @@ def forecast(previous: dict | None, now: Now, hasher: "Hasher") -> Forecast:
     premise = keys_dropped(now, previous)
     may, ex = _decide(record, previous, now, df, remote_context, all_gone=premise is not None, notes=notes)
     if premise is not None:
-        notes.append(N.Note(N.EVICTION_EVIDENCE, N.CACHE, premise))
+        notes.append(Note(N.EVICTION_EVIDENCE, N.CACHE, premise))
     return Forecast(record, may, notes, ex)
 
 

@@ -348,7 +348,7 @@ def test_copy_from_a_stage_that_rebuilds_may_rebuild_and_a_later_change_is_its_o
     assert statuses(report) == {3: "cached", 4: "cached", 5: "rebuilt", 7: "may-rebuild", 8: "may-rebuild"}
     why = report["prediction"]["may_rebuild"][0]["reason"]
     assert why == ("copies from stage base, which will rebuild (line 5): it rebuilds only if the files it reads "
-                   "changed")  # line 7 is a COPY: it copies, it does not mount
+                   "changed")
     # an edit after it is a root of its own, not a cascade of line 5
     now.dockerfile_text = now.dockerfile_text.replace("RUN wc -c /c.txt", "RUN wc -l /c.txt")
     _, report = forecast_report(prev, now)
