@@ -154,6 +154,13 @@ def _content_key(step: dict, stages: set[str]) -> tuple[str, str]:
     return str(step.get("keyword")), text
 
 
+def _aliases(step: dict) -> list[dict]:
+    """The other places of a step that BuildKit ran once for several instructions
+    (`also_at`: equal ops in two stages), as steps of their own stage and line."""
+    return [{**step, "stage": a["stage"], "line": a.get("line"), "instruction": a.get("instruction")}
+            for a in step.get("also_at") or [] if isinstance(a, dict) and a.get("stage") and a.get("instruction")]
+
+
 def match_stages(cur: list[dict], prev: list[dict]) -> dict[str, str]:
     """Current stage name -> the previous build's same stage.
 
@@ -167,6 +174,8 @@ def match_stages(cur: list[dict], prev: list[dict]) -> dict[str, str]:
         for s in steps:
             if s.get("stage") and (_is_step(s) or s.get("keyword") == "FROM"):
                 out.setdefault(s["stage"], []).append(_content_key(s, names))
+                for also in _aliases(s):  # one vertex shared by several stages counts in each
+                    out.setdefault(also["stage"], []).append(_content_key(also, names))
         return out
 
     now, before = contents(cur), contents(prev)
@@ -229,6 +238,10 @@ def match_steps(cur: list[dict], prev: list[dict], cur_text: str | None = None,
     for p in prev_steps:
         by_text.setdefault((p.get("stage"), *_content_key(p, prev_names), _heredoc_body(prev_text, p)),
                            []).append(p)
+    for p in prev_steps:  # then its other places: a step of one stage may have been another's too
+        for a in _aliases(p):
+            by_text.setdefault((a["stage"], *_content_key(a, prev_names), _heredoc_body(prev_text, a)),
+                               []).append(p)
     out: dict[str, dict] = {}
     used: set[str] = set()
     for s in cur_steps:

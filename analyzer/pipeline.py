@@ -113,6 +113,10 @@ def make_forecast(inp: "PredictionInput", baseline: "Baseline") -> Made:
     from analyzer.predict import forecast  # noqa: PLC0415
 
     fc = forecast(cast(dict, baseline.record), inp.now, inp.hasher)  # read as the JSON it is
+    if inp.other_target:  # the build will have no previous build of its target: explained so
+        from analyzer.explain import _Explainer  # noqa: PLC0415
+
+        fc.explainer = _Explainer(cast(dict, fc.record), None)
     notes = [*(N.as_note(n, N.BASELINE) for n in baseline.notes), *inp.notes,
              *(N.as_note(n, N.SOURCE) for n in fc.notes)]
     return Made(fc.record, None, notes, known_values=inp.known_values, forecast=fc)  # type: ignore[arg-type]

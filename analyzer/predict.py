@@ -16,6 +16,8 @@ What decides a status, as BuildKit decides it:
   * a step with an unchanged key is rebuilt only when it is needed (a step
     after it is rebuilt, or it is the target's result) and its cache record
     is gone (`cache-evicted`);
+  * a prune on dockerd's BuildKit drops every cache key: when one is certain
+    (keys_dropped), every step rebuilds and the first is `cache-evicted`;
   * what cannot be known from disk (ADD <url> without --checksum, a RUN that
     downloads, a remote git context) is marked "may rebuild", never counted
     as cached.
@@ -32,7 +34,7 @@ from typing import TYPE_CHECKING, Any, cast
 from analyzer import notes as N
 from analyzer.model import Report
 from analyzer.notes import Note, as_note
-from analyzer.probe import Resolved, normalise_image  # noqa: F401 - what probe resolves; named here too
+from analyzer.probe import FilesCompared, Resolved, compare_image_files, normalise_image  # noqa: F401 - named here too
 
 if TYPE_CHECKING:
     from analyzer.buildx import BuildArgs
@@ -42,12 +44,34 @@ if TYPE_CHECKING:
 #: The status of a step whose rebuild cannot be told from what is on disk.
 MAY_REBUILD = "may-rebuild"
 
-# Commands that fetch from the network at build time: their result is not on disk.
-_DOWNLOADS = re.compile(
-    r"\b(curl|wget|apt-get\s+(?:-\S+\s+)*(?:update|install)|apt\s+install|apk\s+(?:-\S+\s+)*add|"
-    r"(?:pip3?|uv\s+pip)\s+install|uv\s+sync|npm\s+(?:ci|install)|yarn(?:\s+install)?\b|pnpm\s+install|"
-    r"go\s+(?:mod\s+download|get)|git\s+clone|cargo\s+(?:fetch|build)|bundle\s+install|composer\s+install|"
-    r"dnf\s+install|yum\s+install)\b")
+
+def keys_dropped(now: "Now", previous: dict | None) -> str | None:
+    """The premise that no step of the last build is cached any more, or None.
+
+    A cache mount of the last build is gone: a prune or the builder's garbage
+    collection removed it. On dockerd's BuildKit (the buildx `docker` driver) a prune
+    that removes any record drops every cache key, although DiskUsage still lists the
+    other records; its garbage collection does not (both checked on dockerd 28.5:
+    docs/predict.md). The GC collects by age only what was unused for its rules'
+    Keep Duration, so the prune is taken as certain when the last build itself used
+    every mount that is gone (its RUN ran) less than that long ago. Elsewhere the
+    steps are may-rebuild: a standalone BuildKit keeps the other records' keys."""
+    import time  # noqa: PLC0415
+
+    if not now.mounts_gone or now.driver != "docker" or now.gc_keep_s is None or not previous:
+        return None
+    started, took = previous.get("created"), previous.get("duration_s") or 0.0
+    if not isinstance(started, (int, float)):
+        return None
+    if time.time() - (started + took) >= now.gc_keep_s:
+        return None
+    ran = {s.get("line") for s in previous.get("steps") or [] if s.get("status") == "rebuilt"}
+    for gone in now.mounts_gone:  # "DEST (line N)", as probe.gone_cache_mounts names them
+        line = gone.rpartition("(line ")[2].rstrip(")")
+        if not line.isdigit() or int(line) not in ran:
+            return None  # not used by the last build: the GC may have collected it
+    return (f"the cache mount {now.mounts_gone[0]} is gone: something pruned the builder since the last build; "
+            "dockerd's BuildKit drops every cache key on any prune")
 
 
 @dataclass
@@ -59,23 +83,30 @@ class Now:
     dockerfile_text: str
     snapshot: dict | None
     images: dict[str, Resolved] = field(default_factory=dict)  # normalised name -> resolved
-    #: cache-record check: previous step id -> present? None: the builder did not answer
-    cache: dict[str, bool] | None = None
+    #: cache-record check: previous step id -> present? (None: cannot tell); None: the builder did not answer
+    cache: dict[str, bool | None] | None = None
     cache_note: str | None = None
-    #: the previous build's cache mounts no record holds now: a prune since (probe.gone_cache_mounts)
+    #: the previous build's cache mounts no record holds now: a prune or a GC since (probe.gone_cache_mounts)
     mounts_gone: list[str] = field(default_factory=list)
+    #: the buildx driver of the builder ("docker": dockerd's BuildKit) and the shortest Keep Duration
+    #: of its GC rules (s), asked once a cache mount is gone (probe.builder_facts)
+    driver: str | None = None
+    gc_keep_s: float | None = None
     notes: list[str] = field(default_factory=list)
     #: name -> snapshot (JSON) of each named local context (--build-context NAME=DIR), as build takes them
     named_snapshots: dict | None = None
     #: (previous, current) Snapshot objects, parsed once (50,000 files take most of a second to parse)
     snapshots: tuple[Any, Any] | None = None
+    #: (old image, new image, paths, platform) -> FilesCompared: asked only for an image that
+    #: moved behind a COPY --from or a bind mount (tests stub it)
+    compare_images: Any = compare_image_files
 
 
 @dataclass
 class Forecast:
     record: dict  # the forecast record: what explain.py reads
     may_rebuild: dict[str, str]  # step id -> why its rebuild cannot be predicted
-    notes: list[str]
+    notes: list["str | Note"]
     explainer: Any = None  # the cause engine that decided the statuses: it explains them too
 
 
@@ -243,8 +274,12 @@ def _planned(df: "Dockerfile", stages: list["Stage"]) -> list[dict]:
     return out
 
 
-def may_rebuild_reason(ins: "Instruction | None", step: dict, remote_context: bool, no_network: bool) -> str | None:
-    """Why this step's rebuild cannot be predicted from disk, or None."""
+def may_rebuild_reason(ins: "Instruction | None", step: dict, remote_context: bool) -> str | None:
+    """Why this step's rebuild cannot be predicted from disk, or None.
+
+    A RUN that downloads is not one of them: BuildKit runs a step again only for a new
+    cache key (or a lost record), never for what the command would fetch (checked on
+    the engine: an unchanged `RUN wget …` stays cached with the network on)."""
     if remote_context and any(c.get("source") == "context" for c in step.get("context_inputs") or []):
         return "reads the build context, a remote git repository fetched at build time"
     if ins is None:
@@ -253,10 +288,6 @@ def may_rebuild_reason(ins: "Instruction | None", step: dict, remote_context: bo
         urls = [s for s in ins.sources if "://" in s or s.startswith("git@")]
         if urls:
             return f"ADD {urls[0][:60]} without --checksum: BuildKit fetches it again at every build"
-    if ins.keyword == "RUN" and not no_network and (ins.flag("--network") or "default") != "none":
-        m = _DOWNLOADS.search(" ".join([ins.rest, *(b for _, b in ins.heredocs)]))
-        if m:
-            return f"downloads at build time ({' '.join(m.group(0).split())}): what it fetches is not on disk"
     return None
 
 
@@ -273,22 +304,25 @@ def forecast(previous: dict | None, now: Now, hasher: "Hasher") -> Forecast:
     args = now.args
     df = dfmod.parse(now.dockerfile_text)
     stages = built_stages(df, args.target)
-    notes = list(now.notes)
+    notes: list["str | Note"] = list(now.notes)
     if args.target and not stages:
         notes.append(f"the Dockerfile has no stage {args.target!r}: the build will fail")
     plan = _planned(df, stages)
     prev_steps = list((previous or {}).get("steps") or [])
     pairs = match_steps(plan, prev_steps) if previous else {}
     prev_from = {(s.get("stage"), "FROM"): s for s in prev_steps if s.get("keyword") == "FROM"}
+    for s in prev_steps:  # a FROM shared by several stages is one vertex, listed once
+        if s.get("keyword") == "FROM":
+            for also in s.get("also_at") or []:
+                prev_from.setdefault((also.get("stage"), "FROM"), s)
     prev_by_digest = {s["digest"]: s for s in prev_steps if s.get("digest")}
     old_df = dfmod.parse(previous["dockerfile_text"]) if previous and previous.get("dockerfile_text") else None
     arg_tokens_now = {k: "arg:" + hasher(v) for k, v in args.build_args.items() if v is not None}
     arg_tokens_before = {k: "arg:" + v for k, v in ((previous or {}).get("build_args") or {}).items() if v}
-    no_network = any(a in ("--network=none",) for a in args.argv) or (
-        "--network" in args.argv and args.argv[args.argv.index("--network") + 1:][:1] == ["none"])
     remote_context = args.context is not None and args.context_dir is None and args.context != "-"
 
     steps: list[dict] = []
+    emitted: dict[str, dict] = {}  # digest -> the forecast step that has it
     last_of_stage: dict[str, str] = {}
     stage_names = {st.index: st.name for st in df.stages}
     for cand in plan:
@@ -298,8 +332,9 @@ def forecast(previous: dict | None, now: Now, hasher: "Hasher") -> Forecast:
         else:
             p = pairs.get(cand["id"])
         if p is not None:
-            s = dict(p, line=cand["line"], end_line=cand["end_line"], instruction=cand["instruction"],
-                     also_at=[], status=cand["status"])
+            # the stage as it is called now: explain pairs renamed stages by their names
+            s = dict(p, stage=cand["stage"], line=cand["line"], end_line=cand["end_line"],
+                     instruction=cand["instruction"], also_at=[], status=cand["status"])
         else:
             digest = "forecast:" + hashlib.sha256(f"{cand['stage']}\0{cand['line']}\0{cand['instruction']}"
                                                   .encode()).hexdigest()
@@ -309,11 +344,16 @@ def forecast(previous: dict | None, now: Now, hasher: "Hasher") -> Forecast:
         # inputs: the step before it in its stage (or the stage it starts from), the stages it
         # copies or mounts from, and the sources (context, images) it read last time
         inputs: list[str] = []
+        linked_onto = None
         if cand["keyword"] != "FROM" and st is not None and ins is not None:
             if st.name in last_of_stage:
                 inputs.append(last_of_stage[st.name])
             elif st.base_stage is not None and stage_names[st.base_stage] in last_of_stage:
                 inputs.append(last_of_stage[stage_names[st.base_stage]])
+            if _linked(ins) and inputs:
+                # COPY --link copies onto nothing; a merge then lays it on what came before
+                # (checked on the engine: an edit above it leaves it cached)
+                linked_onto = inputs.pop()
             refs = [ins.from_ref] if ins.keyword in ("COPY", "ADD") and ins.from_ref else []
             refs += [ref for m in ins.mounts if (ref := m.get("from"))] if ins.keyword == "RUN" else []
             copied = []
@@ -327,7 +367,7 @@ def forecast(previous: dict | None, now: Now, hasher: "Hasher") -> Forecast:
             s["copied_from"] = [d for d in copied if d != (inputs[0] if inputs else None)]
             if p is not None:
                 inputs += [d for d in p.get("inputs") or [] if d in prev_by_digest
-                           and prev_by_digest[d].get("keyword") is None]
+                           and prev_by_digest[d].get("keyword") is None and not _is_merge(prev_by_digest[d])]
         s["inputs"] = list(dict.fromkeys(inputs))
         if st is not None:
             last_of_stage[st.name] = s["digest"]
@@ -335,12 +375,32 @@ def forecast(previous: dict | None, now: Now, hasher: "Hasher") -> Forecast:
             _carry_op(s, p, df, old_df, arg_tokens_now, arg_tokens_before, hasher,
                       {k: v for k, v in args.build_args.items() if v is not None})
             s["image_inputs"] = [_now_image(i, now.images) for i in p.get("image_inputs") or []]
-        elif st is not None and cand["keyword"] != "FROM" and st.image_base and st.steps and st.steps[0] is ins:
-            ref = normalise_image(_expand(st.base, _global_args(df, args.build_args)))
-            got = now.images.get(ref)
-            if got is not None and got.digest:
-                s["image_inputs"] = [f"docker-image://{ref}@{got.digest}"]
+        if st is not None and cand["keyword"] != "FROM" and st.image_base and st.steps and st.steps[0] is ins:
+            s["image_inputs"] = _stage_base_now(s.get("image_inputs") or [], ins, df, args.build_args, now.images)
+        first = emitted.get(s["digest"])
+        if first is not None:
+            # Two instructions that were one vertex (the same step in two stages, `also_at`):
+            # still one if they are built on the same things, as BuildKit merges equal ops.
+            same = (first["inputs"], first.get("image_inputs"), _from_base(first)) == \
+                (s["inputs"], s.get("image_inputs"), _from_base(s))
+            if same:
+                first["also_at"].append({"line": s["line"], "stage": s["stage"], "instruction": s["instruction"]})
+                if st is not None:
+                    last_of_stage[st.name] = first["digest"]
+                continue
+            s["digest"] = "forecast:" + hashlib.sha256(f"{s['stage']}\0{s['line']}\0{s['digest']}".encode()).hexdigest()
+            s["id"] = "split-" + s["digest"][-10:]
+            if st is not None:
+                last_of_stage[st.name] = s["digest"]
+        emitted[s["digest"]] = s
         steps.append(s)
+        if linked_onto is not None and st is not None:
+            merge = "forecast-merge:" + hashlib.sha256(f"{linked_onto}\0{s['digest']}".encode()).hexdigest()
+            steps.append({"id": "merge-" + merge[-10:], "digest": merge, "keyword": None, "line": None,
+                          "stage": None, "instruction": None, "status": "internal", "name": f"LINK {cand['instruction']}",
+                          "inputs": [linked_onto, s["digest"]], "image_inputs": [], "context_inputs": [],
+                          "remote_inputs": [], "also_at": [], "duration_s": None, "op": None})
+            last_of_stage[st.name] = merge
 
     project = project_of(args, now.dockerfile_path)
     build_args = {name: (hasher(v) if v is not None else None) for name, v in args.build_args.items()}
@@ -366,8 +426,26 @@ def forecast(previous: dict | None, now: Now, hasher: "Hasher") -> Forecast:
         "snapshot": now.snapshot,
         "named_snapshots": now.named_snapshots,
     }
-    may, ex = _decide(record, previous, now, df, remote_context, no_network)
+    premise = keys_dropped(now, previous)
+    may, ex = _decide(record, previous, now, df, remote_context, all_gone=premise is not None, notes=notes)
+    if premise is not None:
+        notes.append(Note(N.EVICTION_EVIDENCE, N.CACHE, premise))
     return Forecast(record, may, notes, ex)
+
+
+def _linked(ins: "Instruction") -> bool:
+    return ins.keyword in ("COPY", "ADD") and ins.flag("--link") not in (None, "false")
+
+
+def _is_merge(step: dict) -> bool:
+    return "merge" in (((step.get("op") or {}).get("Op")) or {})
+
+
+def _from_base(step: dict) -> str | None:
+    """A FROM step's image, as written without its `AS` name (None for other steps)."""
+    if step.get("keyword") != "FROM":
+        return None
+    return re.sub(r"\s+AS\s+\S+\s*$", "", str(step.get("instruction") or ""), flags=re.IGNORECASE)
 
 
 def _now_image(identifier: str, images: dict[str, Resolved]) -> str:
@@ -377,6 +455,37 @@ def _now_image(identifier: str, images: dict[str, Resolved]) -> str:
     if got is None or not got.digest:
         return identifier
     return f"docker-image://{name}@{got.digest}"
+
+
+def _stage_base_now(inputs: list[str], ins: "Instruction", df: "Dockerfile", build_args: dict[str, str | None],
+                    images: dict[str, Resolved]) -> list[str]:
+    """The image inputs of a stage's first step, with the base image the build will use now.
+
+    `FROM $IMAGE` with another --build-arg names another image: its digest decides. The
+    same digest under another name keeps the cache key (checked on the engine), so the
+    previous identifier stays; a name that does not resolve is a change, digest unknown."""
+    st = df.stages[ins.stage] if ins.stage is not None else None
+    if st is None:
+        return inputs
+    scope = _global_args(df, build_args)
+    ref = normalise_image(_expand(st.base, scope))
+    got = images.get(ref)
+    digest = got.digest if got is not None and got.digest else None
+    # the step's own image reads (COPY --from=IMAGE, RUN --mount=from=IMAGE) are not its base
+    own = {normalise_image(_expand(r, scope)) for r in
+           ([ins.from_ref] if ins.keyword in ("COPY", "ADD") and ins.from_ref else [])
+           + ([m["from"] for m in ins.mounts if m.get("from")] if ins.keyword == "RUN" else [])}
+    base = [i for i in inputs if _image_name(i) not in own]
+    rest = [i for i in inputs if _image_name(i) in own]
+    if digest is not None and any(_image_repo_digest(i) == digest for i in base):
+        return inputs
+    if digest is None and any(_image_name(i) == ref for i in base):
+        return inputs  # nothing answered for it: assumed unchanged, as said in the notes
+    return [f"docker-image://{ref}@{digest}" if digest else f"docker-image://{ref}", *rest]
+
+
+def _image_repo_digest(identifier: str) -> str:
+    return identifier.partition("@")[2]
 
 
 def _carry_op(s: dict, p: dict, df: "Dockerfile", old_df: "Dockerfile | None", now_args: dict[str, str],
@@ -421,8 +530,103 @@ def _carry_op(s: dict, p: dict, df: "Dockerfile", old_df: "Dockerfile | None", n
     s["op"] = op
 
 
+def _rebuilds_anyway(s: dict, p: dict, near: list[dict], changed: dict[str, bool]) -> bool:
+    """Whether a step gets a new key whatever the files it copies hold (what it is built on
+    changed, or it did not run last time): then its images need no comparison."""
+    copied = set(s.get("copied_from") or [])
+    return (any(changed.get(n["digest"]) for n in near if n["digest"] not in copied)
+            or p.get("status") not in ("rebuilt", "cached"))
+
+
+def _read_by_content(s: dict, p: dict, prev_by_digest: dict[str, dict]) -> dict[str, list[str]] | None:
+    """The images the previous step read by content only (the source of a copy, a bind
+    mount that is not the root), each with the paths it read; None when an image it read
+    is its root filesystem or a copy's destination (read by key: a moved image rebuilds it),
+    or the op does not say; {} when no digest moved (nothing to compare)."""
+    op = ((p.get("op") or {}).get("Op")) or {}
+    inputs = p.get("inputs") or []
+
+    def image_at(index: Any) -> str | None:  # an index the op JSON leaves out is 0 (proto3)
+        try:
+            d = str(inputs[int(index)]) if int(index) >= 0 else ""
+        except (TypeError, ValueError, IndexError):
+            return None
+        source = (((prev_by_digest.get(d) or {}).get("op") or {}).get("Op") or {}).get("source") or {}
+        ident = str(source.get("identifier", ""))
+        return ident if ident.startswith("docker-image://") else None
+
+    by_content: dict[str, list[str]] = {}
+    by_key: set[str] = set()
+    for action in (op.get("file") or {}).get("actions") or []:
+        if (base := image_at(action.get("input", 0))) is not None:
+            by_key.add(base)
+        copy = (action.get("Action") or {}).get("copy")
+        img = image_at(action.get("secondaryInput", 0))
+        if img is not None:
+            if copy and copy.get("src"):
+                by_content.setdefault(img, []).append(str(copy["src"]))
+            else:
+                by_key.add(img)
+    for mount in (op.get("exec") or {}).get("mounts") or []:
+        img = image_at(mount.get("input", 0))
+        if img is None:
+            continue
+        if mount.get("dest") == "/" or mount.get("mountType") not in (None, 0, "BIND"):
+            by_key.add(img)  # the root filesystem, or a cache mount's base: by key
+        else:
+            by_content.setdefault(img, []).append(str(mount.get("selector") or "/"))
+    moved = [i for i in p.get("image_inputs") or [] if i not in (s.get("image_inputs") or [])]
+    if not moved:  # an image named by --build-context without a digest, resolved at build time
+        unpinned = [i for i in s.get("image_inputs") or [] if "@" not in i]
+        return {} if unpinned and not any(i in by_key for i in unpinned) else None
+    if any(i in by_key or i not in by_content for i in moved):
+        return None
+    return {i: list(dict.fromkeys(by_content[i])) for i in moved}
+
+
+def _compare_moved(read: dict[str, list[str]], s: dict, now: Now, compared: dict[tuple, FilesCompared],
+                   notes: list | None) -> tuple[str | None, bool]:
+    """(why the step may rebuild, or None; whether it rebuilds) for a step whose images
+    behind a COPY --from or a bind mount moved: it rebuilds when the files it reads differ."""
+    new_by_name = {_image_name(i): i for i in s.get("image_inputs") or []}
+    verb = "mounts" if s.get("keyword") == "RUN" else "copies"
+    platforms = list(getattr(now.args, "platforms", None) or [])
+    unknown: list[str] = []
+    for old, paths in read.items():
+        name = _image_name(old)
+        new = new_by_name.get(name)
+        what = f"{verb} {', '.join(paths)[:60]} from {name.removeprefix('docker.io/')[:50]}"
+        if new is None:
+            unknown.append(f"{what}, which moved: it rebuilds only if those files changed")
+            continue
+        if len(platforms) > 1:
+            got = FilesCompared(None, [], "the build is for several platforms; compared for none")
+        else:
+            key = (old, new, tuple(paths), platforms[0] if platforms else None)
+            if key not in compared:
+                try:
+                    compared[key] = now.compare_images(old, new, paths, key[3])
+                except Exception as exc:  # noqa: BLE001 - said in the reason
+                    compared[key] = FilesCompared(None, [], f"the comparison failed ({exc})")
+            got = compared[key]
+        moved = f"{name.removeprefix('docker.io/')[:50]} moved to a new digest"
+        if got.same is False:
+            if notes is not None:
+                files = ", ".join(got.differ[:3]) + (" …" if len(got.differ) > 3 else "")
+                notes.append(f"Dockerfile:{s.get('line')}: {moved}, and {files} "
+                             f"differ{'s' if len(got.differ) == 1 else ''} in it")
+            return None, True
+        if got.same is None:
+            unknown.append(f"{what}, which moved to a new digest; the files were not compared: {got.why}. "
+                           "It rebuilds only if they changed")
+        elif notes is not None:
+            notes.append(f"Dockerfile:{s.get('line')}: {moved}, but the files it {verb} "
+                         f"({', '.join(paths)[:60]}) are the same: BuildKit keeps the step")
+    return (unknown[0] if unknown else None), False
+
+
 def _decide(record: dict, previous: dict | None, now: Now, df: "Dockerfile", remote_context: bool,
-            no_network: bool) -> tuple[dict[str, str], Any]:
+            all_gone: bool = False, notes: list | None = None) -> tuple[dict[str, str], Any]:
     """Set each forecast step's status; return the steps that may rebuild, with why, and
     the cause engine's explainer of the forecast (it explains the statuses set here)."""
     from analyzer.explain import _Explainer, _is_step  # noqa: PLC0415
@@ -433,7 +637,9 @@ def _decide(record: dict, previous: dict | None, now: Now, df: "Dockerfile", rem
     order = [s for s in ex.steps if _is_step(s)]  # Dockerfile order: inputs come first
     changed: dict[str, bool] = {}
     maybe: dict[str, str] = {}
+    compared: dict[tuple, FilesCompared] = {}  # one comparison per image pair and paths
     no_cache_all = bool((record.get("invocation") or {}).get("no_cache"))
+    # all_gone: every cache key dropped (keys_dropped), every step rebuilds whatever it reads
     for s in order:
         p = ex.matches.get(s["id"])
         near = ex.nearest(s["digest"])
@@ -443,12 +649,21 @@ def _decide(record: dict, previous: dict | None, now: Now, df: "Dockerfile", rem
         content_why = None
         if s.get("keyword") == "WORKDIR" and kinds == {"no-cache-requested"} and not no_cache_all:
             causes = []  # --no-cache-filter leaves a stage's WORKDIR to the cache (checked on the engine)
-        elif (ins is not None and ins.keyword in ("COPY", "ADD") and ins.from_ref
-              and df.resolve_ref(ins.from_ref) is None and kinds == {"base-image-changed"}):
-            # the image it copies from moved; BuildKit compares the copied files' content
-            content_why = (f"copies from {ins.from_ref[:40]}, which moved to a new digest: it rebuilds only if "
-                           "the files it copies changed")
-            causes = []
+        elif (kinds == {"base-image-changed"} and p is not None and not all_gone
+              and not _rebuilds_anyway(s, p, near, changed)):
+            # BuildKit reads the files of an image behind COPY --from or a bind mount by content:
+            # compare them in the image read last time and in the one now
+            read = _read_by_content(s, p, ex.prev_by_digest)
+            if read:
+                content_why, rebuilds = _compare_moved(read, s, now, compared, notes)
+                if not rebuilds:
+                    causes = []
+            elif ((read is not None or not (p.get("op") or {}).get("Op")) and ins is not None
+                  and ins.keyword in ("COPY", "ADD") and ins.from_ref and df.resolve_ref(ins.from_ref) is None):
+                # no digests to compare, or a record without the op: which files it copies is not known
+                content_why = (f"copies from {ins.from_ref[:40]}, which moved to a new digest: it rebuilds only "
+                               "if the files it copies changed")
+                causes = []
         copied = set(s.get("copied_from") or [])
         upstream = any(changed.get(n["digest"]) for n in near if n["digest"] not in copied)
         from_changed = [n for n in near if n["digest"] in copied and changed.get(n["digest"])]
@@ -461,19 +676,19 @@ def _decide(record: dict, previous: dict | None, now: Now, df: "Dockerfile", rem
                 why = (f"{'copies' if s.get('keyword') != 'RUN' else 'mounts'} from stage {up.get('stage')}, which "
                        f"will rebuild (line {up.get('line')}): it rebuilds only if the files it reads changed")
             if why is None:
-                why = may_rebuild_reason(ins, s, remote_context, no_network)
+                why = may_rebuild_reason(ins, s, remote_context)
             if why is None and now.mounts_gone:
-                # its record is there, but a prune ran since the last build: dockerd's BuildKit
-                # (28.5, checked on the engine) drops every cache key on any prune
-                why = (f"the cache mount {now.mounts_gone[0]} is gone: something pruned the builder since the last "
-                       "build, and a prune on dockerd's BuildKit drops every cache key")
+                # its record is there, but a prune or a GC ran since the last build: on dockerd's
+                # BuildKit a prune drops every cache key, a GC does not (keys_dropped)
+                why = (f"the cache mount {now.mounts_gone[0]} is gone: the builder was pruned or garbage-collected "
+                       "since the last build; dockerd's BuildKit drops every cache key on a prune, not on a GC")
             named = [n for n in _named_sources(s) if n not in (now.named_snapshots or {})]
             if why is None and named:
                 why = f"reads the build context{'s' if len(named) > 1 else ''} {', '.join(named)}, not compared"
             maybe_up = next((n for n in near if n["digest"] in maybe), None)
             if why is None and maybe_up is not None:
                 why = f"built on line {maybe_up.get('line')}, which may rebuild"
-            if why is not None:
+            if why is not None and not all_gone:
                 maybe[s["digest"]] = why
     # Unchanged steps are rebuilt only when needed and their cache record is gone:
     # walk back from the target's result.
@@ -491,8 +706,11 @@ def _decide(record: dict, previous: dict | None, now: Now, df: "Dockerfile", rem
         if d in rebuilt:
             continue
         if d in needed or any(x in rebuilt for x in dependents.get(d, [])):
-            present = (now.cache or {}).get(s["id"], True) if now.cache is not None else True
-            if not present:
+            present = False if all_gone else (True if now.cache is None else now.cache.get(s["id"], True))
+            if present is None and d not in maybe:
+                maybe[d] = ("its cache record was found under another step name only: BuildKit names a "
+                            "record after the build that made it")
+            elif not present:
                 rebuilt.add(d)
     # a step after an evicted one is cached when its own record is there: nothing to do
     for s in steps:
@@ -675,6 +893,9 @@ def gather(args: "BuildArgs", load_previous: "Any", *, check_cache: bool = True)
     now.notes += notes
     if "usage" in probed and previous is not None:
         now.cache, now.cache_note, now.mounts_gone = probe.cache_presence(previous, *probed["usage"])
+    if now.mounts_gone:  # a prune or a GC since the last build: what it did depends on the builder
+        facts = probe.builder_facts(args.builder)
+        now.driver, now.gc_keep_s = facts.driver, facts.gc_keep_s
     return now, previous
 
 

@@ -980,6 +980,17 @@ class Store:
                 and sorted(set(e["platforms"])) != want]
         return list(max(same, key=_sort_key)["platforms"]) if same else None
 
+    def other_target(self, project: Project | dict) -> str | None:
+        """Id of the newest complete build of the same context, Dockerfile and platforms
+        for another target (None: there is none). The stages two targets share are one
+        cache: a prediction for a target never built reads their statuses from it."""
+        want = sorted(set(project["platforms"]))
+        same = [e for e in self._entries()[0].values()
+                if _may_be_baseline(e)
+                and (e["context"], e["dockerfile"]) == (project["context"], project["dockerfile"])
+                and e["target"] != project["target"] and sorted(set(e["platforms"])) == want]
+        return str(max(same, key=_sort_key)["id"]) if same else None
+
     def load_previous(self, project: Project | dict, before_id: str | None = None) -> tuple[Record | None, list[str]]:
         """The newest complete record of `project` that can be compared (see
         `find_previous`), and a note naming each bad one skipped on the way (damaged,

@@ -149,6 +149,9 @@ class PredictionInput:
     hasher: Hasher  # the store's keyed hash: values compare with the baseline's without being kept
     notes: list[Note] = field(default_factory=list)
     evidence: "Evidence | None" = None
+    #: the baseline is the project's build of another target (this one was never built):
+    #: it tells the cache statuses; the misses are explained as having no previous build
+    other_target: bool = False
 
     def known_values(self) -> dict[str, str]:
         """hash -> value of the build args given (--show-values only)."""

@@ -30,10 +30,14 @@ def from_args(args: "BuildArgs", *, store_dir: str | None, against: str | None,
     store = open_store(store_dir)
     notes: list[str] = []
     ref = None
+    other_target = False
     if use_store and previous is None:
         project = project_of(args, args.dockerfile_path())
         try:
             ref = against or store.find_previous(project)
+            if ref is None and not against:  # the stages both targets build are one cache
+                ref = store.other_target(project)
+                other_target = ref is not None
             if against:
                 store.resolve(against)
         except CachewhyError as exc:
@@ -57,4 +61,9 @@ def from_args(args: "BuildArgs", *, store_dir: str | None, against: str | None,
     now, before = gather(args, load_previous)
     now.notes[:0] = notes  # the forecast says them first, with what reading the build found
     inp = PredictionInput(label="this prediction", now=now, hasher=make_hasher(store_key(store.root)))
+    if other_target and before is not None:
+        inp.other_target = True
+        target = (before.get("project") or {}).get("target") or "the last stage"
+        now.notes.append(f"no earlier build of this target: the cache statuses come from build {before.get('id')} "
+                         f"(target {target})")
     return inp, Baseline(record=cast("Record | None", before))

@@ -6,6 +6,10 @@ score, the gate on time, and how the terminal and history show them.
 from __future__ import annotations
 
 import hashlib
+import io
+import math
+import tarfile
+import time
 
 import pytest
 
@@ -14,7 +18,7 @@ from analyzer.buildx import parse_args
 from analyzer.errors import UsageError
 from analyzer.gates import Gates, parse_duration
 from analyzer.pipeline import analyse
-from analyzer.probe import presence_from_records
+from analyzer.probe import presence_from_records, tar_digests
 from analyzer.record import make_hasher
 from analyzer.sources import Baseline, PredictionInput
 
@@ -192,23 +196,25 @@ def test_add_url_without_checksum_may_rebuild_and_so_may_what_follows():
     assert statuses(forecast_report(prev, now)[1])[4] == "cached"
 
 
-@pytest.mark.parametrize("run, network, why", [
-    ("RUN curl -fsSL https://x/y -o y", (), "curl"),
-    ("RUN apt-get update && apt-get install -y git", (), "apt-get update"),
-    ("RUN pip install -r requirements.txt", (), "pip install"),
-    ("RUN curl -fsSL https://x/y -o y", ("--network=none",), None),
-    ("RUN --network=none curl x", (), None),
-    ("RUN echo curly", (), None),
+@pytest.mark.parametrize("run", [
+    "RUN curl -fsSL https://x/y -o y",
+    "RUN apt-get update && apt-get install -y git",
+    "RUN pip install -r requirements.txt",
 ])
-def test_a_run_that_downloads(run, network, why):
+def test_a_run_that_downloads_is_no_guess(run):
+    # BuildKit runs a step again for a new cache key only, whatever the command fetches
     from analyzer import dockerfile as dfmod
 
     ins = dfmod.parse(f"FROM scratch\n{run}\n").instruction_at(2)
-    args = parse_args([*network, "/c"])
-    got = pr.may_rebuild_reason(ins, {}, False, "--network=none" in args.argv)
-    assert (got is None) == (why is None)
-    if why:
-        assert f"downloads at build time ({why}" in got
+    assert pr.may_rebuild_reason(ins, {}, False) is None
+
+
+def test_add_of_a_url_without_checksum_is_a_guess():
+    from analyzer import dockerfile as dfmod
+
+    df = dfmod.parse("FROM scratch\nADD https://x/y.tgz /y\nADD --checksum=sha256:ab https://x/y.tgz /z\n")
+    assert "without --checksum" in (pr.may_rebuild_reason(df.instruction_at(2), {}, False) or "")
+    assert pr.may_rebuild_reason(df.instruction_at(3), {}, False) is None
 
 
 def test_image_names_as_buildkit_names_them():
@@ -291,13 +297,13 @@ def test_terminal_report_of_a_prediction_fits_80_columns():
 
     _, report = predicted(DOCKERFILE.replace("echo $V", "echo V=$V"))
     report["prediction"]["may_rebuild"] = [{"id": "x", "line": 8, "instruction": "RUN wc -c /c.txt",
-                                            "reason": "downloads at build time (curl): what it fetches is not on disk"}]
+                                            "reason": "mounts from stage base, which will rebuild (line 5): it rebuilds only if the files it reads changed"}]
     text = render(report, width=80)
     lines = text.splitlines()
     assert lines[1] == "Prediction: 1 root cause, about 14.0s to rebuild (compared with build prev)"
     assert "3 steps will rebuild, 14.0s (lines 5-8)" in text
-    assert ("may rebuild: Dockerfile:8 RUN wc -c /c.txt: downloads at build time (curl): what it fetches is "
-            "not on disk") in " ".join(text.split())
+    assert ("may rebuild: Dockerfile:8 RUN wc -c /c.txt: mounts from stage base, which will rebuild (line 5): it "
+            "rebuilds only if the files it reads changed") in " ".join(text.split())
     assert lines[-1] == "predicted hits 2/5 steps \u00b7 3 will rebuild, about 14.0s \u00b7 cache assumed"
     assert all(len(x) <= 80 for x in lines), text
 
@@ -319,11 +325,11 @@ def test_markdown_and_annotations_of_a_prediction():
 
     _, report = predicted(DOCKERFILE.replace("echo $V", "echo V=$V"))
     report["prediction"]["may_rebuild"] = [{"id": "x", "line": 8, "instruction": "RUN wc -c /c.txt",
-                                            "reason": "downloads at build time (curl)"}]
+                                            "reason": "built on line 5, which may rebuild"}]
     md = markdown.render(report)
     assert md.startswith("### cachewhy prediction: 3 steps will rebuild, about 14.0s\n")
     assert "**1 root cause**, about 14.0s to rebuild:" in md and "| steps to rebuild | time |" in md
-    assert "- **may rebuild** Dockerfile:8 <code>RUN wc -c /c.txt</code>: downloads at build time (curl)" in md
+    assert "- **may rebuild** Dockerfile:8 <code>RUN wc -c /c.txt</code>: built on line 5, which may rebuild" in md
     notes = annotations.render(report)
     assert notes.startswith("::warning title=cachewhy prediction%3A instruction-changed::Dockerfile:5 ")
     assert notes.rstrip().endswith("(3 steps will rebuild, about 14.0s)")
@@ -373,7 +379,8 @@ def test_bad_input_is_one_line_and_exit_2(argv, message, tmp_path):
     assert not (tmp_path / "store").exists() or not any((tmp_path / "store").glob("*.json"))
 
 
-def test_a_cache_mount_gone_means_a_prune_ran_and_nothing_is_predicted_cached():
+@pytest.mark.parametrize("driver", [None, "docker-container", "remote", "buildkitd"])
+def test_a_cache_mount_gone_means_a_prune_ran_and_nothing_is_predicted_cached(driver):
     from analyzer.probe import gone_cache_mounts
 
     prev = previous_record()
@@ -385,7 +392,323 @@ def test_a_cache_mount_gone_means_a_prune_ran_and_nothing_is_predicted_cached():
     assert gone_cache_mounts(prev, held) == []
     assert gone_cache_mounts(prev, []) == ["/root/.cache/x (line 5)"]
     now = pr.Now(args=parse_args(["/c"]), dockerfile_path=None, dockerfile_text=DOCKERFILE, snapshot=None,
-                 cache={}, mounts_gone=["/root/.cache/x (line 5)"])
+                 cache={}, mounts_gone=["/root/.cache/x (line 5)"], driver=driver)
     _, report = forecast_report(prev, now)
-    assert set(statuses(report).values()) == {"may-rebuild"}
-    assert "something pruned the builder since the last build" in report["prediction"]["may_rebuild"][0]["reason"]
+    # a standalone BuildKit (or one not known) keeps the other records' keys: nothing is claimed
+    assert set(statuses(report).values()) == {"may-rebuild"} and report["misses"] == []
+    assert ("the cache mount /root/.cache/x (line 5) is gone: the builder was pruned or garbage-collected since the "
+            "last build") in report["prediction"]["may_rebuild"][0]["reason"]
+
+
+def _pruned(text: str = DOCKERFILE, **kw) -> tuple[dict, pr.Now]:
+    """The previous build (a minute ago, its RUN at line 5 used the cache mount /root/.cache/x,
+    gone now) and what is there now, on dockerd's BuildKit with the default GC policy."""
+    prev = previous_record()
+    prev["created"] = time.time() - 60
+    fields = dict(cache={"workdir": True, "copy": True, "run": True, "copyfrom": True, "wc": True},
+                  mounts_gone=["/root/.cache/x (line 5)"], driver="docker", gc_keep_s=48 * 3600.0)
+    fields.update(kw)
+    return prev, pr.Now(args=parse_args(["/c"]), dockerfile_path=None, dockerfile_text=text, snapshot=None, **fields)
+
+
+def test_a_prune_on_dockerds_buildkit_rebuilds_every_step_as_cache_evicted():
+    # dockerd's BuildKit (the buildx `docker` driver) drops every cache key on any prune, though
+    # DiskUsage still lists the step records (checked on dockerd 28.5): the build reports
+    # every step rebuilt, the first one cache-evicted, and so must the prediction
+    prev, now = _pruned()
+    _, report = forecast_report(prev, now)
+    assert statuses(report) == {3: "rebuilt", 4: "rebuilt", 5: "rebuilt", 7: "rebuilt", 8: "rebuilt"}
+    assert roots(report) == [(3, "cache-evicted")]
+    assert report["misses"][0]["cause"]["detail"] == (
+        "the step and its inputs are identical to the previous build, where it was built; "
+        "its cache entry is gone (pruned or garbage-collected)")
+    assert report["prediction"]["may_rebuild"] == [] and report["summary"]["may_rebuild"] == 0
+    assert report["prediction"]["expected_s"] == 15.5  # every step's time in the last build
+    assert ("the cache mount /root/.cache/x (line 5) is gone: something pruned the builder since the last "
+            "build; dockerd's BuildKit drops every cache key on any prune") in report["notes"]
+    # an edit is still explained: the steps before it are evicted, so the root is the first step
+    prev, now = _pruned(DOCKERFILE.replace("echo $V", "echo V=$V"))
+    _, report = forecast_report(prev, now)
+    assert roots(report) == [(3, "cache-evicted")] and set(statuses(report).values()) == {"rebuilt"}
+    # a RUN that downloads has no key left either: rebuilt, not may-rebuild
+    prev, now = _pruned(DOCKERFILE.replace("RUN wc -c /c.txt", "RUN wget -q http://x/ && wc -c /c.txt"))
+    _, report = forecast_report(prev, now)
+    assert statuses(report)[8] == "rebuilt" and report["prediction"]["may_rebuild"] == []
+
+
+@pytest.mark.parametrize("why, fields, age_s", [
+    ("a standalone BuildKit keeps the other records' keys", {"driver": "docker-container"}, 60),
+    ("the driver is not known", {"driver": None}, 60),
+    ("the GC policy is not known (docker://)", {"gc_keep_s": None}, 60),
+    ("the GC may have collected it by age: the last build ran 49 h ago", {}, 49 * 3600),
+    ("the GC may have collected it by age: the last build did not run the RUN that mounts it",
+     {"mounts_gone": ["/root/.cache/x (line 4)"]}, 60),
+])
+def test_a_gone_cache_mount_that_the_gc_may_have_collected_is_not_taken_for_a_prune(why, fields, age_s):
+    # dockerd's garbage collection removes cache mounts but keeps every cache key (checked on
+    # dockerd 28.5): then the build is all cached, so nothing may be predicted rebuilt
+    prev, now = _pruned(**fields)
+    prev["created"] = time.time() - age_s
+    if fields.get("mounts_gone"):
+        prev["steps"][3]["status"] = "cached"  # line 4, cached in the last build
+    _, report = forecast_report(prev, now)
+    assert set(statuses(report).values()) == {"may-rebuild"} and report["misses"] == [], why
+    assert not any("something pruned" in n for n in report["notes"]), why
+    assert pr.keys_dropped(now, prev) is None
+
+
+def test_no_gone_mount_says_nothing_of_the_builder():
+    prev, now = _pruned(mounts_gone=[])
+    _, report = forecast_report(prev, now)
+    assert set(statuses(report).values()) == {"cached"}
+    assert not any("pruned" in n for n in report["notes"])
+
+
+def test_the_builder_driver_and_gc_policy_are_read_from_buildx_inspect():
+    from analyzer.probe import BuilderFacts, builder_facts, facts_of_inspect
+
+    inspect = """\
+Name:          default
+Driver:        docker
+Last Activity: 2026-12-04 02:00:04 +0000 UTC
+
+Nodes:
+Name:             default
+Endpoint:         default
+Status:           running
+BuildKit version: v0.0.0+unknown
+GC Policy rule#0:
+ All:            false
+ Filters:        type==source.local,type==exec.cachemount,type==source.git.checkout
+ Keep Duration:  48h0m0s
+ Max Used Space: 3.346GiB
+GC Policy rule#1:
+ All:            false
+ Keep Duration:  1440h0m0s
+ Reserved Space: 24.21GiB
+GC Policy rule#2:
+ All:            true
+ Reserved Space: 24.21GiB
+"""
+    got = facts_of_inspect(inspect)
+    assert (got.driver, got.gc_keep_s) == ("docker", 48 * 3600.0)
+    got = facts_of_inspect(inspect.replace("docker\n", "docker-container\n", 1).replace("48h0m0s", "1h30m0.5s"))
+    assert (got.driver, got.gc_keep_s) == ("docker-container", 5400.5)
+    # no rule collects by age; no GC policy printed: not known
+    assert facts_of_inspect(inspect.replace(" Keep Duration:", " Kept:")).gc_keep_s == math.inf
+    assert facts_of_inspect(inspect.split("GC Policy")[0]).gc_keep_s is None
+    assert facts_of_inspect("").driver is None
+    # the docker engine's socket is dockerd's BuildKit (its GC policy unknown); a buildkitd
+    # address is a standalone BuildKit
+    assert builder_facts("docker://unix:///var/run/docker.sock") == BuilderFacts("docker", None)
+    assert builder_facts("unix:///run/buildkit/buildkitd.sock").driver == "buildkitd"
+    assert builder_facts("tcp://buildkitd:1234").driver == "buildkitd"
+    assert builder_facts("bad://x").driver is None
+
+
+# ------------------------------------------------------------------ an image that moved behind COPY --from
+
+TOOLS_DOCKERFILE = """\
+FROM local/busybox:latest AS app
+WORKDIR /app
+COPY --from=tools/uv:1 /uv /uvx /bin/
+RUN uv --version
+"""
+TOOLS_OLD = "docker-image://docker.io/tools/uv:1@sha256:" + "a" * 64
+
+
+def tools_record() -> dict:
+    """A build of TOOLS_DOCKERFILE: the COPY reads tools/uv:1 (its source input 1) by content."""
+    copy_op = {"Op": {"file": {"actions": [
+        {"input": 0, "secondaryInput": 1, "output": -1, "Action": {"copy": {"src": "/uv", "dest": "/bin/"}}},
+        {"input": 2, "secondaryInput": 1, "output": 0, "Action": {"copy": {"src": "/uvx", "dest": "/bin/"}}}]}}}
+    steps = [
+        {"id": "from", "digest": _digest(1), "keyword": "FROM", "stage": "app", "line": 1, "index": 1,
+         "instruction": "FROM local/busybox:latest AS app", "status": "source", "inputs": []},
+        {"id": "uvimg", "digest": _digest(10), "keyword": None, "stage": None, "line": 3, "status": "internal",
+         "inputs": [], "op": {"Op": {"source": {"identifier": TOOLS_OLD}}}},
+        {"id": "workdir", "digest": _digest(2), "keyword": "WORKDIR", "stage": "app", "line": 2, "index": 2,
+         "instruction": "WORKDIR /app", "status": "rebuilt", "inputs": [_digest(1)], "duration_s": 0.5,
+         "op": {"Op": {"file": {"actions": [{"Action": {"mkdir": {"path": "/app"}}}]}}},
+         "image_inputs": [IMAGE], "context_inputs": [], "remote_inputs": []},
+        {"id": "copy", "digest": _digest(3), "keyword": "COPY", "stage": "app", "line": 3, "index": 3,
+         "instruction": "COPY --from=tools/uv:1 /uv /uvx /bin/", "status": "rebuilt",
+         "inputs": [_digest(2), _digest(10)], "duration_s": 1.0, "op": copy_op, "image_inputs": [TOOLS_OLD],
+         "context_inputs": [], "remote_inputs": []},
+        {"id": "run", "digest": _digest(4), "keyword": "RUN", "stage": "app", "line": 4, "index": 4,
+         "instruction": "RUN uv --version", "status": "rebuilt", "inputs": [_digest(3)], "duration_s": 2.0,
+         "op": _exec("uv --version", ["PATH=h:0"]), "image_inputs": [], "context_inputs": [], "remote_inputs": []},
+    ]
+    rec = previous_record()
+    rec.update(dockerfile_text=TOOLS_DOCKERFILE, steps=steps)
+    return rec
+
+
+def tools_predicted(answer: "pr.FilesCompared | None", new_digest: str = "sha256:" + "b" * 64):
+    """(statuses, report, calls) of a prediction where tools/uv:1 now has `new_digest` and the
+    comparison of the files in the two images answers `answer`."""
+    calls: list[tuple] = []
+
+    def compare(old: str, new: str, paths: list[str], platform: str | None) -> "pr.FilesCompared":
+        calls.append((old, new, paths, platform))
+        assert answer is not None, "compared although nothing moved"
+        return answer
+    prev = tools_record()
+    name = "docker.io/tools/uv:1"
+    images = {name: pr.Resolved("tools/uv:1", name, new_digest, "local image store")}
+    now = pr.Now(args=parse_args(["/c"]), dockerfile_path=None, dockerfile_text=TOOLS_DOCKERFILE, snapshot=None,
+                 images=images, compare_images=compare)
+    _, report = forecast_report(prev, now)
+    return statuses(report), report, calls
+
+
+def _notes(report: dict) -> list[str]:
+    return [" ".join((n["text"] if isinstance(n, dict) else n).split()) for n in report["notes"]]
+
+
+def test_moved_image_with_the_same_files_is_cached():
+    got, report, calls = tools_predicted(pr.FilesCompared(True, []))
+    assert calls == [(TOOLS_OLD, "docker-image://docker.io/tools/uv:1@sha256:" + "b" * 64, ["/uv", "/uvx"], None)]
+    assert got == {2: "cached", 3: "cached", 4: "cached"} and report["misses"] == []
+    assert report["prediction"]["may_rebuild"] == []
+    assert ("Dockerfile:3: tools/uv:1 moved to a new digest, but the files it copies (/uv, /uvx) are the same: "
+            "BuildKit keeps the step") in _notes(report)
+
+
+def test_a_copy_from_a_moved_image_right_after_from_is_compared():
+    """The COPY's destination is the stage's base image (unchanged): only the copied image decides."""
+    prev = tools_record()
+    text = TOOLS_DOCKERFILE.replace("WORKDIR /app\n", "")
+    prev["dockerfile_text"] = text
+    del prev["steps"][2]  # no WORKDIR: the COPY is built on the FROM image itself
+    prev["steps"][2].update(line=2, index=2, inputs=[_digest(1), _digest(10)], image_inputs=[IMAGE, TOOLS_OLD])
+    prev["steps"][3].update(line=3, index=3)
+    prev["steps"][0]["op"] = {"Op": {"source": {"identifier": IMAGE}}}
+    name = "docker.io/tools/uv:1"
+    images = {name: pr.Resolved("tools/uv:1", name, "sha256:" + "b" * 64, "local image store")}
+    calls = []
+
+    def compare(old, new, paths, platform):
+        calls.append(paths)
+        return pr.FilesCompared(True, [])
+    now = pr.Now(args=parse_args(["/c"]), dockerfile_path=None, dockerfile_text=text, snapshot=None,
+                 images=images, compare_images=compare)
+    fc = pr.forecast(prev, now, HASH)
+    assert calls == [["/uv", "/uvx"]]
+    assert {s["line"]: s["status"] for s in fc.record["steps"] if s.get("keyword") in ("COPY", "RUN")} == {
+        2: "cached", 3: "cached"}
+
+
+def test_moved_image_with_other_files_is_the_root_with_the_builds_words():
+    got, report, _ = tools_predicted(pr.FilesCompared(False, ["/uv"]))
+    assert got == {2: "cached", 3: "rebuilt", 4: "rebuilt"}
+    assert roots(report) == [(3, "base-image-changed")]
+    assert report["misses"][0]["cause"]["detail"] == "docker.io/tools/uv:1: sha256:aaaaaaaaaaaa \u2192 sha256:bbbbbbbbbbbb"
+    assert "Dockerfile:3: tools/uv:1 moved to a new digest, and /uv differs in it" in _notes(report)
+
+
+def test_moved_image_not_compared_may_rebuild_and_says_why():
+    why = "the image it read last time (tools/uv:1@sha256:aaaaaaaaaaaa…) is not in the local image store"
+    got, report, _ = tools_predicted(pr.FilesCompared(None, [], why))
+    assert got == {2: "cached", 3: "may-rebuild", 4: "may-rebuild"} and report["misses"] == []
+    reasons = {m["line"]: m["reason"] for m in report["prediction"]["may_rebuild"]}
+    assert reasons == {3: f"copies /uv, /uvx from tools/uv:1, which moved to a new digest; the files were not "
+                          f"compared: {why}. It rebuilds only if they changed",
+                       4: "built on line 3, which may rebuild"}
+
+
+def test_nothing_moved_compares_nothing():
+    got, _, calls = tools_predicted(None, new_digest="sha256:" + "a" * 64)
+    assert calls == [] and got == {2: "cached", 3: "cached", 4: "cached"}
+
+
+def test_an_image_that_is_the_root_filesystem_is_not_compared():
+    """The first step of `FROM tools/uv:1` reads the image as its root: by key, so it rebuilds."""
+    prev = tools_record()
+    text = "FROM tools/uv:1 AS app\nWORKDIR /app\nCOPY --from=tools/uv:1 /uv /uvx /bin/\nRUN uv --version\n"
+    prev["dockerfile_text"] = text
+    prev["steps"][0]["instruction"] = "FROM tools/uv:1 AS app"
+    prev["steps"][2].update(image_inputs=[TOOLS_OLD], inputs=[_digest(10)])
+    prev["steps"][3]["inputs"] = [_digest(2), _digest(10)]
+    name = "docker.io/tools/uv:1"
+    images = {name: pr.Resolved("tools/uv:1", name, "sha256:" + "b" * 64, "local image store")}
+
+    def compare(*_a):
+        raise AssertionError("the root filesystem is read by key, not compared")
+    now = pr.Now(args=parse_args(["/c"]), dockerfile_path=None, dockerfile_text=text, snapshot=None,
+                 images=images, compare_images=compare)
+    fc = pr.forecast(prev, now, HASH)
+    assert {s["line"]: s["status"] for s in fc.record["steps"] if s.get("line") and s["status"] != "source"
+            and s.get("keyword")} == {2: "rebuilt", 3: "rebuilt", 4: "rebuilt"}
+
+
+# ------------------------------------------------------------------ the files of an image, as BuildKit hashes them
+
+def _tar(*members: tuple) -> "io.BytesIO":
+    """A tar stream of (name, data or None for a directory, {TarInfo attributes})."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as t:
+        for name, data, attrs in members:
+            ti = tarfile.TarInfo(name)
+            ti.mode, ti.mtime, ti.uname = 0o755, 1000, "root"
+            if data is None:
+                ti.type = tarfile.DIRTYPE
+            for k, v in attrs.items():
+                setattr(ti, k, v)
+            if data is not None and ti.type == tarfile.REGTYPE:
+                ti.size = len(data)
+                t.addfile(ti, io.BytesIO(data))
+            else:
+                t.addfile(ti)
+    buf.seek(0)
+    return buf
+
+
+def _digests(*members: tuple, base: str = "/", pattern: str | None = None) -> dict[str, str]:
+    return tar_digests(_tar(*members), base, pattern)[0]
+
+
+def test_an_entry_digest_ignores_mtime_and_owner_names():
+    one = _digests(("uv", b"x", {}))
+    assert one == _digests(("uv", b"x", {"mtime": 99999, "uname": "someone", "gname": "staff"}))
+    assert list(one) == ["/uv"]
+
+
+@pytest.mark.parametrize("attrs, data", [
+    ({}, b"y"),                                              # content
+    ({"mode": 0o700}, b"x"),                                 # mode
+    ({"uid": 1234}, b"x"),                                   # owner (image files keep theirs)
+    ({"gid": 55}, b"x"),                                     # group
+    ({"pax_headers": {"SCHILY.xattr.security.capability": "c"}}, b"x"),  # a capability
+    ({"pax_headers": {"SCHILY.xattr.user.note": "n"}}, b"x"),            # a user xattr
+])
+def test_an_entry_digest_sees_what_buildkit_sees(attrs, data):
+    assert _digests(("uv", b"x", {})) != _digests(("uv", data, attrs))
+
+
+def test_an_entry_digest_leaves_out_selinux_and_system_xattrs():
+    plain = _digests(("uv", b"x", {}))
+    assert plain == _digests(("uv", b"x", {"pax_headers": {"SCHILY.xattr.security.selinux": "s",
+                                                            "SCHILY.xattr.system.posix_acl_access": "a"}}))
+
+
+def test_symlink_targets_and_types_count():
+    link = _digests(("d", None, {}), ("d/l", b"", {"type": tarfile.SYMTYPE, "linkname": "f"}))
+    assert link != _digests(("d", None, {}), ("d/l", b"", {"type": tarfile.SYMTYPE, "linkname": "g"}))
+    assert set(link) == {"/d", "/d/l"}
+    assert _digests(("x", b"", {})) != _digests(("x", None, {}))  # an empty file is no directory
+
+
+def test_names_are_absolute_under_the_copied_directory_and_patterns_select():
+    members = (("bin", None, {}), ("bin/uv", b"u", {}), ("bin/uvx", b"v", {}), ("bin/ls", b"l", {}))
+    assert set(_digests(*members, base="/usr")) == {"/usr/bin", "/usr/bin/uv", "/usr/bin/uvx", "/usr/bin/ls"}
+    assert set(_digests(*members, base="/usr", pattern="/usr/bin/uv*")) == {"/usr/bin/uv", "/usr/bin/uvx"}
+    # `docker cp C:/ -` names members from the root, with the root itself first
+    assert set(_digests(("/", None, {}), ("/etc", None, {}), ("/etc/os", b"o", {}))) == {"/etc", "/etc/os"}
+
+
+def test_what_a_container_makes_itself_is_listed_apart():
+    got, hidden = tar_digests(_tar(("etc", None, {}), ("etc/hosts", b"", {}), ("etc/os", b"o", {}),
+                                   (".dockerenv", b"", {}), ("dev", None, {}), ("dev/pts", None, {})), "/")
+    assert set(got) == {"/etc", "/etc/os", "/dev"}
+    assert hidden == ["/etc/hosts", "/.dockerenv", "/dev/pts"]
