@@ -224,18 +224,27 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogateescape")).hexdigest()
 
 
-def _stage_user(df: "Dockerfile", line: int) -> str | None:
+def _stage_setting(df: "Dockerfile", line: int, keyword: str) -> list[str] | None:
+    """The words of the last USER or SHELL in force at `line`: in its stage, else in the
+    stage it starts from (`FROM base`), whose image config carries it."""
     ins = df.instruction_at(line)
     if ins is None or ins.stage is None:
         return None
-    user = None
+    chain: list[Any] = []
     st = df.stages[ins.stage]
-    for i in st.instructions[1:]:
-        if i.line >= line:
+    while len(chain) <= len(df.stages):
+        chain.append(st)
+        if st.base_stage is None:
             break
-        if i.keyword == "USER":
-            user = " ".join(i.args) or i.rest
-    return user
+        st = df.stages[st.base_stage]
+    value = None
+    for st in reversed(chain):
+        for i in st.instructions[1:]:
+            if st is chain[0] and i.line >= line:
+                break
+            if i.keyword == keyword:
+                value = list(i.args) or [i.rest]
+    return value
 
 
 # ------------------------------------------------------------------ the plan
@@ -516,12 +525,17 @@ def _carry_op(s: dict, p: dict, df: "Dockerfile", old_df: "Dockerfile | None", n
         elif entry is not None:
             env.append(entry)
             names.append(name)
-    user_now, user_before = _stage_user(df, s["line"]), _stage_user(old_df, p["line"])
-    if not changed and user_now == user_before:
+    user_now, user_before = _stage_setting(df, s["line"], "USER"), _stage_setting(old_df, p["line"], "USER")
+    shell_now, shell_before = _stage_setting(df, s["line"], "SHELL"), _stage_setting(old_df, p["line"], "SHELL")
+    if not changed and user_now == user_before and shell_now == shell_before:
         return
     new_meta = dict(meta, env=env)
     if user_now != user_before:
-        new_meta["user"] = user_now or ""
+        new_meta["user"] = " ".join(user_now or [])
+    ins = df.instruction_at(s["line"])
+    if shell_now != shell_before and ins is not None and not ins.json_form and meta.get("args"):
+        # a shell-form RUN runs its command under the SHELL in force: its args change with it
+        new_meta["args"] = [*(shell_now or ["/bin/sh", "-c"]), list(meta["args"])[-1]]
     op = dict(op or {})
     op["Op"] = dict(op["Op"], exec=dict(op["Op"]["exec"], meta=new_meta))
     s["op"] = op
