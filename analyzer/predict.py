@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, cast
 from analyzer import notes as N
 from analyzer.model import Report
 from analyzer.notes import Note, as_note
-from analyzer.probe import Resolved, normalise_image  # noqa: F401 - what probe resolves; named here too
+from analyzer.probe import FilesCompared, Resolved, compare_image_files, normalise_image  # noqa: F401 - named here too
 
 if TYPE_CHECKING:
     from analyzer.buildx import BuildArgs
@@ -97,6 +97,9 @@ class Now:
     named_snapshots: dict | None = None
     #: (previous, current) Snapshot objects, parsed once (50,000 files take most of a second to parse)
     snapshots: tuple[Any, Any] | None = None
+    #: (old image, new image, paths, platform) -> FilesCompared: asked only for an image that
+    #: moved behind a COPY --from or a bind mount (tests stub it)
+    compare_images: Any = compare_image_files
 
 
 @dataclass
@@ -433,7 +436,7 @@ def forecast(previous: dict | None, now: Now, hasher: "Hasher") -> Forecast:
         "named_snapshots": now.named_snapshots,
     }
     premise = keys_dropped(now, previous)
-    may, ex = _decide(record, previous, now, df, remote_context, all_gone=premise is not None)
+    may, ex = _decide(record, previous, now, df, remote_context, all_gone=premise is not None, notes=notes)
     if premise is not None:
         notes.append(Note(N.EVICTION_EVIDENCE, N.CACHE, premise))
     return Forecast(record, may, notes, ex)
@@ -541,8 +544,103 @@ def _carry_op(s: dict, p: dict, df: "Dockerfile", old_df: "Dockerfile | None", n
     s["op"] = op
 
 
+def _rebuilds_anyway(s: dict, p: dict, near: list[dict], changed: dict[str, bool]) -> bool:
+    """Whether a step gets a new key whatever the files it copies hold (what it is built on
+    changed, or it did not run last time): then its images need no comparison."""
+    copied = set(s.get("copied_from") or [])
+    return (any(changed.get(n["digest"]) for n in near if n["digest"] not in copied)
+            or p.get("status") not in ("rebuilt", "cached"))
+
+
+def _read_by_content(s: dict, p: dict, prev_by_digest: dict[str, dict]) -> dict[str, list[str]] | None:
+    """The images the previous step read by content only (the source of a copy, a bind
+    mount that is not the root), each with the paths it read; None when an image it read
+    is its root filesystem or a copy's destination (read by key: a moved image rebuilds it),
+    or the op does not say; {} when no digest moved (nothing to compare)."""
+    op = ((p.get("op") or {}).get("Op")) or {}
+    inputs = p.get("inputs") or []
+
+    def image_at(index: Any) -> str | None:  # an index the op JSON leaves out is 0 (proto3)
+        try:
+            d = str(inputs[int(index)]) if int(index) >= 0 else ""
+        except (TypeError, ValueError, IndexError):
+            return None
+        source = (((prev_by_digest.get(d) or {}).get("op") or {}).get("Op") or {}).get("source") or {}
+        ident = str(source.get("identifier", ""))
+        return ident if ident.startswith("docker-image://") else None
+
+    by_content: dict[str, list[str]] = {}
+    by_key: set[str] = set()
+    for action in (op.get("file") or {}).get("actions") or []:
+        if (base := image_at(action.get("input", 0))) is not None:
+            by_key.add(base)
+        copy = (action.get("Action") or {}).get("copy")
+        img = image_at(action.get("secondaryInput", 0))
+        if img is not None:
+            if copy and copy.get("src"):
+                by_content.setdefault(img, []).append(str(copy["src"]))
+            else:
+                by_key.add(img)
+    for mount in (op.get("exec") or {}).get("mounts") or []:
+        img = image_at(mount.get("input", 0))
+        if img is None:
+            continue
+        if mount.get("dest") == "/" or mount.get("mountType") not in (None, 0, "BIND"):
+            by_key.add(img)  # the root filesystem, or a cache mount's base: by key
+        else:
+            by_content.setdefault(img, []).append(str(mount.get("selector") or "/"))
+    moved = [i for i in p.get("image_inputs") or [] if i not in (s.get("image_inputs") or [])]
+    if not moved:  # an image named by --build-context without a digest, resolved at build time
+        unpinned = [i for i in s.get("image_inputs") or [] if "@" not in i]
+        return {} if unpinned and not any(i in by_key for i in unpinned) else None
+    if any(i in by_key or i not in by_content for i in moved):
+        return None
+    return {i: list(dict.fromkeys(by_content[i])) for i in moved}
+
+
+def _compare_moved(read: dict[str, list[str]], s: dict, now: Now, compared: dict[tuple, FilesCompared],
+                   notes: list | None) -> tuple[str | None, bool]:
+    """(why the step may rebuild, or None; whether it rebuilds) for a step whose images
+    behind a COPY --from or a bind mount moved: it rebuilds when the files it reads differ."""
+    new_by_name = {_image_name(i): i for i in s.get("image_inputs") or []}
+    verb = "mounts" if s.get("keyword") == "RUN" else "copies"
+    platforms = list(getattr(now.args, "platforms", None) or [])
+    unknown: list[str] = []
+    for old, paths in read.items():
+        name = _image_name(old)
+        new = new_by_name.get(name)
+        what = f"{verb} {', '.join(paths)[:60]} from {name.removeprefix('docker.io/')[:50]}"
+        if new is None:
+            unknown.append(f"{what}, which moved: it rebuilds only if those files changed")
+            continue
+        if len(platforms) > 1:
+            got = FilesCompared(None, [], "the build is for several platforms; compared for none")
+        else:
+            key = (old, new, tuple(paths), platforms[0] if platforms else None)
+            if key not in compared:
+                try:
+                    compared[key] = now.compare_images(old, new, paths, key[3])
+                except Exception as exc:  # noqa: BLE001 - said in the reason
+                    compared[key] = FilesCompared(None, [], f"the comparison failed ({exc})")
+            got = compared[key]
+        moved = f"{name.removeprefix('docker.io/')[:50]} moved to a new digest"
+        if got.same is False:
+            if notes is not None:
+                files = ", ".join(got.differ[:3]) + (" …" if len(got.differ) > 3 else "")
+                notes.append(f"Dockerfile:{s.get('line')}: {moved}, and {files} "
+                             f"differ{'s' if len(got.differ) == 1 else ''} in it")
+            return None, True
+        if got.same is None:
+            unknown.append(f"{what}, which moved to a new digest; the files were not compared: {got.why}. "
+                           "It rebuilds only if they changed")
+        elif notes is not None:
+            notes.append(f"Dockerfile:{s.get('line')}: {moved}, but the files it {verb} "
+                         f"({', '.join(paths)[:60]}) are the same: BuildKit keeps the step")
+    return (unknown[0] if unknown else None), False
+
+
 def _decide(record: dict, previous: dict | None, now: Now, df: "Dockerfile", remote_context: bool,
-            all_gone: bool = False) -> tuple[dict[str, str], Any]:
+            all_gone: bool = False, notes: list | None = None) -> tuple[dict[str, str], Any]:
     """Set each forecast step's status; return the steps that may rebuild, with why, and
     the cause engine's explainer of the forecast (it explains the statuses set here)."""
     from analyzer.explain import _Explainer, _is_step  # noqa: PLC0415
@@ -553,6 +651,7 @@ def _decide(record: dict, previous: dict | None, now: Now, df: "Dockerfile", rem
     order = [s for s in ex.steps if _is_step(s)]  # Dockerfile order: inputs come first
     changed: dict[str, bool] = {}
     maybe: dict[str, str] = {}
+    compared: dict[tuple, FilesCompared] = {}  # one comparison per image pair and paths
     no_cache_all = bool((record.get("invocation") or {}).get("no_cache"))
     # all_gone: every cache key dropped (keys_dropped), every step rebuilds whatever it reads
     for s in order:
@@ -564,12 +663,21 @@ def _decide(record: dict, previous: dict | None, now: Now, df: "Dockerfile", rem
         content_why = None
         if s.get("keyword") == "WORKDIR" and kinds == {"no-cache-requested"} and not no_cache_all:
             causes = []  # --no-cache-filter leaves a stage's WORKDIR to the cache (checked on the engine)
-        elif (ins is not None and ins.keyword in ("COPY", "ADD") and ins.from_ref
-              and df.resolve_ref(ins.from_ref) is None and kinds == {"base-image-changed"}):
-            # the image it copies from moved; BuildKit compares the copied files' content
-            content_why = (f"copies from {ins.from_ref[:40]}, which moved to a new digest: it rebuilds only if "
-                           "the files it copies changed")
-            causes = []
+        elif (kinds == {"base-image-changed"} and p is not None and not all_gone
+              and not _rebuilds_anyway(s, p, near, changed)):
+            # BuildKit reads the files of an image behind COPY --from or a bind mount by content:
+            # compare them in the image read last time and in the one now
+            read = _read_by_content(s, p, ex.prev_by_digest)
+            if read:
+                content_why, rebuilds = _compare_moved(read, s, now, compared, notes)
+                if not rebuilds:
+                    causes = []
+            elif ((read is not None or not (p.get("op") or {}).get("Op")) and ins is not None
+                  and ins.keyword in ("COPY", "ADD") and ins.from_ref and df.resolve_ref(ins.from_ref) is None):
+                # no digests to compare, or a record without the op: which files it copies is not known
+                content_why = (f"copies from {ins.from_ref[:40]}, which moved to a new digest: it rebuilds only "
+                               "if the files it copies changed")
+                causes = []
         copied = set(s.get("copied_from") or [])
         upstream = any(changed.get(n["digest"]) for n in near if n["digest"] not in copied)
         from_changed = [n for n in near if n["digest"] in copied and changed.get(n["digest"])]

@@ -7,11 +7,16 @@ only: its import costs most of a second, which `cachewhy build` never pays.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import posixpath
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # tarfile and fnmatch are imported where an image is compared: not on every prediction
+    import tarfile
 
 
 @dataclass
@@ -283,3 +288,169 @@ def presence_from_records(previous: dict, records: list[dict]) -> dict[str, bool
         if got is not None:
             out[s["id"]] = None if s["digest"] in unsure else bool(got)
     return out
+
+
+# ------------------------------------------------------------------ files in two images
+
+#: Entries every container of an image shows in place of the image's own (dockerd's init
+#: layer, checked on dockerd 28.5 with `docker cp`): a difference there cannot be seen.
+CONTAINER_MADE = (".dockerenv", "dev/console", "dev/pts", "dev/shm", "etc/hostname", "etc/hosts", "etc/mtab",
+                  "etc/resolv.conf", "proc", "sys")
+_WILDCARD = re.compile(r"[*?\[]")
+
+
+@dataclass
+class FilesCompared:
+    """The files a step reads from an image, in the image it read last time and in the one now."""
+
+    same: bool | None  # None: could not tell (see why)
+    differ: list[str]  # absolute paths that differ (the first few), when not same
+    why: str | None = None  # why it could not tell
+
+
+def entry_digest(member: "tarfile.TarInfo", data: Any) -> str:
+    """What BuildKit's content checksum reads of one file (cache/contenthash): its type,
+    mode, owner, link target, device numbers, xattrs (not security.* but
+    security.capability, not system.*) and content. Not its mtime, nor the owner's name."""
+    import tarfile  # noqa: PLC0415
+
+    h = hashlib.sha256()
+    kind = member.type if member.type != tarfile.AREGTYPE else tarfile.REGTYPE
+    h.update(repr((kind, member.mode & 0o7777, member.uid, member.gid, member.linkname if member.issym() or
+                   member.islnk() else "", member.devmajor if member.isdev() else 0,
+                   member.devminor if member.isdev() else 0)).encode())
+    xattrs = sorted((k, v) for k, v in (member.pax_headers or {}).items() if k.startswith("SCHILY.xattr.")
+                    and (k == "SCHILY.xattr.security.capability"
+                         or not k.startswith(("SCHILY.xattr.security.", "SCHILY.xattr.system."))))
+    h.update(repr(xattrs).encode("utf-8", "surrogateescape"))
+    if data is not None:
+        while chunk := data.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def tar_digests(stream: Any, base: str = "/", pattern: str | None = None) -> tuple[dict[str, str], list[str]]:
+    """Absolute path -> entry_digest of each member of a tar stream, as `docker cp C:SRC -`
+    writes it (member names relative to `base`, the directory SRC is in), with the entries a
+    container makes itself (CONTAINER_MADE) left out and listed apart. `pattern`: only the
+    members whose path matches it (an absolute COPY source with wildcards, per path
+    component) and what lies under them."""
+    import tarfile  # noqa: PLC0415
+
+    out: dict[str, str] = {}
+    hidden: list[str] = []
+    with tarfile.open(fileobj=stream, mode="r|") as tar:
+        for m in tar:
+            rel = m.name
+            while rel.startswith(("./", "/")):
+                rel = rel[1:] if rel.startswith("/") else rel[2:]
+            rel = rel.rstrip("/")
+            if not rel or rel == ".":
+                continue  # the root directory: a container's own, not the image's
+            path = posixpath.join(base, rel)
+            if pattern is not None and not _under_match(path, pattern):
+                continue
+            inner = path.lstrip("/")
+            if inner in CONTAINER_MADE or inner.startswith(tuple(p + "/" for p in CONTAINER_MADE)):
+                hidden.append(path)
+                continue
+            out[path] = entry_digest(m, tar.extractfile(m) if m.isreg() else None)
+    return out, hidden
+
+
+def _under_match(name: str, pattern: str) -> bool:
+    import fnmatch  # noqa: PLC0415
+
+    parts, pats = name.strip("/").split("/"), pattern.strip("/").split("/")
+    return len(parts) >= len(pats) and all(fnmatch.fnmatchcase(a, b) for a, b in zip(parts, pats))
+
+
+def _literal_prefix(path: str) -> str:
+    """The directory above a path's first wildcard component (`/usr/*/uv` -> `/usr`)."""
+    parts = [p for p in path.split("/") if p]
+    keep = []
+    for p in parts:
+        if _WILDCARD.search(p):
+            break
+        keep.append(p)
+    return "/" + "/".join(keep)
+
+
+def compare_image_files(old: str, new: str, paths: list[str], platform: str | None = None) -> FilesCompared:
+    """Whether `paths` (COPY sources or bind-mount sources; wildcards as BuildKit expands them;
+    `/` the whole filesystem) hold the same files, as BuildKit's content checksum sees them, in
+    image `old` and image `new` (`docker-image://NAME@sha256:…`). Both must be in the local
+    image store: a container of each is created, never started, read with `docker cp`, and
+    removed. Costs nothing unless called: only for an image that moved."""
+    import subprocess  # noqa: PLC0415
+    import tarfile  # noqa: PLC0415
+
+    try:
+        docker = _client()
+        from python_on_whales.exceptions import DockerException  # noqa: PLC0415
+    except Exception as exc:  # noqa: BLE001 - no docker CLI: cannot tell
+        return FilesCompared(None, [], f"the docker CLI could not be used ({exc})")
+    refs: list[str] = []
+    for which, ident in (("the image it read last time", old), ("the image it will read", new)):
+        name, _, digest = ident.removeprefix("docker-image://").partition("@")
+        found = None
+        for ref in ([digest] if digest else []) + ([f"{name}@{digest}"] if digest else [name]):
+            try:
+                found = docker.image.inspect(ref).id
+                break
+            except DockerException:
+                continue
+        if found is None:
+            bare = name.removeprefix("docker.io/").removeprefix("library/")
+            short = f"{bare}@{digest[:19]}…" if digest else bare
+            return FilesCompared(None, [], f"{which} ({short}) is not in the local image store")
+        refs.append(found)
+    containers: list[str] = []
+    try:
+        views: list[tuple[dict[str, str], list[str]]] = []
+        for ref in refs:
+            c = docker.container.create(ref, ["cachewhy-compare"], pull="never", labels={"cachewhy": "compare"},
+                                        **({"platform": platform} if platform else {}))
+            containers.append(c.id)
+            digests: dict[str, str] = {}
+            hidden: list[str] = []
+            for path in paths:
+                path = posixpath.normpath("/" + path.lstrip("/"))
+                wild = bool(_WILDCARD.search(path))
+                src = _literal_prefix(path) if wild else path
+                base = posixpath.dirname(src)
+                proc = subprocess.Popen([*map(str, docker.docker_cmd), "cp", "-L", f"{c.id}:{src}", "-"],
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                try:
+                    try:
+                        got, masked = tar_digests(proc.stdout, base, path if wild else None)
+                    except tarfile.TarError:
+                        got, masked = {}, []
+                finally:
+                    err = proc.communicate()[1]
+                if proc.returncode != 0:
+                    said = " ".join(err.decode(errors="replace").split())
+                    if "Could not find the file" not in said:
+                        return FilesCompared(None, [], f"`docker cp` of {src} failed ({said[:120]})")
+                    got, masked = {}, []  # not there: as BuildKit, nothing to copy (or the build fails)
+                digests.update(got)
+                hidden += masked
+            views.append((digests, hidden))
+    except DockerException as exc:
+        said = " ".join(str(getattr(exc, "stderr", "") or exc).split())[:160]
+        return FilesCompared(None, [], f"a container of the image could not be created ({said})")
+    finally:
+        for cid in containers:
+            try:
+                docker.container.remove(cid, force=True, volumes=True)  # an image's VOLUMEs get one each
+            except Exception:  # noqa: BLE001,S110 - gone already: nothing left to clean
+                pass
+    (a, hidden_a), (b, hidden_b) = views
+    differ = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+    if differ:
+        return FilesCompared(False, differ[:5])
+    hidden = sorted(set(hidden_a) | set(hidden_b))
+    if hidden:
+        return FilesCompared(None, [], f"no difference except in {', '.join(hidden[:3])}"
+                                       f"{' …' if len(hidden) > 3 else ''}, which a container does not show")
+    return FilesCompared(True, [])

@@ -184,7 +184,8 @@ def test_env_edit_predicted_then_confirmed(new_project):
 @pytest.fixture
 def imported_image(tmp_path: Path):
     """`docker import` of the base image's files under a tag of this test's own; call
-    again to move the tag to a new import (one more file). Removed afterwards."""
+    again to move the tag to a new import (one more file, /version, and `files`: name ->
+    text, mode 0755). Every import is removed afterwards (the moved ones are dangling)."""
     tag = f"local/predict-{uuid.uuid4().hex[:10]}:latest"
     rootfs = tmp_path / "rootfs.tar"
     name = f"predict-{uuid.uuid4().hex[:10]}"
@@ -193,22 +194,25 @@ def imported_image(tmp_path: Path):
         docker("export", "-o", str(rootfs), name)
     finally:
         docker("rm", "-f", name, check=False)
-    imports = [0]
+    ids: list[str] = []
 
-    def make() -> str:
-        imports[0] += 1
-        tar = tmp_path / f"rootfs{imports[0]}.tar"
+    def make(files: dict[str, str] | None = None) -> str:
+        n = len(ids) + 1
+        tar = tmp_path / f"rootfs{n}.tar"
         with tarfile.open(rootfs) as src, tarfile.open(tar, "w") as dst:
             for member in src.getmembers():
                 dst.addfile(member, src.extractfile(member) if member.isfile() else None)
-            extra = tmp_path / "version"
-            extra.write_text(f"{imports[0]}\n")
-            dst.add(str(extra), arcname="version")
+            for arcname, text in {"version": f"{n}\n", **(files or {})}.items():
+                extra = tmp_path / "extra"
+                extra.write_text(text)
+                extra.chmod(0o755)
+                dst.add(str(extra), arcname=arcname)
         docker("import", str(tar), tag)
-        return docker("image", "inspect", "--format", "{{.Id}}", tag).stdout.decode().strip()
+        ids.append(docker("image", "inspect", "--format", "{{.Id}}", tag).stdout.decode().strip())
+        return ids[-1]
 
     yield tag, make
-    docker("image", "rm", "-f", tag, check=False)
+    docker("image", "rm", "-f", tag, *ids, check=False)
 
 
 def test_base_image_moved_predicted_then_confirmed(new_project, imported_image):
@@ -229,6 +233,79 @@ def test_base_image_moved_predicted_then_confirmed(new_project, imported_image):
     _, built = p.build()
     confirmed(predicted, built)
     assert built["misses"][0]["cause"]["detail"] == detail
+
+
+COPY_FROM_IMAGE = """FROM local/busybox:latest
+WORKDIR /w-NONCE
+COPY --from={tag} /tool /bin/
+RUN --mount=type=bind,from={tag},source=/tool,target=/mnt/tool cat /mnt/tool > mounted.txt
+RUN cat /bin/tool > copied.txt
+"""
+
+
+def _note_texts(report: dict) -> list[str]:
+    return [" ".join((n.get("text") if isinstance(n, dict) else str(n)).split()) for n in report.get("notes") or []]
+
+
+def test_copy_from_moved_image_same_files_predicted_cached(new_project, imported_image):
+    """The tag moves to an import whose /tool is the same (only /version differs): BuildKit
+    compares the copied and the mounted files' content, so nothing rebuilds."""
+    tag, make = imported_image
+    make({"tool": "echo tool 1\n"})
+    p = new_project(COPY_FROM_IMAGE.format(tag=tag))
+    p.build()
+    make({"tool": "echo tool 1\n"})
+    err, predicted = p.predict()
+    assert rebuilt(predicted) == [] and predicted["prediction"]["may_rebuild"] == []
+    assert "Prediction: nothing will be rebuilt" in err
+    joined = " ".join(err.split())
+    assert (f"Dockerfile:3: {tag} moved to a new digest, but the files it copies (/tool) are the same: "
+            "BuildKit keeps the step") in joined, err
+    assert f"Dockerfile:4: {tag} moved to a new digest, but the files it mounts (/tool) are the same" in joined
+    _, built = p.build()
+    assert rebuilt(built) == []
+    confirmed(predicted, built)
+
+
+def test_copy_from_moved_image_changed_files_predicted_rebuilt(new_project, imported_image):
+    """/tool changed in the new import: the COPY is the root (base-image-changed, the
+    build's own words) and everything after it rebuilds."""
+    tag, make = imported_image
+    old = make({"tool": "echo tool 1\n"})
+    p = new_project(COPY_FROM_IMAGE.format(tag=tag))
+    p.build()
+    new = make({"tool": "echo tool 2\n"})
+    err, predicted = p.predict()
+    assert rebuilt(predicted) == [3, 4, 5] and predicted["prediction"]["may_rebuild"] == []
+    assert roots(predicted)[0] == (3, "base-image-changed")
+    detail = next(m for m in predicted["misses"] if m["line"] == 3)["cause"]["detail"]
+    assert old[7:19] in detail and new[7:19] in detail, detail
+    assert f"Dockerfile:3: {tag} moved to a new digest, and /tool differs in it" in " ".join(err.split()), err
+    assert "echo tool" not in err and "echo tool" not in json.dumps(predicted)  # never file contents
+    _, built = p.build()
+    confirmed(predicted, built)
+    assert next(m for m in built["misses"] if m["line"] == 3)["cause"]["detail"] == detail
+
+
+def test_copy_from_moved_image_old_one_gone_may_rebuild(new_project, imported_image):
+    """The image the last build copied from was removed: nothing to compare with, so the
+    step may rebuild, and the reason says what was compared and why it could not tell."""
+    tag, make = imported_image
+    old = make({"tool": "echo tool 1\n"})
+    p = new_project(COPY_FROM_IMAGE.format(tag=tag))
+    p.build()
+    make({"tool": "echo tool 1\n"})
+    docker("image", "rm", old)
+    err, predicted = p.predict()
+    maybe = {m["line"]: m["reason"] for m in predicted["prediction"]["may_rebuild"]}
+    assert sorted(maybe) == [3, 4, 5] and rebuilt(predicted) == []
+    assert maybe[3] == (f"copies /tool from {tag}, which moved to a new digest; the files were not compared: "
+                        f"the image it read last time ({tag}@{old[:19]}…) is not in the local image "
+                        "store. It rebuilds only if they changed"), maybe[3]
+    assert maybe[5] == "built on line 4, which may rebuild"
+    assert "may rebuild: Dockerfile:3 COPY --from=" in err
+    _, built = p.build()
+    assert rebuilt(built) == []  # the files were the same: BuildKit kept the steps
 
 
 def test_gates_on_a_prediction(new_project):

@@ -6,7 +6,9 @@ score, the gate on time, and how the terminal and history show them.
 from __future__ import annotations
 
 import hashlib
+import io
 import math
+import tarfile
 import time
 
 import pytest
@@ -16,7 +18,7 @@ from analyzer.buildx import parse_args
 from analyzer.errors import UsageError
 from analyzer.gates import Gates, parse_duration
 from analyzer.pipeline import analyse
-from analyzer.probe import presence_from_records
+from analyzer.probe import presence_from_records, tar_digests
 from analyzer.record import make_hasher
 from analyzer.sources import Baseline, PredictionInput
 
@@ -502,3 +504,211 @@ GC Policy rule#2:
     assert builder_facts("unix:///run/buildkit/buildkitd.sock").driver == "buildkitd"
     assert builder_facts("tcp://buildkitd:1234").driver == "buildkitd"
     assert builder_facts("bad://x").driver is None
+
+
+# ------------------------------------------------------------------ an image that moved behind COPY --from
+
+TOOLS_DOCKERFILE = """\
+FROM local/busybox:latest AS app
+WORKDIR /app
+COPY --from=tools/uv:1 /uv /uvx /bin/
+RUN uv --version
+"""
+TOOLS_OLD = "docker-image://docker.io/tools/uv:1@sha256:" + "a" * 64
+
+
+def tools_record() -> dict:
+    """A build of TOOLS_DOCKERFILE: the COPY reads tools/uv:1 (its source input 1) by content."""
+    copy_op = {"Op": {"file": {"actions": [
+        {"input": 0, "secondaryInput": 1, "output": -1, "Action": {"copy": {"src": "/uv", "dest": "/bin/"}}},
+        {"input": 2, "secondaryInput": 1, "output": 0, "Action": {"copy": {"src": "/uvx", "dest": "/bin/"}}}]}}}
+    steps = [
+        {"id": "from", "digest": _digest(1), "keyword": "FROM", "stage": "app", "line": 1, "index": 1,
+         "instruction": "FROM local/busybox:latest AS app", "status": "source", "inputs": []},
+        {"id": "uvimg", "digest": _digest(10), "keyword": None, "stage": None, "line": 3, "status": "internal",
+         "inputs": [], "op": {"Op": {"source": {"identifier": TOOLS_OLD}}}},
+        {"id": "workdir", "digest": _digest(2), "keyword": "WORKDIR", "stage": "app", "line": 2, "index": 2,
+         "instruction": "WORKDIR /app", "status": "rebuilt", "inputs": [_digest(1)], "duration_s": 0.5,
+         "op": {"Op": {"file": {"actions": [{"Action": {"mkdir": {"path": "/app"}}}]}}},
+         "image_inputs": [IMAGE], "context_inputs": [], "remote_inputs": []},
+        {"id": "copy", "digest": _digest(3), "keyword": "COPY", "stage": "app", "line": 3, "index": 3,
+         "instruction": "COPY --from=tools/uv:1 /uv /uvx /bin/", "status": "rebuilt",
+         "inputs": [_digest(2), _digest(10)], "duration_s": 1.0, "op": copy_op, "image_inputs": [TOOLS_OLD],
+         "context_inputs": [], "remote_inputs": []},
+        {"id": "run", "digest": _digest(4), "keyword": "RUN", "stage": "app", "line": 4, "index": 4,
+         "instruction": "RUN uv --version", "status": "rebuilt", "inputs": [_digest(3)], "duration_s": 2.0,
+         "op": _exec("uv --version", ["PATH=h:0"]), "image_inputs": [], "context_inputs": [], "remote_inputs": []},
+    ]
+    rec = previous_record()
+    rec.update(dockerfile_text=TOOLS_DOCKERFILE, steps=steps)
+    return rec
+
+
+def tools_predicted(answer: "pr.FilesCompared | None", new_digest: str = "sha256:" + "b" * 64):
+    """(statuses, report, calls) of a prediction where tools/uv:1 now has `new_digest` and the
+    comparison of the files in the two images answers `answer`."""
+    calls: list[tuple] = []
+
+    def compare(old: str, new: str, paths: list[str], platform: str | None) -> "pr.FilesCompared":
+        calls.append((old, new, paths, platform))
+        assert answer is not None, "compared although nothing moved"
+        return answer
+    prev = tools_record()
+    name = "docker.io/tools/uv:1"
+    images = {name: pr.Resolved("tools/uv:1", name, new_digest, "local image store")}
+    now = pr.Now(args=parse_args(["/c"]), dockerfile_path=None, dockerfile_text=TOOLS_DOCKERFILE, snapshot=None,
+                 images=images, compare_images=compare)
+    _, report = forecast_report(prev, now)
+    return statuses(report), report, calls
+
+
+def _notes(report: dict) -> list[str]:
+    return [" ".join((n["text"] if isinstance(n, dict) else n).split()) for n in report["notes"]]
+
+
+def test_moved_image_with_the_same_files_is_cached():
+    got, report, calls = tools_predicted(pr.FilesCompared(True, []))
+    assert calls == [(TOOLS_OLD, "docker-image://docker.io/tools/uv:1@sha256:" + "b" * 64, ["/uv", "/uvx"], None)]
+    assert got == {2: "cached", 3: "cached", 4: "cached"} and report["misses"] == []
+    assert report["prediction"]["may_rebuild"] == []
+    assert ("Dockerfile:3: tools/uv:1 moved to a new digest, but the files it copies (/uv, /uvx) are the same: "
+            "BuildKit keeps the step") in _notes(report)
+
+
+def test_a_copy_from_a_moved_image_right_after_from_is_compared():
+    """The COPY's destination is the stage's base image (unchanged): only the copied image decides."""
+    prev = tools_record()
+    text = TOOLS_DOCKERFILE.replace("WORKDIR /app\n", "")
+    prev["dockerfile_text"] = text
+    del prev["steps"][2]  # no WORKDIR: the COPY is built on the FROM image itself
+    prev["steps"][2].update(line=2, index=2, inputs=[_digest(1), _digest(10)], image_inputs=[IMAGE, TOOLS_OLD])
+    prev["steps"][3].update(line=3, index=3)
+    prev["steps"][0]["op"] = {"Op": {"source": {"identifier": IMAGE}}}
+    name = "docker.io/tools/uv:1"
+    images = {name: pr.Resolved("tools/uv:1", name, "sha256:" + "b" * 64, "local image store")}
+    calls = []
+
+    def compare(old, new, paths, platform):
+        calls.append(paths)
+        return pr.FilesCompared(True, [])
+    now = pr.Now(args=parse_args(["/c"]), dockerfile_path=None, dockerfile_text=text, snapshot=None,
+                 images=images, compare_images=compare)
+    fc = pr.forecast(prev, now, HASH)
+    assert calls == [["/uv", "/uvx"]]
+    assert {s["line"]: s["status"] for s in fc.record["steps"] if s.get("keyword") in ("COPY", "RUN")} == {
+        2: "cached", 3: "cached"}
+
+
+def test_moved_image_with_other_files_is_the_root_with_the_builds_words():
+    got, report, _ = tools_predicted(pr.FilesCompared(False, ["/uv"]))
+    assert got == {2: "cached", 3: "rebuilt", 4: "rebuilt"}
+    assert roots(report) == [(3, "base-image-changed")]
+    assert report["misses"][0]["cause"]["detail"] == "docker.io/tools/uv:1: sha256:aaaaaaaaaaaa \u2192 sha256:bbbbbbbbbbbb"
+    assert "Dockerfile:3: tools/uv:1 moved to a new digest, and /uv differs in it" in _notes(report)
+
+
+def test_moved_image_not_compared_may_rebuild_and_says_why():
+    why = "the image it read last time (tools/uv:1@sha256:aaaaaaaaaaaa…) is not in the local image store"
+    got, report, _ = tools_predicted(pr.FilesCompared(None, [], why))
+    assert got == {2: "cached", 3: "may-rebuild", 4: "may-rebuild"} and report["misses"] == []
+    reasons = {m["line"]: m["reason"] for m in report["prediction"]["may_rebuild"]}
+    assert reasons == {3: f"copies /uv, /uvx from tools/uv:1, which moved to a new digest; the files were not "
+                          f"compared: {why}. It rebuilds only if they changed",
+                       4: "built on line 3, which may rebuild"}
+
+
+def test_nothing_moved_compares_nothing():
+    got, _, calls = tools_predicted(None, new_digest="sha256:" + "a" * 64)
+    assert calls == [] and got == {2: "cached", 3: "cached", 4: "cached"}
+
+
+def test_an_image_that_is_the_root_filesystem_is_not_compared():
+    """The first step of `FROM tools/uv:1` reads the image as its root: by key, so it rebuilds."""
+    prev = tools_record()
+    text = "FROM tools/uv:1 AS app\nWORKDIR /app\nCOPY --from=tools/uv:1 /uv /uvx /bin/\nRUN uv --version\n"
+    prev["dockerfile_text"] = text
+    prev["steps"][0]["instruction"] = "FROM tools/uv:1 AS app"
+    prev["steps"][2].update(image_inputs=[TOOLS_OLD], inputs=[_digest(10)])
+    prev["steps"][3]["inputs"] = [_digest(2), _digest(10)]
+    name = "docker.io/tools/uv:1"
+    images = {name: pr.Resolved("tools/uv:1", name, "sha256:" + "b" * 64, "local image store")}
+
+    def compare(*_a):
+        raise AssertionError("the root filesystem is read by key, not compared")
+    now = pr.Now(args=parse_args(["/c"]), dockerfile_path=None, dockerfile_text=text, snapshot=None,
+                 images=images, compare_images=compare)
+    fc = pr.forecast(prev, now, HASH)
+    assert {s["line"]: s["status"] for s in fc.record["steps"] if s.get("line") and s["status"] != "source"
+            and s.get("keyword")} == {2: "rebuilt", 3: "rebuilt", 4: "rebuilt"}
+
+
+# ------------------------------------------------------------------ the files of an image, as BuildKit hashes them
+
+def _tar(*members: tuple) -> "io.BytesIO":
+    """A tar stream of (name, data or None for a directory, {TarInfo attributes})."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as t:
+        for name, data, attrs in members:
+            ti = tarfile.TarInfo(name)
+            ti.mode, ti.mtime, ti.uname = 0o755, 1000, "root"
+            if data is None:
+                ti.type = tarfile.DIRTYPE
+            for k, v in attrs.items():
+                setattr(ti, k, v)
+            if data is not None and ti.type == tarfile.REGTYPE:
+                ti.size = len(data)
+                t.addfile(ti, io.BytesIO(data))
+            else:
+                t.addfile(ti)
+    buf.seek(0)
+    return buf
+
+
+def _digests(*members: tuple, base: str = "/", pattern: str | None = None) -> dict[str, str]:
+    return tar_digests(_tar(*members), base, pattern)[0]
+
+
+def test_an_entry_digest_ignores_mtime_and_owner_names():
+    one = _digests(("uv", b"x", {}))
+    assert one == _digests(("uv", b"x", {"mtime": 99999, "uname": "someone", "gname": "staff"}))
+    assert list(one) == ["/uv"]
+
+
+@pytest.mark.parametrize("attrs, data", [
+    ({}, b"y"),                                              # content
+    ({"mode": 0o700}, b"x"),                                 # mode
+    ({"uid": 1234}, b"x"),                                   # owner (image files keep theirs)
+    ({"gid": 55}, b"x"),                                     # group
+    ({"pax_headers": {"SCHILY.xattr.security.capability": "c"}}, b"x"),  # a capability
+    ({"pax_headers": {"SCHILY.xattr.user.note": "n"}}, b"x"),            # a user xattr
+])
+def test_an_entry_digest_sees_what_buildkit_sees(attrs, data):
+    assert _digests(("uv", b"x", {})) != _digests(("uv", data, attrs))
+
+
+def test_an_entry_digest_leaves_out_selinux_and_system_xattrs():
+    plain = _digests(("uv", b"x", {}))
+    assert plain == _digests(("uv", b"x", {"pax_headers": {"SCHILY.xattr.security.selinux": "s",
+                                                            "SCHILY.xattr.system.posix_acl_access": "a"}}))
+
+
+def test_symlink_targets_and_types_count():
+    link = _digests(("d", None, {}), ("d/l", b"", {"type": tarfile.SYMTYPE, "linkname": "f"}))
+    assert link != _digests(("d", None, {}), ("d/l", b"", {"type": tarfile.SYMTYPE, "linkname": "g"}))
+    assert set(link) == {"/d", "/d/l"}
+    assert _digests(("x", b"", {})) != _digests(("x", None, {}))  # an empty file is no directory
+
+
+def test_names_are_absolute_under_the_copied_directory_and_patterns_select():
+    members = (("bin", None, {}), ("bin/uv", b"u", {}), ("bin/uvx", b"v", {}), ("bin/ls", b"l", {}))
+    assert set(_digests(*members, base="/usr")) == {"/usr/bin", "/usr/bin/uv", "/usr/bin/uvx", "/usr/bin/ls"}
+    assert set(_digests(*members, base="/usr", pattern="/usr/bin/uv*")) == {"/usr/bin/uv", "/usr/bin/uvx"}
+    # `docker cp C:/ -` names members from the root, with the root itself first
+    assert set(_digests(("/", None, {}), ("/etc", None, {}), ("/etc/os", b"o", {}))) == {"/etc", "/etc/os"}
+
+
+def test_what_a_container_makes_itself_is_listed_apart():
+    got, hidden = tar_digests(_tar(("etc", None, {}), ("etc/hosts", b"", {}), ("etc/os", b"o", {}),
+                                   (".dockerenv", b"", {}), ("dev", None, {}), ("dev/pts", None, {})), "/")
+    assert set(got) == {"/etc", "/etc/os", "/dev"}
+    assert hidden == ["/etc/hosts", "/.dockerenv", "/dev/pts"]
