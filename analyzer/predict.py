@@ -97,6 +97,8 @@ class Now:
     named_snapshots: dict | None = None
     #: (previous, current) Snapshot objects, parsed once (50,000 files take most of a second to parse)
     snapshots: tuple[Any, Any] | None = None
+    #: the builder's cache records as DiskUsage lists them (None: it did not answer)
+    usage: list[dict] | None = None
     #: (old image, new image, paths, platform) -> FilesCompared: asked only for an image that
     #: moved behind a COPY --from or a bind mount (tests stub it)
     compare_images: Any = compare_image_files
@@ -455,6 +457,46 @@ def _from_base(step: dict) -> str | None:
     if step.get("keyword") != "FROM":
         return None
     return re.sub(r"\s+AS\s+\S+\s*$", "", str(step.get("instruction") or ""), flags=re.IGNORECASE)
+
+
+def cached_by_older(fc: Forecast, older: list[dict], now: Now, hasher: "Hasher") -> None:
+    """Steps that will rebuild against the last build but are the same as in an older
+    build of the project whose records the builder still has: BuildKit finds them by
+    their cache key (checked on the engine: an edit reverted is all cached). Set
+    cached, and said in a note."""
+    import dataclasses  # noqa: PLC0415
+
+    from analyzer import probe  # noqa: PLC0415
+    from analyzer.snapshot import Snapshot  # noqa: PLC0415
+
+    todo = {s.get("line"): s for s in fc.record["steps"]
+            if s.get("line") and s.get("status") in ("rebuilt", MAY_REBUILD) and s.get("keyword") != "FROM"}
+    if not todo or now.usage is None or now.mounts_gone:
+        return
+    current = now.snapshots[1] if now.snapshots is not None else None
+    for rec in older:
+        snapshots = None
+        if current is not None:  # the snapshot of now is an object: pair it with this build's
+            try:
+                snapshots = (Snapshot.from_json(rec["snapshot"]), current)
+            except (ValueError, KeyError, TypeError, AttributeError):
+                continue
+        cache, _, gone = probe.cache_presence(rec, now.usage)
+        if gone:
+            continue
+        other = forecast(rec, dataclasses.replace(now, cache=cache, snapshots=snapshots, notes=[]), hasher)
+        hits = [line for line, s in todo.items() for o in other.record["steps"]
+                if o.get("line") == line and o.get("status") == "cached" and o.get("keyword") == s.get("keyword")]
+        for line in hits:
+            step = todo.pop(line)
+            step["status"] = "cached"
+            fc.may_rebuild.pop(step["id"], None)
+        if hits:
+            shown = ", ".join(str(x) for x in sorted(hits)[:8]) + ("…" if len(hits) > 8 else "")
+            fc.notes.append(f"line{'s' if len(hits) > 1 else ''} {shown} {'are' if len(hits) > 1 else 'is'} as in "
+                            f"build {rec.get('id')}, whose cache records the builder still has: cached")
+        if not todo:
+            return
 
 
 def _now_image(identifier: str, images: dict[str, Resolved]) -> str:
@@ -905,6 +947,8 @@ def gather(args: "BuildArgs", load_previous: "Any", *, check_cache: bool = True)
         now.notes.append(f"the engine could not be asked about images and cache: {probed['error']}")
     now.images, notes = probed.get("images") or ({}, [])
     now.notes += notes
+    if "usage" in probed:
+        now.usage = probed["usage"][0]
     if "usage" in probed and previous is not None:
         now.cache, now.cache_note, now.mounts_gone = probe.cache_presence(previous, *probed["usage"])
     if now.mounts_gone:  # a prune or a GC since the last build: what it did depends on the builder

@@ -66,11 +66,13 @@ class Scenario:
     setup: Callable[[Project], None] | None = None
     change: Callable[[Project], None] | None = None
     first: tuple[str, ...] = ()  # the first build's arguments ({root}: the project's folder)
+    before: tuple[Callable[[Project], None], ...] = ()  # changes each built (with `first`) before `change`
     then: tuple[str, ...] | None = None  # the second build's (None: the same)
     rebuilt: list[int] = field(default_factory=list)  # what BuildKit rebuilt (checked on the engine)
     roots: list[tuple[int, str]] = field(default_factory=list)
     maybe: list[int] = field(default_factory=list)  # lines predict must mark may-rebuild
     files_of_root: dict | None = None  # the root's files, for a context change
+    says: str = ""  # words the prediction prints
 
 
 SCENARIOS = [
@@ -100,7 +102,8 @@ SCENARIOS = [
         f"{BB} AS base\nWORKDIR /w-NONCE\nRUN echo NONCE-a > f\nFROM base AS test\nRUN cat f > g\n"
         f"FROM base AS release\nRUN cp f h\n",
         first=("--target", "test"), then=("--target", "release"),
-        rebuilt=[7], roots=[(7, "no-previous-build")]),
+        rebuilt=[7], roots=[(7, "no-previous-build")],
+        says="note: no earlier build of this target: the cache statuses come from build"),
     Scenario(
         "global-arg-in-from-new-image",
         "ARG IMG=local/busybox:latest\nFROM $IMG\nWORKDIR /w-NONCE\nRUN ls / > f\n",
@@ -274,6 +277,13 @@ SCENARIOS = [
         change=lambda p: _edit(p, "Dockerfile", "USER 1000", "USER 1001"),
         rebuilt=[5], roots=[(5, "instruction-changed")]),
     Scenario(
+        "an-edit-reverted",
+        f"{BB}\nWORKDIR /w-NONCE\nCOPY a.txt .\nRUN cat a.txt > b\n",
+        {"a.txt": "a NONCE\n"},
+        before=(lambda p: p.write("a.txt", "b NONCE\n"),),
+        change=lambda p: p.write("a.txt", "a NONCE\n"),
+        rebuilt=[], roots=[], says="note: lines 3, 4 are as in build"),
+    Scenario(
         "label-cmd-expose-edits-make-no-step",
         f"{BB}\nWORKDIR /w-NONCE\nRUN echo NONCE > f\nLABEL v=1\nEXPOSE 80\nCMD [\"cat\", \"f\"]\n",
         change=lambda p: (_edit(p, "Dockerfile", "v=1", "v=2"), _edit(p, "Dockerfile", "80", "81"),
@@ -382,10 +392,14 @@ def test_scenario(sc: Scenario, tmp_path: Path) -> None:
     if sc.setup:
         sc.setup(p)
     p.build(*_args(sc.first, p))
+    for earlier in sc.before:
+        earlier(p)
+        p.build(*_args(sc.first, p))
     if sc.change:
         sc.change(p)
     then = _args(sc.then if sc.then is not None else sc.first, p)
-    _, predicted = p.predict(*then)
+    err, predicted = p.predict(*then)
+    assert sc.says in " ".join(err.split()), err
     _, built = p.build(*then)
     status = {s["line"]: s["status"] for s in predicted["steps"] if s.get("line")}
     got = {s["line"]: s["status"] for s in built["steps"] if s.get("line")}
