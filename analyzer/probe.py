@@ -391,12 +391,15 @@ def compare_image_files(old: str, new: str, paths: list[str], platform: str | No
     except Exception as exc:  # noqa: BLE001 - no docker CLI: cannot tell
         return FilesCompared(None, [], f"the docker CLI could not be used ({exc})")
     refs: list[str] = []
+    layers: list[list[str]] = []
     for which, ident in (("the image it read last time", old), ("the image it will read", new)):
         name, _, digest = ident.removeprefix("docker-image://").partition("@")
         found = None
         for ref in ([digest] if digest else []) + ([f"{name}@{digest}"] if digest else [name]):
             try:
-                found = docker.image.inspect(ref).id
+                image = docker.image.inspect(ref)
+                found = image.id
+                layers.append(list(getattr(image.root_fs, "layers", None) or []))
                 break
             except DockerException:
                 continue
@@ -405,6 +408,8 @@ def compare_image_files(old: str, new: str, paths: list[str], platform: str | No
             short = f"{bare}@{digest[:19]}…" if digest else bare
             return FilesCompared(None, [], f"{which} ({short}) is not in the local image store")
         refs.append(found)
+    if platform is None and layers[0] and layers[0] == layers[1]:
+        return FilesCompared(True, [])  # the same layers (a re-tag, a new config): the same files
     containers: list[str] = []
     try:
         views: list[tuple[dict[str, str], list[str]]] = []

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import io
 import json
 import subprocess
 import tarfile
@@ -196,18 +197,21 @@ def imported_image(tmp_path: Path):
         docker("rm", "-f", name, check=False)
     ids: list[str] = []
 
-    def make(files: dict[str, str] | None = None) -> str:
+    def make(files: dict[str, str] | None = None, version: bool = True) -> str:
+        """version=False: no /version, and the same file times, so the same files give the
+        same layer (the image still moves: its config says which import it is)."""
         n = len(ids) + 1
         tar = tmp_path / f"rootfs{n}.tar"
         with tarfile.open(rootfs) as src, tarfile.open(tar, "w") as dst:
             for member in src.getmembers():
                 dst.addfile(member, src.extractfile(member) if member.isfile() else None)
-            for arcname, text in {"version": f"{n}\n", **(files or {})}.items():
-                extra = tmp_path / "extra"
-                extra.write_text(text)
-                extra.chmod(0o755)
-                dst.add(str(extra), arcname=arcname)
-        docker("import", str(tar), tag)
+            extra = ({"version": f"{n}\n"} if version else {}) | (files or {})
+            for arcname, text in extra.items():
+                data = text.encode()
+                info = tarfile.TarInfo(arcname)
+                info.size, info.mode, info.mtime = len(data), 0o755, 1_700_000_000
+                dst.addfile(info, io.BytesIO(data))
+        docker("import", "--message", f"import {n}", str(tar), tag)
         ids.append(docker("image", "inspect", "--format", "{{.Id}}", tag).stdout.decode().strip())
         return ids[-1]
 
@@ -306,6 +310,41 @@ def test_copy_from_moved_image_old_one_gone_may_rebuild(new_project, imported_im
     assert "may rebuild: Dockerfile:3 COPY --from=" in err
     _, built = p.build()
     assert rebuilt(built) == []  # the files were the same: BuildKit kept the steps
+
+
+def test_copy_from_moved_image_whole_filesystem_and_wildcards(new_project, imported_image):
+    """`COPY --from=IMAGE / /img/` reads every file: /version changed, so it is the root.
+    `COPY --from=IMAGE /too* /bin/` reads /tool only (BuildKit expands the wildcard): cached."""
+    tag, make = imported_image
+    make({"tool": "echo tool 1\n"})
+    p = new_project(f"FROM local/busybox:latest\nWORKDIR /w-NONCE\nCOPY --from={tag} /too* /bin/\n"
+                    f"COPY --from={tag} / /img/\nRUN cat /img/version\n")
+    p.build()
+    make({"tool": "echo tool 1\n"})
+    err, predicted = p.predict()
+    assert rebuilt(predicted) == [4, 5] and roots(predicted) == [(4, "base-image-changed")]
+    assert predicted["prediction"]["may_rebuild"] == []
+    joined = " ".join(err.split())
+    assert f"Dockerfile:3: {tag} moved to a new digest, but the files it copies (/too*) are the same" in joined
+    assert f"Dockerfile:4: {tag} moved to a new digest, and /version differs in it" in joined
+    _, built = p.build()
+    confirmed(predicted, built)
+
+
+def test_copy_from_moved_image_with_the_same_layers_is_cached(new_project, imported_image):
+    """An import of the same files again: a new digest, the same layer. Even `/`, which a
+    container cannot show whole, is the same: BuildKit keeps the step, and so does predict."""
+    tag, make = imported_image
+    old = make({"tool": "echo tool 1\n"}, version=False)
+    p = new_project(f"FROM local/busybox:latest\nWORKDIR /w-NONCE\nCOPY --from={tag} / /img/\nRUN ls /img\n")
+    p.build()
+    assert make({"tool": "echo tool 1\n"}, version=False) != old
+    err, predicted = p.predict()
+    assert rebuilt(predicted) == [] and predicted["prediction"]["may_rebuild"] == []
+    assert f"Dockerfile:3: {tag} moved to a new digest, but the files it copies (/) are the same" in \
+        " ".join(err.split())
+    _, built = p.build()
+    assert rebuilt(built) == []
 
 
 def test_gates_on_a_prediction(new_project):
