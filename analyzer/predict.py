@@ -459,6 +459,10 @@ def _from_base(step: dict) -> str | None:
     return re.sub(r"\s+AS\s+\S+\s*$", "", str(step.get("instruction") or ""), flags=re.IGNORECASE)
 
 
+#: the largest context snapshot (entries) of an older build that cached_by_older reads
+OLDER_MAX_FILES = 20_000
+
+
 def cached_by_older(fc: Forecast, older: list[dict], now: Now, hasher: "Hasher") -> None:
     """Steps that will rebuild against the last build but are the same as in an older
     build of the project whose records the builder still has: BuildKit finds them by
@@ -476,6 +480,8 @@ def cached_by_older(fc: Forecast, older: list[dict], now: Now, hasher: "Hasher")
     current = now.snapshots[1] if now.snapshots is not None else None
     for rec in older:
         snapshots = None
+        if len(((rec.get("snapshot") or {}).get("entries")) or []) > OLDER_MAX_FILES:
+            continue  # parsing its snapshot would cost more than the prediction itself
         if current is not None:  # the snapshot of now is an object: pair it with this build's
             try:
                 snapshots = (Snapshot.from_json(rec["snapshot"]), current)
