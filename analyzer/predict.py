@@ -385,6 +385,7 @@ def forecast(previous: dict | None, now: Now, hasher: "Hasher") -> Forecast:
         if p is not None:
             _carry_op(s, p, df, old_df, arg_tokens_now, arg_tokens_before, hasher,
                       {k: v for k, v in args.build_args.items() if v is not None})
+            _carry_file_op(s, p, df, old_df, arg_tokens_now, arg_tokens_before)
             s["image_inputs"] = [_now_image(i, now.images) for i in p.get("image_inputs") or []]
         if st is not None and cand["keyword"] != "FROM" and st.image_base and st.steps and st.steps[0] is ins:
             s["image_inputs"] = _stage_base_now(s.get("image_inputs") or [], ins, df, args.build_args, now.images)
@@ -685,6 +686,24 @@ def _compare_moved(read: dict[str, list[str]], s: dict, now: Now, compared: dict
             notes.append(f"Dockerfile:{s.get('line')}: {moved}, but the files it {verb} "
                          f"({', '.join(paths)[:60]}) are the same: BuildKit keeps the step")
     return (unknown[0] if unknown else None), False
+
+
+def _carry_file_op(s: dict, p: dict, df: "Dockerfile", old_df: "Dockerfile | None", now_args: dict[str, str],
+                   before_args: dict[str, str]) -> None:
+    """A COPY, ADD or WORKDIR whose text expands an ARG or ENV: its file op (paths,
+    destination) changes with their values, though its text does not. The carried op
+    is marked changed then, and explain names the variables (variable_causes)."""
+    op = p.get("op")
+    if not isinstance(op, dict) or "file" not in (op.get("Op") or {}) or old_df is None or not p.get("line"):
+        return
+    names = sorted({m.group(1) or m.group(2) for m in _VAR.finditer(str(s.get("instruction") or ""))})
+    if not names:
+        return
+    now_scope = variable_scope(df, s["line"], now_args) or {}
+    old_scope = variable_scope(old_df, p["line"], before_args) or {}
+    moved = [n for n in names if (now_scope.get(n) or (None,))[0] != (old_scope.get(n) or (None,))[0]]
+    if moved:
+        s["op"] = dict(op, variables_changed=moved)
 
 
 def _decide(record: dict, previous: dict | None, now: Now, df: "Dockerfile", remote_context: bool,

@@ -284,6 +284,30 @@ SCENARIOS = [
         change=lambda p: p.write("a.txt", "a NONCE\n"),
         rebuilt=[], roots=[], says="note: lines 3, 4 are as in build"),
     Scenario(
+        "comment-edit-with-the-dockerfile-copied",
+        f"{BB}\nWORKDIR /w-NONCE\nCOPY . .\nRUN ls > list\n",
+        {"a.txt": "a NONCE\n"},
+        change=lambda p: _edit(p, "Dockerfile", "COPY . .", "# copy it all\nCOPY . ."),
+        rebuilt=[4, 5], roots=[(4, "context-changed")],
+        files_of_root={"added": [], "modified": ["Dockerfile"], "removed": []}),
+    Scenario(
+        "build-arg-in-a-copy-source",
+        f"{BB}\nWORKDIR /w-NONCE\nARG APP=one\nCOPY ${{APP}}.txt ./app.txt\nRUN cat app.txt\n",
+        {"one.txt": "1 NONCE\n", "two.txt": "2 NONCE\n"},
+        then=("--build-arg", "APP=two"),
+        rebuilt=[4, 5], roots=[(4, "build-arg-changed")]),
+    Scenario(
+        "build-arg-in-workdir",
+        f"{BB}\nARG DIR=/w-NONCE\nWORKDIR $DIR\nRUN pwd > /tmp/p\n",
+        then=("--build-arg", "DIR=/v-NONCE"),
+        rebuilt=[3, 4], roots=[(3, "build-arg-changed")]),
+    Scenario(
+        "env-in-a-copy-destination",
+        f"{BB}\nWORKDIR /w-NONCE\nENV DEST=one\nCOPY a.txt $DEST/\nRUN ls\n",
+        {"a.txt": "a NONCE\n"},
+        change=lambda p: _edit(p, "Dockerfile", "DEST=one", "DEST=two"),
+        rebuilt=[4, 5], roots=[(4, "env-changed")]),
+    Scenario(
         "label-cmd-expose-edits-make-no-step",
         f"{BB}\nWORKDIR /w-NONCE\nRUN echo NONCE > f\nLABEL v=1\nEXPOSE 80\nCMD [\"cat\", \"f\"]\n",
         change=lambda p: (_edit(p, "Dockerfile", "v=1", "v=2"), _edit(p, "Dockerfile", "80", "81"),
