@@ -308,6 +308,12 @@ SCENARIOS = [
         change=lambda p: _edit(p, "Dockerfile", "DEST=one", "DEST=two"),
         rebuilt=[4, 5], roots=[(4, "env-changed")]),
     Scenario(
+        "env-line-inserted-above-a-copy-and-a-run",
+        f"{BB}\nWORKDIR /w-NONCE\nRUN echo NONCE > f\nCOPY a.txt .\nRUN cat f a.txt > g\n",
+        {"a.txt": "a NONCE\n"},
+        change=lambda p: _edit(p, "Dockerfile", "COPY a.txt", "ENV MODE=prod\nCOPY a.txt"),
+        rebuilt=[6], roots=[(6, "env-changed")]),
+    Scenario(
         "label-cmd-expose-edits-make-no-step",
         f"{BB}\nWORKDIR /w-NONCE\nRUN echo NONCE > f\nLABEL v=1\nEXPOSE 80\nCMD [\"cat\", \"f\"]\n",
         change=lambda p: (_edit(p, "Dockerfile", "v=1", "v=2"), _edit(p, "Dockerfile", "80", "81"),
