@@ -66,7 +66,8 @@ class Scenario:
     setup: Callable[[Project], None] | None = None
     change: Callable[[Project], None] | None = None
     first: tuple[str, ...] = ()  # the first build's arguments ({root}: the project's folder)
-    before: tuple[Callable[[Project], None], ...] = ()  # changes each built (with `first`) before `change`
+    # earlier builds before `change`: a change built with `first`, or other arguments
+    before: tuple[Callable[[Project], None] | tuple[str, ...], ...] = ()
     then: tuple[str, ...] | None = None  # the second build's (None: the same)
     rebuilt: list[int] = field(default_factory=list)  # what BuildKit rebuilt (checked on the engine)
     roots: list[tuple[int, str]] = field(default_factory=list)
@@ -314,6 +315,18 @@ SCENARIOS = [
         change=lambda p: _edit(p, "Dockerfile", "COPY a.txt", "ENV MODE=prod\nCOPY a.txt"),
         rebuilt=[6], roots=[(6, "env-changed")]),
     Scenario(
+        "a-build-arg-set-back",
+        f"{BB}\nWORKDIR /w-NONCE\nARG V\nRUN echo $V > f\nRUN cat f\n",
+        first=("--build-arg", "V=one"), before=(("--build-arg", "V=two"),),
+        rebuilt=[], roots=[], says="note: lines 4, 5 are as in build"),
+    Scenario(
+        "dockerignore-leaves-a-file-out",
+        f"{BB}\nWORKDIR /w-NONCE\nCOPY . .\nRUN ls > list\n",
+        {"a.txt": "a NONCE\n", "notes.txt": "n NONCE\n", ".dockerignore": "# none\n"},
+        change=lambda p: p.write(".dockerignore", "notes.txt\n"),
+        rebuilt=[3, 4], roots=[(3, "context-changed")],
+        files_of_root={"added": [], "modified": [".dockerignore"], "removed": ["notes.txt"]}),
+    Scenario(
         "label-cmd-expose-edits-make-no-step",
         f"{BB}\nWORKDIR /w-NONCE\nRUN echo NONCE > f\nLABEL v=1\nEXPOSE 80\nCMD [\"cat\", \"f\"]\n",
         change=lambda p: (_edit(p, "Dockerfile", "v=1", "v=2"), _edit(p, "Dockerfile", "80", "81"),
@@ -423,8 +436,9 @@ def test_scenario(sc: Scenario, tmp_path: Path) -> None:
         sc.setup(p)
     p.build(*_args(sc.first, p))
     for earlier in sc.before:
-        earlier(p)
-        p.build(*_args(sc.first, p))
+        if callable(earlier):
+            earlier(p)
+        p.build(*_args(earlier if isinstance(earlier, tuple) else sc.first, p))
     if sc.change:
         sc.change(p)
     then = _args(sc.then if sc.then is not None else sc.first, p)
