@@ -87,6 +87,21 @@ def _parsed(text: str):  # type: ignore[no-untyped-def]
     return dfmod.parse(text)
 
 
+def _renumbered(pairs: dict[str, str], cur_text: str | None, prev_text: str | None) -> dict[str, str]:
+    """Previous stage index -> its current index, for paired stages that moved:
+    `COPY --from=0` of a stage that a stage inserted above made `--from=1`."""
+    if not cur_text or not prev_text:
+        return {}
+    now = {st.name.lower(): st.index for st in _parsed(cur_text).stages}
+    before = {st.name.lower(): st.index for st in _parsed(prev_text).stages}
+    out = {}
+    for c, p in pairs.items():
+        i, j = now.get(c.lower()), before.get(p.lower())
+        if i is not None and j is not None and i != j:
+            out[str(j)] = str(i)
+    return out
+
+
 def _source_text(record: dict | None, step: dict) -> str:
     """The instruction as written, heredoc bodies included, whitespace folded
     (but in heredoc bodies, where it is content)."""
@@ -406,8 +421,9 @@ class _Explainer:
         self.matches = match_steps(self.steps, prev.get("steps") or [], cur.get("dockerfile_text"),
                                    prev.get("dockerfile_text")) if prev else {}
         # previous stage name -> its current name, for the stages that were renamed
-        self.renamed = {p.lower(): c for c, p in match_stages(self.steps, prev.get("steps") or []).items()
-                        if c != p} if prev else {}
+        pairs = match_stages(self.steps, prev.get("steps") or []) if prev else {}
+        self.renamed = {p.lower(): c for c, p in pairs.items() if c != p}
+        self.renamed.update(_renumbered(pairs, cur.get("dockerfile_text"), (prev or {}).get("dockerfile_text")))
         self.prev_by_digest = {x["digest"]: x for x in (prev or {}).get("steps") or []}
         # nearest steps per digest, asked for up to three times per rebuilt step
         self._near_now: dict[str, list[dict]] = {}

@@ -97,6 +97,8 @@ class Now:
     named_snapshots: dict | None = None
     #: (previous, current) Snapshot objects, parsed once (50,000 files take most of a second to parse)
     snapshots: tuple[Any, Any] | None = None
+    #: the builder's cache records as DiskUsage lists them (None: it did not answer)
+    usage: list[dict] | None = None
     #: (old image, new image, paths, platform) -> FilesCompared: asked only for an image that
     #: moved behind a COPY --from or a bind mount (tests stub it)
     compare_images: Any = compare_image_files
@@ -227,18 +229,27 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogateescape")).hexdigest()
 
 
-def _stage_user(df: "Dockerfile", line: int) -> str | None:
+def _stage_setting(df: "Dockerfile", line: int, keyword: str) -> list[str] | None:
+    """The words of the last USER or SHELL in force at `line`: in its stage, else in the
+    stage it starts from (`FROM base`), whose image config carries it."""
     ins = df.instruction_at(line)
     if ins is None or ins.stage is None:
         return None
-    user = None
+    chain: list[Any] = []
     st = df.stages[ins.stage]
-    for i in st.instructions[1:]:
-        if i.line >= line:
+    while len(chain) <= len(df.stages):
+        chain.append(st)
+        if st.base_stage is None:
             break
-        if i.keyword == "USER":
-            user = " ".join(i.args) or i.rest
-    return user
+        st = df.stages[st.base_stage]
+    value = None
+    for st in reversed(chain):
+        for i in st.instructions[1:]:
+            if st is chain[0] and i.line >= line:
+                break
+            if i.keyword == keyword:
+                value = list(i.args) or [i.rest]
+    return value
 
 
 # ------------------------------------------------------------------ the plan
@@ -374,6 +385,7 @@ def forecast(previous: dict | None, now: Now, hasher: "Hasher") -> Forecast:
         if p is not None:
             _carry_op(s, p, df, old_df, arg_tokens_now, arg_tokens_before, hasher,
                       {k: v for k, v in args.build_args.items() if v is not None})
+            _carry_file_op(s, p, df, old_df, arg_tokens_now, arg_tokens_before)
             s["image_inputs"] = [_now_image(i, now.images) for i in p.get("image_inputs") or []]
         if st is not None and cand["keyword"] != "FROM" and st.image_base and st.steps and st.steps[0] is ins:
             s["image_inputs"] = _stage_base_now(s.get("image_inputs") or [], ins, df, args.build_args, now.images)
@@ -448,6 +460,52 @@ def _from_base(step: dict) -> str | None:
     return re.sub(r"\s+AS\s+\S+\s*$", "", str(step.get("instruction") or ""), flags=re.IGNORECASE)
 
 
+#: the largest context snapshot (entries) of an older build that cached_by_older reads
+OLDER_MAX_FILES = 20_000
+
+
+def cached_by_older(fc: Forecast, older: list[dict], now: Now, hasher: "Hasher") -> None:
+    """Steps that will rebuild against the last build but are the same as in an older
+    build of the project whose records the builder still has: BuildKit finds them by
+    their cache key (checked on the engine: an edit reverted is all cached). Set
+    cached, and said in a note."""
+    import dataclasses  # noqa: PLC0415
+
+    from analyzer import probe  # noqa: PLC0415
+    from analyzer.snapshot import Snapshot  # noqa: PLC0415
+
+    todo = {s.get("line"): s for s in fc.record["steps"]
+            if s.get("line") and s.get("status") in ("rebuilt", MAY_REBUILD) and s.get("keyword") != "FROM"}
+    if not todo or now.usage is None or now.mounts_gone:
+        return
+    current = now.snapshots[1] if now.snapshots is not None else None
+    for rec in older:
+        snapshots = None
+        if len(((rec.get("snapshot") or {}).get("entries")) or []) > OLDER_MAX_FILES:
+            continue  # parsing its snapshot would cost more than the prediction itself
+        if current is not None:  # the snapshot of now is an object: pair it with this build's
+            try:
+                snapshots = (Snapshot.from_json(rec["snapshot"]), current)
+            except (ValueError, KeyError, TypeError, AttributeError):
+                continue
+        cache, _, gone = probe.cache_presence(rec, now.usage)
+        if gone:
+            continue
+        other = forecast(rec, dataclasses.replace(now, cache=cache, snapshots=snapshots, notes=[]), hasher)
+        hits = [line for line, s in todo.items() for o in other.record["steps"]
+                if o.get("line") == line and o.get("status") == "cached" and o.get("keyword") == s.get("keyword")]
+        for line in hits:
+            step = todo.pop(line)
+            step["status"] = "cached"
+            fc.may_rebuild.pop(step["id"], None)
+        if hits:
+            shown = ", ".join(str(x) for x in sorted(hits)[:8]) + ("…" if len(hits) > 8 else "")
+            fc.notes.append(f"line{'s' if len(hits) > 1 else ''} {shown} {'are' if len(hits) > 1 else 'is'} as in "
+                            f"build {rec.get('id')}, whose cache records the builder still has: cached")
+        if not todo:
+            return
+
+
 def _now_image(identifier: str, images: dict[str, Resolved]) -> str:
     """The image input with the digest the build will resolve now (unchanged when nothing answered)."""
     name = _image_name(identifier)
@@ -519,12 +577,17 @@ def _carry_op(s: dict, p: dict, df: "Dockerfile", old_df: "Dockerfile | None", n
         elif entry is not None:
             env.append(entry)
             names.append(name)
-    user_now, user_before = _stage_user(df, s["line"]), _stage_user(old_df, p["line"])
-    if not changed and user_now == user_before:
+    user_now, user_before = _stage_setting(df, s["line"], "USER"), _stage_setting(old_df, p["line"], "USER")
+    shell_now, shell_before = _stage_setting(df, s["line"], "SHELL"), _stage_setting(old_df, p["line"], "SHELL")
+    if not changed and user_now == user_before and shell_now == shell_before:
         return
     new_meta = dict(meta, env=env)
     if user_now != user_before:
-        new_meta["user"] = user_now or ""
+        new_meta["user"] = " ".join(user_now or [])
+    ins = df.instruction_at(s["line"])
+    if shell_now != shell_before and ins is not None and not ins.json_form and meta.get("args"):
+        # a shell-form RUN runs its command under the SHELL in force: its args change with it
+        new_meta["args"] = [*(shell_now or ["/bin/sh", "-c"]), list(meta["args"])[-1]]
     op = dict(op or {})
     op["Op"] = dict(op["Op"], exec=dict(op["Op"]["exec"], meta=new_meta))
     s["op"] = op
@@ -623,6 +686,24 @@ def _compare_moved(read: dict[str, list[str]], s: dict, now: Now, compared: dict
             notes.append(f"Dockerfile:{s.get('line')}: {moved}, but the files it {verb} "
                          f"({', '.join(paths)[:60]}) are the same: BuildKit keeps the step")
     return (unknown[0] if unknown else None), False
+
+
+def _carry_file_op(s: dict, p: dict, df: "Dockerfile", old_df: "Dockerfile | None", now_args: dict[str, str],
+                   before_args: dict[str, str]) -> None:
+    """A COPY, ADD or WORKDIR whose text expands an ARG or ENV: its file op (paths,
+    destination) changes with their values, though its text does not. The carried op
+    is marked changed then, and explain names the variables (variable_causes)."""
+    op = p.get("op")
+    if not isinstance(op, dict) or "file" not in (op.get("Op") or {}) or old_df is None or not p.get("line"):
+        return
+    names = sorted({m.group(1) or m.group(2) for m in _VAR.finditer(str(s.get("instruction") or ""))})
+    if not names:
+        return
+    now_scope = variable_scope(df, s["line"], now_args) or {}
+    old_scope = variable_scope(old_df, p["line"], before_args) or {}
+    moved = [n for n in names if (now_scope.get(n) or (None,))[0] != (old_scope.get(n) or (None,))[0]]
+    if moved:
+        s["op"] = dict(op, variables_changed=moved)
 
 
 def _decide(record: dict, previous: dict | None, now: Now, df: "Dockerfile", remote_context: bool,
@@ -891,6 +972,8 @@ def gather(args: "BuildArgs", load_previous: "Any", *, check_cache: bool = True)
         now.notes.append(f"the engine could not be asked about images and cache: {probed['error']}")
     now.images, notes = probed.get("images") or ({}, [])
     now.notes += notes
+    if "usage" in probed:
+        now.usage = probed["usage"][0]
     if "usage" in probed and previous is not None:
         now.cache, now.cache_note, now.mounts_gone = probe.cache_presence(previous, *probed["usage"])
     if now.mounts_gone:  # a prune or a GC since the last build: what it did depends on the builder

@@ -269,10 +269,12 @@ def presence_from_records(previous: dict, records: list[dict]) -> dict[str, bool
         def under_parents(recs: list[dict]) -> list[dict]:
             return [r for r in recs if set(r.get("Parents") or []) & parents] if parents is not None else recs
         recs = under_parents(by_desc.get(desc, []))
-        if not recs and s.get("status") == "cached" and not desc.startswith("mount / from exec "):
-            # A file op's record carries the vertex name of the build that made it, and a
-            # cached step may have had another name there (a renamed stage in `COPY --from`,
-            # another path with the same content): the same index and keyword may be it.
+        if (not recs and (s.get("status") == "cached" or "$" in (s.get("instruction") or ""))
+                and not desc.startswith("mount / from exec ")):
+            # A file op's record carries the vertex name of the build that made it, with the
+            # values of the variables it expands: a cached step may have had another name
+            # there (a renamed stage in `COPY --from`, another path with the same content),
+            # and a `$NAME` has its value in it: the same index and keyword may be it.
             head = f"{s.get('index')}\0{s.get('keyword')} "
             recs = under_parents([r for k, rs in by_desc.items() if k.startswith(head) for r in rs])
             if recs:

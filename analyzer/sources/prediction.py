@@ -8,7 +8,7 @@ else the last build of the same project in the store.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from analyzer.sources import Baseline, PredictionInput
 
@@ -61,9 +61,33 @@ def from_args(args: "BuildArgs", *, store_dir: str | None, against: str | None,
     now, before = gather(args, load_previous)
     now.notes[:0] = notes  # the forecast says them first, with what reading the build found
     inp = PredictionInput(label="this prediction", now=now, hasher=make_hasher(store_key(store.root)))
+    if ref is not None and not other_target and before is not None and now.usage is not None:
+        inp.older = _older(store, project, ref)
     if other_target and before is not None:
         inp.other_target = True
         target = (before.get("project") or {}).get("target") or "the last stage"
         now.notes.append(f"no earlier build of this target: the cache statuses come from build {before.get('id')} "
                          f"(target {target})")
     return inp, Baseline(record=cast("Record | None", before))
+
+
+#: how many builds before the last one a prediction looks into for cache hits
+OLDER = 3
+
+
+def _older(store: "Any", project: "Any", ref: str) -> list[dict]:
+    """The project's builds before `ref`, newest first (OLDER of them at most)."""
+    from analyzer.errors import CachewhyError  # noqa: PLC0415
+
+    out: list[dict] = []
+    before = ref
+    for _ in range(OLDER):
+        try:
+            older = store.find_previous(project, before_id=before)
+            if older is None:
+                break
+            out.append(cast(dict, store.load(older)))
+        except CachewhyError:
+            break
+        before = older
+    return out

@@ -66,11 +66,14 @@ class Scenario:
     setup: Callable[[Project], None] | None = None
     change: Callable[[Project], None] | None = None
     first: tuple[str, ...] = ()  # the first build's arguments ({root}: the project's folder)
+    # earlier builds before `change`: a change built with `first`, or other arguments
+    before: tuple[Callable[[Project], None] | tuple[str, ...], ...] = ()
     then: tuple[str, ...] | None = None  # the second build's (None: the same)
     rebuilt: list[int] = field(default_factory=list)  # what BuildKit rebuilt (checked on the engine)
     roots: list[tuple[int, str]] = field(default_factory=list)
     maybe: list[int] = field(default_factory=list)  # lines predict must mark may-rebuild
     files_of_root: dict | None = None  # the root's files, for a context change
+    says: str = ""  # words the prediction prints
 
 
 SCENARIOS = [
@@ -100,7 +103,8 @@ SCENARIOS = [
         f"{BB} AS base\nWORKDIR /w-NONCE\nRUN echo NONCE-a > f\nFROM base AS test\nRUN cat f > g\n"
         f"FROM base AS release\nRUN cp f h\n",
         first=("--target", "test"), then=("--target", "release"),
-        rebuilt=[7], roots=[(7, "no-previous-build")]),
+        rebuilt=[7], roots=[(7, "no-previous-build")],
+        says="note: no earlier build of this target: the cache statuses come from build"),
     Scenario(
         "global-arg-in-from-new-image",
         "ARG IMG=local/busybox:latest\nFROM $IMG\nWORKDIR /w-NONCE\nRUN ls / > f\n",
@@ -269,6 +273,149 @@ SCENARIOS = [
         first=("--network=default",),  # the last --network wins, as for buildx
         rebuilt=[4, 5], roots=[(4, "context-changed")]),
     Scenario(
+        "user-in-the-base-stage-edit",
+        f"{BB} AS base\nWORKDIR /w-NONCE\nUSER 1000\nFROM base AS app\nRUN id -u > /tmp/u\n",
+        change=lambda p: _edit(p, "Dockerfile", "USER 1000", "USER 1001"),
+        rebuilt=[5], roots=[(5, "instruction-changed")]),
+    Scenario(
+        "an-edit-reverted",
+        f"{BB}\nWORKDIR /w-NONCE\nCOPY a.txt .\nRUN cat a.txt > b\n",
+        {"a.txt": "a NONCE\n"},
+        before=(lambda p: p.write("a.txt", "b NONCE\n"),),
+        change=lambda p: p.write("a.txt", "a NONCE\n"),
+        rebuilt=[], roots=[], says="note: lines 3, 4 are as in build"),
+    Scenario(
+        "comment-edit-with-the-dockerfile-copied",
+        f"{BB}\nWORKDIR /w-NONCE\nCOPY . .\nRUN ls > list\n",
+        {"a.txt": "a NONCE\n"},
+        change=lambda p: _edit(p, "Dockerfile", "COPY . .", "# copy it all\nCOPY . ."),
+        rebuilt=[4, 5], roots=[(4, "context-changed")],
+        files_of_root={"added": [], "modified": ["Dockerfile"], "removed": []}),
+    Scenario(
+        "build-arg-in-a-copy-source",
+        f"{BB}\nWORKDIR /w-NONCE\nARG APP=one\nCOPY ${{APP}}.txt ./app.txt\nRUN cat app.txt\n",
+        {"one.txt": "1 NONCE\n", "two.txt": "2 NONCE\n"},
+        then=("--build-arg", "APP=two"),
+        rebuilt=[4, 5], roots=[(4, "build-arg-changed")]),
+    Scenario(
+        "build-arg-in-workdir",
+        f"{BB}\nARG DIR=/w-NONCE\nWORKDIR $DIR\nRUN pwd > /tmp/p\n",
+        then=("--build-arg", "DIR=/v-NONCE"),
+        rebuilt=[3, 4], roots=[(3, "build-arg-changed")]),
+    Scenario(
+        "env-in-a-copy-destination",
+        f"{BB}\nWORKDIR /w-NONCE\nENV DEST=one\nCOPY a.txt $DEST/\nRUN ls\n",
+        {"a.txt": "a NONCE\n"},
+        change=lambda p: _edit(p, "Dockerfile", "DEST=one", "DEST=two"),
+        rebuilt=[4, 5], roots=[(4, "env-changed")]),
+    Scenario(
+        "env-line-inserted-above-a-copy-and-a-run",
+        f"{BB}\nWORKDIR /w-NONCE\nRUN echo NONCE > f\nCOPY a.txt .\nRUN cat f a.txt > g\n",
+        {"a.txt": "a NONCE\n"},
+        change=lambda p: _edit(p, "Dockerfile", "COPY a.txt", "ENV MODE=prod\nCOPY a.txt"),
+        rebuilt=[6], roots=[(6, "env-changed")]),
+    Scenario(
+        "a-build-arg-set-back",
+        f"{BB}\nWORKDIR /w-NONCE\nARG V\nRUN echo $V > f\nRUN cat f\n",
+        first=("--build-arg", "V=one"), before=(("--build-arg", "V=two"),),
+        rebuilt=[], roots=[], says="note: lines 4, 5 are as in build"),
+    Scenario(
+        "dockerignore-leaves-a-file-out",
+        f"{BB}\nWORKDIR /w-NONCE\nCOPY . .\nRUN ls > list\n",
+        {"a.txt": "a NONCE\n", "notes.txt": "n NONCE\n", ".dockerignore": "# none\n"},
+        change=lambda p: p.write(".dockerignore", "notes.txt\n"),
+        rebuilt=[3, 4], roots=[(3, "context-changed")],
+        files_of_root={"added": [], "modified": [".dockerignore"], "removed": ["notes.txt"]}),
+    Scenario(
+        "label-cmd-expose-edits-make-no-step",
+        f"{BB}\nWORKDIR /w-NONCE\nRUN echo NONCE > f\nLABEL v=1\nEXPOSE 80\nCMD [\"cat\", \"f\"]\n",
+        change=lambda p: (_edit(p, "Dockerfile", "v=1", "v=2"), _edit(p, "Dockerfile", "80", "81"),
+                          _edit(p, "Dockerfile", '"f"]', '"g"]')),
+        rebuilt=[], roots=[]),
+    Scenario(
+        "arg-default-edited-in-the-dockerfile",
+        f"{BB}\nWORKDIR /w-NONCE\nARG V=1\nRUN echo $V > f\nRUN cat f\n",
+        change=lambda p: _edit(p, "Dockerfile", "V=1", "V=2"),
+        rebuilt=[4, 5], roots=[(4, "build-arg-changed")]),
+    Scenario(
+        "build-arg-given-equal-to-its-default",
+        f"{BB}\nWORKDIR /w-NONCE\nARG V=1\nRUN echo $V > f\n",
+        then=("--build-arg", "V=1"),
+        rebuilt=[], roots=[]),
+    Scenario(
+        "global-arg-redeclared-in-the-stage",
+        f"ARG V=1\n{BB}\nARG V\nWORKDIR /w-NONCE\nRUN echo $V > f\n",
+        then=("--build-arg", "V=2"),
+        rebuilt=[5], roots=[(5, "build-arg-changed")]),
+    Scenario(
+        "arg-after-the-last-run",
+        f"{BB}\nWORKDIR /w-NONCE\nRUN echo NONCE > f\nARG V\nLABEL v=$V\n",
+        first=("--build-arg", "V=one"), then=("--build-arg", "V=two"),
+        rebuilt=[], roots=[]),
+    Scenario(
+        "env-referring-to-an-env",
+        f"{BB}\nWORKDIR /w-NONCE\nENV A=1\nENV B=${{A}}-x\nRUN echo $B > f\n",
+        change=lambda p: _edit(p, "Dockerfile", "A=1", "A=2"),
+        rebuilt=[5], roots=[(5, "env-changed")]),
+    Scenario(
+        "shell-edit",
+        f"{BB}\nWORKDIR /w-NONCE\nRUN echo NONCE > f\nSHELL [\"/bin/sh\", \"-c\"]\nRUN cat f > g\n",
+        change=lambda p: _edit(p, "Dockerfile", '"-c"]', '"-ec"]'),
+        rebuilt=[5], roots=[(5, "instruction-changed")]),
+    Scenario(
+        "copy-heredoc-body-edit",
+        f"{BB}\nWORKDIR /w-NONCE\nCOPY <<EOF conf.txt\nmode=one\nEOF\nRUN cat conf.txt > f\n",
+        change=lambda p: _edit(p, "Dockerfile", "mode=one", "mode=two"),
+        rebuilt=[3, 6], roots=[(3, "instruction-changed")]),
+    Scenario(
+        "wildcard-copy-gets-a-new-file",
+        f"{BB}\nWORKDIR /w-NONCE\nCOPY *.txt ./\nRUN ls > list\n",
+        {"a.txt": "a NONCE\n", "b.md": "b NONCE\n"},
+        change=lambda p: (p.write("c.txt", "c NONCE\n"), p.write("d.md", "d\n")),
+        rebuilt=[3, 4], roots=[(3, "context-changed")],
+        files_of_root={"added": ["c.txt"], "modified": [], "removed": []}),
+    Scenario(
+        "dockerignore-exception-keeps-others-out",
+        f"{BB}\nWORKDIR /w-NONCE\nCOPY . .\nRUN ls > list\n",
+        {"a.txt": "a NONCE\n", "README.md": "r NONCE\n", ".dockerignore": "*.md\n!README.md\n"},
+        change=lambda p: p.write("NOTES.md", "n\n"),
+        rebuilt=[], roots=[]),
+    Scenario(
+        "file-outside-what-is-copied",
+        f"{BB}\nWORKDIR /w-NONCE\nCOPY src/ src/\nRUN ls src > list\n",
+        setup=lambda p: ((p.ctx / "src").mkdir(), p.write("src/a.txt", "a NONCE\n"), (p.ctx / "docs").mkdir(),
+                         p.write("docs/d.txt", "d\n")),
+        change=lambda p: p.write("docs/d.txt", "d2\n"),
+        rebuilt=[], roots=[]),
+    Scenario(
+        "two-copies-swapped",
+        f"{BB}\nWORKDIR /w-NONCE\nCOPY a.txt .\nCOPY b.txt .\nRUN cat a.txt b.txt\n",
+        {"a.txt": "a NONCE\n", "b.txt": "b NONCE\n"},
+        change=lambda p: p.write("Dockerfile", f"{BB}\nWORKDIR /w-NONCE\nCOPY b.txt .\nCOPY a.txt .\n"
+                                 "RUN cat a.txt b.txt\n"),
+        rebuilt=[3, 4, 5], roots=[(3, "instruction-changed")]),
+    Scenario(
+        "a-run-removed-from-the-middle",
+        f"{BB}\nWORKDIR /w-NONCE\nRUN echo one > f\nRUN echo two >> f\nRUN cat f > g\n",
+        change=lambda p: _edit(p, "Dockerfile", "RUN echo two >> f\n", ""),
+        rebuilt=[4], roots=[(4, "instruction-changed")]),
+    Scenario(
+        "a-run-inserted-in-the-middle",
+        f"{BB}\nWORKDIR /w-NONCE\nRUN echo one > f\nRUN cat f > g\n",
+        change=lambda p: _edit(p, "Dockerfile", "RUN cat", "RUN echo two >> f\nRUN cat"),
+        rebuilt=[4, 5], roots=[(4, "instruction-changed")]),
+    Scenario(
+        "base-stage-renamed-in-from",
+        f"{BB} AS base\nWORKDIR /w-NONCE\nRUN echo NONCE > f\nFROM base AS app\nRUN cat f > g\n",
+        change=lambda p: (_edit(p, "Dockerfile", "AS base", "AS core"), _edit(p, "Dockerfile", "FROM base", "FROM core")),
+        rebuilt=[], roots=[]),
+    Scenario(
+        "unnamed-stage-inserted-above",
+        f"{BB}\nWORKDIR /w-NONCE\nRUN echo NONCE > f\n{BB}\nCOPY --from=0 /w-NONCE/f /f\nRUN cat /f\n",
+        change=lambda p: p.write("Dockerfile", f"{BB} AS extra\nRUN echo NONCE-extra > /e\n{BB}\nWORKDIR /w-NONCE\n"
+                                 f"RUN echo NONCE > f\n{BB}\nCOPY --from=1 /w-NONCE/f /f\nRUN cat /f\n"),
+        rebuilt=[], roots=[]),
+    Scenario(
         "copy-from-a-rebuilt-stage-same-bytes",
         f"{BB} AS build\nWORKDIR /w-NONCE\nCOPY a.txt .\nRUN echo fixed-NONCE > out\n{BB}\nWORKDIR /app-NONCE\n"
         "COPY --from=build /w-NONCE/out .\nRUN cat out\n",
@@ -288,10 +435,15 @@ def test_scenario(sc: Scenario, tmp_path: Path) -> None:
     if sc.setup:
         sc.setup(p)
     p.build(*_args(sc.first, p))
+    for earlier in sc.before:
+        if callable(earlier):
+            earlier(p)
+        p.build(*_args(earlier if isinstance(earlier, tuple) else sc.first, p))
     if sc.change:
         sc.change(p)
     then = _args(sc.then if sc.then is not None else sc.first, p)
-    _, predicted = p.predict(*then)
+    err, predicted = p.predict(*then)
+    assert sc.says in " ".join(err.split()), err
     _, built = p.build(*then)
     status = {s["line"]: s["status"] for s in predicted["steps"] if s.get("line")}
     got = {s["line"]: s["status"] for s in built["steps"] if s.get("line")}

@@ -253,6 +253,29 @@ def test_cache_records_are_matched_by_description_and_parents():
     assert presence_from_records(prev, [{"ID": "w", "Description": "[2/4] WORKDIR /app", "Parents": []}])["workdir"]
 
 
+def test_a_record_named_by_another_build_is_unsure_not_gone():
+    # the last build had the COPY cached: its record carries the name of the build that
+    # made it (here: another path), so it may be this step's or another's
+    prev = previous_record()
+    copy = next(s for s in prev["steps"] if s["id"] == "copyfrom")
+    copy["status"] = "cached"
+    records = [
+        {"ID": "w", "Description": "[base 2/4] WORKDIR /app", "Parents": ["img"]},
+        {"ID": "c", "Description": "[base 3/4] COPY a.txt /app/", "Parents": ["w"]},
+        {"ID": "r", "Description": "mount / from exec /bin/sh -c cat a.txt > b.txt && echo $V", "Parents": ["c"]},
+        {"ID": "f", "Description": "[final 1/2] COPY --from=builder /app/b.txt /c.txt", "Parents": ["r"]},
+        {"ID": "y", "Description": "mount / from exec /bin/sh -c wc -c /c.txt", "Parents": ["f"]},
+    ]
+    got = presence_from_records(prev, records)
+    assert got["copyfrom"] is None and got["wc"] is True and got["copy"] is True
+    # a rebuilt step's record has its own name: none with it means gone
+    copy["status"] = "rebuilt"
+    assert presence_from_records(prev, records)["copyfrom"] is False
+    # nothing at that index and keyword: gone, whatever made it
+    copy["status"] = "cached"
+    assert presence_from_records(prev, records[:3])["copyfrom"] is False
+
+
 def test_the_score_counts_statuses_and_roots_and_keeps_may_rebuild_apart():
     def rep(st: dict[int, str], rts: list[tuple[int, str]], prediction: bool = False) -> dict:
         out = {"steps": [{"line": ln, "status": s} for ln, s in st.items()],
