@@ -113,10 +113,9 @@ def make_forecast(inp: "PredictionInput", baseline: "Baseline") -> Made:
     from analyzer.predict import forecast  # noqa: PLC0415
 
     fc = forecast(cast(dict, baseline.record), inp.now, inp.hasher)  # read as the JSON it is
-    if inp.older:
-        from analyzer.predict import cached_by_older  # noqa: PLC0415
+    from analyzer.predict import cached_by_older  # noqa: PLC0415
 
-        cached_by_older(fc, inp.older, inp.now, inp.hasher)
+    cached_by_older(fc, inp.older, inp.now, inp.hasher)  # reads older builds only for steps that rebuild
     if inp.other_target:  # the build will have no previous build of its target: explained so
         from analyzer.explain import _Explainer  # noqa: PLC0415
 

@@ -18,9 +18,10 @@ What decides a status, as BuildKit decides it:
     is gone (`cache-evicted`);
   * a prune on dockerd's BuildKit drops every cache key: when one is certain
     (keys_dropped), every step rebuilds and the first is `cache-evicted`;
-  * what cannot be known from disk (ADD <url> without --checksum, a RUN that
-    downloads, a remote git context) is marked "may rebuild", never counted
-    as cached.
+  * what cannot be known from disk (ADD <url> without --checksum, a remote git
+    context, the files a COPY --from reads in a stage that rebuilds) is marked
+    "may rebuild", never counted as cached. A RUN that downloads is not: BuildKit
+    reruns it only for a new cache key.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ from analyzer.notes import Note, as_note
 from analyzer.probe import FilesCompared, Resolved, compare_image_files, normalise_image  # noqa: F401 - named here too
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from analyzer.buildx import BuildArgs
     from analyzer.dockerfile import Dockerfile, Instruction, Stage
     from analyzer.record import Hasher
@@ -172,6 +175,15 @@ def _global_args(df: "Dockerfile", build_args: dict[str, str | None]) -> dict[st
     return scope
 
 
+def _stage_chain(df: "Dockerfile", index: int) -> list["Stage"]:
+    """A stage, then the stage it starts from (`FROM base`), and so on up to an image
+    (bounded: a cycle of stages is no build, but must not hang)."""
+    chain = [df.stages[index]]
+    while chain[-1].base_stage is not None and len(chain) <= len(df.stages):
+        chain.append(df.stages[chain[-1].base_stage])
+    return chain
+
+
 def variable_scope(df: "Dockerfile", line: int, arg_tokens: dict[str, str],
                    arg_values: dict[str, str] | None = None) -> dict[str, tuple[str, str | None]] | None:
     """Name -> (token, value) of the ARG and ENV variables in force at `line` (those
@@ -184,13 +196,7 @@ def variable_scope(df: "Dockerfile", line: int, arg_tokens: dict[str, str],
     ins = df.instruction_at(line)
     if ins is None or ins.stage is None:
         return None
-    chain: list[Any] = []
-    st = df.stages[ins.stage]
-    while True:
-        chain.append(st)
-        if st.base_stage is None or len(chain) > len(df.stages):
-            break
-        st = df.stages[st.base_stage]
+    chain = _stage_chain(df, ins.stage)
     clear = arg_values is not None
     values = arg_values or {}
 
@@ -235,13 +241,7 @@ def _stage_setting(df: "Dockerfile", line: int, keyword: str) -> list[str] | Non
     ins = df.instruction_at(line)
     if ins is None or ins.stage is None:
         return None
-    chain: list[Any] = []
-    st = df.stages[ins.stage]
-    while len(chain) <= len(df.stages):
-        chain.append(st)
-        if st.base_stage is None:
-            break
-        st = df.stages[st.base_stage]
+    chain = _stage_chain(df, ins.stage)
     value = None
     for st in reversed(chain):
         for i in st.instructions[1:]:
@@ -464,7 +464,7 @@ def _from_base(step: dict) -> str | None:
 OLDER_MAX_FILES = 20_000
 
 
-def cached_by_older(fc: Forecast, older: list[dict], now: Now, hasher: "Hasher") -> None:
+def cached_by_older(fc: Forecast, older: "Iterable[dict]", now: Now, hasher: "Hasher") -> None:
     """Steps that will rebuild against the last build but are the same as in an older
     build of the project whose records the builder still has: BuildKit finds them by
     their cache key (checked on the engine: an edit reverted is all cached). Set
@@ -591,14 +591,6 @@ def _carry_op(s: dict, p: dict, df: "Dockerfile", old_df: "Dockerfile | None", n
     op = dict(op or {})
     op["Op"] = dict(op["Op"], exec=dict(op["Op"]["exec"], meta=new_meta))
     s["op"] = op
-
-
-def _rebuilds_anyway(s: dict, p: dict, near: list[dict], changed: dict[str, bool]) -> bool:
-    """Whether a step gets a new key whatever the files it copies hold (what it is built on
-    changed, or it did not run last time): then its images need no comparison."""
-    copied = set(s.get("copied_from") or [])
-    return (any(changed.get(n["digest"]) for n in near if n["digest"] not in copied)
-            or p.get("status") not in ("rebuilt", "cached"))
 
 
 def _read_by_content(s: dict, p: dict, prev_by_digest: dict[str, dict]) -> dict[str, list[str]] | None:
@@ -728,10 +720,14 @@ def _decide(record: dict, previous: dict | None, now: Now, df: "Dockerfile", rem
         causes = ex.own_causes(s, p)
         kinds = {c.kind for c in causes}
         content_why = None
+        copied = set(s.get("copied_from") or [])
+        upstream = any(changed.get(n["digest"]) for n in near if n["digest"] not in copied)
+        before_unbuilt = p is not None and p.get("status") not in ("rebuilt", "cached")
         if s.get("keyword") == "WORKDIR" and kinds == {"no-cache-requested"} and not no_cache_all:
             causes = []  # --no-cache-filter leaves a stage's WORKDIR to the cache (checked on the engine)
         elif (kinds == {"base-image-changed"} and p is not None and not all_gone
-              and not _rebuilds_anyway(s, p, near, changed)):
+              and not (upstream or before_unbuilt)):
+            # a new key whatever the files hold (built on a change, or not run last time): no comparison
             # BuildKit reads the files of an image behind COPY --from or a bind mount by content:
             # compare them in the image read last time and in the one now
             read = _read_by_content(s, p, ex.prev_by_digest)
@@ -745,10 +741,7 @@ def _decide(record: dict, previous: dict | None, now: Now, df: "Dockerfile", rem
                 content_why = (f"copies from {ins.from_ref[:40]}, which moved to a new digest: it rebuilds only "
                                "if the files it copies changed")
                 causes = []
-        copied = set(s.get("copied_from") or [])
-        upstream = any(changed.get(n["digest"]) for n in near if n["digest"] not in copied)
         from_changed = [n for n in near if n["digest"] in copied and changed.get(n["digest"])]
-        before_unbuilt = p is not None and p.get("status") not in ("rebuilt", "cached")
         changed[s["digest"]] = bool(causes) or upstream or before_unbuilt
         if not changed[s["digest"]]:
             why = content_why

@@ -967,29 +967,32 @@ class Store:
             return None
         return max(candidates, key=_sort_key)["id"]
 
+    def _newest_baseline(self, keep: Callable[[dict], bool]) -> dict | None:
+        """The newest index entry that may be a baseline and that `keep` accepts."""
+        same = [e for e in self._entries()[0].values() if _may_be_baseline(e) and keep(e)]
+        return max(same, key=_sort_key) if same else None
+
     def other_platforms(self, project: Project | dict) -> list[str] | None:
         """The platforms of the newest complete build of the same context, Dockerfile
         and target for other platforms (None: there is none). A build for platforms
         never built before is compared with it, so that its misses read
         `platform-changed` rather than having no previous build."""
         want = sorted(set(project["platforms"]))
-        same = [e for e in self._entries()[0].values()
-                if _may_be_baseline(e)
-                and (e["context"], e["dockerfile"], e["target"]) == (project["context"], project["dockerfile"],
-                                                                     project["target"])
-                and sorted(set(e["platforms"])) != want]
-        return list(max(same, key=_sort_key)["platforms"]) if same else None
+        got = self._newest_baseline(
+            lambda e: (e["context"], e["dockerfile"], e["target"]) == (project["context"], project["dockerfile"],
+                                                                       project["target"])
+            and sorted(set(e["platforms"])) != want)
+        return list(got["platforms"]) if got else None
 
     def other_target(self, project: Project | dict) -> str | None:
         """Id of the newest complete build of the same context, Dockerfile and platforms
         for another target (None: there is none). The stages two targets share are one
         cache: a prediction for a target never built reads their statuses from it."""
         want = sorted(set(project["platforms"]))
-        same = [e for e in self._entries()[0].values()
-                if _may_be_baseline(e)
-                and (e["context"], e["dockerfile"]) == (project["context"], project["dockerfile"])
-                and e["target"] != project["target"] and sorted(set(e["platforms"])) == want]
-        return str(max(same, key=_sort_key)["id"]) if same else None
+        got = self._newest_baseline(
+            lambda e: (e["context"], e["dockerfile"]) == (project["context"], project["dockerfile"])
+            and e["target"] != project["target"] and sorted(set(e["platforms"])) == want)
+        return str(got["id"]) if got else None
 
     def load_previous(self, project: Project | dict, before_id: str | None = None) -> tuple[Record | None, list[str]]:
         """The newest complete record of `project` that can be compared (see

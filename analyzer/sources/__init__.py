@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, ClassVar, Mapping
+from typing import TYPE_CHECKING, Callable, ClassVar, Iterable, Mapping
 
 from analyzer import notes as N
 from analyzer.model import Project, Record
@@ -152,9 +152,9 @@ class PredictionInput:
     #: the baseline is the project's build of another target (this one was never built):
     #: it tells the cache statuses; the misses are explained as having no previous build
     other_target: bool = False
-    #: older builds of the project (newest first): a step the same as in one of them is cached
-    #: while the builder has its record, whatever the last build did
-    older: list[dict] = field(default_factory=list)
+    #: older builds of the project (newest first, read as iterated): a step the same as in one
+    #: of them is cached while the builder has its record, whatever the last build did
+    older: Iterable[dict] = ()
 
     def known_values(self) -> dict[str, str]:
         """hash -> value of the build args given (--show-values only)."""

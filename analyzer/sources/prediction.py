@@ -8,7 +8,7 @@ else the last build of the same project in the store.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Iterator, cast
 
 from analyzer.sources import Baseline, PredictionInput
 
@@ -75,19 +75,19 @@ def from_args(args: "BuildArgs", *, store_dir: str | None, against: str | None,
 OLDER = 3
 
 
-def _older(store: "Any", project: "Any", ref: str) -> list[dict]:
-    """The project's builds before `ref`, newest first (OLDER of them at most)."""
+def _older(store: "Any", project: "Any", ref: str) -> Iterator[dict]:
+    """The project's builds before `ref`, newest first (OLDER of them at most), each
+    read only when asked for: most predictions have no step to look up in them."""
     from analyzer.errors import CachewhyError  # noqa: PLC0415
 
-    out: list[dict] = []
     before = ref
     for _ in range(OLDER):
         try:
             older = store.find_previous(project, before_id=before)
             if older is None:
-                break
-            out.append(cast(dict, store.load(older)))
+                return
+            record = cast(dict, store.load(older))
         except CachewhyError:
-            break
+            return
+        yield record
         before = older
-    return out
